@@ -1,0 +1,87 @@
+"""hvintegration: manage Hyper-V integration services from asyncio Python.
+
+One typed API for the three places integration services live: the Hyper-V
+host (per-VM enable/disable), Windows guests and Linux guests, over pluggable
+transports, with a built-in simulator (``sim://``).
+
+Example:
+    >>> import asyncio
+    >>> from hvintegration import HyperVHost
+    >>> async def main():
+    ...     async with HyperVHost.connect("sim://") as host:
+    ...         gsi = host.vm("demovm").integration_service("Guest Service Interface")
+    ...         return (await gsi.enable()).enabled
+    >>> asyncio.run(main())
+    True
+"""
+
+from hvintegration import catalogue
+from hvintegration._table import RecordList
+from hvintegration.catalogue import ServiceRef, ServiceSpec
+from hvintegration.errors import (
+    AmbiguousVMError,
+    AuthenticationError,
+    BatchError,
+    HostKeyError,
+    HvIntegrationError,
+    InvalidTargetError,
+    NotFoundError,
+    OperationTimeoutError,
+    PermissionDeniedError,
+    ProtocolError,
+    RemoteCommandError,
+    ServiceNotFoundError,
+    TransportBrokenError,
+    TransportClosedError,
+    TransportError,
+    VMNotFoundError,
+)
+from hvintegration.host import (
+    DEFAULT_TIMEOUT,
+    DesiredState,
+    HyperVHost,
+    IntegrationService,
+    VirtualMachine,
+    VMRef,
+)
+from hvintegration.records import ApplyResult, IntegrationServiceState, ServiceChange, VMSummary
+from hvintegration.transport import Target, Transport, parse_target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "AmbiguousVMError",
+    "ApplyResult",
+    "AuthenticationError",
+    "BatchError",
+    "DesiredState",
+    "HostKeyError",
+    "HvIntegrationError",
+    "HyperVHost",
+    "IntegrationService",
+    "IntegrationServiceState",
+    "InvalidTargetError",
+    "NotFoundError",
+    "OperationTimeoutError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "RecordList",
+    "RemoteCommandError",
+    "ServiceChange",
+    "ServiceNotFoundError",
+    "ServiceRef",
+    "ServiceSpec",
+    "Target",
+    "Transport",
+    "TransportBrokenError",
+    "TransportClosedError",
+    "TransportError",
+    "VMNotFoundError",
+    "VMRef",
+    "VMSummary",
+    "VirtualMachine",
+    "__version__",
+    "catalogue",
+    "parse_target",
+]

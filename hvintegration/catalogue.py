@@ -1,0 +1,383 @@
+"""The catalogue of Hyper-V integration services, keyed by locale-free identity.
+
+A host names its integration services in its own display language, so the
+library never identifies a service by the name it reads back. Each service has
+a fixed integration component GUID: the part of the ``Id`` property of
+``Get-VMIntegrationService`` after the backslash
+(``Microsoft:<VMId>\\<GUID>``). This module maps each GUID to everything else
+a service is called on the three sides: its English name and older names on
+the host, its Windows guest service, and its Linux driver, daemons and systemd
+units.
+
+Look a service up by any of its names::
+
+    >>> from hvintegration import catalogue
+    >>> catalogue.resolve("Data Exchange") is catalogue.KEY_VALUE_PAIR_EXCHANGE
+    True
+    >>> catalogue.resolve("6c09bb55-d683-4da0-8931-c9bf705f6480").name
+    'Guest Service Interface'
+    >>> catalogue.resolve("vmicvss").name
+    'VSS'
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Union
+
+import attrs
+
+from hvintegration.errors import ServiceNotFoundError
+
+__all__ = [
+    "ALL_SERVICES",
+    "GUEST_SERVICE_INTERFACE",
+    "HEARTBEAT",
+    "HOST_SERVICES",
+    "KEY_VALUE_PAIR_EXCHANGE",
+    "POWERSHELL_DIRECT",
+    "REMOTE_DESKTOP_VIRTUALIZATION",
+    "SHUTDOWN",
+    "TIME_SYNCHRONIZATION",
+    "VSS",
+    "LinuxSide",
+    "ServiceRef",
+    "ServiceSpec",
+    "by_component_id",
+    "resolve",
+    "valid_names",
+]
+
+
+@attrs.frozen
+class LinuxSide:
+    """How a Linux guest provides one integration service.
+
+    Attributes:
+        driver: The kernel driver that carries the channel (``hv_utils`` for
+            every integration service).
+        daemons: User-space daemons that serve it, newest name first; empty
+            when the kernel does all the work (heartbeat, shutdown, time
+            synchronisation).
+        debian_units: systemd units on Debian and Ubuntu.
+        redhat_units: systemd units on RHEL, CentOS and Fedora.
+        suse_units: systemd units on SUSE and Arch Linux.
+        vmbus_class_id: The VMBus device class id the kernel matches the
+            channel by, as listed under ``/sys/bus/vmbus/devices/*/class_id``.
+    """
+
+    driver: str
+    daemons: tuple[str, ...]
+    debian_units: tuple[str, ...]
+    redhat_units: tuple[str, ...]
+    suse_units: tuple[str, ...]
+    vmbus_class_id: uuid.UUID | None
+
+    @property
+    def units(self) -> tuple[str, ...]:
+        """Every systemd unit name any supported distribution uses."""
+        return self.debian_units + self.redhat_units + self.suse_units
+
+
+@attrs.frozen
+class ServiceSpec:
+    """One integration service, as every side of Hyper-V knows it.
+
+    Attributes:
+        key: A stable Python-style identifier, e.g. ``"guest_service_interface"``.
+        name: The English name ``Get-VMIntegrationService`` shows on current
+            hosts.
+        component_id: The integration component GUID, the locale-free
+            identity of the service on the host. ``None`` for guest-only
+            services that have no host toggle.
+        aliases: Older and alternative names: Hyper-V Manager captions and
+            the names of earlier releases.
+        windows_service: The service name inside a Windows guest.
+        windows_display_name: That service's English display name.
+        linux: How a Linux guest provides it; ``None`` where Linux has no
+            counterpart.
+        host_toggle: Whether the host can enable or disable it per VM.
+        critical: Whether turning it off hurts the host's ability to manage
+            the VM (the vendor warns about this); such changes need
+            ``force=True`` where the library guards them.
+        description: One sentence on what the service does.
+
+    Example:
+        >>> from hvintegration import catalogue
+        >>> catalogue.VSS.windows_service
+        'vmicvss'
+    """
+
+    key: str
+    name: str
+    component_id: uuid.UUID | None
+    aliases: tuple[str, ...]
+    windows_service: str
+    windows_display_name: str
+    linux: LinuxSide | None
+    host_toggle: bool
+    critical: bool
+    description: str
+
+    def __repr__(self) -> str:
+        return f"<ServiceSpec {self.name}>"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name this service answers to, English name first."""
+        return (self.name, *self.aliases, self.windows_service, self.key)
+
+
+def _id(text: str) -> uuid.UUID:
+    return uuid.UUID(text)
+
+
+# Component GUIDs are the suffix of the Id property Hyper-V reports for each
+# integration service; class ids are the VMBus device classes in the Linux
+# kernel's include/linux/hyperv.h.
+GUEST_SERVICE_INTERFACE = ServiceSpec(
+    key="guest_service_interface",
+    name="Guest Service Interface",
+    component_id=_id("6C09BB55-D683-4DA0-8931-C9BF705F6480"),
+    aliases=("Guest services", "Guest Services"),
+    windows_service="vmicguestinterface",
+    windows_display_name="Hyper-V Guest Service Interface",
+    linux=LinuxSide(
+        driver="hv_utils",
+        daemons=("hv_fcopy_uio_daemon", "hv_fcopy_daemon"),
+        debian_units=("hv-fcopy-daemon.service",),
+        redhat_units=("hypervfcopyd.service",),
+        suse_units=("hv_fcopy_uio_daemon.service", "hv_fcopy_daemon.service"),
+        vmbus_class_id=_id("34D14BE3-DEE4-41C8-9AE7-6B174977C192"),
+    ),
+    host_toggle=True,
+    critical=False,
+    description="Lets the host copy files into the guest (Copy-VMFile).",
+)
+
+HEARTBEAT = ServiceSpec(
+    key="heartbeat",
+    name="Heartbeat",
+    component_id=_id("84EAAE65-2F2E-45F5-9BB5-0E857DC8EB47"),
+    aliases=(),
+    windows_service="vmicheartbeat",
+    windows_display_name="Hyper-V Heartbeat Service",
+    linux=LinuxSide(
+        driver="hv_utils",
+        daemons=(),
+        debian_units=(),
+        redhat_units=(),
+        suse_units=(),
+        vmbus_class_id=_id("57164F39-9115-4E78-AB55-382F3BD5422D"),
+    ),
+    host_toggle=True,
+    critical=True,
+    description="Reports that the guest is up and responding.",
+)
+
+KEY_VALUE_PAIR_EXCHANGE = ServiceSpec(
+    key="key_value_pair_exchange",
+    name="Key-Value Pair Exchange",
+    component_id=_id("2A34B1C2-FD73-4043-8A5B-DD2159BC743F"),
+    aliases=("Data Exchange", "KVP", "KVP Exchange"),
+    windows_service="vmickvpexchange",
+    windows_display_name="Hyper-V Data Exchange Service",
+    linux=LinuxSide(
+        driver="hv_utils",
+        daemons=("hv_kvp_daemon",),
+        debian_units=("hv-kvp-daemon.service",),
+        redhat_units=("hypervkvpd.service",),
+        suse_units=("hv_kvp_daemon.service",),
+        vmbus_class_id=_id("A9A0F4E7-5A45-4D96-B827-8A841E8C03E6"),
+    ),
+    host_toggle=True,
+    critical=True,
+    description="Exchanges key-value data, including the guest's IP addresses.",
+)
+
+SHUTDOWN = ServiceSpec(
+    key="shutdown",
+    name="Shutdown",
+    component_id=_id("9F8233AC-BE49-4C79-8EE3-E7E1985B2077"),
+    aliases=("Operating system shutdown",),
+    windows_service="vmicshutdown",
+    windows_display_name="Hyper-V Guest Shutdown Service",
+    linux=LinuxSide(
+        driver="hv_utils",
+        daemons=(),
+        debian_units=(),
+        redhat_units=(),
+        suse_units=(),
+        vmbus_class_id=_id("0E0B6031-5213-4934-818B-38D90CED39DB"),
+    ),
+    host_toggle=True,
+    critical=True,
+    description="Lets the host shut the guest down cleanly.",
+)
+
+TIME_SYNCHRONIZATION = ServiceSpec(
+    key="time_synchronization",
+    name="Time Synchronization",
+    component_id=_id("2497F4DE-E9FA-4204-80E4-4B75C46419C0"),
+    aliases=("Time synchronization", "Time Sync"),
+    windows_service="vmictimesync",
+    windows_display_name="Hyper-V Time Synchronization Service",
+    linux=LinuxSide(
+        driver="hv_utils",
+        daemons=(),
+        debian_units=(),
+        redhat_units=(),
+        suse_units=(),
+        vmbus_class_id=_id("9527E630-D0AE-497B-ADCE-E80AB0175CAF"),
+    ),
+    host_toggle=True,
+    critical=False,
+    description="Keeps the guest clock in step with the host.",
+)
+
+VSS = ServiceSpec(
+    key="vss",
+    name="VSS",
+    component_id=_id("5CED1297-4598-4915-A5FC-AD21BB4D02A4"),
+    aliases=("Backup (volume shadow copy)", "Backup", "Volume Shadow Copy"),
+    windows_service="vmicvss",
+    windows_display_name="Hyper-V Volume Shadow Copy Requestor",
+    linux=LinuxSide(
+        driver="hv_utils",
+        daemons=("hv_vss_daemon",),
+        debian_units=("hv-vss-daemon.service",),
+        redhat_units=("hypervvssd.service",),
+        suse_units=("hv_vss_daemon.service",),
+        vmbus_class_id=_id("35FA2E29-EA23-4236-96AE-3A6EBACBA440"),
+    ),
+    host_toggle=True,
+    critical=False,
+    description="Freezes the guest's file systems for live backups.",
+)
+
+REMOTE_DESKTOP_VIRTUALIZATION = ServiceSpec(
+    key="remote_desktop_virtualization",
+    name="Remote Desktop Virtualization",
+    component_id=None,
+    aliases=(),
+    windows_service="vmicrdv",
+    windows_display_name="Hyper-V Remote Desktop Virtualization Service",
+    linux=None,
+    host_toggle=False,
+    critical=False,
+    description="Carries enhanced-session connections into a Windows guest.",
+)
+
+POWERSHELL_DIRECT = ServiceSpec(
+    key="powershell_direct",
+    name="PowerShell Direct",
+    component_id=None,
+    aliases=("VM Session", "PowerShell Direct Service"),
+    windows_service="vmicvmsession",
+    windows_display_name="Hyper-V PowerShell Direct Service",
+    linux=None,
+    host_toggle=False,
+    critical=True,
+    description="Lets the host run PowerShell in the guest with no network path.",
+)
+
+HOST_SERVICES: tuple[ServiceSpec, ...] = (
+    GUEST_SERVICE_INTERFACE,
+    HEARTBEAT,
+    KEY_VALUE_PAIR_EXCHANGE,
+    SHUTDOWN,
+    TIME_SYNCHRONIZATION,
+    VSS,
+)
+"""The six services a host can enable or disable per VM, in the host's order."""
+
+ALL_SERVICES: tuple[ServiceSpec, ...] = (
+    *HOST_SERVICES,
+    REMOTE_DESKTOP_VIRTUALIZATION,
+    POWERSHELL_DIRECT,
+)
+"""Every catalogued service, the guest-only ones last."""
+
+ServiceRef = Union[str, uuid.UUID, ServiceSpec]
+"""How a caller may name a service: a catalogue constant, its component GUID
+(as :class:`uuid.UUID` or text), its English name, an older name, its Windows
+service name or its key."""
+
+_BY_ID: dict[uuid.UUID, ServiceSpec] = {
+    spec.component_id: spec for spec in ALL_SERVICES if spec.component_id is not None
+}
+_BY_NAME: dict[str, ServiceSpec] = {
+    name.casefold(): spec for spec in ALL_SERVICES for name in spec.names
+}
+
+
+def valid_names() -> tuple[str, ...]:
+    """The English name of every catalogued service.
+
+    Returns:
+        The names, in catalogue order.
+    """
+    return tuple(spec.name for spec in ALL_SERVICES)
+
+
+def by_component_id(component_id: uuid.UUID | str) -> ServiceSpec | None:
+    """The service with this integration component GUID, if catalogued.
+
+    Args:
+        component_id: The GUID, or the whole ``Id`` property a host reports
+            (``Microsoft:<VMId>\\<GUID>``), whose suffix is used.
+
+    Returns:
+        The catalogue entry, or ``None`` for a GUID the catalogue does not
+        know (a newer host may add services).
+
+    Example:
+        >>> vm_id = "AAAAAAAA-0000-0000-0000-000000000000"
+        >>> by_component_id(f"Microsoft:{vm_id}\\\\84EAAE65-2F2E-45F5-9BB5-0E857DC8EB47").name
+        'Heartbeat'
+    """
+    if isinstance(component_id, uuid.UUID):
+        return _BY_ID.get(component_id)
+    suffix = component_id.rsplit("\\", 1)[-1]
+    try:
+        return _BY_ID.get(uuid.UUID(suffix))
+    except ValueError:
+        return None
+
+
+def resolve(service: ServiceRef) -> ServiceSpec:
+    """Find the catalogue entry a caller means.
+
+    Names compare without regard to case. A component GUID may be given with
+    or without braces.
+
+    Args:
+        service: A :data:`ServiceRef`.
+
+    Returns:
+        The matching :class:`ServiceSpec`.
+
+    Raises:
+        ServiceNotFoundError: Nothing in the catalogue matches; the message
+            lists the valid names.
+        TypeError: ``service`` is not a string, UUID or ServiceSpec.
+    """
+    if isinstance(service, ServiceSpec):
+        return service
+    if isinstance(service, uuid.UUID):
+        spec = _BY_ID.get(service)
+        if spec is None:
+            raise ServiceNotFoundError(str(service), choices=valid_names())
+        return spec
+    if not isinstance(service, str):
+        raise TypeError(
+            f"a service is named by str, uuid.UUID or ServiceSpec, not {type(service).__name__}"
+        )
+    text = service.strip()
+    spec = _BY_NAME.get(text.casefold())
+    if spec is not None:
+        return spec
+    spec = by_component_id(text.strip("{}"))
+    if spec is not None:
+        return spec
+    raise ServiceNotFoundError(service, choices=valid_names())

@@ -1,0 +1,379 @@
+"""The exceptions hvintegration raises.
+
+Every error the library raises derives from :class:`HvIntegrationError`, and
+each one also subclasses the builtin exception that fits it, so callers can
+catch either::
+
+    HvIntegrationError
+     ├── NotFoundError (LookupError)
+     │    ├── VMNotFoundError
+     │    ├── ServiceNotFoundError
+     │    └── AmbiguousVMError
+     ├── InvalidTargetError (ValueError)
+     ├── PermissionDeniedError (PermissionError)
+     ├── OperationTimeoutError (TimeoutError, asyncio.TimeoutError)
+     ├── RemoteCommandError
+     ├── TransportError (ConnectionError)
+     │    ├── TransportClosedError      you closed it
+     │    ├── TransportBrokenError      the peer or the channel broke it
+     │    ├── ProtocolError             the peer answered something unreadable
+     │    ├── AuthenticationError
+     │    └── HostKeyError
+     └── BatchError                     some targets of a batch failed
+
+Each error carries the *target* (a URL with no secret in it), the *operation*
+that failed and, where the remote side said something, the remote text. The
+message joins them so that one line in a log says what happened where::
+
+    >>> err = VMNotFoundError("demovm2", choices=["demovm"], target="sim://")
+    >>> str(err)
+    "no virtual machine named 'demovm2' (known: demovm) [target sim://]"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "AmbiguousVMError",
+    "AuthenticationError",
+    "BatchError",
+    "HostKeyError",
+    "HvIntegrationError",
+    "InvalidTargetError",
+    "NotFoundError",
+    "OperationTimeoutError",
+    "PermissionDeniedError",
+    "ProtocolError",
+    "RemoteCommandError",
+    "ServiceNotFoundError",
+    "TransportBrokenError",
+    "TransportClosedError",
+    "TransportError",
+    "VMNotFoundError",
+]
+
+_MAX_CHOICES_SHOWN = 12
+
+
+class HvIntegrationError(Exception):
+    """Root of every error hvintegration raises.
+
+    Args:
+        message: What went wrong, in one sentence.
+        target: The target the failure happened on, as a URL without secrets.
+        operation: The library operation that failed, such as
+            ``get_integration_services``.
+
+    Example:
+        >>> try:
+        ...     raise HvIntegrationError("boom", target="sim://", operation="x")
+        ... except HvIntegrationError as exc:
+        ...     print(exc)
+        boom [target sim://, operation x]
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.target = target
+        self.operation = operation
+
+    def __str__(self) -> str:
+        where = []
+        if self.target:
+            where.append(f"target {self.target}")
+        if self.operation:
+            where.append(f"operation {self.operation}")
+        if not where:
+            return self.message
+        return f"{self.message} [{', '.join(where)}]"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructors do not survive pickling by default; a
+        # notebook that ships errors between processes should still work.
+        return (_rebuild, (type(self), self.__dict__))
+
+
+def _rebuild(cls: type[HvIntegrationError], state: dict[str, Any]) -> HvIntegrationError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
+
+
+def _choices_text(choices: Iterable[str]) -> str:
+    names = sorted(set(choices), key=str.casefold)
+    if not names:
+        return "none"
+    shown = ", ".join(names[:_MAX_CHOICES_SHOWN])
+    if len(names) > _MAX_CHOICES_SHOWN:
+        shown += f", ... ({len(names) - _MAX_CHOICES_SHOWN} more)"
+    return shown
+
+
+class NotFoundError(HvIntegrationError, LookupError):
+    """Something named by the caller does not exist on the target.
+
+    Attributes:
+        name: The name or id the caller gave.
+        choices: The valid names, where the library knows them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        name: str,
+        choices: Iterable[str] = (),
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, target=target, operation=operation)
+        self.name = name
+        self.choices = tuple(choices)
+
+
+class VMNotFoundError(NotFoundError):
+    """No virtual machine of that name or id exists on the host.
+
+    Example:
+        >>> raise VMNotFoundError("nosuchvm", choices=["demovm"])
+        Traceback (most recent call last):
+        ...
+        hvintegration.errors.VMNotFoundError: no virtual machine named 'nosuchvm' (known: demovm)
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        choices: Iterable[str] = (),
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        choices = tuple(choices)
+        message = f"no virtual machine named {name!r}"
+        if choices:
+            message += f" (known: {_choices_text(choices)})"
+        super().__init__(message, name=name, choices=choices, target=target, operation=operation)
+
+
+class ServiceNotFoundError(NotFoundError):
+    """An integration service name is unknown, or the VM does not have it.
+
+    Raised for a name that matches nothing in the catalogue (the message lists
+    the valid names), and for a service the catalogue knows but the host does
+    not offer, as on hosts older than the service.
+
+    Example:
+        >>> str(ServiceNotFoundError("Guest Servce", choices=["VSS", "Heartbeat"]))
+        "unknown integration service 'Guest Servce' (valid: Heartbeat, VSS)"
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        choices: Iterable[str] = (),
+        reason: str | None = None,
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        choices = tuple(choices)
+        if reason is None:
+            message = f"unknown integration service {name!r}"
+            if choices:
+                message += f" (valid: {_choices_text(choices)})"
+        else:
+            message = reason
+        super().__init__(message, name=name, choices=choices, target=target, operation=operation)
+
+
+class AmbiguousVMError(NotFoundError):
+    """A VM name matches more than one VM; name it by id instead.
+
+    Hyper-V allows two VMs with one name. The library never guesses which one
+    was meant.
+
+    Attributes:
+        ids: The ids of the VMs that share the name.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        ids: Iterable[str],
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        self.ids = tuple(ids)
+        message = (
+            f"{len(self.ids)} virtual machines are named {name!r}; "
+            f"name one by id ({', '.join(self.ids)})"
+        )
+        super().__init__(message, name=name, choices=self.ids, target=target, operation=operation)
+
+
+class InvalidTargetError(HvIntegrationError, ValueError):
+    """A target URL or target setting is malformed or names no known transport."""
+
+
+class PermissionDeniedError(HvIntegrationError, PermissionError):
+    """The account lacks the rights the operation needs.
+
+    On a Hyper-V host that means membership of Administrators or Hyper-V
+    Administrators; in a Linux guest, root or passwordless ``sudo``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        remote_message: str | None = None,
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, target=target, operation=operation)
+        self.remote_message = remote_message
+
+
+if sys.version_info >= (3, 11):
+
+    class OperationTimeoutError(HvIntegrationError, TimeoutError):
+        """An operation did not finish within its timeout.
+
+        It is also a :class:`TimeoutError` (and so an
+        :class:`asyncio.TimeoutError`); whatever the operation started was
+        cancelled and cleaned up before this was raised.
+
+        Attributes:
+            timeout: The limit that was exceeded, in seconds.
+        """
+
+        def __init__(
+            self,
+            message: str,
+            *,
+            timeout: float | None = None,
+            target: str | None = None,
+            operation: str | None = None,
+        ) -> None:
+            super().__init__(message, target=target, operation=operation)
+            self.timeout = timeout
+
+else:  # pragma: no cover - exercised on Python 3.10 only
+
+    class OperationTimeoutError(HvIntegrationError, TimeoutError, asyncio.TimeoutError):
+        """An operation did not finish within its timeout.
+
+        It is also a :class:`TimeoutError` and an :class:`asyncio.TimeoutError`;
+        whatever the operation started was cancelled and cleaned up before
+        this was raised.
+
+        Attributes:
+            timeout: The limit that was exceeded, in seconds.
+        """
+
+        def __init__(
+            self,
+            message: str,
+            *,
+            timeout: float | None = None,
+            target: str | None = None,
+            operation: str | None = None,
+        ) -> None:
+            super().__init__(message, target=target, operation=operation)
+            self.timeout = timeout
+
+
+class RemoteCommandError(HvIntegrationError):
+    """The remote side ran the operation and reported a failure.
+
+    Attributes:
+        error_id: The remote error id (PowerShell's ``FullyQualifiedErrorId``,
+            or ``exit:N`` for a shell command).
+        category: The PowerShell error category (``ObjectNotFound``,
+            ``PermissionDenied``...), empty for shell commands.
+        remote_message: The error text the remote side produced.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_id: str = "",
+        category: str = "",
+        remote_message: str = "",
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, target=target, operation=operation)
+        self.error_id = error_id
+        self.category = category
+        self.remote_message = remote_message
+
+
+class TransportError(HvIntegrationError, ConnectionError):
+    """The connection to the target could not be made or did not hold."""
+
+
+class TransportClosedError(TransportError):
+    """The transport was used after the caller closed it."""
+
+
+class TransportBrokenError(TransportError):
+    """The peer went away or the channel broke; a new connection may work."""
+
+
+class ProtocolError(TransportError):
+    """The peer answered with something the library cannot read.
+
+    Raised for malformed, truncated, oversized or wrongly encoded answers;
+    never turned into a partial or guessed record.
+    """
+
+
+class AuthenticationError(TransportError):
+    """The target refused the credentials. The message never contains them."""
+
+
+class HostKeyError(TransportError):
+    """The target's host key or certificate could not be verified."""
+
+
+class BatchError(HvIntegrationError):
+    """Some targets of a batch operation failed; the others were done.
+
+    Nothing that succeeded is rolled back or lost: ``result`` holds what was
+    done, ``errors`` maps each failed item to its own error.
+
+    Attributes:
+        result: The operation's result for the items that succeeded.
+        errors: One error per failed item, keyed by the item as the caller
+            named it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        result: object,
+        errors: Mapping[str, HvIntegrationError],
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        details = "; ".join(f"{key}: {err.message}" for key, err in errors.items())
+        super().__init__(f"{message}: {details}", target=target, operation=operation)
+        self.result = result
+        self.errors = dict(errors)

@@ -1,0 +1,490 @@
+"""The Hyper-V host side: VMs and their integration services.
+
+``HyperVHost`` -> ``VirtualMachine`` -> ``IntegrationService``: resource
+objects that act, returning immutable records (:mod:`hvintegration.records`).
+Resource objects hold no cached state; every read goes to the host.
+
+Every batch is one round trip: reading the services of one VM, of several, or
+of every VM on the host is one operation, and so is applying a desired state
+to one VM or to many.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Generator, Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Union
+
+from hvintegration import catalogue
+from hvintegration._decode import Decoder
+from hvintegration._table import RecordList
+from hvintegration.errors import BatchError, HvIntegrationError, ServiceNotFoundError
+from hvintegration.operations import (
+    GET_INTEGRATION_SERVICES,
+    LIST_VMS,
+    SET_INTEGRATION_SERVICES,
+    Operation,
+)
+from hvintegration.records import ApplyResult, IntegrationServiceState, ServiceChange, VMSummary
+from hvintegration.transport import Target, Transport, parse_target
+from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
+from hvintegration.transport.errormap import error_from_record
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from hvintegration.simulator.model import SimulatedHost
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DesiredState",
+    "HyperVHost",
+    "IntegrationService",
+    "VMRef",
+    "VirtualMachine",
+]
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds an operation may take before it is abandoned, unless set otherwise."""
+
+VMRef = Union[str, uuid.UUID, "VirtualMachine"]
+"""A VM named by its name, its id, or a :class:`VirtualMachine`."""
+
+DesiredState = Mapping[catalogue.ServiceRef, bool]
+"""Service to enabled flag, as :meth:`VirtualMachine.apply` takes it."""
+
+
+def _ref_key(ref: VMRef) -> str | uuid.UUID:
+    if isinstance(ref, VirtualMachine):
+        return ref.ref
+    if isinstance(ref, uuid.UUID):
+        return ref
+    if isinstance(ref, str):
+        if not ref.strip():
+            raise ValueError("a VM name must not be empty")
+        return ref
+    raise TypeError(f"a VM is named by str, uuid.UUID or VirtualMachine, not {type(ref).__name__}")
+
+
+def _wire_ref(ref: str | uuid.UUID) -> dict[str, JsonValue]:
+    if isinstance(ref, uuid.UUID):
+        return {"Id": str(ref)}
+    return {"Name": ref}
+
+
+def _host_spec(service: catalogue.ServiceRef) -> catalogue.ServiceSpec:
+    spec = catalogue.resolve(service)
+    if spec.component_id is None:
+        raise ServiceNotFoundError(
+            spec.name,
+            choices=[s.name for s in catalogue.HOST_SERVICES],
+            reason=(
+                f"{spec.name} ({spec.windows_service}) runs only inside the guest and "
+                "has no host-side switch; manage it with WindowsGuest"
+            ),
+        )
+    return spec
+
+
+class HyperVHost:
+    """A Hyper-V host reached through a transport.
+
+    Open one with :meth:`connect`, as an async context manager or, in a
+    notebook, with ``await``.
+
+    Args:
+        transport: The live transport; the host owns it and closes it.
+        timeout: Seconds each operation may take.
+
+    Example:
+        >>> import asyncio
+        >>> from hvintegration import HyperVHost
+        >>> async def main():
+        ...     async with HyperVHost.connect("sim://") as host:
+        ...         services = await host.vm("demovm").integration_services()
+        ...         return [(s.name, s.enabled) for s in services][:2]
+        >>> asyncio.run(main())
+        [('Guest Service Interface', False), ('Heartbeat', True)]
+    """
+
+    def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.transport = transport
+        self.timeout = timeout
+
+    @classmethod
+    def connect(
+        cls,
+        target: str | Target | Transport | SimulatedHost,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> _HostConnection:
+        """Connect to a host.
+
+        Args:
+            target: A URL (``sim://``, or the scheme of an installed
+                transport), target settings, a transport, or a
+                :class:`~hvintegration.simulator.SimulatedHost`.
+            timeout: Seconds each operation may take.
+
+        Returns:
+            Use with ``async with`` (closes on exit) or ``await`` it for a
+            host you close yourself with :meth:`aclose`.
+
+        Raises:
+            InvalidTargetError: The URL is malformed or names no transport.
+        """
+        return _HostConnection(_transport_for(target), timeout)
+
+    @property
+    def target(self) -> str:
+        """The target URL, with no secret in it."""
+        return self.transport.target
+
+    def __repr__(self) -> str:
+        return f"<HyperVHost {self.target}>"
+
+    async def aclose(self) -> None:
+        """Close the transport. Safe to call more than once."""
+        await self.transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.transport.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _run(
+        self, operation: Operation, parameters: Mapping[str, JsonValue]
+    ) -> OperationResult:
+        return await self.transport.run_operation(operation, parameters, timeout=self.timeout)
+
+    def _error(
+        self, record: ErrorRecord, operation: Operation, name: str | None = None
+    ) -> HvIntegrationError:
+        return error_from_record(record, target=self.target, operation=operation.name, name=name)
+
+    def vm(self, ref: str | uuid.UUID) -> VirtualMachine:
+        """A VM by name or id. No I/O: a missing VM is reported when used.
+
+        Args:
+            ref: The VM name (exact, case-insensitive, never a wildcard) or
+                its id.
+
+        Returns:
+            The VM resource.
+        """
+        key = _ref_key(ref)
+        return VirtualMachine(self, key)
+
+    async def list_vms(self) -> RecordList[VMSummary]:
+        """Every VM on the host, as ``Get-VM`` lists them. One round trip.
+
+        Returns:
+            The VM summaries.
+        """
+        result = await self._run(LIST_VMS, {"VM": None})
+        if result.errors:
+            raise self._error(result.errors[0], LIST_VMS)
+        decoder = Decoder(self.target, LIST_VMS.name)
+        return RecordList(decoder.vm_summary(obj) for obj in result.output)
+
+    async def integration_services(
+        self, vms: Iterable[VMRef] | None = None
+    ) -> RecordList[IntegrationServiceState]:
+        """The integration services of several VMs, or of all, in one round trip.
+
+        Args:
+            vms: The VMs to read; every VM on the host when ``None``.
+
+        Returns:
+            One record per service per VM, grouped by VM in host order.
+
+        Raises:
+            VMNotFoundError: The one VM asked for does not exist.
+            BatchError: Some of several VMs could not be read; its
+                ``result`` holds the services of the others.
+        """
+        refs = None if vms is None else [_ref_key(vm) for vm in vms]
+        parameters: dict[str, JsonValue] = {
+            "VM": None if refs is None else [_wire_ref(ref) for ref in refs]
+        }
+        result = await self._run(GET_INTEGRATION_SERVICES, parameters)
+        decoder = Decoder(self.target, GET_INTEGRATION_SERVICES.name)
+        states = RecordList(decoder.service_state(obj) for obj in result.output)
+        errors = {
+            str(record.target_object): self._error(record, GET_INTEGRATION_SERVICES)
+            for record in result.errors
+        }
+        _raise_partial(errors, states, "could not read every VM", self, GET_INTEGRATION_SERVICES)
+        return states
+
+    async def apply(self, desired: Mapping[VMRef, DesiredState]) -> ApplyResult:
+        """Bring several VMs' services to a desired state in one round trip.
+
+        Only what differs changes; a service already as requested is left
+        alone and reported as unchanged.
+
+        Args:
+            desired: Per VM, a mapping of service to enabled flag, e.g.
+                ``{"demovm": {"Guest Service Interface": True}}``.
+
+        Returns:
+            One :class:`~hvintegration.records.ServiceChange` per requested
+            service, in request order.
+
+        Raises:
+            ServiceNotFoundError: A service name is unknown or guest-only
+                (raised before anything is sent), or the one VM lacks it.
+            VMNotFoundError: The one VM named does not exist.
+            BatchError: Some changes failed; the others were made and are in
+                its ``result``.
+            ValueError: One VM names the same service twice.
+        """
+        items: list[tuple[str | uuid.UUID, catalogue.ServiceSpec, bool]] = []
+        for ref, services in desired.items():
+            key = _ref_key(ref)
+            seen: dict[uuid.UUID, catalogue.ServiceRef] = {}
+            for service, enabled in services.items():
+                if not isinstance(enabled, bool):
+                    raise TypeError(f"the desired state of {service!r} must be True or False")
+                spec = _host_spec(service)
+                assert spec.component_id is not None
+                if spec.component_id in seen:
+                    raise ValueError(
+                        f"{service!r} and {seen[spec.component_id]!r} are both {spec.name}"
+                    )
+                seen[spec.component_id] = service
+                items.append((key, spec, enabled))
+        return await self._apply(items)
+
+    async def _apply(
+        self, items: list[tuple[str | uuid.UUID, catalogue.ServiceSpec, bool]]
+    ) -> ApplyResult:
+        if not items:
+            return ApplyResult(())
+        changes: list[JsonValue] = [
+            {"VM": _wire_ref(key), "ServiceId": str(spec.component_id), "Enabled": enabled}
+            for key, spec, enabled in items
+        ]
+        result = await self._run(SET_INTEGRATION_SERVICES, {"Changes": changes})
+        decoder = Decoder(self.target, SET_INTEGRATION_SERVICES.name)
+        done: dict[int, ServiceChange] = {}
+        for value in result.output:
+            obj = decoder.object(value, "a change result")
+            index = decoder.integer(obj, "Index")
+            if not 0 <= index < len(items):
+                raise decoder.fail(f"change index {index} is out of range")
+            state = decoder.service_state(obj.get("Service"))
+            done[index] = ServiceChange(state, items[index][2], decoder.flag(obj, "Changed"))
+        errors: dict[str, HvIntegrationError] = {}
+        for record in result.errors:
+            item = record.target_object
+            if isinstance(item, int) and 0 <= item < len(items):
+                key, spec, _ = items[item]
+                label = f"{key}/{spec.name}"
+                errors[label] = self._error(record, SET_INTEGRATION_SERVICES, name=str(key))
+            else:
+                errors[str(item)] = self._error(record, SET_INTEGRATION_SERVICES)
+        applied = ApplyResult(tuple(done[i] for i in sorted(done)))
+        _raise_partial(errors, applied, "some changes failed", self, SET_INTEGRATION_SERVICES)
+        missing = set(range(len(items))) - set(done)
+        if missing:
+            raise decoder.fail(f"no result for change {min(missing)}")
+        return applied
+
+
+def _raise_partial(
+    errors: Mapping[str, HvIntegrationError],
+    result: object,
+    message: str,
+    host: HyperVHost,
+    operation: Operation,
+) -> None:
+    """Raise for failed items: the error itself when nothing else was asked
+    or done and all failures are one, else a BatchError keeping the result."""
+    if not errors:
+        return
+    distinct = {str(err) for err in errors.values()}
+    nothing_done = isinstance(result, ApplyResult) and not result.items
+    nothing_done = nothing_done or (isinstance(result, tuple) and not result)
+    if nothing_done and len(distinct) == 1:
+        raise next(iter(errors.values()))
+    raise BatchError(
+        message, result=result, errors=errors, target=host.target, operation=operation.name
+    )
+
+
+class VirtualMachine:
+    """One VM on a host. It holds no state: every method reads the host.
+
+    Args:
+        host: The host.
+        ref: The VM's name or id.
+
+    Example:
+        >>> import asyncio
+        >>> from hvintegration import HyperVHost
+        >>> async def main():
+        ...     async with HyperVHost.connect("sim://") as host:
+        ...         vm = host.vm("demovm")
+        ...         result = await vm.apply({"Guest Service Interface": True, "VSS": True})
+        ...         return [(c.state.name, c.changed) for c in result.items]
+        >>> asyncio.run(main())
+        [('Guest Service Interface', True), ('VSS', False)]
+    """
+
+    def __init__(self, host: HyperVHost, ref: str | uuid.UUID) -> None:
+        self.host = host
+        self.ref = ref
+
+    def __repr__(self) -> str:
+        return f"<VirtualMachine {self.ref} on {self.host.target}>"
+
+    async def summary(self) -> VMSummary:
+        """The VM as ``Get-VM`` shows it. One round trip.
+
+        Raises:
+            VMNotFoundError: No such VM.
+            AmbiguousVMError: Several VMs have this name.
+        """
+        result = await self.host._run(LIST_VMS, {"VM": [_wire_ref(self.ref)]})
+        if result.errors:
+            raise self.host._error(result.errors[0], LIST_VMS, name=str(self.ref))
+        decoder = Decoder(self.host.target, LIST_VMS.name)
+        if len(result.output) != 1:
+            raise decoder.fail(f"expected one VM, got {len(result.output)}")
+        return decoder.vm_summary(result.output[0])
+
+    async def integration_services(self) -> RecordList[IntegrationServiceState]:
+        """Every integration service of this VM, as ``Get-VMIntegrationService``. One round trip.
+
+        Raises:
+            VMNotFoundError: No such VM.
+            AmbiguousVMError: Several VMs have this name.
+        """
+        return await self.host.integration_services([self.ref])
+
+    def integration_service(self, service: catalogue.ServiceRef) -> IntegrationService:
+        """One integration service of this VM. No I/O.
+
+        Args:
+            service: Any name the catalogue knows, its GUID or its constant.
+
+        Raises:
+            ServiceNotFoundError: The name is unknown (the message lists the
+                valid ones) or the service has no host-side switch.
+        """
+        return IntegrationService(self, _host_spec(service))
+
+    async def apply(self, desired: DesiredState) -> ApplyResult:
+        """Bring this VM's services to a desired state in one round trip.
+
+        Args:
+            desired: Service to enabled flag, e.g. ``{"VSS": False}``.
+
+        Returns:
+            What was changed and what already was as requested.
+        """
+        return await self.host.apply({self.ref: desired})
+
+
+class IntegrationService:
+    """One integration service of one VM, by its locale-free identity.
+
+    Args:
+        vm: The VM.
+        spec: The catalogue entry.
+    """
+
+    def __init__(self, vm: VirtualMachine, spec: catalogue.ServiceSpec) -> None:
+        self.vm = vm
+        self.spec = spec
+
+    def __repr__(self) -> str:
+        return f"<IntegrationService {self.spec.name} of {self.vm.ref} on {self.vm.host.target}>"
+
+    async def _set(self, enabled: bool) -> IntegrationServiceState:
+        result = await self.vm.apply({self.spec: enabled})
+        return result.items[0].state
+
+    async def enable(self) -> IntegrationServiceState:
+        """Enable it on the host (``Enable-VMIntegrationService``); a no-op when enabled.
+
+        Returns:
+            The state afterwards.
+        """
+        return await self._set(True)
+
+    async def disable(self) -> IntegrationServiceState:
+        """Disable it on the host (``Disable-VMIntegrationService``); a no-op when disabled.
+
+        Returns:
+            The state afterwards.
+        """
+        return await self._set(False)
+
+    async def refresh(self) -> IntegrationServiceState:
+        """Read its current state. One round trip.
+
+        Raises:
+            ServiceNotFoundError: The host does not offer this service.
+        """
+        for state in await self.vm.integration_services():
+            if state.component_id == self.spec.component_id:
+                return state
+        raise ServiceNotFoundError(
+            self.spec.name,
+            reason=f"the VM {self.vm.ref} has no {self.spec.name} integration service",
+            target=self.vm.host.target,
+            operation=GET_INTEGRATION_SERVICES.name,
+        )
+
+
+class _HostConnection:
+    """What :meth:`HyperVHost.connect` returns: awaitable and an async context manager."""
+
+    def __init__(self, transport: Transport, timeout: float) -> None:
+        self._host = HyperVHost(transport, timeout=timeout)
+
+    def __await__(self) -> Generator[object, None, HyperVHost]:
+        return self._open().__await__()
+
+    async def _open(self) -> HyperVHost:
+        try:
+            await self._host.transport.open()
+        except BaseException:
+            await self._host.aclose()
+            raise
+        return self._host
+
+    async def __aenter__(self) -> HyperVHost:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._host.aclose()
+
+
+def _transport_for(target: str | Target | Transport | SimulatedHost) -> Transport:
+    from hvintegration.simulator.model import SimulatedHost
+
+    if isinstance(target, Transport):
+        return target
+    if isinstance(target, SimulatedHost):
+        return target.transport()
+    if isinstance(target, str):
+        return parse_target(target).open()
+    return target.open()

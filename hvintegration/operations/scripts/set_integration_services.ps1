@@ -1,0 +1,43 @@
+# Bring integration services to a requested enabled state in one invocation.
+# Each change is {VM = {Name}|{Id}; ServiceId = GUID; Enabled = bool}. A
+# service already in the requested state is left alone. A failed change is
+# reported as a non-terminating error tagged with its index and the other
+# changes still run; nothing done is undone.
+param(
+    [object[]] $Changes
+)
+
+$all = @(Get-VM)
+for ($index = 0; $index -lt $Changes.Count; $index++) {
+    $change = $Changes[$index]
+    $machine = Resolve-HvVM -Ref $change.VM -All $all -Target $index
+    if ($null -eq $machine) { continue }
+    $componentId = ([guid] "$($change.ServiceId)").ToString()
+    try {
+        $services = @(Get-VMIntegrationService -VM $machine)
+        $service = $services | Where-Object { (Get-HvComponentId -Service $_) -eq $componentId } | Select-Object -First 1
+        if ($null -eq $service) {
+            $offered = ($services | ForEach-Object { $_.Name }) -join "`n"
+            Write-HvError -ErrorId 'HvIntegration.ServiceNotFound' -Category 'ObjectNotFound' `
+                -Message "The virtual machine '$($machine.Name)' has no integration service with id '$componentId'." `
+                -Target $index -Details $offered
+            continue
+        }
+        $wanted = [bool] $change.Enabled
+        $changed = ([bool] $service.Enabled) -ne $wanted
+        if ($changed -and $wanted) {
+            Enable-VMIntegrationService -VMIntegrationService $service
+        } elseif ($changed) {
+            Disable-VMIntegrationService -VMIntegrationService $service
+        }
+        $after = @(Get-VMIntegrationService -VM $machine) |
+            Where-Object { (Get-HvComponentId -Service $_) -eq $componentId } | Select-Object -First 1
+        [pscustomobject] @{
+            Index   = $index
+            Changed = $changed
+            Service = ConvertTo-HvService -Service $after
+        }
+    } catch {
+        Write-HvFailure -Failure $_ -Target $index
+    }
+}

@@ -1,0 +1,196 @@
+"""Immutable records of Hyper-V host state.
+
+Records are what ``Get-VM`` and ``Get-VMIntegrationService`` would show a
+person, as typed fields. They never do I/O; an action returns a new record
+instead of changing an old one (use :func:`attrs.evolve` for a changed copy).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+import attrs
+
+from hvintegration._table import Column, html_table
+from hvintegration.catalogue import ServiceSpec
+
+__all__ = [
+    "ApplyResult",
+    "IntegrationServiceState",
+    "ServiceChange",
+    "VMSummary",
+]
+
+
+@attrs.frozen
+class VMSummary:
+    """A virtual machine as ``Get-VM`` lists it.
+
+    Attributes:
+        name: The VM name.
+        id: The VM id (``VMId``), which stays the same across renames.
+        state: ``Running``, ``Off``, ``Saved``, ``Paused``...
+        generation: 1 or 2, ``None`` where the host did not say.
+        integration_services_version: The version the guest reported, empty
+            when the guest never reported one.
+        host: The host's computer name.
+
+    Example:
+        >>> import uuid
+        >>> VMSummary("demovm", uuid.UUID(int=1), "Running", 2, "", "HV01").state
+        'Running'
+    """
+
+    name: str
+    id: uuid.UUID
+    state: str
+    generation: int | None
+    integration_services_version: str
+    host: str
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Name", lambda r: r.name),
+        ("State", lambda r: r.state),
+        ("Generation", lambda r: r.generation),
+        ("IntegrationServicesVersion", lambda r: r.integration_services_version),
+        ("Id", lambda r: r.id),
+    )
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
+
+
+@attrs.frozen
+class IntegrationServiceState:
+    """One integration service of one VM, as ``Get-VMIntegrationService`` reports it.
+
+    Attributes:
+        vm_name: The VM's name.
+        vm_id: The VM's id.
+        name: The service name exactly as the host reported it; on a
+            localised host this is in the host's language.
+        component_id: The integration component GUID, the locale-free
+            identity of the service.
+        service: The catalogue entry for ``component_id``, or ``None`` for a
+            service newer than the catalogue.
+        enabled: Whether the host offers the service to this VM.
+        primary_status: ``PrimaryStatusDescription``: ``OK``, ``No Contact``,
+            ``Lost Communication``..., empty while the VM is off.
+        secondary_status: ``SecondaryStatusDescription``, often empty.
+        operational_status: The ``OperationalStatus`` values by name, such as
+            ``("Ok",)`` or ``("NoContact",)``.
+
+    Example:
+        >>> from hvintegration import catalogue
+        >>> import uuid
+        >>> s = IntegrationServiceState("demovm", uuid.UUID(int=1), "VSS",
+        ...     catalogue.VSS.component_id, catalogue.VSS, True, "OK", "", ("Ok",))
+        >>> s.display_name, s.enabled
+        ('VSS', True)
+    """
+
+    vm_name: str
+    vm_id: uuid.UUID
+    name: str
+    component_id: uuid.UUID
+    service: ServiceSpec | None
+    enabled: bool
+    primary_status: str
+    secondary_status: str
+    operational_status: tuple[str, ...]
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("VMName", lambda r: r.vm_name),
+        ("Name", lambda r: r.name),
+        ("Enabled", lambda r: r.enabled),
+        ("PrimaryStatusDescription", lambda r: r.primary_status),
+        ("SecondaryStatusDescription", lambda r: r.secondary_status),
+    )
+
+    @property
+    def display_name(self) -> str:
+        """The English catalogue name when known, else the host's own name."""
+        return self.service.name if self.service is not None else self.name
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the service is enabled and the guest answers (status ``OK``)."""
+        return self.enabled and "Ok" in self.operational_status
+
+    def __repr__(self) -> str:
+        status = self.primary_status or "-"
+        return (
+            f"<IntegrationServiceState {self.vm_name}/{self.display_name} "
+            f"enabled={self.enabled} status={status!r}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
+
+
+@attrs.frozen
+class ServiceChange:
+    """What ``apply`` found and did for one service of one VM.
+
+    Attributes:
+        state: The service's state after the call.
+        requested: The enabled state the caller asked for.
+        changed: Whether the call changed it; ``False`` when it already was
+            as asked.
+    """
+
+    state: IntegrationServiceState
+    requested: bool
+    changed: bool
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("VMName", lambda r: r.state.vm_name),
+        ("Name", lambda r: r.state.name),
+        ("Enabled", lambda r: r.state.enabled),
+        ("Changed", lambda r: r.changed),
+    )
+
+    def __repr__(self) -> str:
+        verb = "changed" if self.changed else "unchanged"
+        return (
+            f"<ServiceChange {self.state.vm_name}/{self.state.display_name} "
+            f"enabled={self.state.enabled} {verb}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
+
+
+@attrs.frozen
+class ApplyResult:
+    """The outcome of applying a desired state.
+
+    Attributes:
+        items: One :class:`ServiceChange` per service the caller named, in
+            the caller's order.
+
+    Example:
+        >>> ApplyResult(()).changed
+        ()
+    """
+
+    items: tuple[ServiceChange, ...]
+
+    @property
+    def changed(self) -> tuple[ServiceChange, ...]:
+        """The items the call actually changed."""
+        return tuple(item for item in self.items if item.changed)
+
+    @property
+    def unchanged(self) -> tuple[ServiceChange, ...]:
+        """The items that were already as requested."""
+        return tuple(item for item in self.items if not item.changed)
+
+    def __repr__(self) -> str:
+        return f"<ApplyResult {len(self.changed)} changed, {len(self.unchanged)} unchanged>"
+
+    def _repr_html_(self) -> str:
+        if not self.items:
+            return "<p>(nothing requested)</p>"
+        return html_table(self.items)

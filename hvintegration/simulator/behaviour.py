@@ -1,0 +1,291 @@
+"""What each operation does on a simulated host.
+
+Every handler follows the contract of the shipped script of the same name
+(``hvintegration/operations/scripts``): the same parameters, the same output
+objects and property names, the same error ids, categories and targets. The
+comments cite the Hyper-V behaviour each rule copies.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+
+from hvintegration import catalogue
+from hvintegration.simulator.model import SimulatedHost, SimulatedVM
+from hvintegration.simulator.profiles import LOCALES
+from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
+
+__all__ = ["HANDLERS", "Handler", "SimulatedScriptError", "service_object"]
+
+JsonObject = dict[str, JsonValue]
+Handler = Callable[[SimulatedHost, Mapping[str, JsonValue]], OperationResult]
+
+_PROTOCOL_MISMATCH = (
+    "The protocol version of the component installed in the virtual machine does not match Hyper-V."
+)
+
+
+class SimulatedScriptError(Exception):
+    """A terminating error inside a simulated script.
+
+    Args:
+        record: The error record the script failed with.
+    """
+
+    def __init__(self, record: ErrorRecord) -> None:
+        super().__init__(record.message)
+        self.record = record
+
+
+def _ref_text(ref: Mapping[str, JsonValue]) -> str:
+    if ref.get("Id"):
+        return str(ref["Id"])
+    return str(ref.get("Name", ""))
+
+
+def _resolve(
+    host: SimulatedHost, ref: JsonValue, target: JsonValue, errors: list[ErrorRecord]
+) -> SimulatedVM | None:
+    """Mirror of Resolve-HvVM: exactly one match by id, or by exact name."""
+    if not isinstance(ref, Mapping):
+        raise SimulatedScriptError(
+            ErrorRecord(
+                "A VM reference must be an object with Name or Id.",
+                error_id="ParameterArgumentTransformationError",
+                category="InvalidArgument",
+            )
+        )
+    if ref.get("Id"):
+        try:
+            wanted = uuid.UUID(str(ref["Id"]))
+        except ValueError as exc:
+            raise SimulatedScriptError(
+                ErrorRecord(
+                    f'Cannot convert value "{ref["Id"]}" to type "System.Guid".',
+                    error_id="InvalidCastParseTargetInvocation",
+                    category="InvalidArgument",
+                    exception_type="System.Management.Automation.RuntimeException",
+                )
+            ) from exc
+        found = [vm for vm in host.vms if vm.id == wanted]
+    else:
+        # PowerShell's -eq on strings is exact but case-insensitive.
+        name = str(ref.get("Name", "")).casefold()
+        found = [vm for vm in host.vms if vm.name.casefold() == name]
+    if len(found) == 1:
+        return found[0]
+    text = _ref_text(ref)
+    if not found:
+        errors.append(
+            ErrorRecord(
+                f"Hyper-V was unable to find a virtual machine with name or id '{text}'.",
+                error_id="HvIntegration.VMNotFound",
+                category="ObjectNotFound",
+                exception_type="System.Exception",
+                target_object=target,
+                details="\n".join(vm.name for vm in host.vms[:50]),
+            )
+        )
+    else:
+        errors.append(
+            ErrorRecord(
+                f"More than one virtual machine is named '{text}'.",
+                error_id="HvIntegration.AmbiguousVMName",
+                category="InvalidArgument",
+                exception_type="System.Exception",
+                target_object=target,
+                details="\n".join(str(vm.id) for vm in found),
+            )
+        )
+    return None
+
+
+def _status(
+    host: SimulatedHost, vm: SimulatedVM, component_id: uuid.UUID
+) -> tuple[str, str, list[str]]:
+    """PrimaryStatusDescription, SecondaryStatusDescription, OperationalStatus."""
+    if vm.state != "Running":
+        # A VM that is off reports no status for any integration service.
+        return "", "", []
+    if not vm.enabled[component_id]:
+        # A disabled service still reports OK: the seed's demovm shows
+        # Guest Service Interface False with PrimaryStatusDescription OK.
+        return "OK", "", ["Ok"]
+    if component_id not in vm.guest.services:
+        # Enabled on the host, not running in the guest: Hyper-V shows
+        # "No Contact" (the service works only when both sides enable it).
+        return "No Contact", "", ["NoContact"]
+    if vm.guest.outdated:
+        # Older guest components: Get-VMIntegrationService documents
+        # SecondaryOperationalStatus ProtocolMismatch for out-of-date ones.
+        return "OK", _PROTOCOL_MISMATCH, ["Ok", "ProtocolMismatch"]
+    if component_id == catalogue.HEARTBEAT.component_id:
+        # Heartbeat carries a second status, the guest's application health;
+        # the seed shows it as SecondaryStatusDescription OK.
+        return "OK", "OK", ["Ok", "Ok"]
+    return "OK", "", ["Ok"]
+
+
+def service_object(host: SimulatedHost, vm: SimulatedVM, component_id: uuid.UUID) -> JsonObject:
+    """One integration service as ConvertTo-HvService in the prelude shapes it.
+
+    Args:
+        host: The host, whose locale decides the name.
+        vm: The VM.
+        component_id: The service's component GUID.
+
+    Returns:
+        The output object, with the same property names the script uses.
+    """
+    primary, secondary, operational = _status(host, vm, component_id)
+    # The Id is "Microsoft:<VMId>\<component GUID>" with upper-case GUIDs.
+    vm_id = str(vm.id).upper()
+    return {
+        "VMName": vm.name,
+        "VMId": str(vm.id),
+        "Name": LOCALES[host.locale][component_id],
+        "Id": f"Microsoft:{vm_id}\\{str(component_id).upper()}",
+        "Enabled": vm.enabled[component_id],
+        "PrimaryStatusDescription": primary,
+        "SecondaryStatusDescription": secondary,
+        "OperationalStatus": list(operational),
+    }
+
+
+def _services_of(host: SimulatedHost, vm: SimulatedVM) -> list[JsonObject]:
+    # Get-VMIntegrationService lists services in the host's fixed order.
+    return [
+        service_object(host, vm, spec.component_id)
+        for spec in catalogue.HOST_SERVICES
+        if spec.component_id is not None and spec.component_id in vm.enabled
+    ]
+
+
+def _vm_refs(parameters: Mapping[str, JsonValue]) -> Sequence[JsonValue] | None:
+    refs = parameters.get("VM")
+    if refs is None:
+        return None
+    if isinstance(refs, (str, bytes)) or not isinstance(refs, Sequence):
+        return [refs]
+    return refs
+
+
+def _selected_vms(
+    host: SimulatedHost, parameters: Mapping[str, JsonValue], errors: list[ErrorRecord]
+) -> list[SimulatedVM]:
+    refs = _vm_refs(parameters)
+    if refs is None:
+        return list(host.vms)
+    machines = []
+    for ref in refs:
+        target = _ref_text(ref) if isinstance(ref, Mapping) else None
+        vm = _resolve(host, ref, target, errors)
+        if vm is not None:
+            machines.append(vm)
+    return machines
+
+
+def list_vms(host: SimulatedHost, parameters: Mapping[str, JsonValue]) -> OperationResult:
+    """The list_vms operation (Get-VM)."""
+    errors: list[ErrorRecord] = []
+    output: list[JsonObject] = [
+        {
+            "Name": vm.name,
+            "Id": str(vm.id),
+            "State": vm.state,
+            "Generation": vm.generation,
+            # A guest that is off or has no integration components reports
+            # no version.
+            "IntegrationServicesVersion": (
+                vm.guest.integration_services_version if vm.state == "Running" else ""
+            ),
+            "ComputerName": host.name,
+        }
+        for vm in _selected_vms(host, parameters, errors)
+    ]
+    return OperationResult(tuple(output), tuple(errors))
+
+
+def get_integration_services(
+    host: SimulatedHost, parameters: Mapping[str, JsonValue]
+) -> OperationResult:
+    """The get_integration_services operation (Get-VMIntegrationService)."""
+    errors: list[ErrorRecord] = []
+    output: list[JsonObject] = []
+    for vm in _selected_vms(host, parameters, errors):
+        output.extend(_services_of(host, vm))
+    return OperationResult(tuple(output), tuple(errors))
+
+
+def _component_id(change: Mapping[str, JsonValue]) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(change.get("ServiceId")))
+    except ValueError as exc:
+        raise SimulatedScriptError(
+            ErrorRecord(
+                f'Cannot convert value "{change.get("ServiceId")}" to type "System.Guid".',
+                error_id="InvalidCastParseTargetInvocation",
+                category="InvalidArgument",
+                exception_type="System.Management.Automation.RuntimeException",
+            )
+        ) from exc
+
+
+def set_integration_services(
+    host: SimulatedHost, parameters: Mapping[str, JsonValue]
+) -> OperationResult:
+    """The set_integration_services operation (Enable-/Disable-VMIntegrationService)."""
+    changes = parameters.get("Changes") or []
+    if not isinstance(changes, Sequence) or isinstance(changes, str):
+        changes = [changes]
+    errors: list[ErrorRecord] = []
+    output: list[JsonObject] = []
+    for index, change in enumerate(changes):
+        if not isinstance(change, Mapping):
+            raise SimulatedScriptError(
+                ErrorRecord("A change must be an object.", category="InvalidArgument")
+            )
+        vm = _resolve(host, change.get("VM"), index, errors)
+        if vm is None:
+            continue
+        component_id = _component_id(change)
+        if component_id not in vm.enabled:
+            offered = "\n".join(str(s["Name"]) for s in _services_of(host, vm))
+            errors.append(
+                ErrorRecord(
+                    f"The virtual machine '{vm.name}' has no integration service "
+                    f"with id '{component_id}'.",
+                    error_id="HvIntegration.ServiceNotFound",
+                    category="ObjectNotFound",
+                    exception_type="System.Exception",
+                    target_object=index,
+                    details=offered,
+                )
+            )
+            continue
+        wanted = bool(change.get("Enabled"))
+        changed = vm.enabled[component_id] != wanted
+        # Enable-/Disable-VMIntegrationService work whether the VM is running
+        # or off; the setting is per VM and takes effect in the guest when
+        # it next talks to the host.
+        vm.enabled[component_id] = wanted
+        output.append(
+            {
+                "Index": index,
+                "Changed": changed,
+                "Service": service_object(host, vm, component_id),
+            }
+        )
+    return OperationResult(tuple(output), tuple(errors))
+
+
+HANDLERS: Mapping[str, Handler] = MappingProxyType(
+    {
+        "list_vms": list_vms,
+        "get_integration_services": get_integration_services,
+        "set_integration_services": set_integration_services,
+    }
+)
+"""The simulated implementation of every operation, by operation name."""

@@ -1,0 +1,192 @@
+"""Host and guest operating systems the simulator can play, and host locales.
+
+Each profile records one documented fact about which integration services a
+host offers or a guest runs; the comments say where the fact comes from.
+"""
+
+from __future__ import annotations
+
+import uuid
+from types import MappingProxyType
+
+import attrs
+
+from hvintegration import catalogue
+
+__all__ = [
+    "GUEST_OSES",
+    "HOST_OSES",
+    "LOCALES",
+    "GuestOS",
+    "HostOS",
+]
+
+_ALL_HOST = frozenset(
+    spec.component_id for spec in catalogue.HOST_SERVICES if spec.component_id is not None
+)
+_NO_GSI = _ALL_HOST - {catalogue.GUEST_SERVICE_INTERFACE.component_id}
+_KERNEL_ONLY = frozenset(
+    spec.component_id
+    for spec in (catalogue.HEARTBEAT, catalogue.SHUTDOWN, catalogue.TIME_SYNCHRONIZATION)
+    if spec.component_id is not None
+)
+
+
+@attrs.frozen
+class HostOS:
+    """A Hyper-V host release.
+
+    Attributes:
+        key: Short identifier used in ``sim://?os=KEY``.
+        name: The product name.
+        services: Component ids of the integration services it offers.
+    """
+
+    key: str
+    name: str
+    services: frozenset[uuid.UUID] = attrs.field(repr=False)
+
+
+@attrs.frozen
+class GuestOS:
+    """A guest operating system and the integration services it runs.
+
+    Attributes:
+        key: Short identifier.
+        name: The product name.
+        family: ``windows`` or ``linux``.
+        services: Component ids of the services the guest answers on.
+        integration_services_version: What ``Get-VM`` reports for it.
+        outdated: Whether its integration components are older than the
+            host's, which the host reports as a protocol mismatch.
+    """
+
+    key: str
+    name: str
+    family: str
+    services: frozenset[uuid.UUID] = attrs.field(repr=False)
+    integration_services_version: str = ""
+    outdated: bool = False
+
+
+# Guest Service Interface (Copy-VMFile) arrived with Windows Server 2012 R2
+# and Windows 8.1 ("What's new in Hyper-V in Windows Server 2012 R2"); the
+# Hyper-V PowerShell module itself arrived with Windows Server 2012, so no
+# older host is modelled.
+HOST_OSES = MappingProxyType(
+    {
+        host.key: host
+        for host in (
+            HostOS("windows-server-2012", "Windows Server 2012", _NO_GSI),
+            HostOS("windows-8", "Windows 8", _NO_GSI),
+            HostOS("windows-server-2012-r2", "Windows Server 2012 R2", _ALL_HOST),
+            HostOS("windows-8.1", "Windows 8.1", _ALL_HOST),
+            HostOS("windows-10", "Windows 10", _ALL_HOST),
+            HostOS("windows-server-2016", "Windows Server 2016", _ALL_HOST),
+            HostOS("windows-server-2019", "Windows Server 2019", _ALL_HOST),
+            HostOS("windows-11", "Windows 11", _ALL_HOST),
+            HostOS("windows-server-2022", "Windows Server 2022", _ALL_HOST),
+            HostOS("windows-server-2025", "Windows Server 2025", _ALL_HOST),
+        )
+    }
+)
+"""Every simulated host release by key."""
+
+# Windows guests older than 8.1 / 2012 R2 have no vmicguestinterface. Linux
+# guests get heartbeat, shutdown and time sync from the hv_utils driver alone;
+# KVP, VSS and file copy also need the user-space daemons
+# (the seed document's Linux section).
+GUEST_OSES = MappingProxyType(
+    {
+        guest.key: guest
+        for guest in (
+            GuestOS(
+                "windows-server-2022", "Windows Server 2022", "windows", _ALL_HOST, "10.0.20348"
+            ),
+            GuestOS(
+                "windows-server-2019", "Windows Server 2019", "windows", _ALL_HOST, "10.0.17763"
+            ),
+            GuestOS("windows-11", "Windows 11", "windows", _ALL_HOST, "10.0.22631"),
+            GuestOS("windows-10", "Windows 10", "windows", _ALL_HOST, "10.0.19045"),
+            GuestOS(
+                "windows-server-2012-r2",
+                "Windows Server 2012 R2",
+                "windows",
+                _ALL_HOST,
+                "6.3.9600.18080",
+            ),
+            GuestOS(
+                "windows-server-2012",
+                "Windows Server 2012",
+                "windows",
+                _NO_GSI,
+                "6.2.9200.16433",
+                True,
+            ),
+            GuestOS("windows-7", "Windows 7", "windows", _NO_GSI, "6.1.7601.17514", True),
+            GuestOS("ubuntu-22.04", "Ubuntu 22.04 with hyperv-daemons", "linux", _ALL_HOST),
+            GuestOS("linux-kernel-only", "Linux without the hv_* daemons", "linux", _KERNEL_ONLY),
+            GuestOS(
+                "no-integration-services",
+                "A guest with no integration services",
+                "other",
+                frozenset(),
+            ),
+        )
+    }
+)
+"""Every simulated guest operating system by key."""
+
+
+def _names(*names: str) -> MappingProxyType[uuid.UUID, str]:
+    return MappingProxyType(
+        {
+            spec.component_id: name
+            for spec, name in zip(catalogue.HOST_SERVICES, names, strict=True)
+            if spec.component_id is not None
+        }
+    )
+
+
+# Get-VMIntegrationService reports Name in the host's display language while
+# the Id suffix stays the same (the reason the catalogue keys on GUIDs). The
+# zh-TW Guest Service Interface name is the one the seed document uses; the
+# other translations are illustrative: what the simulator must show is that
+# names change and ids do not.
+LOCALES = MappingProxyType(
+    {
+        "en-US": _names(
+            "Guest Service Interface",
+            "Heartbeat",
+            "Key-Value Pair Exchange",
+            "Shutdown",
+            "Time Synchronization",
+            "VSS",
+        ),
+        "de-DE": _names(
+            "Gastdienstschnittstelle",
+            "Takt",
+            "Austausch von Schlüssel-Wert-Paaren",
+            "Herunterfahren",
+            "Zeitsynchronisierung",
+            "VSS",
+        ),
+        "zh-TW": _names(
+            "客體服務介面",
+            "活動訊號",
+            "索引鍵/值組交換",
+            "關機",
+            "時間同步處理",
+            "VSS",
+        ),
+        "ja-JP": _names(
+            "ゲスト サービス インターフェイス",
+            "ハートビート",
+            "キー値ペア交換",
+            "シャットダウン",
+            "時刻の同期",
+            "VSS",
+        ),
+    }
+)
+"""Integration service display names per host locale."""

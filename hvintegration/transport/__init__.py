@@ -1,0 +1,87 @@
+"""Transports: how the library reaches a Hyper-V host or a guest.
+
+A *target* is a settings record (a URL a user types, parsed); ``open()`` on a
+target gives a live :class:`Transport`. Every transport lives in one module
+of this package and registers its URL scheme in :data:`SCHEMES`; resource
+code only sees :class:`Transport`.
+
+Example:
+    >>> from hvintegration.transport import parse_target
+    >>> parse_target("sim://HV01?locale=de-DE").url
+    'sim://HV01?locale=de-DE'
+"""
+
+from __future__ import annotations
+
+import importlib
+import urllib.parse
+from types import MappingProxyType
+from typing import Protocol
+
+from hvintegration.errors import InvalidTargetError
+from hvintegration.transport.base import (
+    CompletedCommand,
+    ErrorRecord,
+    JsonValue,
+    OperationResult,
+    Transport,
+)
+
+__all__ = [
+    "SCHEMES",
+    "CompletedCommand",
+    "ErrorRecord",
+    "JsonValue",
+    "OperationResult",
+    "Target",
+    "Transport",
+    "parse_target",
+]
+
+
+class Target(Protocol):
+    """Settings for one target; separate from the live connection."""
+
+    @property
+    def url(self) -> str:
+        """The target as a URL with no secret in it."""
+
+    def open(self) -> Transport:
+        """A transport to this target, not yet connected."""
+
+
+SCHEMES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "sim": "hvintegration.transport.simulator:SimulatorTarget",
+    }
+)
+"""URL scheme to the ``module:TargetClass`` that parses it. Modules load only
+when their scheme is used, so an unused transport's dependencies never load."""
+
+
+def parse_target(url: str) -> Target:
+    """Parse a target URL into its settings record.
+
+    Args:
+        url: ``sim://...``, and the schemes of the installed transports.
+
+    Returns:
+        The target settings.
+
+    Raises:
+        InvalidTargetError: The URL is malformed or its scheme is unknown.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise InvalidTargetError("a target is a URL such as sim:// or ssh://user@host")
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    where = SCHEMES.get(scheme)
+    if where is None:
+        raise InvalidTargetError(
+            f"unknown target scheme {scheme + '://'!r} (valid: "
+            f"{', '.join(s + '://' for s in SCHEMES)})"
+        )
+    module_name, _, class_name = where.partition(":")
+    target_class = getattr(importlib.import_module(module_name), class_name)
+    target: Target = target_class.from_url(parts)
+    return target

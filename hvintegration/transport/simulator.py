@@ -1,0 +1,268 @@
+"""The ``sim://`` transport: operations run against a simulated host, in process.
+
+It keeps the wire contract of the real transports: parameters and results
+make a JSON round trip (so a value no transport could carry fails here too),
+each call is one counted round trip, and injected latency, hangs, errors and
+disconnects behave as they would on a wire.
+
+URL form::
+
+    sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS]
+
+``os`` is a key of :data:`hvintegration.simulator.HOST_OSES`, ``locale`` a key
+of :data:`hvintegration.simulator.LOCALES`; ``vms=N`` adds ``vm001`` ...
+``vmN`` beside ``demovm``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.parse
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+from hvintegration.errors import (
+    InvalidTargetError,
+    OperationTimeoutError,
+    ProtocolError,
+    TransportBrokenError,
+    TransportClosedError,
+)
+from hvintegration.simulator.behaviour import HANDLERS, Handler, SimulatedScriptError
+from hvintegration.simulator.model import FaultKind, SimulatedHost
+from hvintegration.simulator.profiles import HOST_OSES, LOCALES
+from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport
+from hvintegration.transport.errormap import error_from_record
+
+if TYPE_CHECKING:
+    from hvintegration.operations import Operation
+
+__all__ = ["SimulatorTarget", "SimulatorTransport"]
+
+# What Hyper-V answers a user who is neither an administrator nor a member of
+# Hyper-V Administrators.
+_ACCESS_DENIED = ErrorRecord(
+    "You do not have the required permission to complete this task. Contact the "
+    "administrator of the authorization policy for the computer 'HV01'.",
+    error_id="InvalidOperation,Microsoft.HyperV.PowerShell.Commands.GetVM",
+    category="PermissionDenied",
+    exception_type="Microsoft.HyperV.PowerShell.VirtualizationException",
+)
+
+
+def _json_round_trip(value: object, what: str, *, target: str, operation: str) -> JsonValue:
+    try:
+        result: JsonValue = json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(
+            f"{what} cannot travel as JSON: {exc}", target=target, operation=operation
+        ) from exc
+    return result
+
+
+class SimulatorTransport(Transport):
+    """Runs operations against one :class:`~hvintegration.simulator.SimulatedHost`.
+
+    Args:
+        host: The simulated host; a fresh default host when omitted.
+
+    Example:
+        >>> import asyncio
+        >>> from hvintegration.simulator import SimulatedHost
+        >>> from hvintegration.operations import LIST_VMS
+        >>> sim = SimulatedHost()
+        >>> async def main():
+        ...     async with sim.transport() as transport:
+        ...         result = await transport.run_operation(LIST_VMS, {"VM": None}, timeout=5)
+        ...     return [vm["Name"] for vm in result.output]
+        >>> asyncio.run(main())
+        ['demovm']
+        >>> sim.round_trips
+        1
+    """
+
+    def __init__(self, host: SimulatedHost | None = None) -> None:
+        self.host = host if host is not None else SimulatedHost()
+        self._closed = False
+
+    @property
+    def target(self) -> str:
+        """``sim://HOSTNAME``."""
+        return f"sim://{self.host.name}"
+
+    async def run_operation(
+        self,
+        operation: Operation,
+        parameters: Mapping[str, JsonValue],
+        *,
+        timeout: float,
+    ) -> OperationResult:
+        """Run ``operation`` on the simulated host (see :class:`Transport`)."""
+        if self._closed:
+            raise TransportClosedError(
+                "the transport is closed", target=self.target, operation=operation.name
+            )
+        unknown = set(parameters) - set(operation.parameters)
+        if unknown:
+            raise ValueError(
+                f"operation {operation.name} takes no parameter {', '.join(sorted(unknown))}"
+            )
+        handler = HANDLERS.get(operation.name)
+        if handler is None:
+            raise ProtocolError(
+                f"the simulator does not implement operation {operation.name!r}",
+                target=self.target,
+                operation=operation.name,
+            )
+        sent = _json_round_trip(
+            parameters, "the parameters", target=self.target, operation=operation.name
+        )
+        assert isinstance(sent, dict)
+        try:
+            return await asyncio.wait_for(self._round_trip(operation, handler, sent), timeout)
+        except asyncio.TimeoutError:
+            raise OperationTimeoutError(
+                f"no answer within {timeout:g} s",
+                timeout=timeout,
+                target=self.target,
+                operation=operation.name,
+            ) from None
+
+    async def _round_trip(
+        self,
+        operation: Operation,
+        handler: Handler,
+        parameters: dict[str, JsonValue],
+    ) -> OperationResult:
+        host = self.host
+        host.round_trips += 1
+        host.calls.append(operation.name)
+        if host.latency:
+            await asyncio.sleep(host.latency)
+        fault = host.take_fault(operation.name)
+        if fault is not None:
+            if fault.kind is FaultKind.HANG:
+                await asyncio.Event().wait()
+            if fault.kind is FaultKind.DISCONNECT:
+                raise TransportBrokenError(
+                    "the simulated connection dropped", target=self.target, operation=operation.name
+                )
+            record = fault.record or attrs.evolve(
+                _ACCESS_DENIED, message=_ACCESS_DENIED.message.replace("HV01", host.name)
+            )
+            raise error_from_record(record, target=self.target, operation=operation.name)
+        try:
+            result: OperationResult = handler(host, parameters)
+        except SimulatedScriptError as exc:
+            raise error_from_record(
+                exc.record, target=self.target, operation=operation.name
+            ) from None
+        output = _json_round_trip(
+            list(result.output), "the output", target=self.target, operation=operation.name
+        )
+        assert isinstance(output, list)
+        return OperationResult(tuple(output), result.errors)
+
+    async def aclose(self) -> None:
+        """Mark the transport closed; the simulated host lives on."""
+        self._closed = True
+
+
+_DEFAULT_HOST = "HV01"
+_DEFAULT_OS = "windows-server-2022"
+_DEFAULT_LOCALE = "en-US"
+
+
+@attrs.frozen
+class SimulatorTarget:
+    """Settings for a ``sim://`` target: a fresh simulated host per connection.
+
+    Attributes:
+        host_name: The simulated host's name.
+        os: A host OS key.
+        locale: A locale key.
+        extra_vms: How many ``vmNNN`` VMs to add beside ``demovm``.
+        latency: Seconds per round trip.
+    """
+
+    host_name: str = _DEFAULT_HOST
+    os: str = _DEFAULT_OS
+    locale: str = _DEFAULT_LOCALE
+    extra_vms: int = 0
+    latency: float = 0.0
+
+    @property
+    def url(self) -> str:
+        """The target as a URL."""
+        query = {}
+        if self.os != _DEFAULT_OS:
+            query["os"] = self.os
+        if self.locale != _DEFAULT_LOCALE:
+            query["locale"] = self.locale
+        if self.extra_vms:
+            query["vms"] = str(self.extra_vms)
+        if self.latency:
+            query["latency"] = f"{self.latency:g}"
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return f"sim://{self.host_name}{suffix}"
+
+    @classmethod
+    def from_url(cls, url: urllib.parse.SplitResult) -> SimulatorTarget:
+        """Parse ``sim://`` URL parts.
+
+        Raises:
+            InvalidTargetError: An option is unknown or malformed.
+        """
+        options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        text = f"sim://{url.netloc}"
+        allowed = {"os", "locale", "vms", "latency"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise InvalidTargetError(
+                f"unknown sim:// option {', '.join(sorted(unknown))} "
+                f"(valid: {', '.join(sorted(allowed))})",
+                target=text,
+            )
+        single = {key: values[-1] for key, values in options.items()}
+        os_key = single.get("os", _DEFAULT_OS)
+        if os_key not in HOST_OSES:
+            raise InvalidTargetError(
+                f"unknown simulated host OS {os_key!r} (valid: {', '.join(HOST_OSES)})",
+                target=text,
+            )
+        locale = single.get("locale", _DEFAULT_LOCALE)
+        if locale not in LOCALES:
+            raise InvalidTargetError(
+                f"unknown simulated locale {locale!r} (valid: {', '.join(LOCALES)})", target=text
+            )
+        try:
+            extra_vms = int(single.get("vms", "0"))
+            latency = float(single.get("latency", "0"))
+        except ValueError as exc:
+            raise InvalidTargetError(f"malformed sim:// option: {exc}", target=text) from exc
+        if not 0 <= extra_vms <= 10_000 or not 0 <= latency <= 60:
+            raise InvalidTargetError(
+                "sim:// takes vms from 0 to 10000 and latency from 0 to 60 seconds", target=text
+            )
+        return cls(
+            host_name=url.netloc or _DEFAULT_HOST,
+            os=os_key,
+            locale=locale,
+            extra_vms=extra_vms,
+            latency=latency,
+        )
+
+    def build_host(self) -> SimulatedHost:
+        """A new simulated host with these settings."""
+        host = SimulatedHost(self.host_name, os=self.os, locale=self.locale, latency=self.latency)
+        width = max(3, len(str(self.extra_vms)))
+        for number in range(1, self.extra_vms + 1):
+            host.add_vm(f"vm{number:0{width}d}")
+        return host
+
+    def open(self) -> SimulatorTransport:
+        """A transport to a new simulated host."""
+        return SimulatorTransport(self.build_host())
