@@ -39,6 +39,7 @@ from hvintegration.errors import (
 from hvintegration.host import (
     DEFAULT_TIMEOUT,
     DesiredState,
+    DesiredStates,
     HyperVHost,
     IntegrationService,
     VirtualMachine,
@@ -56,6 +57,7 @@ __all__ = [
     "AuthenticationError",
     "BatchError",
     "DesiredState",
+    "DesiredStates",
     "HostKeyError",
     "HvIntegrationError",
     "HyperVHost",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT",
     "DesiredState",
+    "DesiredStates",
     "HyperVHost",
     "IntegrationService",
     "VMRef",
@@ -51,8 +52,22 @@ DEFAULT_TIMEOUT = 60.0
 VMRef = Union[str, uuid.UUID, "VirtualMachine"]
 """A VM named by its name, its id, or a :class:`VirtualMachine`."""
 
-DesiredState = Mapping[catalogue.ServiceRef, bool]
-"""Service to enabled flag, as :meth:`VirtualMachine.apply` takes it."""
+DesiredState = Union[
+    Mapping[str, bool],
+    Mapping[uuid.UUID, bool],
+    Mapping[catalogue.ServiceSpec, bool],
+    Mapping[catalogue.ServiceRef, bool],
+]
+"""Service to enabled flag, as :meth:`VirtualMachine.apply` takes it. Keys are
+any :data:`~hvintegration.catalogue.ServiceRef`."""
+
+DesiredStates = Union[
+    Mapping[str, DesiredState],
+    Mapping[uuid.UUID, DesiredState],
+    Mapping[Union[str, uuid.UUID], DesiredState],
+    Mapping[VMRef, DesiredState],
+]
+"""Per VM, a :data:`DesiredState`, as :meth:`HyperVHost.apply` takes it."""
 
 
 def _ref_key(ref: VMRef) -> str | uuid.UUID:
@@ -227,7 +242,7 @@ class HyperVHost:
         _raise_partial(errors, states, "could not read every VM", self, GET_INTEGRATION_SERVICES)
         return states
 
-    async def apply(self, desired: Mapping[VMRef, DesiredState]) -> ApplyResult:
+    async def apply(self, desired: DesiredStates) -> ApplyResult:
         """Bring several VMs' services to a desired state in one round trip.
 
         Only what differs changes; a service already as requested is left
@@ -253,6 +268,7 @@ class HyperVHost:
         for ref, services in desired.items():
             key = _ref_key(ref)
             seen: dict[uuid.UUID, catalogue.ServiceRef] = {}
+            service: catalogue.ServiceRef
             for service, enabled in services.items():
                 if not isinstance(enabled, bool):
                     raise TypeError(f"the desired state of {service!r} must be True or False")

@@ -7,17 +7,19 @@ disconnects behave as they would on a wire.
 
 URL form::
 
-    sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS]
+    sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS&state=PATH]
 
 ``os`` is a key of :data:`hvintegration.simulator.HOST_OSES`, ``locale`` a key
 of :data:`hvintegration.simulator.LOCALES`; ``vms=N`` adds ``vm001`` ...
-``vmN`` beside ``demovm``.
+``vmN`` beside ``demovm``; ``state=PATH`` keeps the host in a JSON file so
+that changes outlive the process (each CLI run otherwise starts afresh).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -31,26 +33,17 @@ from hvintegration.errors import (
     TransportBrokenError,
     TransportClosedError,
 )
-from hvintegration.simulator.behaviour import HANDLERS, Handler, SimulatedScriptError
+from hvintegration.simulator.engine import CallOutcome, run_simulated_call
 from hvintegration.simulator.model import FaultKind, SimulatedHost
 from hvintegration.simulator.profiles import HOST_OSES, LOCALES
-from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport
+from hvintegration.simulator.state import edit_state
+from hvintegration.transport.base import JsonValue, OperationResult, Transport
 from hvintegration.transport.errormap import error_from_record
 
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
 
 __all__ = ["SimulatorTarget", "SimulatorTransport"]
-
-# What Hyper-V answers a user who is neither an administrator nor a member of
-# Hyper-V Administrators.
-_ACCESS_DENIED = ErrorRecord(
-    "You do not have the required permission to complete this task. Contact the "
-    "administrator of the authorization policy for the computer 'HV01'.",
-    error_id="InvalidOperation,Microsoft.HyperV.PowerShell.Commands.GetVM",
-    category="PermissionDenied",
-    exception_type="Microsoft.HyperV.PowerShell.VirtualizationException",
-)
 
 
 def _json_round_trip(value: object, what: str, *, target: str, operation: str) -> JsonValue:
@@ -68,6 +61,9 @@ class SimulatorTransport(Transport):
 
     Args:
         host: The simulated host; a fresh default host when omitted.
+        state_path: Keep the host in this state file instead of in memory
+            (see :mod:`hvintegration.simulator.state`); ``host`` then seeds
+            the file when it does not exist yet.
 
     Example:
         >>> import asyncio
@@ -84,14 +80,26 @@ class SimulatorTransport(Transport):
         1
     """
 
-    def __init__(self, host: SimulatedHost | None = None) -> None:
+    def __init__(
+        self,
+        host: SimulatedHost | None = None,
+        *,
+        state_path: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.host = host if host is not None else SimulatedHost()
+        self.state_path = None if state_path is None else os.fspath(state_path)
         self._closed = False
 
     @property
     def target(self) -> str:
         """``sim://HOSTNAME``."""
         return f"sim://{self.host.name}"
+
+    def _call(self, operation: str, parameters: Mapping[str, JsonValue]) -> CallOutcome:
+        if self.state_path is None:
+            return run_simulated_call(self.host, operation, parameters)
+        with edit_state(self.state_path, create=self.host) as host:
+            return run_simulated_call(host, operation, parameters)
 
     async def run_operation(
         self,
@@ -110,19 +118,12 @@ class SimulatorTransport(Transport):
             raise ValueError(
                 f"operation {operation.name} takes no parameter {', '.join(sorted(unknown))}"
             )
-        handler = HANDLERS.get(operation.name)
-        if handler is None:
-            raise ProtocolError(
-                f"the simulator does not implement operation {operation.name!r}",
-                target=self.target,
-                operation=operation.name,
-            )
         sent = _json_round_trip(
             parameters, "the parameters", target=self.target, operation=operation.name
         )
         assert isinstance(sent, dict)
         try:
-            return await asyncio.wait_for(self._round_trip(operation, handler, sent), timeout)
+            return await asyncio.wait_for(self._round_trip(operation, sent), timeout)
         except asyncio.TimeoutError:
             raise OperationTimeoutError(
                 f"no answer within {timeout:g} s",
@@ -132,39 +133,21 @@ class SimulatorTransport(Transport):
             ) from None
 
     async def _round_trip(
-        self,
-        operation: Operation,
-        handler: Handler,
-        parameters: dict[str, JsonValue],
+        self, operation: Operation, parameters: dict[str, JsonValue]
     ) -> OperationResult:
-        host = self.host
-        host.round_trips += 1
-        host.calls.append(operation.name)
-        if host.latency:
-            await asyncio.sleep(host.latency)
-        fault = host.take_fault(operation.name)
-        if fault is not None:
-            if fault.kind is FaultKind.HANG:
-                await asyncio.Event().wait()
-            if fault.kind is FaultKind.DISCONNECT:
-                raise TransportBrokenError(
-                    "the simulated connection dropped", target=self.target, operation=operation.name
-                )
-            record = fault.record or attrs.evolve(
-                _ACCESS_DENIED, message=_ACCESS_DENIED.message.replace("HV01", host.name)
+        outcome = self._call(operation.name, parameters)
+        if outcome.latency:
+            await asyncio.sleep(outcome.latency)
+        if outcome.fault is FaultKind.HANG:
+            await asyncio.Event().wait()
+        if outcome.fault is FaultKind.DISCONNECT:
+            raise TransportBrokenError(
+                "the simulated connection dropped", target=self.target, operation=operation.name
             )
-            raise error_from_record(record, target=self.target, operation=operation.name)
-        try:
-            result: OperationResult = handler(host, parameters)
-        except SimulatedScriptError as exc:
-            raise error_from_record(
-                exc.record, target=self.target, operation=operation.name
-            ) from None
-        output = _json_round_trip(
-            list(result.output), "the output", target=self.target, operation=operation.name
-        )
-        assert isinstance(output, list)
-        return OperationResult(tuple(output), result.errors)
+        if outcome.error is not None:
+            raise error_from_record(outcome.error, target=self.target, operation=operation.name)
+        assert outcome.result is not None
+        return outcome.result
 
     async def aclose(self) -> None:
         """Mark the transport closed; the simulated host lives on."""
@@ -186,6 +169,8 @@ class SimulatorTarget:
         locale: A locale key.
         extra_vms: How many ``vmNNN`` VMs to add beside ``demovm``.
         latency: Seconds per round trip.
+        state: A state file that keeps the host between connections and
+            processes; created from the other settings when missing.
     """
 
     host_name: str = _DEFAULT_HOST
@@ -193,6 +178,7 @@ class SimulatorTarget:
     locale: str = _DEFAULT_LOCALE
     extra_vms: int = 0
     latency: float = 0.0
+    state: str | None = None
 
     @property
     def url(self) -> str:
@@ -206,6 +192,8 @@ class SimulatorTarget:
             query["vms"] = str(self.extra_vms)
         if self.latency:
             query["latency"] = f"{self.latency:g}"
+        if self.state:
+            query["state"] = self.state
         suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
         return f"sim://{self.host_name}{suffix}"
 
@@ -218,7 +206,7 @@ class SimulatorTarget:
         """
         options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         text = f"sim://{url.netloc}"
-        allowed = {"os", "locale", "vms", "latency"}
+        allowed = {"os", "locale", "vms", "latency", "state"}
         unknown = set(options) - allowed
         if unknown:
             raise InvalidTargetError(
@@ -253,6 +241,7 @@ class SimulatorTarget:
             locale=locale,
             extra_vms=extra_vms,
             latency=latency,
+            state=single.get("state") or None,
         )
 
     def build_host(self) -> SimulatedHost:
@@ -264,5 +253,5 @@ class SimulatorTarget:
         return host
 
     def open(self) -> SimulatorTransport:
-        """A transport to a new simulated host."""
-        return SimulatorTransport(self.build_host())
+        """A transport to a new simulated host, or to the one in the state file."""
+        return SimulatorTransport(self.build_host(), state_path=self.state)

@@ -1,0 +1,187 @@
+"""Save a simulated host to a JSON file and load it back.
+
+A state file lets a simulated host outlive one process: the stand-in
+PowerShell and the PSRP test server run as child processes and keep their
+host in a file, and ``sim://?state=PATH`` keeps a lab across CLI runs.
+Changes go through :func:`edit_state`, which holds an exclusive ``fcntl``
+lock on the file for the whole read-modify-write, so concurrent processes
+never lose each other's changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hvintegration.simulator.model import Fault, FaultKind, SimulatedHost, SimulatedVM
+from hvintegration.simulator.profiles import GUEST_OSES, HOST_OSES
+from hvintegration.transport.base import ErrorRecord
+
+__all__ = ["edit_state", "host_from_json", "host_to_json", "load_host", "save_host"]
+
+_FORMAT = 1
+
+
+def _record_to_json(record: ErrorRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    return {
+        "message": record.message,
+        "error_id": record.error_id,
+        "category": record.category,
+        "exception_type": record.exception_type,
+        "target_object": record.target_object,
+        "details": record.details,
+    }
+
+
+def host_to_json(host: SimulatedHost) -> dict[str, Any]:
+    """A simulated host as a JSON object (VMs, faults and counters).
+
+    Args:
+        host: The host.
+
+    Returns:
+        A JSON-compatible dict that :func:`host_from_json` reads back.
+    """
+    return {
+        "format": _FORMAT,
+        "name": host.name,
+        "os": host.os.key,
+        "locale": host.locale,
+        "latency": host.latency,
+        "round_trips": host.round_trips,
+        "calls": list(host.calls),
+        "vms": [
+            {
+                "name": vm.name,
+                "id": str(vm.id),
+                "guest": vm.guest.key,
+                "state": vm.state,
+                "generation": vm.generation,
+                "enabled": {str(k): v for k, v in vm.enabled.items()},
+            }
+            for vm in host.vms
+        ],
+        "faults": [
+            {
+                "kind": fault.kind.value,
+                "operation": fault.operation,
+                "record": _record_to_json(fault.record),
+                "times": fault.times,
+            }
+            for fault in host.faults
+        ],
+    }
+
+
+def host_from_json(data: dict[str, Any]) -> SimulatedHost:
+    """Rebuild a simulated host from :func:`host_to_json` output.
+
+    Raises:
+        ValueError: The data is not a simulated host of a known format.
+    """
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        raise ValueError("not a simulated host state (unknown format)")
+    try:
+        host = SimulatedHost(data["name"], os=HOST_OSES[data["os"]], locale=data["locale"], vms=[])
+        host.latency = float(data.get("latency", 0.0))
+        host.round_trips = int(data.get("round_trips", 0))
+        host.calls = [str(c) for c in data.get("calls", [])]
+        for item in data["vms"]:
+            vm = SimulatedVM(
+                item["name"],
+                guest=GUEST_OSES[item["guest"]],
+                state=item["state"],
+                generation=int(item["generation"]),
+            )
+            vm.id = uuid.UUID(item["id"])
+            vm.enabled = {uuid.UUID(k): bool(v) for k, v in item["enabled"].items()}
+            host.vms.append(vm)
+        for item in data.get("faults", []):
+            record = item.get("record")
+            host.faults.append(
+                Fault(
+                    FaultKind(item["kind"]),
+                    operation=item.get("operation"),
+                    record=None if record is None else ErrorRecord(**record),
+                    times=int(item.get("times", 1)),
+                )
+            )
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed simulated host state: {exc!r}") from exc
+    return host
+
+
+def save_host(host: SimulatedHost, path: str | os.PathLike[str]) -> None:
+    """Write a host to a state file, replacing it atomically.
+
+    Args:
+        host: The host.
+        path: The file.
+    """
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(host_to_json(host), indent=1), "utf-8")
+    temporary.replace(target)
+
+
+def load_host(path: str | os.PathLike[str]) -> SimulatedHost:
+    """Read a host from a state file.
+
+    Raises:
+        FileNotFoundError: There is no such file.
+        ValueError: The file holds no valid state.
+    """
+    text = Path(path).read_text("utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON: {exc}") from exc
+    return host_from_json(data)
+
+
+@contextlib.contextmanager
+def edit_state(
+    path: str | os.PathLike[str], *, create: SimulatedHost | None = None
+) -> Iterator[SimulatedHost]:
+    """Load, change and save a state file under an exclusive lock.
+
+    Args:
+        path: The state file.
+        create: The host to start from when the file does not exist yet.
+
+    Yields:
+        The host; whatever the block changes is saved when it exits
+        normally, and discarded when it raises.
+
+    Example:
+        >>> import tempfile, os
+        >>> from hvintegration.simulator import SimulatedHost
+        >>> path = os.path.join(tempfile.mkdtemp(), "lab.json")
+        >>> with edit_state(path, create=SimulatedHost()) as host:
+        ...     _ = host.add_vm("web01")
+        >>> [vm.name for vm in load_host(path).vms]
+        ['demovm', 'web01']
+    """
+    target = Path(path)
+    lock_path = target.with_name(f".{target.name}.lock")
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if target.exists():
+                host = load_host(target)
+            elif create is not None:
+                host = create
+            else:
+                raise FileNotFoundError(f"no simulated host state at {target}")
+            yield host
+            save_host(host, target)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
