@@ -53,6 +53,8 @@ class Target(Protocol):
 SCHEMES: MappingProxyType[str, str] = MappingProxyType(
     {
         "sim": "hvintegration.transport.simulator:SimulatorTarget",
+        "local": "hvintegration.transport.local:LocalTarget",
+        "ssh": "hvintegration.transport.ssh:SSHTarget",
     }
 )
 """URL scheme to the ``module:TargetClass`` that parses it. Modules load only

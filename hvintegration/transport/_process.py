@@ -1,0 +1,97 @@
+"""Run a local child process with a timeout, and never leave it behind.
+
+Shared by the transports that start local programs. The child gets its own
+process group, so a timeout or a cancelled task kills it and anything it
+started, and the call waits until the group is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+
+from hvintegration.errors import OperationTimeoutError
+from hvintegration.transport.base import CompletedCommand
+
+__all__ = ["kill_process_group", "run_process"]
+
+# A shell answers 127 for a program it cannot find and 126 for one it cannot
+# run; the local transport answers the same, so callers see one behaviour on
+# every transport.
+_NOT_FOUND = 127
+_NOT_EXECUTABLE = 126
+
+
+async def kill_process_group(process: asyncio.subprocess.Process) -> None:
+    """Kill a child started with ``start_new_session=True`` and its group, then reap it."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    # Reaping cannot hang: SIGKILL cannot be ignored. Shield it so a second
+    # cancellation does not leave a zombie.
+    await asyncio.shield(process.wait())
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    input: bytes | None,
+    timeout: float,
+    target: str,
+    env: Mapping[str, str] | None = None,
+) -> CompletedCommand:
+    """Run ``argv`` to completion and collect its output.
+
+    Args:
+        argv: Program and arguments, passed to exec without a shell.
+        input: Bytes for stdin; stdin is empty when ``None``.
+        timeout: Seconds before the child is killed.
+        target: The target URL, for errors.
+        env: The child's environment; the current one when ``None``.
+
+    Returns:
+        The completed command; a program that does not exist or cannot be
+        run gives exit status 127 or 126, as a shell would.
+
+    Raises:
+        OperationTimeoutError: ``timeout`` passed; the child is gone.
+    """
+    command = tuple(argv)
+    if not command:
+        raise ValueError("an empty command")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            env=None if env is None else dict(env),
+        )
+    except FileNotFoundError:
+        return CompletedCommand(command, _NOT_FOUND, b"", f"{command[0]}: not found\n".encode())
+    except PermissionError:
+        message = f"{command[0]}: permission denied\n".encode()
+        return CompletedCommand(command, _NOT_EXECUTABLE, b"", message)
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(input or b""), timeout)
+    except asyncio.TimeoutError:
+        await kill_process_group(process)
+        raise OperationTimeoutError(
+            f"{command[0]} did not finish within {timeout:g} s",
+            timeout=timeout,
+            target=target,
+            operation="run_command",
+        ) from None
+    except BaseException:
+        await kill_process_group(process)
+        raise
+    status = process.returncode
+    assert status is not None
+    # Killed by a signal: report it as a shell would (128 + signal number).
+    return CompletedCommand(command, status if status >= 0 else 128 - status, stdout, stderr)

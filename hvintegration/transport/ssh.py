@@ -1,0 +1,401 @@
+"""The ``ssh://`` transport: one reused asyncssh connection per target.
+
+Shell commands (a Linux guest) travel as argv lists, quoted for a POSIX
+shell with :func:`shlex.join`, so no argument is ever read as shell syntax.
+PowerShell operations (a Windows host or guest running OpenSSH) travel as a
+fixed bootstrap with the request on stdin.
+
+Secure by default: the host key must be in ``known_hosts`` (the user's
+``~/.ssh/known_hosts`` unless another file is named), keys come from the
+user's usual files and agent, and no password or key material ever appears
+in ``repr``, logs or errors.
+
+URL form::
+
+    ssh://[user@]host[:port][?known_hosts=PATH&key=PATH&shell=posix|powershell|cmd]
+
+``shell`` names the remote login shell: ``posix`` for Linux (the default),
+``powershell`` or ``cmd`` for Windows OpenSSH. A password may be given to
+:class:`SSHTarget` directly; a password in the URL is accepted but
+discouraged (it lands in shell history), and never shown again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from hvintegration.errors import (
+    AuthenticationError,
+    HostKeyError,
+    InvalidTargetError,
+    OperationTimeoutError,
+    TransportBrokenError,
+    TransportClosedError,
+    TransportError,
+)
+from hvintegration.transport.base import CompletedCommand, JsonValue, OperationResult, Transport
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from hvintegration.operations import Operation
+
+__all__ = ["SSHTarget", "SSHTransport"]
+
+_SHELLS = ("posix", "powershell", "cmd")
+_KILL_TIMEOUT = 5.0
+# Every shell command first reports its process id on stderr, then becomes
+# the command (exec keeps the id), so that a timed-out or cancelled command
+# can be killed on the remote side.
+_PID_PREFIX = 'printf "%s\\n" "$$" >&2 && exec '
+
+_OPTIONS = {"known_hosts", "key", "shell", "connect_timeout"}
+
+
+@attrs.frozen
+class SSHTarget:
+    """Settings for an SSH target, apart from any live connection.
+
+    Attributes:
+        host: Host name or address.
+        port: TCP port.
+        user: Login name; the local user's when ``None``.
+        password: A password, if password authentication is wanted. Never
+            shown in ``repr`` or the URL.
+        known_hosts: A known_hosts file; the user's ``~/.ssh/known_hosts``
+            when ``None``.
+        client_keys: Private key files; the user's default keys and agent
+            when ``None``.
+        shell: The remote login shell: ``posix``, ``powershell`` or ``cmd``.
+        connect_timeout: Seconds to establish the connection.
+        verify_host_key: Whether the host key must be known. Turning it off
+            exposes the connection to impersonation; it exists for labs.
+
+    Example:
+        >>> SSHTarget("guest1", user="admin", password="s3cret").url
+        'ssh://admin@guest1'
+        >>> "s3cret" in repr(SSHTarget("guest1", password="s3cret"))
+        False
+    """
+
+    host: str
+    port: int = 22
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    known_hosts: str | None = None
+    client_keys: tuple[str, ...] | None = None
+    shell: str = "posix"
+    connect_timeout: float = 15.0
+    verify_host_key: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if not self.host:
+            raise InvalidTargetError("an ssh:// target needs a host name")
+        if not 0 < self.port < 65536:
+            raise InvalidTargetError(f"port {self.port} is out of range", target=self.url)
+        if self.shell not in _SHELLS:
+            raise InvalidTargetError(
+                f"unknown remote shell {self.shell!r} (valid: {', '.join(_SHELLS)})",
+                target=self.url,
+            )
+        if self.connect_timeout <= 0:
+            raise InvalidTargetError("connect_timeout must be positive", target=self.url)
+
+    @property
+    def url(self) -> str:
+        """The target as a URL, without password or options."""
+        user = f"{urllib.parse.quote(self.user, safe='')}@" if self.user else ""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = f":{self.port}" if self.port != 22 else ""
+        return f"ssh://{user}{host}{port}"
+
+    @classmethod
+    def from_url(cls, url: urllib.parse.SplitResult) -> SSHTarget:
+        """Parse ``ssh://`` URL parts.
+
+        Raises:
+            InvalidTargetError: No host, a bad port or an unknown option. The
+                message never repeats a password.
+        """
+        try:
+            port = url.port or 22
+        except ValueError:
+            raise InvalidTargetError(
+                "the port of an ssh:// target must be a number from 1 to 65535"
+            ) from None
+        if not url.hostname:
+            raise InvalidTargetError("an ssh:// target needs a host name: ssh://user@host")
+        options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise InvalidTargetError(
+                f"unknown ssh:// option {', '.join(sorted(unknown))} "
+                f"(valid: {', '.join(sorted(_OPTIONS))})"
+            )
+        single = {key: values[-1] for key, values in options.items()}
+        keys = tuple(options["key"]) if "key" in options else None
+        try:
+            connect_timeout = float(single.get("connect_timeout", "15"))
+        except ValueError:
+            raise InvalidTargetError("connect_timeout must be a number of seconds") from None
+        return cls(
+            host=url.hostname,
+            port=port,
+            user=urllib.parse.unquote(url.username) if url.username else None,
+            password=urllib.parse.unquote(url.password) if url.password else None,
+            known_hosts=single.get("known_hosts") or None,
+            client_keys=keys,
+            shell=single.get("shell", "posix"),
+            connect_timeout=connect_timeout,
+        )
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`asyncssh.connect`.
+
+        Returns:
+            The options; secrets included, so never log them.
+        """
+        options: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "connect_timeout": self.connect_timeout,
+            "keepalive_interval": 30,
+        }
+        if self.user is not None:
+            options["username"] = self.user
+        if self.password is not None:
+            options["password"] = self.password
+        if not self.verify_host_key:
+            options["known_hosts"] = None
+        elif self.known_hosts is not None:
+            options["known_hosts"] = self.known_hosts
+        if self.client_keys is not None:
+            options["client_keys"] = list(self.client_keys)
+            options["agent_path"] = None
+        return options
+
+    def open(self) -> SSHTransport:
+        """A transport for this target; it connects on first use."""
+        return SSHTransport(self)
+
+
+class SSHTransport(Transport):
+    """One SSH connection to one target, made lazily and reused by every call.
+
+    A broken connection is dropped and made again on the next call.
+
+    Args:
+        settings: The target settings.
+    """
+
+    def __init__(self, settings: SSHTarget) -> None:
+        self.settings = settings
+        self._connection: asyncssh.SSHClientConnection | None = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def target(self) -> str:
+        """The target URL, with no secret in it."""
+        return self.settings.url
+
+    async def open(self) -> None:
+        """Connect now, so that authentication and host-key errors surface early."""
+        await self._connect("open")
+
+    async def _connect(self, operation: str) -> asyncssh.SSHClientConnection:
+        if self._closed:
+            raise TransportClosedError(
+                "the transport is closed", target=self.target, operation=operation
+            )
+        async with self._lock:
+            connection = self._connection
+            if connection is not None and not connection.is_closed():
+                return connection
+            self._connection = None
+            connection = await self._dial(operation)
+            if self._closed:
+                # aclose() ran while we were connecting.
+                connection.close()
+                raise TransportClosedError(
+                    "the transport is closed", target=self.target, operation=operation
+                )
+            self._connection = connection
+            return connection
+
+    async def _dial(self, operation: str) -> asyncssh.SSHClientConnection:
+        import asyncssh
+
+        where = {"target": self.target, "operation": operation}
+        try:
+            return await asyncssh.connect(**self.settings.connect_options())
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise HostKeyError(
+                f"the host key of {self.settings.host} is not trusted: {exc.reason} "
+                "(add it to known_hosts after checking its fingerprint)",
+                **where,
+            ) from exc
+        except asyncssh.PermissionDenied as exc:
+            raise AuthenticationError(
+                f"authentication as {self.settings.user or 'the local user'} failed "
+                "(check the key, agent or password)",
+                **where,
+            ) from exc
+        except asyncssh.DisconnectError as exc:
+            raise TransportError(f"SSH connection refused: {exc.reason}", **where) from exc
+        except asyncio.TimeoutError as exc:
+            raise OperationTimeoutError(
+                f"no SSH connection within {self.settings.connect_timeout:g} s",
+                timeout=self.settings.connect_timeout,
+                **where,
+            ) from exc
+        except OSError as exc:
+            raise TransportError(
+                f"cannot reach {self.settings.host}:{self.settings.port}: {exc.strerror or exc}",
+                **where,
+            ) from exc
+
+    def _drop(self, connection: asyncssh.SSHClientConnection) -> None:
+        if self._connection is connection:
+            self._connection = None
+        connection.close()
+
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float,
+    ) -> CompletedCommand:
+        """Run ``argv`` on the remote POSIX shell (see :class:`Transport`).
+
+        Every argument is quoted with :func:`shlex.join`, so the remote shell
+        passes it on as one word and never interprets it.
+        """
+        import asyncssh
+
+        if self.settings.shell != "posix":
+            raise TransportError(
+                f"shell commands need a POSIX login shell; this target's is {self.settings.shell}",
+                target=self.target,
+                operation="run_command",
+            )
+        command = tuple(argv)
+        if not command:
+            raise ValueError("an empty command")
+        connection = await self._connect("run_command")
+        try:
+            process = await connection.create_process(
+                _PID_PREFIX + shlex.join(command), encoding=None
+            )
+        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
+            self._drop(connection)
+            raise TransportBrokenError(
+                f"cannot open an SSH channel: {exc}", target=self.target, operation="run_command"
+            ) from exc
+        pid: int | None = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            first_line = await asyncio.wait_for(process.stderr.readline(), timeout)
+            pid = _parse_pid(first_line)
+            stdout, stderr = await asyncio.wait_for(
+                process.communicate(input or b""), max(0.0, deadline - loop.time())
+            )
+        except asyncio.TimeoutError:
+            await self._kill_remote(connection, process, pid)
+            raise OperationTimeoutError(
+                f"{command[0]} did not finish within {timeout:g} s",
+                timeout=timeout,
+                target=self.target,
+                operation="run_command",
+            ) from None
+        except (asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
+            process.close()
+            self._drop(connection)
+            raise TransportBrokenError(
+                f"the SSH connection broke: {exc}", target=self.target, operation="run_command"
+            ) from exc
+        except BaseException:
+            await self._kill_remote(connection, process, pid)
+            raise
+        status = process.exit_status
+        if status is None or status < 0:
+            if connection.is_closed():
+                self._drop(connection)
+                raise TransportBrokenError(
+                    "the SSH connection closed before the command finished",
+                    target=self.target,
+                    operation="run_command",
+                )
+            signal_name = process.exit_signal[0] if process.exit_signal else "unknown"
+            status = 128 + _signal_number(signal_name)
+        return CompletedCommand(command, status, _as_bytes(stdout), _as_bytes(stderr))
+
+    async def _kill_remote(
+        self,
+        connection: asyncssh.SSHClientConnection,
+        process: asyncssh.SSHClientProcess[bytes],
+        pid: int | None,
+    ) -> None:
+        # Closing a channel without a terminal does not stop the remote
+        # command; sshd started it as the leader of its own process group,
+        # so kill that group over a second channel, then close the first.
+        if pid is not None and not connection.is_closed():
+            kill = connection.run(f"kill -KILL -- -{pid} {pid} 2>/dev/null", check=False)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wait_for(kill, _KILL_TIMEOUT))
+        process.close()
+
+    async def run_operation(
+        self,
+        operation: Operation,
+        parameters: Mapping[str, JsonValue],
+        *,
+        timeout: float,
+    ) -> OperationResult:
+        """Run a PowerShell operation on a Windows OpenSSH target."""
+        raise TransportError(
+            "PowerShell operations over ssh:// are not available in this version",
+            target=self.target,
+            operation=operation.name,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection. Safe to call more than once."""
+        self._closed = True
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.wait_closed(), 5)
+
+
+def _parse_pid(line: bytes | str) -> int | None:
+    text = line.decode("ascii", "replace") if isinstance(line, bytes) else line
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        return data.encode()
+    return b""
+
+
+def _signal_number(name: str) -> int:
+    import signal
+
+    try:
+        return int(signal.Signals[f"SIG{name}"])
+    except KeyError:
+        return 0
