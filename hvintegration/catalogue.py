@@ -23,10 +23,11 @@ Look a service up by any of its names::
 from __future__ import annotations
 
 import uuid
-from typing import Union
+from typing import ClassVar, Union
 
 import attrs
 
+from hvintegration._table import Column, html_table
 from hvintegration.errors import ServiceNotFoundError
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "ServiceSpec",
     "by_component_id",
     "resolve",
+    "resolve_host",
     "valid_names",
 ]
 
@@ -119,8 +121,19 @@ class ServiceSpec:
     critical: bool
     description: str
 
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Name", lambda s: s.name),
+        ("ComponentId", lambda s: s.component_id or "(guest only)"),
+        ("Windows", lambda s: s.windows_service),
+        ("Linux", lambda s: ", ".join(s.linux.daemons) or s.linux.driver if s.linux else "-"),
+        ("AlsoKnownAs", lambda s: ", ".join(s.aliases)),
+    )
+
     def __repr__(self) -> str:
         return f"<ServiceSpec {self.name}>"
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -139,7 +152,7 @@ GUEST_SERVICE_INTERFACE = ServiceSpec(
     key="guest_service_interface",
     name="Guest Service Interface",
     component_id=_id("6C09BB55-D683-4DA0-8931-C9BF705F6480"),
-    aliases=("Guest services", "Guest Services"),
+    aliases=("Guest services",),
     windows_service="vmicguestinterface",
     windows_display_name="Hyper-V Guest Service Interface",
     linux=LinuxSide(
@@ -219,7 +232,7 @@ TIME_SYNCHRONIZATION = ServiceSpec(
     key="time_synchronization",
     name="Time Synchronization",
     component_id=_id("2497F4DE-E9FA-4204-80E4-4B75C46419C0"),
-    aliases=("Time synchronization", "Time Sync"),
+    aliases=("Time Sync",),
     windows_service="vmictimesync",
     windows_display_name="Hyper-V Time Synchronization Service",
     linux=LinuxSide(
@@ -381,3 +394,38 @@ def resolve(service: ServiceRef) -> ServiceSpec:
     if spec is not None:
         return spec
     raise ServiceNotFoundError(service, choices=valid_names())
+
+
+def resolve_host(service: ServiceRef) -> ServiceSpec:
+    """Find a service the host can switch on or off per VM.
+
+    Args:
+        service: A :data:`ServiceRef`.
+
+    Returns:
+        The catalogue entry; its ``component_id`` is set.
+
+    Raises:
+        ServiceNotFoundError: The name is unknown (the message lists the six
+            host services), or it names a guest-only service such as
+            PowerShell Direct (the message says so).
+
+    Example:
+        >>> resolve_host("Data Exchange").name
+        'Key-Value Pair Exchange'
+    """
+    host_names = [spec.name for spec in HOST_SERVICES]
+    try:
+        spec = resolve(service)
+    except ServiceNotFoundError as exc:
+        raise ServiceNotFoundError(exc.name, choices=host_names) from None
+    if spec.component_id is None:
+        raise ServiceNotFoundError(
+            spec.name,
+            choices=host_names,
+            reason=(
+                f"{spec.name} ({spec.windows_service}) runs only inside the guest and "
+                "has no host-side switch"
+            ),
+        )
+    return spec

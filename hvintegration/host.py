@@ -88,20 +88,6 @@ def _wire_ref(ref: str | uuid.UUID) -> dict[str, JsonValue]:
     return {"Name": ref}
 
 
-def _host_spec(service: catalogue.ServiceRef) -> catalogue.ServiceSpec:
-    spec = catalogue.resolve(service)
-    if spec.component_id is None:
-        raise ServiceNotFoundError(
-            spec.name,
-            choices=[s.name for s in catalogue.HOST_SERVICES],
-            reason=(
-                f"{spec.name} ({spec.windows_service}) runs only inside the guest and "
-                "has no host-side switch; manage it with WindowsGuest"
-            ),
-        )
-    return spec
-
-
 class HyperVHost:
     """A Hyper-V host reached through a transport.
 
@@ -272,7 +258,7 @@ class HyperVHost:
             for service, enabled in services.items():
                 if not isinstance(enabled, bool):
                     raise TypeError(f"the desired state of {service!r} must be True or False")
-                spec = _host_spec(service)
+                spec = catalogue.resolve_host(service)
                 assert spec.component_id is not None
                 if spec.component_id in seen:
                     raise ValueError(
@@ -399,7 +385,7 @@ class VirtualMachine:
             ServiceNotFoundError: The name is unknown (the message lists the
                 valid ones) or the service has no host-side switch.
         """
-        return IntegrationService(self, _host_spec(service))
+        return IntegrationService(self, catalogue.resolve_host(service))
 
     async def apply(self, desired: DesiredState) -> ApplyResult:
         """Bring this VM's services to a desired state in one round trip.

@@ -1,0 +1,163 @@
+"""The command line, run in process and once as a real child process."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hvintegration.cli import EXIT_CODES, run
+
+SEED_TABLE = """\
+VMName Name                    Enabled PrimaryStatusDescription SecondaryStatusDescription
+------ ----------------------- ------- ------------------------ --------------------------
+demovm Guest Service Interface False   OK
+demovm Heartbeat               True    OK                       OK
+demovm Key-Value Pair Exchange True    OK
+demovm Shutdown                True    OK
+demovm Time Synchronization    True    OK
+demovm VSS                     True    OK
+"""
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = run(list(argv), out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_services_table_looks_like_the_seed() -> None:
+    status, out, err = _run("--target", "sim://", "host", "services", "demovm")
+    assert (status, out, err) == (0, SEED_TABLE, "")
+
+
+def test_options_may_follow_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HVINTEGRATION_TARGET", raising=False)
+    status, out, _ = _run("host", "services", "demovm", "--json", "--target", "sim://")
+    assert status == 0
+    records = json.loads(out)
+    assert [r["service"] for r in records][:2] == ["guest_service_interface", "heartbeat"]
+    assert records[0]["enabled"] is False
+
+
+def test_target_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVINTEGRATION_TARGET", "sim://LAB?locale=de-DE")
+    status, out, err = _run("host", "services", "demovm")
+    assert status == 0
+    assert "Gastdienstschnittstelle" in out
+    assert err == ""
+
+
+def test_no_target_uses_the_simulator_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HVINTEGRATION_TARGET", raising=False)
+    status, out, err = _run("host", "vms")
+    assert status == 0
+    assert out.splitlines()[2].startswith("demovm")
+    assert "built-in simulator" in err
+
+
+def test_enable_and_disable_report_what_changed() -> None:
+    status, out, _ = _run(
+        "-t", "sim://", "host", "enable", "demovm", "guest service interface", "VSS"
+    )
+    assert status == 0
+    assert out.splitlines()[2:] == [
+        "demovm Guest Service Interface True    True",
+        "demovm VSS                     True    False",
+    ]
+    status, out, _ = _run("-t", "sim://", "--json", "host", "disable", "demovm", "Backup")
+    assert json.loads(out)[0]["changed"] is True
+
+
+def test_state_file_keeps_changes_between_runs(tmp_path: Path) -> None:
+    target = f"sim://?state={tmp_path / 'lab.json'}"
+    assert _run("-t", target, "host", "enable", "demovm", "Guest Service Interface")[0] == 0
+    status, out, _ = _run("-t", target, "--json", "host", "services", "demovm")
+    assert status == 0
+    assert json.loads(out)[0]["enabled"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["host", "services", "ghost"], "not_found", "no virtual machine named 'ghost'"),
+        (["host", "enable", "demovm", "Guest Servce"], "not_found", "unknown integration service"),
+        (["host", "enable", "demovm", "vmicvmsession"], "not_found", "only inside the guest"),
+        (["host", "enable", "", "VSS"], "usage", "must not be empty"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_status(argv: list[str], status: str, message: str) -> None:
+    code, out, err = _run("-t", "sim://", *argv)
+    assert code == EXIT_CODES[status]
+    assert out == ""
+    assert message in err
+    assert err.count("\n") == 1
+    assert err.startswith("hvintegration: error: ")
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("nonsense", "a target is a URL"),
+        ("gopher://x", "unknown target scheme"),
+        ("sim://?vms=lots", "malformed sim:// option"),
+        ("ssh://admin:topsecret@host:99999", "port"),
+    ],
+)
+def test_bad_targets_are_usage_errors_without_secrets(target: str, message: str) -> None:
+    code, _, err = _run("-t", target, "host", "vms")
+    assert code == EXIT_CODES["usage"]
+    assert message in err
+    assert "topsecret" not in err
+
+
+def test_faults_give_their_status(tmp_path: Path) -> None:
+    from hvintegration.simulator import SimulatedHost
+    from hvintegration.simulator.state import edit_state
+
+    state = tmp_path / "lab.json"
+    with edit_state(state, create=SimulatedHost()) as sim:
+        sim.inject_fault("error")
+        sim.inject_fault("hang")
+    target = f"sim://?state={state}"
+    assert _run("-t", target, "host", "vms")[0] == EXIT_CODES["permission"]
+    assert _run("-t", target, "--timeout", "0.2", "host", "vms")[0] == EXIT_CODES["timeout"]
+    assert _run("-t", target, "host", "vms")[0] == EXIT_CODES["ok"]
+
+
+def test_argparse_errors_exit_2() -> None:
+    code, _, _ = _run("host", "frobnicate")
+    assert code == 2
+    code, _, _ = _run("--version")
+    assert code == 0
+
+
+def test_catalogue_lists_every_service() -> None:
+    code, out, _ = _run("catalogue")
+    assert code == 0
+    assert "vmicvmsession" in out
+    assert "hv_kvp_daemon" in out
+
+
+def test_module_entry_point_runs_as_a_child_process() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hvintegration", "--target", "sim://", "host", "services", "demovm"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, SEED_TABLE, "")
+    failed = subprocess.run(
+        [sys.executable, "-m", "hvintegration", "-t", "sim://", "host", "services", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert failed.returncode == EXIT_CODES["not_found"]
+    assert "Traceback" not in failed.stderr
