@@ -1,0 +1,33 @@
+"""The examples run as documented, as real child processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_seed_walkthrough() -> None:
+    done = _run(str(EXAMPLES / "seed_walkthrough.py"))
+    assert done.returncode == 0, done.stderr
+    assert "Guest Service Interface   False  OK" in done.stdout
+    assert "enabled = True" in done.stdout
+
+
+@pytest.mark.parametrize(("fix", "status"), [(False, 1), (True, 0)])
+def test_compliance_report(fix: bool, status: int) -> None:
+    done = _run(str(EXAMPLES / "compliance_report.py"), "sim://?vms=3", *(["--fix"] if fix else []))
+    assert done.returncode == status, done.stderr
+    assert done.stdout.count("Guest Service Interface is off") == 4
+    if fix:
+        assert "fixed 4 services" in done.stdout
