@@ -22,19 +22,24 @@ from hvintegration.errors import (
     AmbiguousVMError,
     AuthenticationError,
     BatchError,
+    DestinationExistsError,
+    FileCopyUnavailableError,
     HostKeyError,
     HvIntegrationError,
     InvalidTargetError,
     NotFoundError,
     OperationTimeoutError,
     PermissionDeniedError,
+    PowerShellDirectError,
     ProtocolError,
     RemoteCommandError,
     ServiceNotFoundError,
     TransportBrokenError,
     TransportClosedError,
     TransportError,
+    UnsafeChangeError,
     VMNotFoundError,
+    VMNotRunningError,
 )
 from hvintegration.host import (
     DEFAULT_TIMEOUT,
@@ -45,8 +50,21 @@ from hvintegration.host import (
     VirtualMachine,
     VMRef,
 )
-from hvintegration.records import ApplyResult, IntegrationServiceState, ServiceChange, VMSummary
+from hvintegration.records import (
+    ApplyResult,
+    FileCopy,
+    IntegrationServiceState,
+    ServiceChange,
+    VMSummary,
+)
 from hvintegration.transport import Target, Transport, parse_target
+from hvintegration.windows import (
+    Credential,
+    GuestService,
+    GuestServiceState,
+    PowerShellDirectTransport,
+    WindowsGuest,
+)
 
 __version__ = "0.1.0"
 
@@ -56,8 +74,14 @@ __all__ = [
     "ApplyResult",
     "AuthenticationError",
     "BatchError",
+    "Credential",
     "DesiredState",
     "DesiredStates",
+    "DestinationExistsError",
+    "FileCopy",
+    "FileCopyUnavailableError",
+    "GuestService",
+    "GuestServiceState",
     "HostKeyError",
     "HvIntegrationError",
     "HyperVHost",
@@ -67,6 +91,8 @@ __all__ = [
     "NotFoundError",
     "OperationTimeoutError",
     "PermissionDeniedError",
+    "PowerShellDirectError",
+    "PowerShellDirectTransport",
     "ProtocolError",
     "RecordList",
     "RemoteCommandError",
@@ -79,11 +105,14 @@ __all__ = [
     "TransportBrokenError",
     "TransportClosedError",
     "TransportError",
+    "UnsafeChangeError",
     "VMNotFoundError",
+    "VMNotRunningError",
     "VMRef",
     "VMSummary",
     "VirtualMachine",
-    "__version__",
+    "WindowsGuest",
     "catalogue",
     "parse_target",
+    "__version__",
 ]

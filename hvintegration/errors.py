@@ -10,9 +10,14 @@ catch either::
      │    ├── ServiceNotFoundError
      │    └── AmbiguousVMError
      ├── InvalidTargetError (ValueError)
+     ├── UnsafeChangeError (ValueError)  needs force=True, and says why
      ├── PermissionDeniedError (PermissionError)
      ├── OperationTimeoutError (TimeoutError, asyncio.TimeoutError)
      ├── RemoteCommandError
+     │    ├── VMNotRunningError
+     │    ├── PowerShellDirectError
+     │    ├── FileCopyUnavailableError  Guest Service Interface off on a side
+     │    └── DestinationExistsError (FileExistsError)
      ├── TransportError (ConnectionError)
      │    ├── TransportClosedError      you closed it
      │    ├── TransportBrokenError      the peer or the channel broke it
@@ -41,19 +46,24 @@ __all__ = [
     "AmbiguousVMError",
     "AuthenticationError",
     "BatchError",
+    "DestinationExistsError",
+    "FileCopyUnavailableError",
     "HostKeyError",
     "HvIntegrationError",
     "InvalidTargetError",
     "NotFoundError",
     "OperationTimeoutError",
     "PermissionDeniedError",
+    "PowerShellDirectError",
     "ProtocolError",
     "RemoteCommandError",
     "ServiceNotFoundError",
     "TransportBrokenError",
     "TransportClosedError",
     "TransportError",
+    "UnsafeChangeError",
     "VMNotFoundError",
+    "VMNotRunningError",
 ]
 
 _MAX_CHOICES_SHOWN = 12
@@ -322,6 +332,68 @@ class RemoteCommandError(HvIntegrationError):
         self.error_id = error_id
         self.category = category
         self.remote_message = remote_message
+
+
+class VMNotRunningError(RemoteCommandError):
+    """The operation needs the VM running (PowerShell Direct, file copy)."""
+
+
+class PowerShellDirectError(RemoteCommandError):
+    """PowerShell Direct cannot reach the guest.
+
+    The host must run Windows 10 or Windows Server 2016 or newer, the guest
+    likewise, and the guest's ``vmicvmsession`` service must not be disabled.
+    """
+
+
+class FileCopyUnavailableError(RemoteCommandError):
+    """File copy into the guest cannot work until Guest Service Interface is on.
+
+    Attributes:
+        side: ``host`` when the VM's Guest Service Interface is disabled on
+            the host, ``guest`` when the guest side (``vmicguestinterface``,
+            or ``hv_fcopy_daemon`` / ``hv_fcopy_uio_daemon`` on Linux) does
+            not answer.
+    """
+
+    def __init__(self, message: str, *, side: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.side = side
+
+
+class DestinationExistsError(RemoteCommandError, FileExistsError):
+    """The destination file exists in the guest; copy with ``overwrite=True``."""
+
+
+class UnsafeChangeError(HvIntegrationError, ValueError):
+    """A change that can cut the host off from the VM was asked for without ``force=True``.
+
+    Disabling or stopping Heartbeat, Shutdown, Key-Value Pair Exchange or
+    PowerShell Direct hurts the host's ability to manage the VM (Key-Value
+    Pair Exchange is how the host learns the VM's IP addresses), so the
+    library refuses unless the caller insists. Nothing was changed.
+
+    Attributes:
+        services: The English names of the services concerned.
+    """
+
+    def __init__(
+        self,
+        services: Iterable[str],
+        *,
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        self.services = tuple(services)
+        names = ", ".join(self.services)
+        super().__init__(
+            f"refusing to turn off {names} without force=True: the host needs "
+            f"{'it' if len(self.services) == 1 else 'them'} to manage the VM "
+            "(heartbeat, clean shutdown, IP addresses through Key-Value Pair Exchange, "
+            "PowerShell Direct); nothing was changed",
+            target=target,
+            operation=operation,
+        )
 
 
 class TransportError(HvIntegrationError, ConnectionError):

@@ -12,29 +12,43 @@ to one VM or to many.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Union
 
 from hvintegration import catalogue
+from hvintegration._connect import Connection, TargetLike, transport_for
 from hvintegration._decode import Decoder
 from hvintegration._table import RecordList
-from hvintegration.errors import BatchError, HvIntegrationError, ServiceNotFoundError
+from hvintegration.errors import (
+    BatchError,
+    HvIntegrationError,
+    ServiceNotFoundError,
+    UnsafeChangeError,
+)
 from hvintegration.operations import (
+    COPY_VM_FILE,
     GET_INTEGRATION_SERVICES,
     LIST_VMS,
     SET_INTEGRATION_SERVICES,
     Operation,
 )
-from hvintegration.records import ApplyResult, IntegrationServiceState, ServiceChange, VMSummary
-from hvintegration.transport import Target, Transport, parse_target
+from hvintegration.records import (
+    ApplyResult,
+    FileCopy,
+    IntegrationServiceState,
+    ServiceChange,
+    VMSummary,
+)
+from hvintegration.transport import Transport
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 from hvintegration.transport.errormap import error_from_record
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from hvintegration.simulator.model import SimulatedHost
+    from hvintegration.windows.direct import Credential
+    from hvintegration.windows.guest import WindowsGuest
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -118,10 +132,10 @@ class HyperVHost:
     @classmethod
     def connect(
         cls,
-        target: str | Target | Transport | SimulatedHost,
+        target: TargetLike,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-    ) -> _HostConnection:
+    ) -> Connection[HyperVHost]:
         """Connect to a host.
 
         Args:
@@ -137,7 +151,7 @@ class HyperVHost:
         Raises:
             InvalidTargetError: The URL is malformed or names no transport.
         """
-        return _HostConnection(_transport_for(target), timeout)
+        return Connection(cls(transport_for(target), timeout=timeout))
 
     @property
     def target(self) -> str:
@@ -228,7 +242,7 @@ class HyperVHost:
         _raise_partial(errors, states, "could not read every VM", self, GET_INTEGRATION_SERVICES)
         return states
 
-    async def apply(self, desired: DesiredStates) -> ApplyResult:
+    async def apply(self, desired: DesiredStates, *, force: bool = False) -> ApplyResult:
         """Bring several VMs' services to a desired state in one round trip.
 
         Only what differs changes; a service already as requested is left
@@ -237,6 +251,9 @@ class HyperVHost:
         Args:
             desired: Per VM, a mapping of service to enabled flag, e.g.
                 ``{"demovm": {"Guest Service Interface": True}}``.
+            force: Allow turning off Heartbeat, Shutdown or Key-Value Pair
+                Exchange, which the host needs to manage the VM. Without it,
+                asking for any of them off raises before anything is sent.
 
         Returns:
             One :class:`~hvintegration.records.ServiceChange` per requested
@@ -245,6 +262,8 @@ class HyperVHost:
         Raises:
             ServiceNotFoundError: A service name is unknown or guest-only
                 (raised before anything is sent), or the one VM lacks it.
+            UnsafeChangeError: A critical service would be turned off and
+                ``force`` is not set; nothing was sent.
             VMNotFoundError: The one VM named does not exist.
             BatchError: Some changes failed; the others were made and are in
                 its ``result``.
@@ -266,6 +285,11 @@ class HyperVHost:
                     )
                 seen[spec.component_id] = service
                 items.append((key, spec, enabled))
+        risky = sorted({spec.name for _, spec, enabled in items if spec.critical and not enabled})
+        if risky and not force:
+            raise UnsafeChangeError(
+                risky, target=self.target, operation=SET_INTEGRATION_SERVICES.name
+            )
         return await self._apply(items)
 
     async def _apply(
@@ -387,16 +411,105 @@ class VirtualMachine:
         """
         return IntegrationService(self, catalogue.resolve_host(service))
 
-    async def apply(self, desired: DesiredState) -> ApplyResult:
+    async def copy_file(
+        self,
+        source: str,
+        destination: str,
+        *,
+        create_full_path: bool = False,
+        overwrite: bool = False,
+    ) -> FileCopy:
+        """Copy a file from the host into the running guest (``Copy-VMFile -FileSource Host``).
+
+        Needs Guest Service Interface enabled for the VM on the host and its
+        guest side running (``vmicguestinterface`` in Windows,
+        ``hv_fcopy_daemon`` or ``hv_fcopy_uio_daemon`` in Linux).
+
+        Args:
+            source: The file's path **on the Hyper-V host**.
+            destination: The absolute path in the guest.
+            create_full_path: Create missing folders of ``destination``.
+            overwrite: Replace a file that exists at ``destination``.
+
+        Returns:
+            What was copied.
+
+        Raises:
+            FileCopyUnavailableError: Guest Service Interface is off on the
+                host (``side == "host"``) or its guest side does not answer
+                (``side == "guest"``); the message says how to turn it on.
+            VMNotRunningError: The VM is not running.
+            DestinationExistsError: The destination exists and ``overwrite``
+                is not set.
+            NotFoundError: The host has no such source file.
+
+        Example:
+            >>> import asyncio
+            >>> from hvintegration import HyperVHost
+            >>> from hvintegration.simulator import SimulatedHost
+            >>> lab = SimulatedHost()
+            >>> lab.add_host_file("C:\\\\tools\\\\agent.msi", b"0" * 1024)
+            >>> async def main():
+            ...     async with HyperVHost.connect(lab) as host:
+            ...         vm = host.vm("demovm")
+            ...         await vm.integration_service("Guest Service Interface").enable()
+            ...         source, destination = "C:\\\\tools\\\\agent.msi", "C:\\\\Temp\\\\agent.msi"
+            ...         done = await vm.copy_file(source, destination)
+            ...         return done.size
+            >>> asyncio.run(main())
+            1024
+        """
+        if not source or not destination:
+            raise ValueError("source and destination must not be empty")
+        result = await self.host._run(
+            COPY_VM_FILE,
+            {
+                "VM": _wire_ref(self.ref),
+                "SourcePath": source,
+                "DestinationPath": destination,
+                "CreateFullPath": create_full_path,
+                "Overwrite": overwrite,
+            },
+        )
+        if result.errors:
+            raise self.host._error(result.errors[0], COPY_VM_FILE, name=str(self.ref))
+        decoder = Decoder(self.host.target, COPY_VM_FILE.name)
+        if len(result.output) != 1:
+            raise decoder.fail(f"expected one copy result, got {len(result.output)}")
+        obj = decoder.object(result.output[0], "a copy result")
+        return FileCopy(
+            vm_name=decoder.text(obj, "VMName", allow_null=False),
+            vm_id=decoder.guid(obj, "VMId"),
+            source=decoder.text(obj, "SourcePath"),
+            destination=decoder.text(obj, "DestinationPath"),
+            size=decoder.integer(obj, "Size"),
+        )
+
+    def windows(self, credential: Credential) -> WindowsGuest:
+        """The Windows guest inside this VM, through PowerShell Direct. No I/O.
+
+        Args:
+            credential: An account in the guest.
+
+        Returns:
+            The guest; closing it leaves the host open.
+        """
+        from hvintegration.windows.guest import WindowsGuest
+
+        return WindowsGuest.direct(self.host, self.ref, credential)
+
+    async def apply(self, desired: DesiredState, *, force: bool = False) -> ApplyResult:
         """Bring this VM's services to a desired state in one round trip.
 
         Args:
             desired: Service to enabled flag, e.g. ``{"VSS": False}``.
+            force: Allow turning off a service the host needs to manage the
+                VM (see :meth:`HyperVHost.apply`).
 
         Returns:
             What was changed and what already was as requested.
         """
-        return await self.host.apply({self.ref: desired})
+        return await self.host.apply({self.ref: desired}, force=force)
 
 
 class IntegrationService:
@@ -414,8 +527,8 @@ class IntegrationService:
     def __repr__(self) -> str:
         return f"<IntegrationService {self.spec.name} of {self.vm.ref} on {self.vm.host.target}>"
 
-    async def _set(self, enabled: bool) -> IntegrationServiceState:
-        result = await self.vm.apply({self.spec: enabled})
+    async def _set(self, enabled: bool, force: bool = False) -> IntegrationServiceState:
+        result = await self.vm.apply({self.spec: enabled}, force=force)
         return result.items[0].state
 
     async def enable(self) -> IntegrationServiceState:
@@ -426,13 +539,20 @@ class IntegrationService:
         """
         return await self._set(True)
 
-    async def disable(self) -> IntegrationServiceState:
+    async def disable(self, *, force: bool = False) -> IntegrationServiceState:
         """Disable it on the host (``Disable-VMIntegrationService``); a no-op when disabled.
+
+        Args:
+            force: Needed for Heartbeat, Shutdown and Key-Value Pair
+                Exchange, without which the host cannot manage the VM well.
 
         Returns:
             The state afterwards.
+
+        Raises:
+            UnsafeChangeError: The service is critical and ``force`` is not set.
         """
-        return await self._set(False)
+        return await self._set(False, force)
 
     async def refresh(self) -> IntegrationServiceState:
         """Read its current state. One round trip.
@@ -449,44 +569,3 @@ class IntegrationService:
             target=self.vm.host.target,
             operation=GET_INTEGRATION_SERVICES.name,
         )
-
-
-class _HostConnection:
-    """What :meth:`HyperVHost.connect` returns: awaitable and an async context manager."""
-
-    def __init__(self, transport: Transport, timeout: float) -> None:
-        self._host = HyperVHost(transport, timeout=timeout)
-
-    def __await__(self) -> Generator[object, None, HyperVHost]:
-        return self._open().__await__()
-
-    async def _open(self) -> HyperVHost:
-        try:
-            await self._host.transport.open()
-        except BaseException:
-            await self._host.aclose()
-            raise
-        return self._host
-
-    async def __aenter__(self) -> HyperVHost:
-        return await self._open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._host.aclose()
-
-
-def _transport_for(target: str | Target | Transport | SimulatedHost) -> Transport:
-    from hvintegration.simulator.model import SimulatedHost
-
-    if isinstance(target, Transport):
-        return target
-    if isinstance(target, SimulatedHost):
-        return target.transport()
-    if isinstance(target, str):
-        return parse_target(target).open()
-    return target.open()

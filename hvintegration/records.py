@@ -17,6 +17,7 @@ from hvintegration.catalogue import ServiceSpec
 
 __all__ = [
     "ApplyResult",
+    "FileCopy",
     "IntegrationServiceState",
     "ServiceChange",
     "VMSummary",
@@ -194,3 +195,32 @@ class ApplyResult:
         if not self.items:
             return "<p>(nothing requested)</p>"
         return html_table(self.items)
+
+
+@attrs.frozen
+class FileCopy:
+    """A file copied from the host into a guest (``Copy-VMFile``).
+
+    Attributes:
+        vm_name: The VM's name.
+        vm_id: The VM's id.
+        source: The file's path on the host.
+        destination: Its path in the guest.
+        size: Bytes copied.
+    """
+
+    vm_name: str
+    vm_id: uuid.UUID
+    source: str
+    destination: str
+    size: int
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("VMName", lambda r: r.vm_name),
+        ("SourcePath", lambda r: r.source),
+        ("DestinationPath", lambda r: r.destination),
+        ("Size", lambda r: r.size),
+    )
+
+    def _repr_html_(self) -> str:
+        return html_table([self])

@@ -212,7 +212,8 @@ async def test_a_batch_apply_keeps_what_succeeded(sim: SimulatedHost) -> None:
                     "ghost": {GSI: True},
                     "db01": {"VSS": False, GSI: True},
                     "web01": {"Heartbeat": False},
-                }
+                },
+                force=True,
             )
     error = caught.value
     assert set(error.errors) == {"ghost/Guest Service Interface", "db01/VSS"}

@@ -61,6 +61,7 @@ def test_failed_edit_is_discarded(tmp_path: Path) -> None:
     path = tmp_path / "lab.json"
     with edit_state(path, create=SimulatedHost()):
         pass
+
     def half_made_edit() -> None:
         with edit_state(path) as sim:
             sim.add_vm("half-made")

@@ -27,9 +27,13 @@ from types import MappingProxyType
 import attrs
 
 __all__ = [
+    "COPY_VM_FILE",
+    "GET_GUEST_SERVICES",
     "GET_INTEGRATION_SERVICES",
+    "INVOKE_IN_VM",
     "LIST_VMS",
     "OPERATIONS",
+    "SET_GUEST_SERVICE",
     "SET_INTEGRATION_SERVICES",
     "Operation",
     "script_text",
@@ -62,18 +66,22 @@ class Operation:
             body.
         parameters: The parameter names the script's ``param()`` block
             declares; a transport passes exactly these.
+        side: ``host`` for operations that run on a Hyper-V host,
+            ``guest`` for those that run inside a Windows guest.
     """
 
     name: str
     script: str = attrs.field(repr=False)
     parameters: tuple[str, ...]
+    side: str = "host"
 
     @classmethod
-    def load(cls, name: str) -> Operation:
+    def load(cls, name: str, side: str = "host") -> Operation:
         """Load a shipped operation by name.
 
         Args:
             name: The script's file name stem.
+            side: Where it runs, ``host`` or ``guest``.
 
         Returns:
             The operation, with the prelude placed after its ``param()`` block.
@@ -85,11 +93,13 @@ class Operation:
         match = _PARAM_BLOCK.search(body)
         if match is None:
             raise ValueError(f"operation script {name}.ps1 has no param() block")
-        parameters = tuple(m.group("name") for m in _PARAM_NAME.finditer(match.group("body")))
+        # A default value (`$Flag = $false`) is not a parameter: look left of `=` only.
+        declarations = "\n".join(line.split("=", 1)[0] for line in match.group("body").splitlines())
+        parameters = tuple(m.group("name") for m in _PARAM_NAME.finditer(declarations))
         head = body[: match.end()]
         tail = body[match.end() :]
         script = f"{head}\n{script_text('_prelude.ps1')}\n{tail}"
-        return cls(name=name, script=script, parameters=parameters)
+        return cls(name=name, script=script, parameters=parameters, side=side)
 
 
 LIST_VMS = Operation.load("list_vms")
@@ -101,7 +111,33 @@ GET_INTEGRATION_SERVICES = Operation.load("get_integration_services")
 SET_INTEGRATION_SERVICES = Operation.load("set_integration_services")
 """Enable/disable what differs. Parameter ``Changes``: ``{VM, ServiceId, Enabled}`` items."""
 
+COPY_VM_FILE = Operation.load("copy_vm_file")
+"""``Copy-VMFile -FileSource Host`` after checking what it needs. Parameters
+``VM``, ``SourcePath``, ``DestinationPath``, ``CreateFullPath``, ``Overwrite``."""
+
+INVOKE_IN_VM = Operation.load("invoke_in_vm")
+"""PowerShell Direct: run a guest operation's ``Script`` with ``Parameters``
+inside ``VM`` as ``UserName``/``Password`` (``Invoke-Command -VMId``)."""
+
+GET_GUEST_SERVICES = Operation.load("get_guest_services", side="guest")
+"""``Get-Service`` for the named ``vmic*`` services (parameter ``Name``) in a Windows guest."""
+
+SET_GUEST_SERVICE = Operation.load("set_guest_service", side="guest")
+"""Start, stop, restart, enable or disable one ``vmic*`` service: ``Name``,
+``Action``, ``WaitSeconds``."""
+
 OPERATIONS = MappingProxyType(
-    {op.name: op for op in (LIST_VMS, GET_INTEGRATION_SERVICES, SET_INTEGRATION_SERVICES)}
+    {
+        op.name: op
+        for op in (
+            LIST_VMS,
+            GET_INTEGRATION_SERVICES,
+            SET_INTEGRATION_SERVICES,
+            COPY_VM_FILE,
+            INVOKE_IN_VM,
+            GET_GUEST_SERVICES,
+            SET_GUEST_SERVICE,
+        )
+    }
 )
 """Every operation by name."""

@@ -113,7 +113,7 @@ def _status(
         # A disabled service still reports OK: the seed's demovm shows
         # Guest Service Interface False with PrimaryStatusDescription OK.
         return "OK", "", ["Ok"]
-    if component_id not in vm.guest.services:
+    if not vm.runs(component_id):
         # Enabled on the host, not running in the guest: Hyper-V shows
         # "No Contact" (the service works only when both sides enable it).
         return "No Contact", "", ["NoContact"]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from hvintegration import catalogue
+from hvintegration.simulator.guest_state import GuestFiles, WindowsGuestState
 from hvintegration.simulator.profiles import GUEST_OSES, HOST_OSES, LOCALES, GuestOS, HostOS
 
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ class SimulatedVM:
             print the same ids on every run.
         generation: 1 or 2.
         enabled: Host-side enabled flag per component id.
+        windows: The inside of a Windows guest (services, accounts); made
+            for Windows guest profiles when the VM joins a host.
+        files: The guest's file system, for file copy.
     """
 
     name: str
@@ -82,6 +86,24 @@ class SimulatedVM:
     )
     generation: int = 2
     enabled: dict[uuid.UUID, bool] = attrs.field(factory=dict)
+    windows: WindowsGuestState | None = None
+    files: GuestFiles | None = None
+
+    def runs(self, component_id: uuid.UUID) -> bool:
+        """Whether the guest side of a service is up.
+
+        The guest OS must provide it, and in a Windows guest its ``vmic*``
+        service must be running.
+        """
+        if component_id not in self.guest.services:
+            return False
+        if self.windows is None:
+            return True
+        spec = catalogue.by_component_id(component_id)
+        if spec is None:
+            return True
+        service = self.windows.services.get(spec.windows_service)
+        return service is not None and service.status == "Running"
 
 
 def _seed_enabled(host_os: HostOS, overrides: dict[uuid.UUID, bool]) -> dict[uuid.UUID, bool]:
@@ -143,6 +165,7 @@ class SimulatedHost:
         self.latency = latency
         self.vms: list[SimulatedVM] = []
         self.faults: list[Fault] = []
+        self.files: dict[str, bytes] = {}
         self.round_trips = 0
         self.calls: list[str] = []
         for vm in [SimulatedVM("demovm")] if vms is None else vms:
@@ -153,6 +176,10 @@ class SimulatedHost:
 
     def _adopt(self, vm: SimulatedVM) -> SimulatedVM:
         vm.enabled = _seed_enabled(self.os, vm.enabled)
+        if vm.windows is None and vm.guest.family == "windows":
+            vm.windows = WindowsGuestState.for_guest(vm.name, vm.guest)
+        if vm.files is None:
+            vm.files = GuestFiles(windows=vm.guest.family == "windows")
         self.vms.append(vm)
         return vm
 
@@ -203,6 +230,15 @@ class SimulatedHost:
             if vm.name.casefold() == name.casefold():
                 return vm
         raise KeyError(name)
+
+    def add_host_file(self, path: str, data: bytes) -> None:
+        """Put a file on the host, as a source for copying into guests.
+
+        Args:
+            path: Its path on the host; compared without regard to case.
+            data: Its contents.
+        """
+        self.files[path.casefold()] = data
 
     def inject_fault(
         self,

@@ -40,11 +40,14 @@ class HostOS:
         key: Short identifier used in ``sim://?os=KEY``.
         name: The product name.
         services: Component ids of the integration services it offers.
+        powershell_direct: Whether it can run PowerShell in a guest over the
+            VMBus (``Invoke-Command -VMName``/``-VMId``).
     """
 
     key: str
     name: str
     services: frozenset[uuid.UUID] = attrs.field(repr=False)
+    powershell_direct: bool = True
 
 
 @attrs.frozen
@@ -54,11 +57,13 @@ class GuestOS:
     Attributes:
         key: Short identifier.
         name: The product name.
-        family: ``windows`` or ``linux``.
+        family: ``windows``, ``linux`` or ``other``.
         services: Component ids of the services the guest answers on.
         integration_services_version: What ``Get-VM`` reports for it.
         outdated: Whether its integration components are older than the
             host's, which the host reports as a protocol mismatch.
+        windows_services: The ``vmic*`` services installed in a Windows
+            guest; empty for other families.
     """
 
     key: str
@@ -67,20 +72,23 @@ class GuestOS:
     services: frozenset[uuid.UUID] = attrs.field(repr=False)
     integration_services_version: str = ""
     outdated: bool = False
+    windows_services: tuple[str, ...] = attrs.field(default=(), repr=False)
 
 
 # Guest Service Interface (Copy-VMFile) arrived with Windows Server 2012 R2
 # and Windows 8.1 ("What's new in Hyper-V in Windows Server 2012 R2"); the
 # Hyper-V PowerShell module itself arrived with Windows Server 2012, so no
-# older host is modelled.
+# older host is modelled. PowerShell Direct needs a Windows 10 or Windows
+# Server 2016 host and guest ("Manage Windows virtual machines with
+# PowerShell Direct").
 HOST_OSES = MappingProxyType(
     {
         host.key: host
         for host in (
-            HostOS("windows-server-2012", "Windows Server 2012", _NO_GSI),
-            HostOS("windows-8", "Windows 8", _NO_GSI),
-            HostOS("windows-server-2012-r2", "Windows Server 2012 R2", _ALL_HOST),
-            HostOS("windows-8.1", "Windows 8.1", _ALL_HOST),
+            HostOS("windows-server-2012", "Windows Server 2012", _NO_GSI, False),
+            HostOS("windows-8", "Windows 8", _NO_GSI, False),
+            HostOS("windows-server-2012-r2", "Windows Server 2012 R2", _ALL_HOST, False),
+            HostOS("windows-8.1", "Windows 8.1", _ALL_HOST, False),
             HostOS("windows-10", "Windows 10", _ALL_HOST),
             HostOS("windows-server-2016", "Windows Server 2016", _ALL_HOST),
             HostOS("windows-server-2019", "Windows Server 2019", _ALL_HOST),
@@ -92,38 +100,63 @@ HOST_OSES = MappingProxyType(
 )
 """Every simulated host release by key."""
 
-# Windows guests older than 8.1 / 2012 R2 have no vmicguestinterface. Linux
-# guests get heartbeat, shutdown and time sync from the hv_utils driver alone;
-# KVP, VSS and file copy also need the user-space daemons
-# (the seed document's Linux section).
+
+def _windows(
+    key: str, name: str, version: str, *, gsi: bool, direct: bool, outdated: bool = False
+) -> GuestOS:
+    # vmicguestinterface came with 8.1 / 2012 R2 and vmicvmsession (PowerShell
+    # Direct) with Windows 10 / 2016; the other six exist on every guest the
+    # simulator models. The seed lists all eight on a current guest.
+    names = [
+        spec.windows_service
+        for spec in catalogue.ALL_SERVICES
+        if (gsi or spec is not catalogue.GUEST_SERVICE_INTERFACE)
+        and (direct or spec is not catalogue.POWERSHELL_DIRECT)
+    ]
+    return GuestOS(
+        key,
+        name,
+        "windows",
+        _ALL_HOST if gsi else _NO_GSI,
+        version,
+        outdated,
+        windows_services=tuple(names),
+    )
+
+
+# Linux guests get heartbeat, shutdown and time sync from the hv_utils driver
+# alone; KVP, VSS and file copy also need the user-space daemons (the seed
+# document's Linux section).
 GUEST_OSES = MappingProxyType(
     {
         guest.key: guest
         for guest in (
-            GuestOS(
-                "windows-server-2022", "Windows Server 2022", "windows", _ALL_HOST, "10.0.20348"
+            _windows(
+                "windows-server-2022", "Windows Server 2022", "10.0.20348", gsi=True, direct=True
             ),
-            GuestOS(
-                "windows-server-2019", "Windows Server 2019", "windows", _ALL_HOST, "10.0.17763"
+            _windows(
+                "windows-server-2019", "Windows Server 2019", "10.0.17763", gsi=True, direct=True
             ),
-            GuestOS("windows-11", "Windows 11", "windows", _ALL_HOST, "10.0.22631"),
-            GuestOS("windows-10", "Windows 10", "windows", _ALL_HOST, "10.0.19045"),
-            GuestOS(
+            _windows("windows-11", "Windows 11", "10.0.22631", gsi=True, direct=True),
+            _windows("windows-10", "Windows 10", "10.0.19045", gsi=True, direct=True),
+            _windows(
                 "windows-server-2012-r2",
                 "Windows Server 2012 R2",
-                "windows",
-                _ALL_HOST,
                 "6.3.9600.18080",
+                gsi=True,
+                direct=False,
             ),
-            GuestOS(
+            _windows(
                 "windows-server-2012",
                 "Windows Server 2012",
-                "windows",
-                _NO_GSI,
                 "6.2.9200.16433",
-                True,
+                gsi=False,
+                direct=False,
+                outdated=True,
             ),
-            GuestOS("windows-7", "Windows 7", "windows", _NO_GSI, "6.1.7601.17514", True),
+            _windows(
+                "windows-7", "Windows 7", "6.1.7601.17514", gsi=False, direct=False, outdated=True
+            ),
             GuestOS("ubuntu-22.04", "Ubuntu 22.04 with hyperv-daemons", "linux", _ALL_HOST),
             GuestOS("linux-kernel-only", "Linux without the hv_* daemons", "linux", _KERNEL_ONLY),
             GuestOS(

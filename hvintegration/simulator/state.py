@@ -10,6 +10,7 @@ never lose each other's changes.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hvintegration.simulator.guest_state import GuestFiles, SimulatedService, WindowsGuestState
 from hvintegration.simulator.model import Fault, FaultKind, SimulatedHost, SimulatedVM
 from hvintegration.simulator.profiles import GUEST_OSES, HOST_OSES
 from hvintegration.transport.base import ErrorRecord
@@ -39,6 +41,53 @@ def _record_to_json(record: ErrorRecord | None) -> dict[str, Any] | None:
         "target_object": record.target_object,
         "details": record.details,
     }
+
+
+def _windows_to_json(state: WindowsGuestState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "computer_name": state.computer_name,
+        "services": {
+            name: [svc.status, svc.start_type, svc.stuck] for name, svc in state.services.items()
+        },
+        "credentials": dict(state.credentials),
+        "administrators": sorted(state.administrators),
+    }
+
+
+def _windows_from_json(data: dict[str, Any] | None) -> WindowsGuestState | None:
+    if data is None:
+        return None
+    return WindowsGuestState(
+        computer_name=data["computer_name"],
+        services={
+            name: SimulatedService(status, start_type, bool(stuck))
+            for name, (status, start_type, stuck) in data["services"].items()
+        },
+        credentials=dict(data["credentials"]),
+        administrators=set(data["administrators"]),
+    )
+
+
+def _files_to_json(files: GuestFiles | None) -> dict[str, Any] | None:
+    if files is None:
+        return None
+    return {
+        "windows": files.windows,
+        "directories": sorted(files.directories),
+        "files": {path: base64.b64encode(data).decode() for path, data in files.files.items()},
+    }
+
+
+def _files_from_json(data: dict[str, Any] | None, windows: bool) -> GuestFiles:
+    if data is None:
+        return GuestFiles(windows=windows)
+    return GuestFiles(
+        windows=bool(data["windows"]),
+        directories=set(data["directories"]),
+        files={path: base64.b64decode(blob) for path, blob in data["files"].items()},
+    )
 
 
 def host_to_json(host: SimulatedHost) -> dict[str, Any]:
@@ -66,9 +115,12 @@ def host_to_json(host: SimulatedHost) -> dict[str, Any]:
                 "state": vm.state,
                 "generation": vm.generation,
                 "enabled": {str(k): v for k, v in vm.enabled.items()},
+                "windows": _windows_to_json(vm.windows),
+                "files": _files_to_json(vm.files),
             }
             for vm in host.vms
         ],
+        "host_files": {path: base64.b64encode(data).decode() for path, data in host.files.items()},
         "faults": [
             {
                 "kind": fault.kind.value,
@@ -103,7 +155,12 @@ def host_from_json(data: dict[str, Any]) -> SimulatedHost:
             )
             vm.id = uuid.UUID(item["id"])
             vm.enabled = {uuid.UUID(k): bool(v) for k, v in item["enabled"].items()}
+            vm.windows = _windows_from_json(item.get("windows"))
+            vm.files = _files_from_json(item.get("files"), vm.guest.family == "windows")
             host.vms.append(vm)
+        host.files = {
+            path: base64.b64decode(blob) for path, blob in data.get("host_files", {}).items()
+        }
         for item in data.get("faults", []):
             record = item.get("record")
             host.faults.append(

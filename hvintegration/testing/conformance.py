@@ -178,8 +178,8 @@ class TransportConformance:
     async def test_apply_changes_only_what_differs_and_persists(self, peer: SimulatedPeer) -> None:
         desired = {"Guest Service Interface": True, "VSS": True, "Heartbeat": False}
         async with HyperVHost.connect(peer.open_transport(), timeout=self.timeout) as host:
-            result = await host.vm("demovm").apply(desired)
-            again = await host.vm("demovm").apply(desired)
+            result = await host.vm("demovm").apply(desired, force=True)
+            again = await host.vm("demovm").apply(desired, force=True)
             services = await host.vm("demovm").integration_services()
         assert [(c.state.name, c.changed) for c in result.items] == [
             ("Guest Service Interface", True),

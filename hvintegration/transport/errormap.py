@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from hvintegration.errors import (
     AmbiguousVMError,
+    AuthenticationError,
+    DestinationExistsError,
+    FileCopyUnavailableError,
     HvIntegrationError,
+    NotFoundError,
+    OperationTimeoutError,
     PermissionDeniedError,
+    PowerShellDirectError,
     RemoteCommandError,
     ServiceNotFoundError,
     VMNotFoundError,
+    VMNotRunningError,
 )
 from hvintegration.transport.base import ErrorRecord
 
@@ -25,6 +32,18 @@ _PERMISSION_TYPES = ("System.UnauthorizedAccessException",)
 
 def _lines(text: str) -> tuple[str, ...]:
     return tuple(line for line in text.splitlines() if line)
+
+
+_HOST_HINT = "run as a member of Administrators or Hyper-V Administrators on the host"
+_GUEST_HINT = "run as a member of Administrators in the guest"
+_FILE_EXISTS = "0x80070050"
+
+
+def _permission_hint(operation: str) -> str:
+    from hvintegration.operations import OPERATIONS
+
+    known = OPERATIONS.get(operation)
+    return _GUEST_HINT if known is not None and known.side == "guest" else _HOST_HINT
 
 
 def error_from_record(
@@ -50,34 +69,72 @@ def error_from_record(
     """
     base_id = record.base_id
     item = name if name is not None else str(record.target_object or "")
+    where = {"target": target, "operation": operation}
+    remote = {
+        "error_id": record.error_id,
+        "category": record.category,
+        "remote_message": record.message,
+        **where,
+    }
     if base_id == "HvIntegration.VMNotFound":
-        return VMNotFoundError(
-            item, choices=_lines(record.details), target=target, operation=operation
-        )
+        return VMNotFoundError(item, choices=_lines(record.details), **where)
     if base_id == "HvIntegration.AmbiguousVMName":
-        return AmbiguousVMError(
-            item, ids=_lines(record.details), target=target, operation=operation
-        )
+        return AmbiguousVMError(item, ids=_lines(record.details), **where)
     if base_id == "HvIntegration.ServiceNotFound":
         offered = _lines(record.details)
-        reason = f"{record.message} (it offers: {', '.join(offered) or 'none'})"
-        return ServiceNotFoundError(
-            item, choices=offered, reason=reason, target=target, operation=operation
+        reason = record.message
+        if offered:
+            reason += f" (it offers: {', '.join(offered)})"
+        return ServiceNotFoundError(item, choices=offered, reason=reason, **where)
+    if base_id == "HvIntegration.GuestServiceNotFound":
+        return ServiceNotFoundError(item, reason=record.message, **where)
+    if base_id == "HvIntegration.GuestServiceStuck":
+        return OperationTimeoutError(record.message, target=target, operation=operation)
+    if base_id == "HvIntegration.VMNotRunning":
+        return VMNotRunningError(record.message, **remote)
+    if base_id == "HvIntegration.PowerShellDirectUnsupported" or base_id == "PSDirectException":
+        if record.category == "AuthenticationError":
+            return AuthenticationError(
+                f"the guest refused the credential: {record.message}", **where
+            )
+        return PowerShellDirectError(f"PowerShell Direct failed: {record.message}", **remote)
+    if base_id == "HvIntegration.GuestServiceInterfaceDisabled":
+        return FileCopyUnavailableError(
+            f"{record.message} Enable it first, e.g. "
+            "host.vm(...).integration_service('Guest Service Interface').enable() "
+            "or: hvintegration host enable VM 'Guest Service Interface'",
+            side="host",
+            **remote,
         )
-    if record.category == "PermissionDenied" or record.exception_type in _PERMISSION_TYPES:
+    if base_id == "HvIntegration.GuestServiceNotRunning":
+        return FileCopyUnavailableError(
+            f"{record.message} Start the guest side: the vmicguestinterface service in a "
+            "Windows guest, hv_fcopy_daemon or hv_fcopy_uio_daemon in a Linux guest",
+            side="guest",
+            **remote,
+        )
+    if base_id == "HvIntegration.SourceNotFound":
+        return NotFoundError(record.message, name=item, **where)
+    if record.category == "AuthenticationError":
+        return AuthenticationError(f"authentication failed: {record.message}", **where)
+    if (
+        base_id == "HvIntegration.AccessDenied"
+        or record.category == "PermissionDenied"
+        or record.exception_type in _PERMISSION_TYPES
+    ):
         return PermissionDeniedError(
-            "permission denied: run as a member of Administrators or Hyper-V "
-            f"Administrators on the host ({record.message})",
+            f"permission denied: {_permission_hint(operation)} ({record.message})",
             remote_message=record.message,
-            target=target,
-            operation=operation,
+            **where,
+        )
+    if _FILE_EXISTS in record.message:
+        return DestinationExistsError(
+            f"the destination exists in the guest; pass overwrite=True to replace it "
+            f"({record.message})",
+            **remote,
         )
     return RemoteCommandError(
         f"remote command failed: {record.message}"
         + (f" ({record.error_id})" if record.error_id else ""),
-        error_id=record.error_id,
-        category=record.category,
-        remote_message=record.message,
-        target=target,
-        operation=operation,
+        **remote,
     )

@@ -7,12 +7,14 @@ disconnects behave as they would on a wire.
 
 URL form::
 
-    sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS&state=PATH]
+    sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS&state=PATH&guest=VM]
 
 ``os`` is a key of :data:`hvintegration.simulator.HOST_OSES`, ``locale`` a key
 of :data:`hvintegration.simulator.LOCALES`; ``vms=N`` adds ``vm001`` ...
 ``vmN`` beside ``demovm``; ``state=PATH`` keeps the host in a JSON file so
-that changes outlive the process (each CLI run otherwise starts afresh).
+that changes outlive the process (each CLI run otherwise starts afresh);
+``guest=VM`` connects inside that VM, as a connection straight to a Windows
+guest would.
 """
 
 from __future__ import annotations
@@ -85,21 +87,24 @@ class SimulatorTransport(Transport):
         host: SimulatedHost | None = None,
         *,
         state_path: str | os.PathLike[str] | None = None,
+        guest: str | None = None,
     ) -> None:
         self.host = host if host is not None else SimulatedHost()
         self.state_path = None if state_path is None else os.fspath(state_path)
+        self.guest = guest
         self._closed = False
 
     @property
     def target(self) -> str:
-        """``sim://HOSTNAME``."""
-        return f"sim://{self.host.name}"
+        """``sim://HOSTNAME``, with ``?guest=VM`` when connected inside a VM."""
+        suffix = f"?{urllib.parse.urlencode({'guest': self.guest})}" if self.guest else ""
+        return f"sim://{self.host.name}{suffix}"
 
     def _call(self, operation: str, parameters: Mapping[str, JsonValue]) -> CallOutcome:
         if self.state_path is None:
-            return run_simulated_call(self.host, operation, parameters)
+            return run_simulated_call(self.host, operation, parameters, guest=self.guest)
         with edit_state(self.state_path, create=self.host) as host:
-            return run_simulated_call(host, operation, parameters)
+            return run_simulated_call(host, operation, parameters, guest=self.guest)
 
     async def run_operation(
         self,
@@ -171,6 +176,8 @@ class SimulatorTarget:
         latency: Seconds per round trip.
         state: A state file that keeps the host between connections and
             processes; created from the other settings when missing.
+        guest: Connect inside this VM (name or id) instead of to the host,
+            as a connection straight to a Windows guest would.
     """
 
     host_name: str = _DEFAULT_HOST
@@ -179,6 +186,7 @@ class SimulatorTarget:
     extra_vms: int = 0
     latency: float = 0.0
     state: str | None = None
+    guest: str | None = None
 
     @property
     def url(self) -> str:
@@ -194,6 +202,8 @@ class SimulatorTarget:
             query["latency"] = f"{self.latency:g}"
         if self.state:
             query["state"] = self.state
+        if self.guest:
+            query["guest"] = self.guest
         suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
         return f"sim://{self.host_name}{suffix}"
 
@@ -206,7 +216,7 @@ class SimulatorTarget:
         """
         options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         text = f"sim://{url.netloc}"
-        allowed = {"os", "locale", "vms", "latency", "state"}
+        allowed = {"os", "locale", "vms", "latency", "state", "guest"}
         unknown = set(options) - allowed
         if unknown:
             raise InvalidTargetError(
@@ -242,6 +252,7 @@ class SimulatorTarget:
             extra_vms=extra_vms,
             latency=latency,
             state=single.get("state") or None,
+            guest=single.get("guest") or None,
         )
 
     def build_host(self) -> SimulatedHost:
@@ -254,4 +265,4 @@ class SimulatorTarget:
 
     def open(self) -> SimulatorTransport:
         """A transport to a new simulated host, or to the one in the state file."""
-        return SimulatorTransport(self.build_host(), state_path=self.state)
+        return SimulatorTransport(self.build_host(), state_path=self.state, guest=self.guest)

@@ -92,3 +92,24 @@ function Get-HvComponentId {
     param([object] $Service)
     return ([string] $Service.Id).Split('\')[-1]
 }
+
+function ConvertTo-HvGuestService {
+    # A Windows service as the guest-service records need it.
+    param([object] $Service)
+    [pscustomobject] @{
+        Name         = [string] $Service.Name
+        Present      = $true
+        DisplayName  = [string] $Service.DisplayName
+        Status       = $Service.Status.ToString()
+        StartType    = $Service.StartType.ToString()
+        ComputerName = [string] $env:COMPUTERNAME
+    }
+}
+
+function Assert-HvGuestServiceName {
+    # Only the Hyper-V guest services, by exact name: never a wildcard.
+    param([string] $Name)
+    if ($Name -notmatch '^vmic[a-z]+$') {
+        throw [System.ArgumentException]::new("'$Name' is not a Hyper-V guest service name.")
+    }
+}

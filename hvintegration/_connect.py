@@ -1,0 +1,83 @@
+"""Opening a resource on a target: awaitable, and an async context manager.
+
+``HyperVHost.connect(...)`` and ``WindowsGuest.connect(...)`` return a
+:class:`Connection`: ``async with`` closes the resource on exit, ``await``
+hands it over for the caller to close, which suits notebooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from types import TracebackType
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, Union
+
+from hvintegration.transport import Target, Transport, parse_target
+
+if TYPE_CHECKING:
+    from hvintegration.simulator.model import SimulatedHost
+
+__all__ = ["Connection", "TargetLike", "transport_for"]
+
+TargetLike = Union[str, Target, Transport, "SimulatedHost"]
+"""A URL, target settings, a live transport, or a simulated host."""
+
+
+class _Resource(Protocol):
+    @property
+    def transport(self) -> Transport: ...
+
+    async def aclose(self) -> None: ...
+
+
+_R = TypeVar("_R", bound=_Resource)
+
+
+class Connection(Generic[_R]):
+    """A resource about to be opened.
+
+    Args:
+        resource: The resource; its transport is opened on ``await`` or
+            ``async with``, and the resource closed if that fails.
+    """
+
+    def __init__(self, resource: _R) -> None:
+        self._resource = resource
+
+    def __await__(self) -> Generator[object, None, _R]:
+        return self._open().__await__()
+
+    async def _open(self) -> _R:
+        try:
+            await self._resource.transport.open()
+        except BaseException:
+            await self._resource.aclose()
+            raise
+        return self._resource
+
+    async def __aenter__(self) -> _R:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._resource.aclose()
+
+
+def transport_for(target: TargetLike) -> Transport:
+    """A transport for any way a caller names a target.
+
+    Raises:
+        InvalidTargetError: A URL is malformed or names no transport.
+    """
+    from hvintegration.simulator.model import SimulatedHost
+
+    if isinstance(target, Transport):
+        return target
+    if isinstance(target, SimulatedHost):
+        return target.transport()
+    if isinstance(target, str):
+        return parse_target(target).open()
+    return target.open()

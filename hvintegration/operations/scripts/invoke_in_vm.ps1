@@ -1,0 +1,41 @@
+# PowerShell Direct: run one of the library's guest scripts inside a VM over
+# the VMBus, with no network path to the guest. The guest script arrives as
+# the Script parameter (a fixed script shipped with the library) and its
+# parameters as the Parameters object; the credential is built here from
+# parameters and never appears in any script text.
+param(
+    [object] $VM,
+    [string] $UserName,
+    [string] $Password,
+    [string] $Script,
+    [object] $Parameters
+)
+
+if (-not (Get-Command -Name 'Invoke-Command').Parameters.ContainsKey('VMId')) {
+    Write-HvError -ErrorId 'HvIntegration.PowerShellDirectUnsupported' -Category 'NotImplemented' `
+        -Message 'PowerShell Direct needs a Windows 10 or Windows Server 2016 host or newer.' `
+        -Target (Get-HvRefText -Ref $VM)
+    return
+}
+$all = @(Get-VM)
+$machine = Resolve-HvVM -Ref $VM -All $all -Target (Get-HvRefText -Ref $VM)
+if ($null -eq $machine) { return }
+if ($machine.State -ne 'Running') {
+    Write-HvError -ErrorId 'HvIntegration.VMNotRunning' -Category 'ResourceUnavailable' `
+        -Message "The virtual machine '$($machine.Name)' is $($machine.State); PowerShell Direct needs it running." `
+        -Target (Get-HvRefText -Ref $VM)
+    return
+}
+$splat = @{}
+if ($Parameters -is [System.Collections.IDictionary]) {
+    foreach ($key in $Parameters.Keys) { $splat[[string] $key] = $Parameters[$key] }
+} elseif ($null -ne $Parameters) {
+    foreach ($property in $Parameters.PSObject.Properties) { $splat[$property.Name] = $property.Value }
+}
+$secret = ConvertTo-SecureString -String $Password -AsPlainText -Force
+$credential = [System.Management.Automation.PSCredential]::new($UserName, $secret)
+Invoke-Command -VMId $machine.Id -Credential $credential -ArgumentList $Script, $splat -ScriptBlock {
+    param($InnerScript, $InnerParameters)
+    $block = [scriptblock]::Create($InnerScript)
+    & $block @InnerParameters
+}

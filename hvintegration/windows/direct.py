@@ -1,0 +1,130 @@
+"""PowerShell Direct: reach a Windows guest through its host, with no network path.
+
+:class:`PowerShellDirectTransport` is a transport like any other for guest
+operations: each one travels to the host inside the ``invoke_in_vm``
+operation, which runs it in the VM with ``Invoke-Command -VMId ...
+-Credential``. The credential is a parameter of that operation, never part of
+any script text, and never shown in ``repr`` or errors.
+
+It needs a Windows 10 or Windows Server 2016 host or newer, a guest of the
+same age or newer, the VM running, and the guest's ``vmicvmsession`` service
+not disabled; each missing requirement gives its own clear error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+from hvintegration.errors import TransportClosedError, TransportError
+from hvintegration.operations import INVOKE_IN_VM, Operation
+from hvintegration.transport.base import JsonValue, OperationResult, Transport
+from hvintegration.transport.errormap import error_from_record
+
+if TYPE_CHECKING:
+    from hvintegration.host import HyperVHost
+
+__all__ = ["Credential", "PowerShellDirectTransport"]
+
+
+@attrs.frozen
+class Credential:
+    """An account in a guest.
+
+    Attributes:
+        user: The user name, e.g. ``Administrator`` or ``DOMAIN\\\\admin``.
+        password: The password; never shown.
+
+    Example:
+        >>> Credential("Administrator", "s3cret")
+        Credential(user='Administrator')
+    """
+
+    user: str
+    password: str = attrs.field(repr=False)
+
+
+class PowerShellDirectTransport(Transport):
+    """Runs guest operations inside one VM through its host.
+
+    The host's transport carries every call; closing this transport leaves
+    the host's open.
+
+    Args:
+        host: The connected host.
+        vm: The VM's name or id.
+        credential: An account in the guest.
+    """
+
+    def __init__(self, host: HyperVHost, vm: str | uuid.UUID, credential: Credential) -> None:
+        self.host = host
+        self.vm = vm
+        self.credential = credential
+        self._closed = False
+
+    @property
+    def target(self) -> str:
+        """The host's URL with the VM, e.g. ``sim://HV01#vm=demovm``."""
+        return f"{self.host.target}#vm={self.vm}"
+
+    def __repr__(self) -> str:
+        return f"<PowerShellDirectTransport {self.target} as {self.credential.user}>"
+
+    async def run_operation(
+        self,
+        operation: Operation,
+        parameters: Mapping[str, JsonValue],
+        *,
+        timeout: float,
+    ) -> OperationResult:
+        """Run a guest operation in the VM (see :class:`Transport`).
+
+        Raises:
+            TransportError: ``operation`` is a host operation.
+            VMNotFoundError, VMNotRunningError, PowerShellDirectError,
+            AuthenticationError: The VM cannot be reached this way.
+        """
+        if self._closed:
+            raise TransportClosedError(
+                "the transport is closed", target=self.target, operation=operation.name
+            )
+        if operation.side != "guest":
+            raise TransportError(
+                f"{operation.name} runs on a Hyper-V host, not inside a guest",
+                target=self.target,
+                operation=operation.name,
+            )
+        reference: dict[str, JsonValue] = (
+            {"Id": str(self.vm)} if isinstance(self.vm, uuid.UUID) else {"Name": self.vm}
+        )
+        result = await self.host.transport.run_operation(
+            INVOKE_IN_VM,
+            {
+                "VM": reference,
+                "UserName": self.credential.user,
+                "Password": self.credential.password,
+                "Script": operation.script,
+                "Parameters": dict(parameters),
+            },
+            timeout=timeout,
+        )
+        # Errors about reaching the VM come back untagged by the guest
+        # script; they fail the whole call.
+        for record in result.errors:
+            if record.base_id in (
+                "HvIntegration.VMNotFound",
+                "HvIntegration.AmbiguousVMName",
+                "HvIntegration.VMNotRunning",
+                "HvIntegration.PowerShellDirectUnsupported",
+            ):
+                raise error_from_record(
+                    record, target=self.target, operation=operation.name, name=str(self.vm)
+                )
+        return result
+
+    async def aclose(self) -> None:
+        """Stop using the VM; the host's transport stays open."""
+        self._closed = True
