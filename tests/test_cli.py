@@ -161,3 +161,71 @@ def test_module_entry_point_runs_as_a_child_process() -> None:
     )
     assert failed.returncode == EXIT_CODES["not_found"]
     assert "Traceback" not in failed.stderr
+
+
+# --- windows and file copy -----------------------------------------------------
+
+
+def test_windows_services_through_powershell_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVINTEGRATION_GUEST_PASSWORD", "hvintegration")
+    status, out, err = _run("-t", "sim://", "windows", "--vm", "demovm", "services")
+    assert (status, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].split() == ["Status", "Name", "DisplayName", "StartType"]
+    assert lines[2].split()[:2] == ["Running", "vmicguestinterface"]
+    assert len(lines) == 10
+
+
+def test_windows_direct_connection_and_force(tmp_path: Path) -> None:
+    target = f"sim://?state={tmp_path / 'lab.json'}&guest=demovm"
+    status, out, err = _run("-t", target, "windows", "stop", "vmicheartbeat")
+    assert status == EXIT_CODES["usage"]
+    assert "--force" in err
+    status, out, _ = _run("-t", target, "--json", "windows", "stop", "vmicheartbeat", "--force")
+    assert status == 0
+    assert json.loads(out)[0]["status"] == "Stopped"
+    status, out, _ = _run("-t", target, "--json", "windows", "services")
+    assert {r["name"]: r["status"] for r in json.loads(out)}["vmicheartbeat"] == "Stopped"
+
+
+def test_windows_wrong_password_and_missing_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVINTEGRATION_GUEST_PASSWORD", "nope")
+    status, _, err = _run("-t", "sim://", "windows", "--vm", "demovm", "services")
+    assert status == EXIT_CODES["connection"]
+    assert "credential" in err
+    assert "nope" not in err
+    monkeypatch.delenv("HVINTEGRATION_GUEST_PASSWORD")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    status, _, err = _run("-t", "sim://", "windows", "--vm", "demovm", "services")
+    assert status == EXIT_CODES["usage"]
+    assert "HVINTEGRATION_GUEST_PASSWORD" in err
+
+
+def test_host_disable_needs_force_for_critical_services() -> None:
+    status, _, err = _run("-t", "sim://", "host", "disable", "demovm", "Shutdown")
+    assert status == EXIT_CODES["usage"]
+    assert "--force" in err
+    status, out, _ = _run("-t", "sim://", "host", "disable", "demovm", "Shutdown", "--force")
+    assert status == 0
+    assert "Shutdown" in out
+
+
+def test_copy_file_reports_the_side_that_is_off(tmp_path: Path) -> None:
+    from hvintegration.simulator import SimulatedHost
+    from hvintegration.simulator.state import edit_state
+
+    state = tmp_path / "lab.json"
+    with edit_state(state, create=SimulatedHost()) as sim:
+        sim.add_host_file("C:\\a.txt", b"hello")
+    target = f"sim://?state={state}"
+    status, _, err = _run(
+        "-t", target, "host", "copy-file", "demovm", "C:\\a.txt", "C:\\Temp\\a.txt"
+    )
+    assert status == EXIT_CODES["error"]
+    assert "Guest Service Interface is disabled" in err
+    assert _run("-t", target, "host", "enable", "demovm", "Guest Service Interface")[0] == 0
+    status, out, _ = _run(
+        "-t", target, "--json", "host", "copy-file", "demovm", "C:\\a.txt", "C:\\Temp\\a.txt"
+    )
+    assert status == 0
+    assert json.loads(out)[0]["size"] == 5

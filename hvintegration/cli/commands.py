@@ -1,0 +1,94 @@
+"""What each command does, given parsed arguments and a target."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import TextIO
+
+from hvintegration import catalogue
+from hvintegration.cli.parser import ENVIRONMENT_PASSWORD
+from hvintegration.cli.render import render
+from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
+from hvintegration.windows import Credential, GuestServiceState, WindowsGuest
+
+__all__ = ["run_host", "run_windows"]
+
+
+def _options(args: argparse.Namespace) -> tuple[bool, float]:
+    return bool(getattr(args, "json", False)), float(getattr(args, "timeout", DEFAULT_TIMEOUT))
+
+
+async def run_host(args: argparse.Namespace, target: str, out: TextIO) -> None:
+    """``hvintegration host ...``."""
+    as_json, timeout = _options(args)
+    if args.action in ("enable", "disable"):
+        # Resolve names before connecting: a typo fails fast and changes nothing.
+        specs = [catalogue.resolve_host(name) for name in args.services]
+    async with HyperVHost.connect(target, timeout=timeout) as host:
+        if args.action == "vms":
+            print(render(await host.list_vms(), as_json=as_json), file=out)
+        elif args.action == "services":
+            chosen = args.vms or None
+            print(render(await host.integration_services(chosen), as_json=as_json), file=out)
+        elif args.action == "copy-file":
+            done = await host.vm(args.vm).copy_file(
+                args.source,
+                args.destination,
+                create_full_path=args.create_full_path,
+                overwrite=args.overwrite,
+            )
+            print(render([done], as_json=as_json), file=out)
+        else:
+            enabled = args.action == "enable"
+            force = bool(getattr(args, "force", False))
+            result = await host.vm(args.vm).apply({spec: enabled for spec in specs}, force=force)
+            print(render(result.items, as_json=as_json), file=out)
+
+
+def _guest_password() -> str:
+    password = os.environ.get(ENVIRONMENT_PASSWORD)
+    if password is not None:
+        return password
+    if sys.stdin.isatty():
+        return getpass.getpass("guest password: ")
+    raise ValueError(
+        f"--vm needs the guest password in ${ENVIRONMENT_PASSWORD} "
+        "(or run interactively to be asked)"
+    )
+
+
+async def _windows_action(guest: WindowsGuest, args: argparse.Namespace) -> list[GuestServiceState]:
+    if args.action == "services":
+        return list(await guest.services())
+    service = guest.service(args.service)
+    force = bool(getattr(args, "force", False))
+    if args.action == "start":
+        return [await service.start()]
+    if args.action == "stop":
+        return [await service.stop(force=force)]
+    if args.action == "restart":
+        return [await service.restart()]
+    if args.action == "enable":
+        return [await service.enable()]
+    return [await service.disable(force=force)]
+
+
+async def run_windows(args: argparse.Namespace, target: str, out: TextIO) -> None:
+    """``hvintegration windows ...``: straight to the guest, or through the
+    host with PowerShell Direct when ``--vm`` is given."""
+    as_json, timeout = _options(args)
+    if getattr(args, "service", None) is not None:
+        catalogue.resolve(args.service)
+    vm = getattr(args, "vm", None)
+    if vm is None:
+        async with WindowsGuest.connect(target, timeout=timeout) as guest:
+            states = await _windows_action(guest, args)
+    else:
+        user = getattr(args, "user", None) or "Administrator"
+        credential = Credential(user, _guest_password())
+        async with HyperVHost.connect(target, timeout=timeout) as host:
+            states = await _windows_action(host.vm(vm).windows(credential), args)
+    print(render(states, as_json=as_json), file=out)
