@@ -145,6 +145,12 @@ def _id(text: str) -> uuid.UUID:
     return uuid.UUID(text)
 
 
+def _kernel_only(class_id: str) -> LinuxSide:
+    # Heartbeat, shutdown and time synchronisation live wholly in hv_utils:
+    # no daemon, no unit.
+    return LinuxSide("hv_utils", (), (), (), (), _id(class_id))
+
+
 # Component GUIDs are the suffix of the Id property Hyper-V reports for each
 # integration service; class ids are the VMBus device classes in the Linux
 # kernel's include/linux/hyperv.h.
@@ -175,14 +181,7 @@ HEARTBEAT = ServiceSpec(
     aliases=(),
     windows_service="vmicheartbeat",
     windows_display_name="Hyper-V Heartbeat Service",
-    linux=LinuxSide(
-        driver="hv_utils",
-        daemons=(),
-        debian_units=(),
-        redhat_units=(),
-        suse_units=(),
-        vmbus_class_id=_id("57164F39-9115-4E78-AB55-382F3BD5422D"),
-    ),
+    linux=_kernel_only("57164F39-9115-4E78-AB55-382F3BD5422D"),
     host_toggle=True,
     critical=True,
     description="Reports that the guest is up and responding.",
@@ -215,14 +214,7 @@ SHUTDOWN = ServiceSpec(
     aliases=("Operating system shutdown",),
     windows_service="vmicshutdown",
     windows_display_name="Hyper-V Guest Shutdown Service",
-    linux=LinuxSide(
-        driver="hv_utils",
-        daemons=(),
-        debian_units=(),
-        redhat_units=(),
-        suse_units=(),
-        vmbus_class_id=_id("0E0B6031-5213-4934-818B-38D90CED39DB"),
-    ),
+    linux=_kernel_only("0E0B6031-5213-4934-818B-38D90CED39DB"),
     host_toggle=True,
     critical=True,
     description="Lets the host shut the guest down cleanly.",
@@ -235,14 +227,7 @@ TIME_SYNCHRONIZATION = ServiceSpec(
     aliases=("Time Sync",),
     windows_service="vmictimesync",
     windows_display_name="Hyper-V Time Synchronization Service",
-    linux=LinuxSide(
-        driver="hv_utils",
-        daemons=(),
-        debian_units=(),
-        redhat_units=(),
-        suse_units=(),
-        vmbus_class_id=_id("9527E630-D0AE-497B-ADCE-E80AB0175CAF"),
-    ),
+    linux=_kernel_only("9527E630-D0AE-497B-ADCE-E80AB0175CAF"),
     host_toggle=True,
     critical=False,
     description="Keeps the guest clock in step with the host.",

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Union
 
 from hvintegration import catalogue
 from hvintegration._connect import Connection, TargetLike, transport_for
 from hvintegration._decode import Decoder
+from hvintegration._resource import TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import (
     BatchError,
@@ -45,8 +45,6 @@ from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 from hvintegration.transport.errormap import error_from_record
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
-
     from hvintegration.windows.direct import Credential
     from hvintegration.windows.guest import WindowsGuest
 
@@ -102,7 +100,7 @@ def _wire_ref(ref: str | uuid.UUID) -> dict[str, JsonValue]:
     return {"Name": ref}
 
 
-class HyperVHost:
+class HyperVHost(TransportResource):
     """A Hyper-V host reached through a transport.
 
     Open one with :meth:`connect`, as an async context manager or, in a
@@ -124,10 +122,7 @@ class HyperVHost:
     """
 
     def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self.transport = transport
-        self.timeout = timeout
+        super().__init__(transport, timeout=timeout)
 
     @classmethod
     def connect(
@@ -152,30 +147,6 @@ class HyperVHost:
             InvalidTargetError: The URL is malformed or names no transport.
         """
         return Connection(cls(transport_for(target), timeout=timeout))
-
-    @property
-    def target(self) -> str:
-        """The target URL, with no secret in it."""
-        return self.transport.target
-
-    def __repr__(self) -> str:
-        return f"<HyperVHost {self.target}>"
-
-    async def aclose(self) -> None:
-        """Close the transport. Safe to call more than once."""
-        await self.transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.transport.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def _run(
         self, operation: Operation, parameters: Mapping[str, JsonValue]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from hvintegration import catalogue
 from hvintegration._connect import Connection, TargetLike, transport_for
 from hvintegration._decode import Decoder
+from hvintegration._resource import TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import UnsafeChangeError
 from hvintegration.host import DEFAULT_TIMEOUT
@@ -25,8 +25,6 @@ from hvintegration.windows.direct import Credential, PowerShellDirectTransport
 from hvintegration.windows.records import GuestServiceState
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
-
     from hvintegration.host import HyperVHost
 
 __all__ = ["GuestService", "WindowsGuest"]
@@ -48,7 +46,7 @@ def _decode_service(decoder: Decoder, value: JsonValue) -> GuestServiceState:
     )
 
 
-class WindowsGuest:
+class WindowsGuest(TransportResource):
     """A Windows guest and its Hyper-V guest services.
 
     Args:
@@ -66,10 +64,7 @@ class WindowsGuest:
     """
 
     def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self.transport = transport
-        self.timeout = timeout
+        super().__init__(transport, timeout=timeout)
 
     @classmethod
     def connect(
@@ -118,30 +113,6 @@ class WindowsGuest:
         """
         transport = PowerShellDirectTransport(host, vm, credential)
         return cls(transport, timeout=host.timeout if timeout is None else timeout)
-
-    @property
-    def target(self) -> str:
-        """Where the guest is reached, with no secret in it."""
-        return self.transport.target
-
-    def __repr__(self) -> str:
-        return f"<WindowsGuest {self.target}>"
-
-    async def aclose(self) -> None:
-        """Close the transport (for PowerShell Direct, the host stays open)."""
-        await self.transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.transport.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def services(self) -> RecordList[GuestServiceState]:
         """Every Hyper-V guest service, as ``Get-Service -Name vm*`` lists them.

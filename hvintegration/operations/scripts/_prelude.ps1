@@ -71,6 +71,20 @@ function Resolve-HvVM {
     return $null
 }
 
+function Select-HvVM {
+    # Every VM when no references are given, else the VM of each reference;
+    # references that match no VM or several are reported and skipped.
+    param(
+        [object[]] $Refs,
+        [object[]] $All
+    )
+    if ($null -eq $Refs) { return $All }
+    foreach ($ref in $Refs) {
+        $found = Resolve-HvVM -Ref $ref -All $All -Target (Get-HvRefText -Ref $ref)
+        if ($null -ne $found) { $found }
+    }
+}
+
 function ConvertTo-HvService {
     # Only the properties the records need; enums become their names here
     # so that every transport carries plain strings.

@@ -5,15 +5,7 @@ param(
     [object[]] $VM
 )
 
-$all = @(Get-VM)
-if ($null -eq $VM) {
-    $machines = $all
-} else {
-    $machines = @(foreach ($ref in $VM) {
-        $found = Resolve-HvVM -Ref $ref -All $all -Target (Get-HvRefText -Ref $ref)
-        if ($null -ne $found) { $found }
-    })
-}
+$machines = @(Select-HvVM -Refs $VM -All @(Get-VM))
 if ($machines.Count -gt 0) {
     foreach ($service in @(Get-VMIntegrationService -VM $machines)) {
         ConvertTo-HvService -Service $service

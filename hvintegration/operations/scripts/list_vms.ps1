@@ -3,14 +3,8 @@ param(
     [object[]] $VM
 )
 
-$all = @(Get-VM)
-if ($null -eq $VM) {
-    $machines = $all
-} else {
-    $machines = @(foreach ($ref in $VM) { Resolve-HvVM -Ref $ref -All $all -Target (Get-HvRefText -Ref $ref) })
-}
+$machines = @(Select-HvVM -Refs $VM -All @(Get-VM))
 foreach ($machine in $machines) {
-    if ($null -eq $machine) { continue }
     [pscustomobject] @{
         Name                       = [string] $machine.Name
         Id                         = [string] $machine.Id
