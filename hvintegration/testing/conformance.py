@@ -30,6 +30,8 @@ import pytest
 
 from hvintegration import catalogue
 from hvintegration.errors import (
+    AuthenticationError,
+    FileCopyUnavailableError,
     OperationTimeoutError,
     PermissionDeniedError,
     TransportClosedError,
@@ -37,10 +39,12 @@ from hvintegration.errors import (
 )
 from hvintegration.host import HyperVHost
 from hvintegration.operations import GET_INTEGRATION_SERVICES, LIST_VMS, SET_INTEGRATION_SERVICES
+from hvintegration.simulator.guest_state import DEFAULT_CREDENTIAL
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import edit_state, save_host
 from hvintegration.transport.base import JsonValue, Transport
 from hvintegration.transport.simulator import SimulatorTransport
+from hvintegration.windows.direct import Credential
 
 __all__ = [
     "HOSTILE_NAMES",
@@ -239,6 +243,37 @@ class TransportConformance:
             assert [
                 vm.name for vm in sim.vms if vm.enabled[changed.items[0].state.component_id]
             ] == [name]
+
+    async def test_powershell_direct_carries_a_guest_operation(self, peer: SimulatedPeer) -> None:
+        admin = Credential(*DEFAULT_CREDENTIAL)
+        async with HyperVHost.connect(peer.open_transport(), timeout=self.timeout) as host:
+            guest = host.vm("demovm").windows(admin)
+            stopped = await guest.service("vmicvss").stop()
+            services = await guest.services()
+            with pytest.raises(AuthenticationError):
+                await host.vm("demovm").windows(Credential(admin.user, "wrong")).services()
+        assert (stopped.name, stopped.status) == ("vmicvss", "Stopped")
+        assert [s.name for s in services][:2] == ["vmicguestinterface", "vmicheartbeat"]
+        with peer.edit() as sim:
+            windows = sim.vm("demovm").windows
+            assert windows is not None
+            assert windows.services["vmicvss"].status == "Stopped"
+
+    async def test_copy_file_reaches_the_guest(self, peer: SimulatedPeer) -> None:
+        with peer.edit() as sim:
+            sim.add_host_file("C:\\Tools\\agent.msi", b"\x00\xffagent")
+        async with HyperVHost.connect(peer.open_transport(), timeout=self.timeout) as host:
+            with pytest.raises(FileCopyUnavailableError):
+                await host.vm("demovm").copy_file("C:\\Tools\\agent.msi", "C:\\Temp\\a.msi")
+            await host.vm("demovm").integration_service("Guest Service Interface").enable()
+            done = await host.vm("demovm").copy_file(
+                "C:\\Tools\\agent.msi", "C:\\Temp\\a.msi", overwrite=True
+            )
+        assert done.size == 7
+        with peer.edit() as sim:
+            files = sim.vm("demovm").files
+            assert files is not None
+            assert files.files["c:\\temp\\a.msi"] == b"\x00\xffagent"
 
     async def test_terminating_error_maps_to_permission_denied(self, peer: SimulatedPeer) -> None:
         with peer.edit() as sim:
