@@ -17,7 +17,8 @@ catch either::
      │    ├── VMNotRunningError
      │    ├── PowerShellDirectError
      │    ├── FileCopyUnavailableError  Guest Service Interface off on a side
-     │    └── DestinationExistsError (FileExistsError)
+     │    ├── DestinationExistsError (FileExistsError)
+     │    └── OperationStoppedError     the remote side stopped it midway
      ├── TransportError (ConnectionError)
      │    ├── TransportClosedError      you closed it
      │    ├── TransportBrokenError      the peer or the channel broke it
@@ -52,6 +53,7 @@ __all__ = [
     "HvIntegrationError",
     "InvalidTargetError",
     "NotFoundError",
+    "OperationStoppedError",
     "OperationTimeoutError",
     "PermissionDeniedError",
     "PowerShellDirectError",
@@ -394,6 +396,16 @@ class UnsafeChangeError(HvIntegrationError, ValueError):
             target=target,
             operation=operation,
         )
+
+
+class OperationStoppedError(RemoteCommandError):
+    """The remote side stopped the operation before it finished.
+
+    PowerShell reports a pipeline stopped by someone other than the caller
+    (an administrator, a host shutting down, the remoting service) as
+    ``PipelineStopped``. The connection still works; whether the operation
+    took effect is unknown, so read the state again before retrying.
+    """
 
 
 class TransportError(HvIntegrationError, ConnectionError):

@@ -1,0 +1,379 @@
+"""A PowerShell Remoting Protocol server for tests, backed by the simulator.
+
+It speaks the out-of-process form of PSRP that ``pwsh -ServerMode`` and the
+``powershell`` SSH subsystem speak: one XML element per line on stdin
+(``<Data>``, ``<Command>``, ``<Signal>``, ``<Close>``, each with a
+``PSGuid``) and the matching answers and ``...Ack`` elements on stdout. The
+runspace pool handshake, fragments and CLIXML are psrpcore's server classes
+(:class:`psrpcore.ServerRunspacePool`, :class:`psrpcore.ServerPipeline`);
+so a client talking to it holds a real PSRP conversation.
+
+Instead of running PowerShell, it recognises the library's fixed operation
+scripts by their exact text, reads the PSRP parameters of the call, and
+answers through :func:`~hvintegration.simulator.engine.run_simulated_call`
+on a host kept in a state file, so a test can change that host between
+calls. Faults injected into the host behave as on a wire: ``hang`` never
+answers that pipeline, ``disconnect`` makes the server exit abruptly in the
+middle of the pipeline, and the host's latency delays each answer.
+
+Run it as::
+
+    python -m hvintegration.testing.psrp_server --state /path/to/host.json
+
+On the happy path it writes nothing but protocol to stdout and nothing at
+all to stderr: pypsrp's client reads both from one stream on some
+connections. ``--garbage-on OPERATION`` and ``--stderr-on OPERATION`` make
+it misbehave on purpose, for fault tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import sys
+import threading
+import uuid
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable, Mapping, Sequence
+
+from psrpcore import (
+    CreatePipelineEvent,
+    PSRPPayload,
+    ServerPipeline,
+    ServerRunspacePool,
+    StreamType,
+)
+from psrpcore.types import PSInvocationState
+
+from hvintegration.operations import OPERATIONS
+from hvintegration.simulator.engine import CallOutcome, run_simulated_call
+from hvintegration.simulator.model import FaultKind
+from hvintegration.simulator.state import edit_state
+from hvintegration.transport._clixml import (
+    category_to_ps,
+    details_to_ps,
+    error_to_ps,
+    exception_to_ps,
+    from_wire,
+    to_wire,
+)
+from hvintegration.transport.base import ErrorRecord, JsonValue
+
+__all__ = ["GARBAGE", "PSRPTestServer", "main", "serve"]
+
+_EMPTY = uuid.UUID(int=0)
+_DISCONNECT_STATUS = 3
+GARBAGE = b"this is not PSRP <<<\n"
+"""The line ``--garbage-on`` writes to stdout instead of an answer."""
+
+
+class _ScriptRejected(Exception):
+    def __init__(self, record: ErrorRecord) -> None:
+        super().__init__(record.message)
+        self.record = record
+
+
+def _identify(commands: Sequence[object]) -> tuple[str, dict[str, JsonValue]]:
+    """The operation name and parameters of a pipeline, or _ScriptRejected."""
+    if len(commands) != 1:
+        raise _ScriptRejected(
+            ErrorRecord(
+                "The test server runs exactly one script per pipeline.",
+                error_id="HvIntegrationTest.UnsupportedPipeline",
+                category="NotImplemented",
+                exception_type="System.NotSupportedException",
+            )
+        )
+    command = commands[0]
+    text = getattr(command, "command_text", "")
+    name = next(
+        (
+            op.name
+            for op in OPERATIONS.values()
+            if getattr(command, "is_script", False) and text == op.script
+        ),
+        None,
+    )
+    if name is None:
+        raise _ScriptRejected(
+            ErrorRecord(
+                "The test server only runs the library's operation scripts, unchanged; "
+                f"it was sent another script ({len(text)} characters).",
+                error_id="HvIntegrationTest.UnknownScript",
+                category="InvalidArgument",
+                exception_type="System.Management.Automation.CommandNotFoundException",
+            )
+        )
+    parameters: dict[str, JsonValue] = {}
+    declared = OPERATIONS[name].parameters
+    for key, value in getattr(command, "parameters", []):
+        if key is None or key not in declared:
+            what = "a positional argument" if key is None else f"parameter {key!r}"
+            raise _ScriptRejected(
+                ErrorRecord(
+                    f"A parameter cannot be found that matches {what}.",
+                    error_id="NamedParameterNotFound",
+                    category="InvalidArgument",
+                    exception_type="System.Management.Automation.ParameterBindingException",
+                )
+            )
+        parameters[key] = from_wire(value)
+    return name, parameters
+
+
+class PSRPTestServer:
+    """The protocol state of one out-of-process PSRP session.
+
+    Feed it the lines read from the client with :meth:`handle_line`; it
+    writes answers through ``write``. It serves one runspace pool, several
+    pipelines at once.
+
+    Args:
+        state_path: The simulated host's state file.
+        write: Writes bytes to the client; called from the event loop only.
+        garbage_on: Operations answered with a line that is not PSRP.
+        stderr_on: Operations before which the server writes to stderr.
+    """
+
+    def __init__(
+        self,
+        state_path: str,
+        write: Callable[[bytes], None],
+        *,
+        garbage_on: Sequence[str] = (),
+        stderr_on: Sequence[str] = (),
+    ) -> None:
+        self.state_path = state_path
+        self._write = write
+        self._garbage_on = frozenset(garbage_on)
+        self._stderr_on = frozenset(stderr_on)
+        self._pool = ServerRunspacePool()
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.closed = False
+
+    def _packet(self, tag: str, ps_guid: uuid.UUID | None) -> None:
+        self._write(f"<{tag} PSGuid='{ps_guid or _EMPTY}' />\n".encode())
+
+    def _flush(self) -> None:
+        while True:
+            payload = self._pool.data_to_send()
+            if payload is None:
+                return
+            stream = "Default" if payload.stream_type == StreamType.default else "PromptResponse"
+            data = base64.b64encode(payload.data).decode()
+            guid = payload.pipeline_id or _EMPTY
+            self._write(f"<Data Stream='{stream}' PSGuid='{guid}'>{data}</Data>\n".encode())
+
+    def handle_line(self, line: bytes) -> None:
+        """Act on one element from the client.
+
+        Raises:
+            ValueError: The line is not an out-of-process element.
+        """
+        element = ElementTree.fromstring(line)
+        guid = uuid.UUID(element.attrib["PSGuid"])
+        pipeline_id = None if guid == _EMPTY else guid
+        if element.tag == "Data":
+            stream = (
+                StreamType.prompt_response
+                if element.attrib.get("Stream") == "PromptResponse"
+                else StreamType.default
+            )
+            data = base64.b64decode(element.text or "")
+            self._pool.receive_data(PSRPPayload(data, stream, pipeline_id))
+            while True:
+                event = self._pool.next_event()
+                if event is None:
+                    break
+                if isinstance(event, CreatePipelineEvent):
+                    self._start(event)
+            self._flush()
+            self._packet("DataAck", pipeline_id)
+        elif element.tag == "Command" and pipeline_id is not None:
+            # The pipeline must exist before its CreatePipeline data arrives.
+            ServerPipeline(self._pool, pipeline_id)
+            self._packet("CommandAck", pipeline_id)
+        elif element.tag == "Signal" and pipeline_id is not None:
+            self._stop(pipeline_id)
+            self._flush()
+            self._packet("SignalAck", pipeline_id)
+        elif element.tag == "Close":
+            if pipeline_id is None:
+                self._close_pool()
+            else:
+                self._forget(pipeline_id)
+            self._flush()
+            self._packet("CloseAck", pipeline_id)
+        else:
+            raise ValueError(f"unexpected element {element.tag}")
+
+    def _start(self, event: CreatePipelineEvent) -> None:
+        assert event.pipeline_id is not None
+        pipeline = self._pool.pipeline_table[event.pipeline_id]
+        pipeline.start()
+        task = asyncio.ensure_future(self._run(pipeline, list(event.pipeline.commands)))
+        self._tasks[event.pipeline_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(event.pipeline_id, None))
+
+    def _stop(self, pipeline_id: uuid.UUID) -> None:
+        task = self._tasks.pop(pipeline_id, None)
+        if task is not None:
+            task.cancel()
+        pipeline = self._pool.pipeline_table.get(pipeline_id)
+        if pipeline is not None and pipeline.state == PSInvocationState.Running:
+            pipeline.stop()
+
+    def _forget(self, pipeline_id: uuid.UUID) -> None:
+        task = self._tasks.pop(pipeline_id, None)
+        if task is not None:
+            task.cancel()
+        self._pool.pipeline_table.pop(pipeline_id, None)
+
+    def _close_pool(self) -> None:
+        for pipeline_id in list(self._pool.pipeline_table):
+            self._forget(pipeline_id)
+        self._pool.close()
+        self.closed = True
+
+    def _call(self, name: str, parameters: Mapping[str, JsonValue]) -> CallOutcome:
+        with edit_state(self.state_path) as host:
+            return run_simulated_call(host, name, parameters)
+
+    async def _run(self, pipeline: ServerPipeline, commands: Sequence[object]) -> None:
+        try:
+            name, parameters = _identify(commands)
+        except _ScriptRejected as exc:
+            self._fail(pipeline, exc.record)
+            return
+        if name in self._stderr_on:
+            os.write(2, b"WARNING: noise on stderr that is not PSRP\n")
+        if name in self._garbage_on:
+            self._write(GARBAGE)
+            await asyncio.Event().wait()
+        outcome = self._call(name, parameters)
+        if outcome.latency:
+            await asyncio.sleep(outcome.latency)
+        if outcome.fault is FaultKind.HANG:
+            # Never answer; the client stops the pipeline or goes away.
+            await asyncio.Event().wait()
+        if outcome.fault is FaultKind.DISCONNECT:
+            # Die in the middle of the pipeline, as a crashed or killed
+            # server would: no state message, no close, no goodbye.
+            os._exit(_DISCONNECT_STATUS)
+        if outcome.error is not None:
+            self._fail(pipeline, outcome.error)
+            return
+        assert outcome.result is not None
+        for item in outcome.result.output:
+            pipeline.write_output(to_wire(item))
+        for record in outcome.result.errors:
+            pipeline.write_error(
+                exception_to_ps(record),
+                category_to_ps(record),
+                target_object=to_wire(record.target_object),
+                fully_qualified_error_id=record.error_id or None,
+                error_details=details_to_ps(record),
+            )
+        pipeline.complete()
+        self._flush()
+
+    def _fail(self, pipeline: ServerPipeline, record: ErrorRecord) -> None:
+        # psrpcore 0.3.1 has no public way to fail a pipeline with an error
+        # record; its own state change does exactly what PowerShell sends.
+        pipeline._change_state(PSInvocationState.Failed, error_to_ps(record))
+        self._flush()
+
+
+def _stdout_writer(data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(1, view)
+        view = view[written:]
+
+
+async def serve(
+    state_path: str,
+    *,
+    garbage_on: Sequence[str] = (),
+    stderr_on: Sequence[str] = (),
+) -> int:
+    """Serve one PSRP session on stdin/stdout until the pool closes or stdin ends.
+
+    Args:
+        state_path: The simulated host's state file.
+        garbage_on: Operations answered with a line that is not PSRP.
+        stderr_on: Operations before which the server writes to stderr.
+
+    Returns:
+        The exit status: 0 after a clean close or end of input.
+    """
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def read_stdin() -> None:
+        # A thread with blocking reads: stdin may be a pipe or the socket
+        # sshd hands a subsystem, shared with stdout, so the descriptors
+        # stay blocking.
+        stream = sys.stdin.buffer
+        while True:
+            line = stream.readline()
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+            if not line:
+                return
+
+    threading.Thread(target=read_stdin, name="psrp-stdin", daemon=True).start()
+    server = PSRPTestServer(state_path, _stdout_writer, garbage_on=garbage_on, stderr_on=stderr_on)
+    while not server.closed:
+        line = await lines.get()
+        if not line:
+            break
+        if line.strip():
+            server.handle_line(line)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m hvintegration.testing.psrp_server``.
+
+    Args:
+        argv: Command-line arguments; ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The exit status.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m hvintegration.testing.psrp_server",
+        description="Serve a simulated Hyper-V host over out-of-process PSRP on stdin/stdout.",
+    )
+    parser.add_argument("--state", required=True, help="the simulated host's state file")
+    parser.add_argument(
+        "--garbage-on",
+        action="append",
+        default=[],
+        metavar="OPERATION",
+        help="answer this operation with a line that is not PSRP (fault tests)",
+    )
+    parser.add_argument(
+        "--stderr-on",
+        action="append",
+        default=[],
+        metavar="OPERATION",
+        help="write to stderr before answering this operation (fault tests)",
+    )
+    options = parser.parse_args(argv)
+    # psrpcore logs warnings for messages it does not act on; with no handler
+    # Python would print them on stderr, which the protocol must not see.
+    logging.getLogger().addHandler(logging.NullHandler())
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(
+            serve(options.state, garbage_on=options.garbage_on, stderr_on=options.stderr_on)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
