@@ -55,6 +55,7 @@ SCHEMES: MappingProxyType[str, str] = MappingProxyType(
         "sim": "hvintegration.transport.simulator:SimulatorTarget",
         "local": "hvintegration.transport.local:LocalTarget",
         "ssh": "hvintegration.transport.ssh:SSHTarget",
+        "psrp": "hvintegration.transport.psrp:PSRPTarget",
     }
 )
 """URL scheme to the ``module:TargetClass`` that parses it. Modules load only
