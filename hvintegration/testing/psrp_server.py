@@ -22,8 +22,9 @@ Run it as::
 
 On the happy path it writes nothing but protocol to stdout and nothing at
 all to stderr: pypsrp's client reads both from one stream on some
-connections. ``--garbage-on OPERATION`` and ``--stderr-on OPERATION`` make
-it misbehave on purpose, for fault tests.
+connections. ``--garbage-on``, ``--stderr-on`` and ``--stop-on``, each
+followed by an operation name, make it misbehave on purpose, for fault
+tests.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class PSRPTestServer:
         write: Writes bytes to the client; called from the event loop only.
         garbage_on: Operations answered with a line that is not PSRP.
         stderr_on: Operations before which the server writes to stderr.
+        stop_on: Operations whose pipeline the server stops by itself, as an
+            administrator or a shutting-down host would.
     """
 
     def __init__(
@@ -146,11 +149,13 @@ class PSRPTestServer:
         *,
         garbage_on: Sequence[str] = (),
         stderr_on: Sequence[str] = (),
+        stop_on: Sequence[str] = (),
     ) -> None:
         self.state_path = state_path
         self._write = write
         self._garbage_on = frozenset(garbage_on)
         self._stderr_on = frozenset(stderr_on)
+        self._stop_on = frozenset(stop_on)
         self._pool = ServerRunspacePool()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.closed = False
@@ -254,6 +259,10 @@ class PSRPTestServer:
         if name in self._garbage_on:
             self._write(GARBAGE)
             await asyncio.Event().wait()
+        if name in self._stop_on:
+            pipeline.stop()
+            self._flush()
+            return
         outcome = self._call(name, parameters)
         if outcome.latency:
             await asyncio.sleep(outcome.latency)
@@ -300,6 +309,7 @@ async def serve(
     *,
     garbage_on: Sequence[str] = (),
     stderr_on: Sequence[str] = (),
+    stop_on: Sequence[str] = (),
 ) -> int:
     """Serve one PSRP session on stdin/stdout until the pool closes or stdin ends.
 
@@ -307,32 +317,45 @@ async def serve(
         state_path: The simulated host's state file.
         garbage_on: Operations answered with a line that is not PSRP.
         stderr_on: Operations before which the server writes to stderr.
+        stop_on: Operations whose pipeline the server stops by itself.
 
     Returns:
         The exit status: 0 after a clean close or end of input.
     """
     loop = asyncio.get_running_loop()
-    lines: asyncio.Queue[bytes] = asyncio.Queue()
+    chunks: asyncio.Queue[bytes] = asyncio.Queue()
 
     def read_stdin() -> None:
         # A thread with blocking reads: stdin may be a pipe or the socket
         # sshd hands a subsystem, shared with stdout, so the descriptors
-        # stay blocking.
-        stream = sys.stdin.buffer
+        # stay blocking. Raw os.read holds no interpreter lock that would
+        # delay the exit while this thread waits.
         while True:
-            line = stream.readline()
-            loop.call_soon_threadsafe(lines.put_nowait, line)
-            if not line:
+            try:
+                chunk = os.read(0, 65536)
+            except OSError:
+                chunk = b""
+            try:
+                loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+            except RuntimeError:
+                return  # the loop is gone: the server has finished
+            if not chunk:
                 return
 
     threading.Thread(target=read_stdin, name="psrp-stdin", daemon=True).start()
-    server = PSRPTestServer(state_path, _stdout_writer, garbage_on=garbage_on, stderr_on=stderr_on)
+    server = PSRPTestServer(
+        state_path, _stdout_writer, garbage_on=garbage_on, stderr_on=stderr_on, stop_on=stop_on
+    )
+    buffer = b""
     while not server.closed:
-        line = await lines.get()
-        if not line:
+        chunk = await chunks.get()
+        if not chunk:
             break
-        if line.strip():
-            server.handle_line(line)
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip() and not server.closed:
+                server.handle_line(line)
     return 0
 
 
@@ -364,13 +387,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="OPERATION",
         help="write to stderr before answering this operation (fault tests)",
     )
+    parser.add_argument(
+        "--stop-on",
+        action="append",
+        default=[],
+        metavar="OPERATION",
+        help="stop this operation's pipeline on the server side (fault tests)",
+    )
     options = parser.parse_args(argv)
     # psrpcore logs warnings for messages it does not act on; with no handler
     # Python would print them on stderr, which the protocol must not see.
     logging.getLogger().addHandler(logging.NullHandler())
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(
-            serve(options.state, garbage_on=options.garbage_on, stderr_on=options.stderr_on)
+            serve(
+                options.state,
+                garbage_on=options.garbage_on,
+                stderr_on=options.stderr_on,
+                stop_on=options.stop_on,
+            )
         )
     return 0
 

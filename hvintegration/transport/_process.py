@@ -28,10 +28,17 @@ _NOT_EXECUTABLE = 126
 async def kill_process_group(process: asyncio.subprocess.Process) -> None:
     """Kill a child started with ``start_new_session=True`` and its group, then reap it."""
     if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
+        # Signal the group only: the child leads it. Process.kill() would
+        # first poll (waitpid) a child that has just exited, reaping it
+        # behind asyncio's child watcher, which then logs "Unknown child
+        # process" and reports status 255 instead of the real one.
+        try:
             os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
     # Reaping cannot hang: SIGKILL cannot be ignored. Shield it so a second
     # cancellation does not leave a zombie.
     await asyncio.shield(process.wait())

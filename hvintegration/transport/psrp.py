@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import signal
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Mapping
@@ -449,7 +450,9 @@ class _ProcessCarrier(_Carrier):
     def describe_end(self) -> str:
         status = self.process.returncode
         text = "the PSRP process ended"
-        if status is not None:
+        if status is not None and status < 0:
+            text += f" (killed by {_signal_name(-status)})"
+        elif status is not None:
             text += f" with status {status}"
         last = next((line for line in reversed(self.stderr_tail) if line), "")
         if last:
@@ -473,6 +476,13 @@ class _ProcessCarrier(_Carrier):
             stdin.close()
         with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(self._stderr_task), _EXIT_GRACE)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class _ProcessInfo(psrp.ProcessInfo):
@@ -622,7 +632,7 @@ class _Session:
     def broken(self) -> bool:
         return self.failed or self.lost or self.pool.state != RunspacePoolState.Opened
 
-    async def watch(self, awaitable: Awaitable[T], *, target: str, operation: str) -> T:
+    async def watch(self, awaitable: Awaitable[T]) -> T:
         """Await, but stop waiting as soon as the peer's stream ends.
 
         A coroutine is cancelled when the peer goes away; a task (a running
@@ -648,11 +658,11 @@ class _Session:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
-        raise TransportBrokenError(
-            f"{carrier.describe_end()} in the middle of the operation",
-            target=target,
-            operation=operation,
-        )
+        raise _PeerGone
+
+
+class _PeerGone(Exception):
+    """The peer's stream ended while an operation waited on it."""
 
 
 def _fill(exc: HvIntegrationError, target: str, operation: str) -> HvIntegrationError:
@@ -738,9 +748,7 @@ class PSRPTransport(Transport):
         session = _Session(pool, info)
         limit = min(timeout, self.settings.connect_timeout)
         try:
-            await asyncio.wait_for(
-                session.watch(pool.open(), target=self.target, operation=operation), limit
-            )
+            await asyncio.wait_for(session.watch(pool.open()), limit)
         except asyncio.TimeoutError:
             await self._discard(session)
             raise OperationTimeoutError(
@@ -834,18 +842,21 @@ class PSRPTransport(Transport):
                     shell.add_parameter(key, wire[key])
             pipeline: asyncio.Task[Any] | None = None
             try:
-                started: asyncio.Task[list[Any]] = await session.watch(
-                    shell.invoke_async(), target=self.target, operation=name
-                )
+                started: asyncio.Task[list[Any]] = await session.watch(shell.invoke_async())
                 pipeline = started
                 session.pipelines.add(started)
-                output = await session.watch(started, target=self.target, operation=name)
+                output = await session.watch(started)
             except asyncio.CancelledError:
                 self._abandon(session, shell, pipeline)
                 raise
             except Exception as exc:
+                # Kill a broken pool first: the error then reports how the
+                # peer ended, and no child outlives the error.
+                was_broken = session.broken
+                if was_broken:
+                    await self._retire(session)
                 error = self._translate(exc, session, name)
-                if session.broken or isinstance(error, TransportError):
+                if not was_broken and isinstance(error, TransportError):
                     await self._retire(session)
                 raise error from exc
             finally:
@@ -930,7 +941,9 @@ class PSRPTransport(Transport):
             )
         carrier = session.carrier
         if session.lost and carrier is not None:
-            return TransportBrokenError(carrier.describe_end(), **where)
+            return TransportBrokenError(f"{carrier.describe_end()}, before it answered", **where)
+        if isinstance(exc, _PeerGone):
+            return TransportBrokenError("the peer went away", **where)
         if isinstance(exc, psrp.PSRPError) and session.pool.state == RunspacePoolState.Broken:
             return ProtocolError(
                 f"the runspace pool broke on an unreadable answer: {str(exc)[:300]}", **where
