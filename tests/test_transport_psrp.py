@@ -8,19 +8,25 @@ and as the ``powershell`` subsystem of a real OpenSSH sshd on loopback
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
+from hvintegration.errors import HostKeyError, TransportBrokenError
+from hvintegration.operations import LIST_VMS
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import save_host
 from hvintegration.testing.conformance import StateFilePeer, TransportConformance
 from hvintegration.testing.sshd import OpenSSHServer, sshd_unavailable_reason
 from hvintegration.transport.base import Transport
-from hvintegration.transport.psrp import PSRPTarget
+from hvintegration.transport.psrp import PSRPTarget, PSRPTransport
 
 SERVER = ("-m", "hvintegration.testing.psrp_server")
 
@@ -51,7 +57,12 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[OpenSSHServ
         pytest.skip(reason)
     state = tmp_path_factory.mktemp("psrp-ssh") / "host.json"
     command = " ".join([sys.executable, *SERVER, "--state", str(state)])
-    with OpenSSHServer(extra_config=[f"Subsystem powershell {command}"]) as server:
+    subsystems = [
+        f"Subsystem powershell {command}",
+        # The same server, writing to stderr before it answers list_vms.
+        f"Subsystem noisy {command} --stderr-on list_vms",
+    ]
+    with OpenSSHServer(extra_config=subsystems) as server:
         yield server, state
 
 
@@ -65,16 +76,19 @@ class SSHPeer(StateFilePeer):
         super().__init__(path)
         self.server = server
 
-    def open_transport(self) -> Transport:
-        target = PSRPTarget(
+    def target(self, subsystem: str = "powershell") -> PSRPTarget:
+        return PSRPTarget(
             "127.0.0.1",
             via="ssh",
             port=self.server.port,
             user=self.server.user,
             known_hosts=str(self.server.known_hosts),
             client_keys=(str(self.server.client_key),),
+            subsystem=subsystem,
         )
-        return target.open()
+
+    def open_transport(self) -> Transport:
+        return self.target().open()
 
 
 class TestOverSSH(TransportConformance):
@@ -82,3 +96,68 @@ class TestOverSSH(TransportConformance):
     def peer(self, sshd: tuple[OpenSSHServer, Path]) -> SSHPeer:
         server, state = sshd
         return SSHPeer(server, state)
+
+
+@pytest.fixture
+def ssh_peer(sshd: tuple[OpenSSHServer, Path]) -> SSHPeer:
+    server, state = sshd
+    return SSHPeer(server, state)
+
+
+def subsystem_pids(state: Path) -> list[int]:
+    """Processes (sshd's subsystem children) serving ``state``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+                status = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if str(state).encode() in cmdline and b"--state" in cmdline and status != "Z":
+                found.append(int(entry))
+    return found
+
+
+async def test_ssh_stderr_of_the_subsystem_stays_out_of_the_stream(ssh_peer: SSHPeer) -> None:
+    async with ssh_peer.target("noisy").open() as transport:
+        result = await transport.run_operation(LIST_VMS, {"VM": None}, timeout=10)
+        again = await transport.run_operation(LIST_VMS, {"VM": None}, timeout=10)
+    assert len(result.output) == len(again.output) == 1
+
+
+async def test_ssh_subsystem_killed_mid_pipeline(ssh_peer: SSHPeer) -> None:
+    with ssh_peer.edit() as host:
+        host.inject_fault("hang", operation="list_vms")
+    async with ssh_peer.open_transport() as transport:
+        assert isinstance(transport, PSRPTransport)
+        [server] = subsystem_pids(Path(ssh_peer.path))
+        call = asyncio.ensure_future(transport.run_operation(LIST_VMS, {"VM": None}, timeout=30))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        os.kill(server, signal.SIGKILL)
+        with pytest.raises(TransportBrokenError, match="SSH channel"):
+            await call
+        assert time.monotonic() - started < 5
+        result = await transport.run_operation(LIST_VMS, {"VM": None}, timeout=10)
+        assert len(result.output) == 1
+        assert transport.pools_opened == 2
+    # sshd ends the subsystem when the channel closes; give it a moment.
+    for _ in range(100):
+        if not subsystem_pids(Path(ssh_peer.path)):
+            break
+        await asyncio.sleep(0.05)
+    assert subsystem_pids(Path(ssh_peer.path)) == []
+
+
+async def test_ssh_host_key_is_verified(ssh_peer: SSHPeer, tmp_path: Path) -> None:
+    other = tmp_path / "known_hosts"
+    other.write_text(
+        f"[127.0.0.1]:{ssh_peer.server.port} ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIBu0V0w6dT0VhZpHqCkBQpmWyqxkGmxuUAXrUv0JrG4c\n"
+    )
+    target = attrs.evolve(ssh_peer.target(), known_hosts=str(other))
+    transport = target.open()
+    with pytest.raises(HostKeyError, match="not trusted"):
+        await transport.open()
+    await transport.aclose()

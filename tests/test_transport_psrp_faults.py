@@ -213,7 +213,8 @@ async def test_clean_close_leaves_a_quiet_child_that_exited_by_itself(state: str
     psrp = transport(state)
     await psrp.run_operation(LIST_VMS, ALL_VMS, timeout=10)
     session = psrp._session
-    assert session is not None and session.carrier is not None
+    assert session is not None
+    assert session.carrier is not None
     carrier = session.carrier
     await psrp.aclose()
     assert carrier.process.returncode == 0  # type: ignore[attr-defined]
