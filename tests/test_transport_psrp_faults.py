@@ -24,6 +24,7 @@ from hvintegration.errors import (
     ProtocolError,
     RemoteCommandError,
     TransportBrokenError,
+    TransportClosedError,
     TransportError,
 )
 from hvintegration.operations import GET_INTEGRATION_SERVICES, LIST_VMS, Operation
@@ -238,3 +239,24 @@ async def test_a_missing_program_is_a_transport_error() -> None:
         await psrp.run_operation(LIST_VMS, ALL_VMS, timeout=5)
     assert "operation list_vms" in str(caught.value)
     await psrp.aclose()
+
+
+async def test_a_peer_that_exits_at_once_fails_the_open_quickly(tmp_path: Path) -> None:
+    psrp = program("raise SystemExit(7)", connect_timeout=20)
+    started = time.monotonic()
+    with pytest.raises(TransportBrokenError, match="status 7"):
+        await psrp.open()
+    assert time.monotonic() - started < 5
+    await psrp.aclose()
+
+
+async def test_closing_under_a_running_operation(state: str) -> None:
+    with edit_state(state) as host:
+        host.inject_fault("hang", operation="list_vms")
+    psrp = transport(state)
+    call = asyncio.ensure_future(psrp.run_operation(LIST_VMS, ALL_VMS, timeout=30))
+    await asyncio.sleep(0.5)
+    await psrp.aclose()
+    with pytest.raises(TransportClosedError):
+        await call
+    assert children(state) == []

@@ -383,9 +383,9 @@ class _Carrier(psrp.AsyncOutOfProcConnection):
     pipeline waiting; :attr:`lost` lets the transport stop waiting at once.
     """
 
-    def __init__(self, pool: Any, callback: Any) -> None:
+    def __init__(self, pool: Any, callback: Any, lost: asyncio.Event) -> None:
         super().__init__(pool, callback)
-        self.lost = asyncio.Event()
+        self.lost = lost
         self.finished = asyncio.Event()
 
     async def read(self) -> bytes | None:
@@ -422,8 +422,10 @@ class _Carrier(psrp.AsyncOutOfProcConnection):
 class _ProcessCarrier(_Carrier):
     """PSRP on a child's stdin/stdout, with stderr kept out of the stream."""
 
-    def __init__(self, pool: Any, callback: Any, process: asyncio.subprocess.Process) -> None:
-        super().__init__(pool, callback)
+    def __init__(
+        self, pool: Any, callback: Any, lost: asyncio.Event, process: asyncio.subprocess.Process
+    ) -> None:
+        super().__init__(pool, callback, lost)
         self.process = process
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
@@ -492,6 +494,7 @@ class _ProcessInfo(psrp.ProcessInfo):
         super().__init__(executable, arguments)
         self.target = target
         self.carrier: _Carrier | None = None
+        self.lost = asyncio.Event()
 
     # Returns our own out-of-process connection, not pypsrp's process one.
     async def create_async(self, pool: Any, callback: Any) -> _Carrier:  # type: ignore[override]
@@ -508,15 +511,23 @@ class _ProcessInfo(psrp.ProcessInfo):
             raise TransportError(
                 f"cannot start {self.executable}: {exc.strerror or exc}", target=self.target
             ) from exc
-        self.carrier = _ProcessCarrier(pool, callback, process)
+        self.carrier = _ProcessCarrier(pool, callback, self.lost, process)
         return self.carrier
 
 
 class _SSHCarrier(_Carrier):
     """PSRP on an SSH subsystem channel; the channel's stderr is dropped."""
 
-    def __init__(self, pool: Any, callback: Any, connection: Any, channel: Any, session: Any):
-        super().__init__(pool, callback)
+    def __init__(
+        self,
+        pool: Any,
+        callback: Any,
+        lost: asyncio.Event,
+        connection: Any,
+        channel: Any,
+        session: Any,
+    ) -> None:
+        super().__init__(pool, callback, lost)
         self.connection = connection
         self.channel = channel
         self.session = session
@@ -574,6 +585,7 @@ class _SSHInfo(psrp.SSHInfo):
         super().__init__(hostname, port=port, subsystem=subsystem, options=options)
         self.target = target
         self.carrier: _Carrier | None = None
+        self.lost = asyncio.Event()
 
     # Returns our own out-of-process connection, not pypsrp's SSH one.
     async def create_async(self, pool: Any, callback: Any) -> _Carrier:  # type: ignore[override]
@@ -605,7 +617,7 @@ class _SSHInfo(psrp.SSHInfo):
             raise TransportError(
                 f"the SSH server did not start the {self.subsystem!r} subsystem: {exc}", **where
             ) from exc
-        self.carrier = _SSHCarrier(pool, callback, connection, channel, session)
+        self.carrier = _SSHCarrier(pool, callback, self.lost, connection, channel, session)
         return self.carrier
 
 
@@ -617,6 +629,7 @@ class _Session:
         self.info = info
         self.failed = False
         self.pipelines: set[asyncio.Task[Any]] = set()
+        self.closing: asyncio.Future[None] | None = None
 
     @property
     def carrier(self) -> _Carrier | None:
@@ -625,8 +638,8 @@ class _Session:
 
     @property
     def lost(self) -> bool:
-        carrier = self.carrier
-        return carrier is not None and carrier.lost.is_set()
+        lost: asyncio.Event | None = getattr(self.info, "lost", None)
+        return lost is not None and lost.is_set()
 
     @property
     def broken(self) -> bool:
@@ -635,34 +648,57 @@ class _Session:
     async def watch(self, awaitable: Awaitable[T]) -> T:
         """Await, but stop waiting as soon as the peer's stream ends.
 
-        A coroutine is cancelled when the peer goes away; a task (a running
-        pipeline) is left for the caller to clean up.
+        A coroutine is cancelled when the peer goes away or the caller gives
+        up; a task (a running pipeline) is never cancelled here, it is left
+        for the caller to stop and clean up.
+
+        Raises:
+            _PeerGone: The stream ended first.
+            _Discarded: The pool was discarded under a running pipeline.
         """
+        owned = not isinstance(awaitable, asyncio.Future)
         task = asyncio.ensure_future(awaitable)
-        carrier = self.carrier
-        if carrier is None:
-            return await task
-        lost = asyncio.ensure_future(carrier.lost.wait())
+        lost_event: asyncio.Event | None = getattr(self.info, "lost", None)
+        lost = None if lost_event is None else asyncio.ensure_future(lost_event.wait())
         try:
-            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {task} if lost is None else {task, lost}, return_when=asyncio.FIRST_COMPLETED
+            )
         except asyncio.CancelledError:
-            if not isinstance(awaitable, asyncio.Future):
+            if owned:
                 task.cancel()
             raise
         finally:
-            lost.cancel()
+            if lost is not None:
+                lost.cancel()
         if task.done():
+            if task.cancelled() and not owned:
+                raise _Discarded
             return task.result()
         self.failed = True
-        if not isinstance(awaitable, asyncio.Future):
+        if owned:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
         raise _PeerGone
 
 
+class _Discarded(Exception):
+    """The pool was closed or discarded while a pipeline ran on it."""
+
+
 class _PeerGone(Exception):
     """The peer's stream ended while an operation waited on it."""
+
+
+async def _close_wsman(pool: Any) -> None:
+    # pypsrp 1.0.0b1 closes its HTTP client only when the pool closes
+    # cleanly; after a failure, release the sockets directly.
+    http = getattr(getattr(pool, "_connection", None), "_connection", None)
+    close = getattr(http, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            await asyncio.wait_for(close(), _CLOSE_TIMEOUT)
 
 
 def _fill(exc: HvIntegrationError, target: str, operation: str) -> HvIntegrationError:
@@ -766,22 +802,34 @@ class PSRPTransport(Transport):
         return session
 
     async def _discard(self, session: _Session) -> None:
-        """Close a pool, politely when it is healthy; then kill what is left."""
+        """Close a pool, politely when it is healthy; then kill what is left.
+
+        Safe to call more than once and from several tasks: they all wait for
+        the one close.
+        """
+        if session.closing is None:
+            session.closing = asyncio.ensure_future(self._close_session(session))
+        await asyncio.shield(session.closing)
+
+    async def _close_session(self, session: _Session) -> None:
+        healthy = not session.broken
         session.failed = True
-        carrier = session.carrier
-        if not session.lost and session.pool.state == RunspacePoolState.Opened:
+        if healthy:
             with contextlib.suppress(Exception, asyncio.TimeoutError):
                 await asyncio.wait_for(session.pool.close(), _CLOSE_TIMEOUT)
         for task in session.pipelines:
             task.cancel()
         if session.pipelines:
             await asyncio.gather(*session.pipelines, return_exceptions=True)
+        carrier = session.carrier
         if carrier is not None:
             await carrier.kill()
             # The listener task ends once the stream does; wait for it so
             # that nothing of this pool outlives the transport.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(carrier.finished.wait(), _EXIT_GRACE)
+        elif not healthy:
+            await _close_wsman(session.pool)
 
     async def _retire(self, session: _Session) -> None:
         async with self._lock:
@@ -939,11 +987,16 @@ class PSRPTransport(Transport):
                 f"{exc.verify_message or exc}; pass the issuing CA with ca=PATH",
                 **where,
             )
+        if self._closed and isinstance(exc, (_PeerGone, _Discarded, psrp.PSRPError, OSError)):
+            # The caller closed the transport under this operation.
+            return TransportClosedError("the transport was closed while the operation ran", **where)
         carrier = session.carrier
         if session.lost and carrier is not None:
             return TransportBrokenError(f"{carrier.describe_end()}, before it answered", **where)
         if isinstance(exc, _PeerGone):
             return TransportBrokenError("the peer went away", **where)
+        if isinstance(exc, _Discarded):
+            return TransportBrokenError("the runspace pool was discarded", **where)
         if isinstance(exc, psrp.PSRPError) and session.pool.state == RunspacePoolState.Broken:
             return ProtocolError(
                 f"the runspace pool broke on an unreadable answer: {str(exc)[:300]}", **where
