@@ -98,10 +98,14 @@ async def main() -> None:
     per_reused = reused / options.operations
     per_naive = naive / options.naive
     print("1. one pool reused vs a new pool per operation (list_vms)")
-    print(f"   reused pool:        {options.operations:4d} ops in {reused:7.3f} s  "
-          f"= {per_reused * 1000:7.2f} ms/op")
-    print(f"   pool per operation: {options.naive:4d} ops in {naive:7.3f} s  "
-          f"= {per_naive * 1000:7.2f} ms/op")
+    print(
+        f"   reused pool:        {options.operations:4d} ops in {reused:7.3f} s  "
+        f"= {per_reused * 1000:7.2f} ms/op"
+    )
+    print(
+        f"   pool per operation: {options.naive:4d} ops in {naive:7.3f} s  "
+        f"= {per_naive * 1000:7.2f} ms/op"
+    )
     print(f"   reuse is {per_naive / per_reused:.1f}x faster per operation (target >= 10x)")
 
     state = os.path.join(directory, "vms.json")
