@@ -7,16 +7,21 @@ A live WinRM test runs when ``HVINTEGRATION_TEST_WINRM`` names a host.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import ipaddress
 import os
 import ssl
 import urllib.parse
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psrp
 import pytest
 
-from hvintegration.errors import AuthenticationError, InvalidTargetError
+from hvintegration.errors import AuthenticationError, HostKeyError, InvalidTargetError
 from hvintegration.operations import LIST_VMS
 from hvintegration.transport import parse_target
 from hvintegration.transport._clixml import error_from_ps, error_to_ps, from_wire, to_wire
@@ -162,32 +167,123 @@ def test_winrm_over_https_verifies_the_certificate_by_default() -> None:
     assert data.tls.check_hostname is True
 
 
-def _write_ca(path: Path) -> str:
+def _name(common_name: str) -> Any:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _make_pki(directory: Path) -> tuple[str, str, str]:
+    """A CA, and a certificate it signed for 127.0.0.1: (ca, certificate, key) files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hvintegration test CA")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
+        .subject_name(_name("hvintegration test CA"))
+        .issuer_name(_name("hvintegration test CA"))
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+        .sign(ca_key, hashes.SHA256())
     )
-    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    return str(path)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name("127.0.0.1"))
+        .issuer_name(_name("hvintegration test CA"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (directory / "ca.pem", directory / "server.pem", directory / "server.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(paths[0]), str(paths[1]), str(paths[2])
+
+
+@contextlib.asynccontextmanager
+async def refusing_https_endpoint(certificate: str, key: str) -> AsyncIterator[int]:
+    """An HTTPS server on 127.0.0.1 that answers every request 401, like WinRM
+    refusing a login; yields its port."""
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError, asyncio.IncompleteReadError):
+            while (await reader.readline()) not in (b"\r\n", b""):
+                pass
+            writer.write(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Negotiate\r\n"
+                b"Content-Length: 0\r\n\r\n"
+            )
+            await writer.drain()
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, key)
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0, ssl=context)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("trust", "expected"),
+    [
+        ("system", HostKeyError),
+        ("ca", AuthenticationError),
+        ("none", AuthenticationError),
+    ],
+)
+async def test_https_certificate_checks_against_a_real_tls_peer(
+    tmp_path: Path, trust: str, expected: type[Exception]
+) -> None:
+    ca, certificate, key = _make_pki(tmp_path)
+    async with refusing_https_endpoint(certificate, key) as port:
+        target = PSRPTarget(
+            "127.0.0.1",
+            port=port,
+            ssl=True,
+            auth="ntlm",
+            user="admin",
+            password=SECRET,
+            ca=ca if trust == "ca" else None,
+            cert_validation=trust != "none",
+            connect_timeout=5,
+        )
+        transport = target.open()
+        with pytest.raises(expected) as caught:
+            await transport.open()
+        await transport.aclose()
+    assert SECRET not in str(caught.value)
+    if expected is HostKeyError:
+        assert "ca=PATH" in str(caught.value)
 
 
 def test_a_ca_bundle_replaces_the_system_trust_store(tmp_path: Path) -> None:
-    ca = _write_ca(tmp_path / "lab-ca.pem")
+    ca = _make_pki(tmp_path)[0]
     query = urllib.parse.urlencode({"ssl": "true", "ca": ca})
     tls = wsman(parse(f"psrp://hv01:443?{query}")).connection_info.tls
     assert tls.verify_mode == ssl.CERT_REQUIRED

@@ -444,12 +444,31 @@ class _PeerGone(Exception):
 
 async def _close_wsman(pool: Any) -> None:
     # pypsrp 1.0.0b1 closes its HTTP client only when the pool closes
-    # cleanly; after a failure, release the sockets directly.
+    # cleanly, and even then never the connection of its own authenticating
+    # HTTP transport (httpx does not call that transport's __aexit__), so a
+    # socket would stay open; release both directly.
     http = getattr(getattr(pool, "_connection", None), "_connection", None)
-    close = getattr(http, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception, asyncio.TimeoutError):
-            await asyncio.wait_for(close(), _CLOSE_TIMEOUT)
+    client = getattr(http, "_http", None)
+    connection = getattr(getattr(client, "_transport", None), "_connection", None)
+    for close in (getattr(client, "aclose", None), getattr(connection, "aclose", None)):
+        if close is not None:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(close(), _CLOSE_TIMEOUT)
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _cause(exc: BaseException, kind: type[E]) -> E | None:
+    """``exc`` or the first exception it was raised from that is a ``kind``."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _fill(exc: HvIntegrationError, target: str, operation: str) -> HvIntegrationError:
@@ -579,7 +598,7 @@ class PSRPTransport(Transport):
             # that nothing of this pool outlives the transport.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(carrier.finished.wait(), _EXIT_GRACE)
-        elif not healthy:
+        else:
             await _close_wsman(session.pool)
 
     async def _retire(self, session: _Session) -> None:
@@ -656,6 +675,7 @@ class PSRPTransport(Transport):
                     await self._retire(session)
                 error = self._translate(exc, session, name)
                 if not was_broken and isinstance(error, TransportError):
+                    session.failed = True
                     await self._retire(session)
                 raise error from exc
             finally:
@@ -694,6 +714,10 @@ class PSRPTransport(Transport):
                 stopped = True
             except psrp.PipelineStopped:
                 stopped = True
+            except asyncio.CancelledError:
+                # The pool was discarded under the pipeline meanwhile.
+                if not pipeline.cancelled():
+                    raise
             except (Exception, asyncio.TimeoutError):
                 stopped = False
         if pipeline is not None:
@@ -732,10 +756,11 @@ class PSRPTransport(Transport):
                 f"authentication as {self.settings.user or 'the current user'})",
                 **where,
             )
-        if isinstance(exc, ssl.SSLCertVerificationError):
+        refused = _cause(exc, ssl.SSLCertVerificationError)
+        if refused is not None:
             return HostKeyError(
                 f"the certificate of {self.settings.host} could not be verified: "
-                f"{exc.verify_message or exc}; pass the issuing CA with ca=PATH",
+                f"{refused.verify_message or refused}; pass the issuing CA with ca=PATH",
                 **where,
             )
         if self._closed and isinstance(exc, (_PeerGone, _Discarded, psrp.PSRPError, OSError)):
