@@ -42,6 +42,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping, Sequence
 
 from psrpcore import (
+    Command,
     CreatePipelineEvent,
     PSRPPayload,
     ServerPipeline,
@@ -78,7 +79,7 @@ class _ScriptRejected(Exception):
         self.record = record
 
 
-def _identify(commands: Sequence[object]) -> tuple[str, dict[str, JsonValue]]:
+def _identify(commands: Sequence[Command]) -> tuple[str, dict[str, JsonValue]]:
     """The operation name and parameters of a pipeline, or _ScriptRejected."""
     if len(commands) != 1:
         raise _ScriptRejected(
@@ -90,13 +91,9 @@ def _identify(commands: Sequence[object]) -> tuple[str, dict[str, JsonValue]]:
             )
         )
     command = commands[0]
-    text = getattr(command, "command_text", "")
+    text = command.command_text
     name = next(
-        (
-            op.name
-            for op in OPERATIONS.values()
-            if getattr(command, "is_script", False) and text == op.script
-        ),
+        (op.name for op in OPERATIONS.values() if command.is_script and text == op.script),
         None,
     )
     if name is None:
@@ -111,7 +108,7 @@ def _identify(commands: Sequence[object]) -> tuple[str, dict[str, JsonValue]]:
         )
     parameters: dict[str, JsonValue] = {}
     declared = OPERATIONS[name].parameters
-    for key, value in getattr(command, "parameters", []):
+    for key, value in command.parameters:
         if key is None or key not in declared:
             what = "a positional argument" if key is None else f"parameter {key!r}"
             raise _ScriptRejected(
@@ -248,12 +245,23 @@ class PSRPTestServer:
         with edit_state(self.state_path) as host:
             return run_simulated_call(host, name, parameters)
 
-    async def _run(self, pipeline: ServerPipeline, commands: Sequence[object]) -> None:
+    async def _run(self, pipeline: ServerPipeline, commands: Sequence[Command]) -> None:
         try:
-            name, parameters = _identify(commands)
+            await self._answer(pipeline, commands)
         except _ScriptRejected as exc:
             self._fail(pipeline, exc.record)
-            return
+        except Exception as exc:
+            # A fault of the server itself still answers the pipeline, so a
+            # client is never left waiting because of a test's setup.
+            record = ErrorRecord(
+                f"The PSRP test server failed: {exc!r}",
+                error_id="HvIntegrationTest.ServerFault",
+                category="NotSpecified",
+            )
+            self._fail(pipeline, record)
+
+    async def _answer(self, pipeline: ServerPipeline, commands: Sequence[Command]) -> None:
+        name, parameters = _identify(commands)
         if name in self._stderr_on:
             os.write(2, b"WARNING: noise on stderr that is not PSRP\n")
         if name in self._garbage_on:
