@@ -23,13 +23,28 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import signal
 from typing import Any
 
-import psrp
-
 from hvintegration.errors import AuthenticationError, HostKeyError, TransportError
 from hvintegration.transport._process import kill_process_group
+
+
+class _OptionalImportNoise(logging.Filter):
+    # pypsrp 1.0.0b1 logs an ERROR with a traceback on import when psutil,
+    # which only its named-pipe connection needs, is missing. We never use
+    # that connection, so the message would only alarm.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Optional Named Pipe")
+
+
+_noise = _OptionalImportNoise()
+logging.getLogger("psrp").addFilter(_noise)
+try:
+    import psrp
+finally:
+    logging.getLogger("psrp").removeFilter(_noise)
 
 __all__ = [
     "Carrier",
@@ -37,6 +52,7 @@ __all__ = [
     "GuardedSSHInfo",
     "ProcessCarrier",
     "SSHCarrier",
+    "psrp",
 ]
 
 _READ_SIZE = 32_768

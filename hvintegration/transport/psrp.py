@@ -42,7 +42,6 @@ from ssl import SSLContext
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import psrp
 from psrpcore.types import RunspacePoolState
 
 from hvintegration.errors import (
@@ -58,7 +57,7 @@ from hvintegration.errors import (
     TransportError,
 )
 from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
-from hvintegration.transport._outofproc import Carrier, GuardedProcessInfo, GuardedSSHInfo
+from hvintegration.transport._outofproc import Carrier, GuardedProcessInfo, GuardedSSHInfo, psrp
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport
 from hvintegration.transport.errormap import error_from_record
 
