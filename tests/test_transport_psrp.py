@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import attrs
 import pytest
 
 from hvintegration.errors import HostKeyError, TransportBrokenError
+from hvintegration.host import HyperVHost
 from hvintegration.operations import LIST_VMS
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import save_host
@@ -161,3 +163,20 @@ async def test_ssh_host_key_is_verified(ssh_peer: SSHPeer, tmp_path: Path) -> No
     with pytest.raises(HostKeyError, match="not trusted"):
         await transport.open()
     await transport.aclose()
+
+
+async def test_a_psrp_url_reaches_the_server_end_to_end(tmp_path: Path) -> None:
+    state = tmp_path / "host.json"
+    save_host(SimulatedHost(), state)
+    query = urllib.parse.urlencode(
+        [
+            ("via", "process"),
+            ("executable", sys.executable),
+            *(("arg", arg) for arg in (*SERVER, "--state", str(state))),
+        ]
+    )
+    async with HyperVHost.connect(f"psrp://localhost?{query}", timeout=10) as host:
+        vms = await host.list_vms()
+        gsi = await host.vm("demovm").integration_service("Guest Service Interface").enable()
+    assert [vm.name for vm in vms] == ["demovm"]
+    assert gsi.enabled is True
