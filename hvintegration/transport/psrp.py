@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PSRPTarget", "PSRPTransport"]
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 _VIAS = ("wsman", "ssh", "process")
 _AUTHS = ("negotiate", "ntlm", "kerberos", "credssp", "basic")
@@ -395,7 +395,7 @@ class _Session:
     def broken(self) -> bool:
         return self.failed or self.lost or self.pool.state != RunspacePoolState.Opened
 
-    async def watch(self, awaitable: Awaitable[T]) -> T:
+    async def watch(self, awaitable: Awaitable[_T]) -> _T:
         """Await, but stop waiting as soon as the peer's stream ends.
 
         A coroutine is cancelled when the peer goes away or the caller gives
@@ -455,10 +455,10 @@ async def _close_wsman(pool: Any) -> None:
                 await asyncio.wait_for(close(), _CLOSE_TIMEOUT)
 
 
-E = TypeVar("E", bound=BaseException)
+_E = TypeVar("_E", bound=BaseException)
 
 
-def _cause(exc: BaseException, kind: type[E]) -> E | None:
+def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
     """``exc`` or the first exception it was raised from that is a ``kind``."""
     seen: BaseException | None = exc
     for _ in range(10):
