@@ -260,3 +260,13 @@ async def test_closing_under_a_running_operation(state: str) -> None:
     with pytest.raises(TransportClosedError):
         await call
     assert children(state) == []
+
+
+async def test_a_close_that_is_never_acknowledged_is_bounded(state: str) -> None:
+    psrp = transport(state, "--ignore-close", connect_timeout=1.0)
+    await psrp.run_operation(LIST_VMS, ALL_VMS, timeout=10)
+    assert len(children(state)) == 1
+    started = time.monotonic()
+    await psrp.aclose()
+    assert time.monotonic() - started < 4
+    assert children(state) == []

@@ -23,8 +23,8 @@ Run it as::
 On the happy path it writes nothing but protocol to stdout and nothing at
 all to stderr: pypsrp's client reads both from one stream on some
 connections. ``--garbage-on``, ``--stderr-on`` and ``--stop-on``, each
-followed by an operation name, make it misbehave on purpose, for fault
-tests.
+followed by an operation name, and ``--ignore-close`` make it misbehave on
+purpose, for fault tests.
 """
 
 from __future__ import annotations
@@ -137,6 +137,7 @@ class PSRPTestServer:
         stderr_on: Operations before which the server writes to stderr.
         stop_on: Operations whose pipeline the server stops by itself, as an
             administrator or a shutting-down host would.
+        ignore_close: Never answer the client closing the pool.
     """
 
     def __init__(
@@ -147,12 +148,14 @@ class PSRPTestServer:
         garbage_on: Sequence[str] = (),
         stderr_on: Sequence[str] = (),
         stop_on: Sequence[str] = (),
+        ignore_close: bool = False,
     ) -> None:
         self.state_path = state_path
         self._write = write
         self._garbage_on = frozenset(garbage_on)
         self._stderr_on = frozenset(stderr_on)
         self._stop_on = frozenset(stop_on)
+        self._ignore_close = ignore_close
         self._pool = ServerRunspacePool()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self.closed = False
@@ -204,6 +207,8 @@ class PSRPTestServer:
             self._flush()
             self._packet("SignalAck", pipeline_id)
         elif element.tag == "Close":
+            if pipeline_id is None and self._ignore_close:
+                return
             if pipeline_id is None:
                 self._close_pool()
             else:
@@ -318,6 +323,7 @@ async def serve(
     garbage_on: Sequence[str] = (),
     stderr_on: Sequence[str] = (),
     stop_on: Sequence[str] = (),
+    ignore_close: bool = False,
 ) -> int:
     """Serve one PSRP session on stdin/stdout until the pool closes or stdin ends.
 
@@ -326,6 +332,7 @@ async def serve(
         garbage_on: Operations answered with a line that is not PSRP.
         stderr_on: Operations before which the server writes to stderr.
         stop_on: Operations whose pipeline the server stops by itself.
+        ignore_close: Never answer the client closing the pool.
 
     Returns:
         The exit status: 0 after a clean close or end of input.
@@ -352,7 +359,12 @@ async def serve(
 
     threading.Thread(target=read_stdin, name="psrp-stdin", daemon=True).start()
     server = PSRPTestServer(
-        state_path, _stdout_writer, garbage_on=garbage_on, stderr_on=stderr_on, stop_on=stop_on
+        state_path,
+        _stdout_writer,
+        garbage_on=garbage_on,
+        stderr_on=stderr_on,
+        stop_on=stop_on,
+        ignore_close=ignore_close,
     )
     buffer = b""
     while not server.closed:
@@ -402,6 +414,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="OPERATION",
         help="stop this operation's pipeline on the server side (fault tests)",
     )
+    parser.add_argument(
+        "--ignore-close",
+        action="store_true",
+        help="never answer the client closing the pool (fault tests)",
+    )
     options = parser.parse_args(argv)
     # psrpcore logs warnings for messages it does not act on; with no handler
     # Python would print them on stderr, which the protocol must not see.
@@ -413,6 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 garbage_on=options.garbage_on,
                 stderr_on=options.stderr_on,
                 stop_on=options.stop_on,
+                ignore_close=options.ignore_close,
             )
         )
     return 0

@@ -584,8 +584,11 @@ class PSRPTransport(Transport):
         healthy = not session.broken
         session.failed = True
         if healthy:
+            # A peer that never acknowledges the close would hold pypsrp
+            # forever; closing is bounded like connecting.
+            limit = min(_CLOSE_TIMEOUT, self.settings.connect_timeout)
             with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(session.pool.close(), _CLOSE_TIMEOUT)
+                await asyncio.wait_for(session.pool.close(), limit)
         for task in session.pipelines:
             task.cancel()
         if session.pipelines:
