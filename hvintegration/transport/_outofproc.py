@@ -15,7 +15,10 @@ weak spots, each guarded here:
   or the SSH connection, whatever state the pool is in.
 
 The settings classes subclass pypsrp's ``ProcessInfo`` and ``SSHInfo`` so
-pypsrp opens runspace pools through them as usual.
+pypsrp opens runspace pools through them as usual. :class:`Session` holds one
+open pool with what carries it, and waits on it no longer than the peer is
+there; :func:`close_wsman` releases what pypsrp's WinRM connection leaves
+open.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ import collections
 import contextlib
 import logging
 import signal
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from psrpcore.types import RunspacePoolState
 
 from hvintegration.errors import AuthenticationError, HostKeyError, TransportError
 from hvintegration.transport._process import kill_process_group
@@ -48,14 +54,20 @@ finally:
 
 __all__ = [
     "Carrier",
+    "Discarded",
     "GuardedProcessInfo",
     "GuardedSSHInfo",
+    "PeerGone",
     "ProcessCarrier",
     "SSHCarrier",
+    "Session",
+    "close_wsman",
     "psrp",
 ]
 
+_T = TypeVar("_T")
 _READ_SIZE = 32_768
+_CLOSE_TIMEOUT = 5.0
 _EXIT_GRACE = 2.0
 _STDERR_LINES = 5
 
@@ -303,3 +315,94 @@ class GuardedSSHInfo(psrp.SSHInfo):
             ) from exc
         self.carrier = SSHCarrier(pool, callback, self.lost, connection, channel, session)
         return self.carrier
+
+
+class Session:
+    """One runspace pool and what carries it.
+
+    Args:
+        pool: The ``psrp.AsyncRunspacePool``.
+        info: The connection settings it was opened with; guarded ones
+            carry the ``lost`` event and the live carrier.
+    """
+
+    def __init__(self, pool: psrp.AsyncRunspacePool, info: Any) -> None:
+        self.pool = pool
+        self.info = info
+        self.failed = False
+        self.pipelines: set[asyncio.Task[Any]] = set()
+        self.closing: asyncio.Future[None] | None = None
+
+    @property
+    def carrier(self) -> Carrier | None:
+        carrier: Carrier | None = getattr(self.info, "carrier", None)
+        return carrier
+
+    @property
+    def lost(self) -> bool:
+        lost: asyncio.Event | None = getattr(self.info, "lost", None)
+        return lost is not None and lost.is_set()
+
+    @property
+    def broken(self) -> bool:
+        return self.failed or self.lost or self.pool.state != RunspacePoolState.Opened
+
+    async def watch(self, awaitable: Awaitable[_T]) -> _T:
+        """Await, but stop waiting as soon as the peer's stream ends.
+
+        A coroutine is cancelled when the peer goes away or the caller gives
+        up; a task (a running pipeline) is never cancelled here, it is left
+        for the caller to stop and clean up.
+
+        Raises:
+            PeerGone: The stream ended first.
+            Discarded: The pool was discarded under a running pipeline.
+        """
+        owned = not isinstance(awaitable, asyncio.Future)
+        task = asyncio.ensure_future(awaitable)
+        lost_event: asyncio.Event | None = getattr(self.info, "lost", None)
+        lost = None if lost_event is None else asyncio.ensure_future(lost_event.wait())
+        try:
+            await asyncio.wait(
+                {task} if lost is None else {task, lost}, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            if owned:
+                task.cancel()
+            raise
+        finally:
+            if lost is not None:
+                lost.cancel()
+        if task.done():
+            if task.cancelled() and not owned:
+                raise Discarded
+            return task.result()
+        self.failed = True
+        if owned:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        raise PeerGone
+
+
+class Discarded(Exception):
+    """The pool was closed or discarded while a pipeline ran on it."""
+
+
+class PeerGone(Exception):
+    """The peer's stream ended while an operation waited on it."""
+
+
+async def close_wsman(pool: Any) -> None:
+    """Close the HTTP layers of a WinRM pool, whatever state it is in."""
+    # pypsrp 1.0.0b1 closes its HTTP client only when the pool closes
+    # cleanly, and even then never the connection of its own authenticating
+    # HTTP transport (httpx does not call that transport's __aexit__), so a
+    # socket would stay open; release both directly.
+    http = getattr(getattr(pool, "_connection", None), "_connection", None)
+    client = getattr(http, "_http", None)
+    connection = getattr(getattr(client, "_transport", None), "_connection", None)
+    for close in (getattr(client, "aclose", None), getattr(connection, "aclose", None)):
+        if close is not None:
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(close(), _CLOSE_TIMEOUT)

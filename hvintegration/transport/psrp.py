@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import ssl
 import urllib.parse
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from ssl import SSLContext
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,7 +57,15 @@ from hvintegration.errors import (
     TransportError,
 )
 from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
-from hvintegration.transport._outofproc import Carrier, GuardedProcessInfo, GuardedSSHInfo, psrp
+from hvintegration.transport._outofproc import (
+    Discarded,
+    GuardedProcessInfo,
+    GuardedSSHInfo,
+    PeerGone,
+    Session,
+    close_wsman,
+    psrp,
+)
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport
 from hvintegration.transport.errormap import error_from_record
 
@@ -65,8 +73,6 @@ if TYPE_CHECKING:
     from hvintegration.operations import Operation
 
 __all__ = ["PSRPTarget", "PSRPTransport"]
-
-_T = TypeVar("_T")
 
 _VIAS = ("wsman", "ssh", "process")
 _AUTHS = ("negotiate", "ntlm", "kerberos", "credssp", "basic")
@@ -371,90 +377,6 @@ class PSRPTarget:
         return PSRPTransport(self)
 
 
-class _Session:
-    """One runspace pool and what carries it."""
-
-    def __init__(self, pool: psrp.AsyncRunspacePool, info: Any) -> None:
-        self.pool = pool
-        self.info = info
-        self.failed = False
-        self.pipelines: set[asyncio.Task[Any]] = set()
-        self.closing: asyncio.Future[None] | None = None
-
-    @property
-    def carrier(self) -> Carrier | None:
-        carrier: Carrier | None = getattr(self.info, "carrier", None)
-        return carrier
-
-    @property
-    def lost(self) -> bool:
-        lost: asyncio.Event | None = getattr(self.info, "lost", None)
-        return lost is not None and lost.is_set()
-
-    @property
-    def broken(self) -> bool:
-        return self.failed or self.lost or self.pool.state != RunspacePoolState.Opened
-
-    async def watch(self, awaitable: Awaitable[_T]) -> _T:
-        """Await, but stop waiting as soon as the peer's stream ends.
-
-        A coroutine is cancelled when the peer goes away or the caller gives
-        up; a task (a running pipeline) is never cancelled here, it is left
-        for the caller to stop and clean up.
-
-        Raises:
-            _PeerGone: The stream ended first.
-            _Discarded: The pool was discarded under a running pipeline.
-        """
-        owned = not isinstance(awaitable, asyncio.Future)
-        task = asyncio.ensure_future(awaitable)
-        lost_event: asyncio.Event | None = getattr(self.info, "lost", None)
-        lost = None if lost_event is None else asyncio.ensure_future(lost_event.wait())
-        try:
-            await asyncio.wait(
-                {task} if lost is None else {task, lost}, return_when=asyncio.FIRST_COMPLETED
-            )
-        except asyncio.CancelledError:
-            if owned:
-                task.cancel()
-            raise
-        finally:
-            if lost is not None:
-                lost.cancel()
-        if task.done():
-            if task.cancelled() and not owned:
-                raise _Discarded
-            return task.result()
-        self.failed = True
-        if owned:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        raise _PeerGone
-
-
-class _Discarded(Exception):
-    """The pool was closed or discarded while a pipeline ran on it."""
-
-
-class _PeerGone(Exception):
-    """The peer's stream ended while an operation waited on it."""
-
-
-async def _close_wsman(pool: Any) -> None:
-    # pypsrp 1.0.0b1 closes its HTTP client only when the pool closes
-    # cleanly, and even then never the connection of its own authenticating
-    # HTTP transport (httpx does not call that transport's __aexit__), so a
-    # socket would stay open; release both directly.
-    http = getattr(getattr(pool, "_connection", None), "_connection", None)
-    client = getattr(http, "_http", None)
-    connection = getattr(getattr(client, "_transport", None), "_connection", None)
-    for close in (getattr(client, "aclose", None), getattr(connection, "aclose", None)):
-        if close is not None:
-            with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(close(), _CLOSE_TIMEOUT)
-
-
 _E = TypeVar("_E", bound=BaseException)
 
 
@@ -498,7 +420,7 @@ class PSRPTransport(Transport):
 
     def __init__(self, settings: PSRPTarget) -> None:
         self.settings = settings
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(settings.max_pipelines)
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -526,7 +448,7 @@ class PSRPTransport(Transport):
         """
         await self._session_for("open", self.settings.connect_timeout)
 
-    async def _session_for(self, operation: str, timeout: float) -> _Session:
+    async def _session_for(self, operation: str, timeout: float) -> Session:
         if self._closed:
             raise self._closed_error(operation)
         async with self._lock:
@@ -544,13 +466,13 @@ class PSRPTransport(Transport):
             self._session = session
             return session
 
-    async def _open_session(self, operation: str, timeout: float) -> _Session:
+    async def _open_session(self, operation: str, timeout: float) -> Session:
         try:
             info = self.settings.connection_info()
         except HvIntegrationError as exc:
             raise _fill(exc, self.target, operation) from None
         pool = psrp.AsyncRunspacePool(info, max_runspaces=self.settings.max_pipelines)
-        session = _Session(pool, info)
+        session = Session(pool, info)
         limit = min(timeout, self.settings.connect_timeout)
         try:
             await asyncio.wait_for(session.watch(pool.open()), limit)
@@ -570,7 +492,7 @@ class PSRPTransport(Transport):
         self.pools_opened += 1
         return session
 
-    async def _discard(self, session: _Session) -> None:
+    async def _discard(self, session: Session) -> None:
         """Close a pool, politely when it is healthy; then kill what is left.
 
         Safe to call more than once and from several tasks: they all wait for
@@ -580,7 +502,7 @@ class PSRPTransport(Transport):
             session.closing = asyncio.ensure_future(self._close_session(session))
         await asyncio.shield(session.closing)
 
-    async def _close_session(self, session: _Session) -> None:
+    async def _close_session(self, session: Session) -> None:
         healthy = not session.broken
         session.failed = True
         if healthy:
@@ -601,9 +523,9 @@ class PSRPTransport(Transport):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(carrier.finished.wait(), _EXIT_GRACE)
         else:
-            await _close_wsman(session.pool)
+            await close_wsman(session.pool)
 
-    async def _retire(self, session: _Session) -> None:
+    async def _retire(self, session: Session) -> None:
         async with self._lock:
             if self._session is session:
                 self._session = None
@@ -699,14 +621,14 @@ class PSRPTransport(Transport):
         errors = tuple(error_from_ps(record) for record in shell.streams.error)
         return OperationResult(tuple(objects), errors)
 
-    def _abandon(self, session: _Session, shell: Any, pipeline: asyncio.Task[Any] | None) -> None:
+    def _abandon(self, session: Session, shell: Any, pipeline: asyncio.Task[Any] | None) -> None:
         """Stop a pipeline whose caller gave up, in the background."""
         task = asyncio.ensure_future(self._stop_pipeline(session, shell, pipeline))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
     async def _stop_pipeline(
-        self, session: _Session, shell: Any, pipeline: asyncio.Task[Any] | None
+        self, session: Session, shell: Any, pipeline: asyncio.Task[Any] | None
     ) -> None:
         stopped = False
         if pipeline is not None and not session.broken:
@@ -733,7 +655,7 @@ class PSRPTransport(Transport):
             # the pool in an unknown state: start again with a new one.
             await self._retire(session)
 
-    def _translate(self, exc: Exception, session: _Session, operation: str) -> HvIntegrationError:
+    def _translate(self, exc: Exception, session: Session, operation: str) -> HvIntegrationError:
         where = {"target": self.target, "operation": operation}
         if isinstance(exc, HvIntegrationError):
             return _fill(exc, self.target, operation)
@@ -765,15 +687,15 @@ class PSRPTransport(Transport):
                 f"{refused.verify_message or refused}; pass the issuing CA with ca=PATH",
                 **where,
             )
-        if self._closed and isinstance(exc, (_PeerGone, _Discarded, psrp.PSRPError, OSError)):
+        if self._closed and isinstance(exc, (PeerGone, Discarded, psrp.PSRPError, OSError)):
             # The caller closed the transport under this operation.
             return TransportClosedError("the transport was closed while the operation ran", **where)
         carrier = session.carrier
         if session.lost and carrier is not None:
             return TransportBrokenError(f"{carrier.describe_end()}, before it answered", **where)
-        if isinstance(exc, _PeerGone):
+        if isinstance(exc, PeerGone):
             return TransportBrokenError("the peer went away", **where)
-        if isinstance(exc, _Discarded):
+        if isinstance(exc, Discarded):
             return TransportBrokenError("the runspace pool was discarded", **where)
         if isinstance(exc, psrp.PSRPError) and session.pool.state == RunspacePoolState.Broken:
             return ProtocolError(
