@@ -8,6 +8,7 @@ catch either::
      ├── NotFoundError (LookupError)
      │    ├── VMNotFoundError
      │    ├── ServiceNotFoundError
+     │    ├── DaemonNotFoundError
      │    └── AmbiguousVMError
      ├── InvalidTargetError (ValueError)
      ├── UnsafeChangeError (ValueError)  needs force=True, and says why
@@ -18,7 +19,8 @@ catch either::
      │    ├── PowerShellDirectError
      │    ├── FileCopyUnavailableError  Guest Service Interface off on a side
      │    ├── DestinationExistsError (FileExistsError)
-     │    └── OperationStoppedError     the remote side stopped it midway
+     │    ├── OperationStoppedError     the remote side stopped it midway
+     │    └── DaemonControlError        a Linux daemon would not stop or start
      ├── TransportError (ConnectionError)
      │    ├── TransportClosedError      you closed it
      │    ├── TransportBrokenError      the peer or the channel broke it
@@ -47,6 +49,8 @@ __all__ = [
     "AmbiguousVMError",
     "AuthenticationError",
     "BatchError",
+    "DaemonControlError",
+    "DaemonNotFoundError",
     "DestinationExistsError",
     "FileCopyUnavailableError",
     "HostKeyError",
@@ -204,6 +208,33 @@ class ServiceNotFoundError(NotFoundError):
         choices = tuple(choices)
         if reason is None:
             message = f"unknown integration service {name!r}"
+            if choices:
+                message += f" (valid: {_choices_text(choices)})"
+        else:
+            message = reason
+        super().__init__(message, name=name, choices=choices, target=target, operation=operation)
+
+
+class DaemonNotFoundError(NotFoundError):
+    """A Linux integration daemon name is unknown, the service has none, or it is not installed.
+
+    Example:
+        >>> str(DaemonNotFoundError("hv_foo", choices=["hv_kvp_daemon", "kvp"]))
+        "unknown integration daemon 'hv_foo' (valid: hv_kvp_daemon, kvp)"
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        choices: Iterable[str] = (),
+        reason: str | None = None,
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        choices = tuple(choices)
+        if reason is None:
+            message = f"unknown integration daemon {name!r}"
             if choices:
                 message += f" (valid: {_choices_text(choices)})"
         else:
@@ -406,6 +437,32 @@ class OperationStoppedError(RemoteCommandError):
     ``PipelineStopped``. The connection still works; whether the operation
     took effect is unknown, so read the state again before retrying.
     """
+
+
+class DaemonControlError(RemoteCommandError):
+    """A Linux daemon did not reach the state asked for.
+
+    Raised when instances outlive ``SIGTERM`` and the bounded wait, when a
+    started daemon exits at once, or when systemd refuses the change.
+
+    Attributes:
+        daemon: The daemon's program name.
+        pids: The processes still running (stop) or empty (start).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        daemon: str,
+        pids: Iterable[int] = (),
+        remote_message: str = "",
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, remote_message=remote_message, target=target, operation=operation)
+        self.daemon = daemon
+        self.pids = tuple(pids)
 
 
 class TransportError(HvIntegrationError, ConnectionError):

@@ -53,6 +53,7 @@ class Target(Protocol):
 SCHEMES: MappingProxyType[str, str] = MappingProxyType(
     {
         "sim": "hvintegration.transport.simulator:SimulatorTarget",
+        "sim-linux": "hvintegration.transport.simlinux:SimulatedLinuxTarget",
         "local": "hvintegration.transport.local:LocalTarget",
         "ssh": "hvintegration.transport.ssh:SSHTarget",
         "psrp": "hvintegration.transport.psrp:PSRPTarget",

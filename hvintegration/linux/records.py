@@ -1,0 +1,442 @@
+"""Immutable records of a Linux guest's integration state.
+
+What ``lsmod``, ``ps -ef``, ``compgen -c hv_`` and ``systemctl`` would tell a
+person, as typed fields. Records never do I/O; an action returns a new record.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from typing import ClassVar
+
+import attrs
+
+from hvintegration import catalogue
+from hvintegration._table import Column, RecordList, html_table
+from hvintegration.linux.names import DaemonSpec
+
+__all__ = [
+    "DaemonProcess",
+    "DaemonState",
+    "DeviceNode",
+    "DriverState",
+    "InstalledProgram",
+    "KvpItem",
+    "LinuxStatus",
+    "UnitState",
+    "VMBusDevice",
+]
+
+JsonDict = dict[str, object]
+
+
+@attrs.frozen
+class DriverState:
+    """The ``hv_utils`` driver: built in, a loaded module, or absent.
+
+    Attributes:
+        name: ``hv_utils``.
+        state: ``"built-in"``, ``"module"`` or ``"absent"``.
+        bound: Whether the driver is registered on the VMBus
+            (``/sys/bus/vmbus/drivers/hv_utils`` exists).
+        size: The module's size in bytes, as ``lsmod`` shows it; ``None``
+            for a built-in driver or where unknown.
+        used_by: The modules that use it.
+        refcount: The module's use count, where known.
+        source: Where the facts came from: ``sysfs``, ``/proc/modules`` or
+            ``lsmod``; empty when nothing was found.
+
+    Example:
+        >>> DriverState("hv_utils", "module", True, 20480, (), 0, "sysfs").loaded
+        True
+    """
+
+    name: str
+    state: str
+    bound: bool
+    size: int | None
+    used_by: tuple[str, ...]
+    refcount: int | None
+    source: str
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Driver", lambda r: r.name),
+        ("State", lambda r: r.state),
+        ("Bound", lambda r: r.bound),
+        ("Size", lambda r: r.size),
+        ("UsedBy", lambda r: r.used_by),
+    )
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the driver is present, built in or as a module."""
+        return self.state != "absent"
+
+    def __repr__(self) -> str:
+        return f"<DriverState {self.name} {self.state} bound={self.bound}>"
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
+
+
+@attrs.frozen
+class VMBusDevice:
+    """One VMBus device under ``/sys/bus/vmbus/devices``.
+
+    Attributes:
+        id: The device's directory name (its instance GUID).
+        class_id: Its class id, which says which channel it is.
+        service: The integration service of that class, or ``None`` for
+            devices that are not integration services (disks, network...).
+        driver: The driver bound to it, empty when none is.
+    """
+
+    id: str
+    class_id: uuid.UUID | None
+    service: catalogue.ServiceSpec | None
+    driver: str
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Service", lambda r: r.service.name if r.service else ""),
+        ("ClassId", lambda r: r.class_id),
+        ("Driver", lambda r: r.driver),
+        ("Device", lambda r: r.id),
+    )
+
+    def __repr__(self) -> str:
+        what = self.service.name if self.service else str(self.class_id)
+        return f"<VMBusDevice {what} driver={self.driver or '-'}>"
+
+
+@attrs.frozen
+class DeviceNode:
+    """A node under ``/dev/vmbus`` through which a daemon talks to the driver.
+
+    Attributes:
+        name: ``hv_kvp``, ``hv_vss`` or ``hv_fcopy``.
+        kind: ``char`` on a real guest; ``fifo``, ``file`` or ``other``
+            otherwise.
+    """
+
+    name: str
+    kind: str
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Node", lambda r: f"/dev/vmbus/{r.name}"),
+        ("Kind", lambda r: r.kind),
+    )
+
+
+@attrs.frozen
+class InstalledProgram:
+    """An ``hv_*`` program found on the guest.
+
+    Attributes:
+        path: Where it was found.
+        real_path: The file after resolving symbolic links.
+        daemon: The daemon it is, ``None`` for helper scripts such as
+            ``hv_get_dhcp_info``.
+        on_path: Whether it was found through ``PATH`` (what
+            ``compgen -c hv_`` shows) rather than in a distribution's
+            private directory such as ``/usr/lib/hyper-v/bin``.
+        script: Whether it is a script, such as Ubuntu's wrapper that runs
+            the binary for the running kernel.
+    """
+
+    path: str
+    real_path: str
+    daemon: DaemonSpec | None
+    on_path: bool
+    script: bool
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Program", lambda r: r.path.rsplit("/", 1)[-1]),
+        ("Daemon", lambda r: r.daemon.name if r.daemon else ""),
+        ("OnPath", lambda r: r.on_path),
+        ("Path", lambda r: r.path),
+    )
+
+    def __repr__(self) -> str:
+        return f"<InstalledProgram {self.path}>"
+
+
+@attrs.frozen
+class DaemonProcess:
+    """One running instance of an integration daemon, read from ``/proc``.
+
+    Attributes:
+        pid: Its process id.
+        daemon: Which daemon it is.
+        program: The program path it runs from (the matching argument, or
+            the executable).
+        exe: ``/proc/PID/exe``; empty when the account may not read it.
+        args: Its command line.
+        uid: Its real user id.
+        user: Its user name.
+        started: When it started, in UTC.
+        start_ticks: Its start time in clock ticks since boot, which with
+            the pid identifies it even if the pid is reused.
+    """
+
+    pid: int
+    daemon: DaemonSpec
+    program: str
+    exe: str
+    args: tuple[str, ...]
+    uid: int | None
+    user: str
+    started: datetime.datetime | None
+    start_ticks: int | None
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("PID", lambda r: r.pid),
+        ("User", lambda r: r.user),
+        ("Started", lambda r: r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else ""),
+        ("Daemon", lambda r: r.daemon.name),
+        ("Command", lambda r: " ".join(r.args)),
+    )
+
+    def __repr__(self) -> str:
+        return f"<DaemonProcess {self.pid} {self.program} user={self.user}>"
+
+
+@attrs.frozen
+class UnitState:
+    """A systemd unit, as ``systemctl show`` reports it.
+
+    Attributes:
+        name: The unit name.
+        load_state: ``loaded``, ``not-found``...
+        active_state: ``active``, ``inactive``, ``failed``...
+        sub_state: ``running``, ``dead``...
+        main_pid: The main process, 0 when none.
+        unit_file_state: ``enabled``, ``disabled``, ``static``...
+    """
+
+    name: str
+    load_state: str
+    active_state: str
+    sub_state: str
+    main_pid: int
+    unit_file_state: str
+
+    @property
+    def exists(self) -> bool:
+        """Whether systemd knows the unit."""
+        return self.load_state == "loaded"
+
+
+@attrs.frozen
+class DaemonState:
+    """One integration daemon on one guest: installed where, running how.
+
+    Attributes:
+        daemon: Which daemon.
+        installed: Its programs found on the guest, the one a start runs
+            first.
+        processes: Every running instance.
+        unit: Its systemd unit where the guest runs systemd and has one.
+
+    Example:
+        >>> from hvintegration.linux import resolve_daemon
+        >>> DaemonState(resolve_daemon("kvp"), (), (), None).running
+        False
+    """
+
+    daemon: DaemonSpec
+    installed: tuple[InstalledProgram, ...]
+    processes: tuple[DaemonProcess, ...]
+    unit: UnitState | None
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Daemon", lambda r: r.daemon.name),
+        ("Service", lambda r: r.daemon.service.name),
+        ("Running", lambda r: r.running),
+        ("PIDs", lambda r: tuple(p.pid for p in r.processes)),
+        ("Unit", lambda r: r.unit.name if r.unit else ""),
+        ("Program", lambda r: r.program or "(not installed)"),
+    )
+
+    @property
+    def running(self) -> bool:
+        """Whether at least one instance runs."""
+        return bool(self.processes)
+
+    @property
+    def program(self) -> str | None:
+        """The program a start would run, ``None`` when not installed."""
+        return self.installed[0].path if self.installed else None
+
+    def __repr__(self) -> str:
+        pids = ",".join(str(p.pid) for p in self.processes) or "-"
+        return f"<DaemonState {self.daemon.name} running={self.running} pids={pids}>"
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
+
+
+@attrs.frozen
+class KvpItem:
+    """One record of a KVP pool file.
+
+    Attributes:
+        pool: The pool number: 0 host-to-guest, 1 guest-to-host, 2 the
+            guest's intrinsic items, 3 host facts such as
+            ``VirtualMachineName``, 4 the guest's internal items.
+        index: The record's position in the file.
+        key: The key, decoded as UTF-8 (undecodable bytes replaced).
+        value: The value, decoded the same way.
+        problem: Empty for a well-formed record; else what is wrong with it
+            (``"key is not UTF-8"``, ``"truncated record of 100 bytes"``...).
+
+    Example:
+        >>> KvpItem(3, 0, "VirtualMachineName", "demovm").ok
+        True
+    """
+
+    pool: int
+    index: int
+    key: str
+    value: str
+    problem: str = ""
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Pool", lambda r: r.pool),
+        ("Key", lambda r: r.key),
+        ("Value", lambda r: r.value),
+        ("Problem", lambda r: r.problem),
+    )
+
+    @property
+    def ok(self) -> bool:
+        """Whether the record was read without a problem."""
+        return not self.problem
+
+    def __repr__(self) -> str:
+        extra = f" problem={self.problem!r}" if self.problem else ""
+        return f"<KvpItem pool={self.pool} {self.key!r}={self.value!r}{extra}>"
+
+
+@attrs.frozen
+class LinuxStatus:
+    """Everything about a Linux guest's integration services, read at once.
+
+    Attributes:
+        target: The guest's URL.
+        kernel: ``uname -r``.
+        user: The account the library logged in as.
+        uid: Its user id.
+        systemd: Whether systemd runs the guest (``/run/systemd/system``).
+        driver: The ``hv_utils`` driver.
+        devices: The VMBus devices.
+        nodes: The ``/dev/vmbus/hv_*`` nodes.
+        installed: Every ``hv_*`` program found.
+        daemons: One state per integration daemon, in catalogue order.
+
+    Example:
+        >>> import asyncio
+        >>> from hvintegration.linux import LinuxGuest
+        >>> async def main():
+        ...     async with LinuxGuest.connect("sim-linux://") as guest:
+        ...         status = await guest.status()
+        ...     return status.driver.state, [d.running for d in status.daemons]
+        >>> asyncio.run(main())
+        ('module', [True, True, True])
+    """
+
+    target: str
+    kernel: str
+    user: str
+    uid: int
+    systemd: bool
+    driver: DriverState
+    devices: tuple[VMBusDevice, ...]
+    nodes: tuple[DeviceNode, ...]
+    installed: tuple[InstalledProgram, ...]
+    daemons: tuple[DaemonState, ...]
+
+    @property
+    def processes(self) -> RecordList[DaemonProcess]:
+        """Every running daemon instance, as ``ps -ef | grep hv`` would list them."""
+        return RecordList(p for d in self.daemons for p in d.processes)
+
+    def daemon(self, name: str) -> DaemonState:
+        """The state of one daemon.
+
+        Args:
+            name: Any name :func:`~hvintegration.linux.resolve_daemon` takes.
+
+        Raises:
+            DaemonNotFoundError: The name is unknown.
+        """
+        from hvintegration.linux.names import resolve_daemon
+
+        spec = resolve_daemon(name)
+        return next(d for d in self.daemons if d.daemon is spec)
+
+    def as_dict(self) -> JsonDict:
+        """The status as JSON-ready data (what ``linux status --json`` prints).
+
+        Returns:
+            Plain dicts, lists, strings, numbers and booleans.
+        """
+
+        def process(p: DaemonProcess) -> JsonDict:
+            return {
+                "pid": p.pid,
+                "program": p.program,
+                "exe": p.exe,
+                "args": list(p.args),
+                "uid": p.uid,
+                "user": p.user,
+                "started": p.started.isoformat() if p.started else None,
+            }
+
+        return {
+            "target": self.target,
+            "kernel": self.kernel,
+            "user": self.user,
+            "uid": self.uid,
+            "systemd": self.systemd,
+            "driver": attrs.asdict(self.driver, recurse=False)
+            | {"used_by": list(self.driver.used_by)},
+            "devices": [
+                {
+                    "id": d.id,
+                    "class_id": str(d.class_id) if d.class_id else None,
+                    "service": d.service.name if d.service else None,
+                    "driver": d.driver,
+                }
+                for d in self.devices
+            ],
+            "nodes": [{"name": n.name, "kind": n.kind} for n in self.nodes],
+            "installed": [
+                {
+                    "path": i.path,
+                    "real_path": i.real_path,
+                    "daemon": i.daemon.name if i.daemon else None,
+                    "on_path": i.on_path,
+                    "script": i.script,
+                }
+                for i in self.installed
+            ],
+            "daemons": [
+                {
+                    "daemon": d.daemon.name,
+                    "service": d.daemon.service.name,
+                    "running": d.running,
+                    "program": d.program,
+                    "unit": None if d.unit is None else attrs.asdict(d.unit),
+                    "processes": [process(p) for p in d.processes],
+                }
+                for d in self.daemons
+            ],
+        }
+
+    def __repr__(self) -> str:
+        running = ", ".join(d.daemon.name for d in self.daemons if d.running) or "none"
+        return f"<LinuxStatus {self.target} hv_utils={self.driver.state} running: {running}>"
+
+    def _repr_html_(self) -> str:
+        return html_table([self.driver]) + html_table(self.daemons)

@@ -1,0 +1,362 @@
+"""The fixed shell programs the library runs on a Linux guest.
+
+Each is sent as ``sh -c PROGRAM NAME ARG...``: the program text never
+changes, and every value that comes from the caller or the guest travels as a
+positional argument, so nothing is ever spliced into shell text. Each writes
+a line-oriented report: a keyword, then tab-separated fields. Free text that
+could hold a tab or newline (command lines, executable paths) travels as
+hex.
+
+They use only POSIX ``sh`` and tools every distribution (and BusyBox) has:
+``od``, ``tr``, ``readlink``, ``sleep``, ``kill``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["KVP_PERL", "KVP_PYTHON", "KVP_SCRIPT", "START_SCRIPT", "STATUS_SCRIPT", "STOP_SCRIPT"]
+
+_COMMON = r"""
+tab=$(printf '\t')
+nl='
+'
+out() { printf '%s' "$1"; shift; for f in "$@"; do printf '\t%s' "$f"; done; printf '\n'; }
+hex() { od -An -v -tx1 | tr -d ' \n'; }
+"""
+
+STATUS_SCRIPT = (
+    "# hvintegration linux status v1; arguments: systemd unit names\n"
+    + _COMMON
+    + r"""
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+out version 1
+out uid "$(id -u)"
+out user "$(id -un 2>/dev/null)"
+out kernel "$(uname -r)"
+read -r pid1 2>/dev/null < /proc/1/comm || pid1=""
+out pid1 "$pid1"
+while read -r key value _; do [ "$key" = btime ] && out btime "$value"; done < /proc/stat
+out clk_tck "$(getconf CLK_TCK 2>/dev/null || echo 100)"
+
+# The driver: sysfs first (built in and module alike), /proc/modules and
+# lsmod where the kernel has them.
+[ -d /sys/bus/vmbus/drivers/hv_utils ] && out driver_bound 1
+m=/sys/module/hv_utils
+if [ -d "$m" ]; then
+    out module_dir 1
+    for f in initstate refcnt coresize; do
+        [ -r "$m/$f" ] && read -r v < "$m/$f" && out "module_$f" "$v"
+    done
+    for h in "$m"/holders/*; do [ -e "$h" ] && out module_holder "${h##*/}"; done
+fi
+if [ -r /proc/modules ]; then
+    while read -r name size used by _; do
+        [ "$name" = hv_utils ] && out procmodules "$size" "$used" "$by"
+    done < /proc/modules
+elif [ ! -d "$m" ] && command -v lsmod >/dev/null 2>&1; then
+    lsmod 2>/dev/null | while read -r name size used by; do
+        [ "$name" = hv_utils ] && out lsmod "$size" "$used" "$by"
+    done
+fi
+
+for dev in /sys/bus/vmbus/devices/*; do
+    [ -r "$dev/class_id" ] || continue
+    read -r cls < "$dev/class_id" || cls=""
+    drv=""
+    [ -L "$dev/driver" ] && drv=$(readlink "$dev/driver") && drv=${drv##*/}
+    out device "${dev##*/}" "$cls" "$drv"
+done
+
+for n in /dev/vmbus/hv_*; do
+    [ -e "$n" ] || continue
+    kind=other
+    if [ -c "$n" ]; then kind=char
+    elif [ -p "$n" ]; then kind=fifo
+    elif [ -f "$n" ]; then kind=file
+    fi
+    out node "${n##*/}" "$kind"
+done
+
+# Installed programs: what compgen -c hv_ finds on PATH, then the private
+# directories of SUSE, Red Hat and older Ubuntu.
+scan() {
+    for f in "$1"/hv_* "$1"/hyperv*; do
+        [ -f "$f" ] && [ -x "$f" ] || continue
+        case $f in *"$tab"*|*"$nl"*) continue ;; esac
+        real=$(readlink -f -- "$f" 2>/dev/null) || real=$f
+        script=0
+        first=""
+        read -r first 2>/dev/null < "$f" || :
+        case $first in '#!'*) script=1 ;; esac
+        out installed "$f" "$real" "$2" "$script"
+    done
+}
+old_ifs=$IFS
+IFS=:
+for dir in $PATH; do
+    IFS=$old_ifs
+    [ -n "$dir" ] && scan "$dir" 1
+    IFS=:
+done
+IFS=$old_ifs
+for dir in /usr/lib/hyper-v/bin /usr/libexec/hypervkvpd "/usr/lib/linux-tools/$(uname -r)"; do
+    scan "$dir" 0
+done
+
+# systemd units, when systemd runs the guest (sd_booted(3): /run/systemd/system).
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    out systemd 1
+    systemctl show --no-pager -p Id -p LoadState -p ActiveState -p SubState \
+        -p MainPID -p UnitFileState -- "$@" 2>/dev/null |
+        while IFS= read -r line; do out unit "$line"; done
+fi
+
+# Running daemons, from /proc: kernel threads have an empty command line.
+for d in /proc/[0-9]*; do
+    read -r comm 2>/dev/null < "$d/comm" || continue
+    case $comm in hv_*|hyperv*) ;; *) continue ;; esac
+    args=$(hex 2>/dev/null < "$d/cmdline") || continue
+    [ -n "$args" ] || continue
+    exe=$(readlink "$d/exe" 2>/dev/null) || exe=""
+    uid=""
+    while read -r key value _; do
+        [ "$key" = "Uid:" ] && uid=$value && break
+    done < "$d/status" 2>/dev/null
+    read -r stat 2>/dev/null < "$d/stat" || continue
+    rest=${stat##*) }
+    set -f
+    # shellcheck disable=SC2086
+    set -- $rest
+    set +f
+    start=${20:-}
+    user=$( (getent passwd "$uid" || grep "^[^:]*:[^:]*:$uid:" /etc/passwd) 2>/dev/null | head -n 1)
+    out proc "${d#/proc/}" "$uid" "${user%%:*}" "$start" "$(printf '%s' "$exe" | hex)" \
+        "$(printf '%s' "$comm" | hex)" "$args"
+done
+out end
+"""
+)
+
+STOP_SCRIPT = (
+    "# hvintegration linux stop v1; arguments: GRACE_TENTHS FORCE PID:START...\n"
+    + _COMMON
+    + r"""
+grace=$1; force=$2; shift 2
+# Signal only the processes the status saw: same pid and same start time, so
+# a pid reused since then is never hit.
+same() {
+    read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
+    rest=${stat##*) }
+    set -f
+    # shellcheck disable=SC2086
+    set -- $rest
+    set +f
+    [ "${20:-}" = "$2" ]
+}
+alive() {
+    left=""
+    for item in "$@"; do
+        pid=${item%%:*}
+        same "$pid" "${item#*:}" && left="$left $pid"
+    done
+    [ -n "$left" ]
+}
+for item in "$@"; do
+    same "${item%%:*}" "${item#*:}" && kill -TERM "${item%%:*}" 2>/dev/null
+done
+# Wait in tenths of a second, bounded by GRACE_TENTHS.
+ticks=$grace
+while alive "$@" && [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
+if alive "$@" && [ "$force" = 1 ]; then
+    for pid in $left; do kill -KILL "$pid" 2>/dev/null; done
+    ticks=30
+    while alive "$@" && [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
+fi
+if alive "$@"; then
+    out alive $left
+    exit 3
+fi
+out stopped
+"""
+)
+
+START_SCRIPT = (
+    "# hvintegration linux start v1; arguments: SETTLE_TENTHS PROGRAM\n"
+    + _COMMON
+    + r"""
+settle=$1; program=$2
+log=$(mktemp 2>/dev/null || echo "/tmp/hvintegration-start.$$")
+# Detached: a new session, no terminal, stdio away from this channel, so the
+# daemon outlives the SSH session and a closed channel never kills it.
+setsid "$program" < /dev/null > "$log" 2>&1 &
+launcher=$!
+ticks=$settle
+while [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
+if kill -0 "$launcher" 2>/dev/null; then
+    out launcher running
+else
+    wait "$launcher"
+    out launcher exited "$?"
+fi
+out log "$(head -c 4000 "$log" | hex)"
+rm -f "$log"
+"""
+)
+
+KVP_PYTHON = r"""
+import fcntl, os, sys
+
+RECORD, KEY = 2560, 512
+mode, directory = sys.argv[1], sys.argv[2]
+
+def path(pool):
+    return os.path.join(directory, ".kvp_pool_%d" % pool)
+
+def emit(*fields):
+    sys.stdout.write("\t".join(str(f) for f in fields) + "\n")
+
+if mode == "read":
+    for pool in range(5):
+        try:
+            fd = os.open(path(pool), os.O_RDONLY)
+        except FileNotFoundError:
+            emit("pool", pool, "missing")
+            continue
+        except PermissionError:
+            emit("pool", pool, "unreadable")
+            continue
+        try:
+            # The daemon's lock: fcntl record locks (lockf), shared to read.
+            fcntl.lockf(fd, fcntl.LOCK_SH)
+            chunks = []
+            while True:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        emit("pool", pool, "data", b"".join(chunks).hex())
+else:
+    updates = {}
+    deletes = set()
+    for line in sys.stdin.read().splitlines():
+        op, key, value = line.split("\t")
+        key, value = bytes.fromhex(key), bytes.fromhex(value)
+        if op == "set":
+            updates[key] = value
+            deletes.discard(key)
+        else:
+            deletes.add(key)
+            updates.pop(key, None)
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(path(1), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        data = b""
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+        records = []
+        for start in range(0, len(data) - len(data) % RECORD, RECORD):
+            key = data[start:start + KEY].split(b"\0", 1)[0]
+            records.append((key, data[start + KEY:start + RECORD]))
+        out = []
+        for key, value in records:
+            if key in deletes:
+                continue
+            if key in updates:
+                value = updates.pop(key).ljust(RECORD - KEY, b"\0")
+            out.append(key.ljust(KEY, b"\0") + value)
+        for key, value in updates.items():
+            out.append(key.ljust(KEY, b"\0") + value.ljust(RECORD - KEY, b"\0"))
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, b"".join(out))
+        os.ftruncate(fd, len(out) * RECORD)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    emit("written", len(out))
+"""
+
+KVP_PERL = r"""
+use strict;
+use warnings;
+use Fcntl qw(F_SETLKW F_RDLCK F_WRLCK SEEK_SET O_RDONLY O_RDWR O_CREAT);
+my ($mode, $dir) = @ARGV;
+my ($RECORD, $KEY) = (2560, 512);
+# struct flock on 64-bit Linux: short type, short whence, off_t start,
+# off_t len, pid_t pid (with padding). The daemon takes the same lock.
+sub lock_fd {
+    my ($fh, $type) = @_;
+    my $flock = pack("s s x4 q q l x4", $type, SEEK_SET, 0, 0, 0);
+    fcntl($fh, F_SETLKW, $flock) or die "lock: $!\n";
+}
+sub path { return "$dir/.kvp_pool_$_[0]"; }
+if ($mode eq "read") {
+    for my $pool (0 .. 4) {
+        my $fh;
+        if (!sysopen($fh, path($pool), O_RDONLY)) {
+            print "pool\t$pool\t", ($!{ENOENT} ? "missing" : "unreadable"), "\n";
+            next;
+        }
+        lock_fd($fh, F_RDLCK);
+        local $/; binmode $fh; my $data = <$fh>; $data = "" unless defined $data;
+        close $fh;
+        print "pool\t$pool\tdata\t", unpack("H*", $data), "\n";
+    }
+} else {
+    my (%updates, %deletes, @order);
+    while (my $line = <STDIN>) {
+        chomp $line;
+        my ($op, $k, $v) = split /\t/, $line, -1;
+        $k = pack("H*", $k); $v = pack("H*", $v);
+        if ($op eq "set") {
+            push @order, $k unless exists $updates{$k};
+            $updates{$k} = $v;
+            delete $deletes{$k};
+        } else {
+            $deletes{$k} = 1;
+            delete $updates{$k};
+            @order = grep { $_ ne $k } @order;
+        }
+    }
+    mkdir $dir;
+    sysopen(my $fh, path(1), O_RDWR | O_CREAT, 0644) or die "open: $!\n";
+    binmode $fh;
+    lock_fd($fh, F_WRLCK);
+    my $data = ""; { local $/; my $d = <$fh>; $data = $d if defined $d; }
+    my @out;
+    for (my $at = 0; $at + $RECORD <= length($data); $at += $RECORD) {
+        my $key = substr($data, $at, $KEY); $key =~ s/\0.*//s;
+        my $value = substr($data, $at + $KEY, $RECORD - $KEY);
+        next if $deletes{$key};
+        if (exists $updates{$key}) {
+            $value = pack("a" . ($RECORD - $KEY), delete $updates{$key});
+            @order = grep { $_ ne $key } @order;
+        }
+        push @out, pack("a$KEY", $key) . $value;
+    }
+    push @out, pack("a$KEY", $_) . pack("a" . ($RECORD - $KEY), $updates{$_}) for @order;
+    seek($fh, 0, 0); truncate($fh, 0); print $fh join("", @out); close($fh) or die "close: $!\n";
+    print "written\t", scalar(@out), "\n";
+}
+"""
+
+KVP_SCRIPT = (
+    "# hvintegration linux kvp v1; arguments: read|write DIRECTORY PYTHON PERL [INTERPRETER]\n"
+    + r"""
+mode=$1; dir=$2; py=$3; pl=$4; prefer=${5:-}
+# The pool files are locked with fcntl record locks, which neither flock(1)
+# nor a shell can take: python3 or perl does the locked read or write.
+if [ "$prefer" != perl ] && command -v python3 >/dev/null 2>&1; then
+    exec python3 -c "$py" "$mode" "$dir"
+fi
+if command -v perl >/dev/null 2>&1; then
+    exec perl -e "$pl" "$mode" "$dir"
+fi
+echo "the KVP pools need python3 or perl on the guest to take the daemon's fcntl lock" >&2
+exit 69
+"""
+)
