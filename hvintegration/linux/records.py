@@ -250,7 +250,7 @@ class DaemonState:
     unit: UnitState | None
 
     __columns__: ClassVar[tuple[Column, ...]] = (
-        ("Daemon", lambda r: r.daemon.name),
+        ("Daemon", lambda r: r.name),
         ("Service", lambda r: r.daemon.service.name),
         ("Running", lambda r: r.running),
         ("PIDs", lambda r: tuple(p.pid for p in r.processes)),
@@ -264,13 +264,23 @@ class DaemonState:
         return bool(self.processes)
 
     @property
+    def name(self) -> str:
+        """The program name this guest uses: installed or running, else upstream's newest."""
+        for path in [*(i.path for i in self.installed), *(p.program for p in self.processes)]:
+            base = path.rsplit("/", 1)[-1]
+            for program in sorted(self.daemon.programs, key=len, reverse=True):
+                if base.startswith(program):
+                    return program
+        return self.daemon.name
+
+    @property
     def program(self) -> str | None:
         """The program a start would run, ``None`` when not installed."""
         return self.installed[0].path if self.installed else None
 
     def __repr__(self) -> str:
         pids = ",".join(str(p.pid) for p in self.processes) or "-"
-        return f"<DaemonState {self.daemon.name} running={self.running} pids={pids}>"
+        return f"<DaemonState {self.name} running={self.running} pids={pids}>"
 
     def _repr_html_(self) -> str:
         return html_table([self])

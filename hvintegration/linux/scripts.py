@@ -79,14 +79,16 @@ done
 # Installed programs: what compgen -c hv_ finds on PATH, then the private
 # directories of SUSE, Red Hat and older Ubuntu.
 scan() {
+    [ -d "$1" ] || return 0
+    # Resolve the directory once (merged /usr makes /sbin and /usr/sbin one).
+    realdir=$(cd "$1" 2>/dev/null && pwd -P) || realdir=$1
     for f in "$1"/hv_* "$1"/hyperv*; do
         [ -f "$f" ] && [ -x "$f" ] || continue
         case $f in *"$tab"*|*"$nl"*) continue ;; esac
-        real=$(readlink -f -- "$f" 2>/dev/null) || real=$f
+        real=$realdir/${f##*/}
+        if [ -L "$f" ]; then real=$(readlink -f -- "$f" 2>/dev/null) || real=$f; fi
         script=0
-        first=""
-        read -r first 2>/dev/null < "$f" || :
-        case $first in '#!'*) script=1 ;; esac
+        case $(head -c 2 -- "$f" 2>/dev/null) in '#!') script=1 ;; esac
         out installed "$f" "$real" "$2" "$script"
     done
 }
@@ -144,13 +146,14 @@ grace=$1; force=$2; shift 2
 # Signal only the processes the status saw: same pid and same start time, so
 # a pid reused since then is never hit.
 same() {
+    want=$2
     read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
     rest=${stat##*) }
     set -f
     # shellcheck disable=SC2086
     set -- $rest
     set +f
-    [ "${20:-}" = "$2" ]
+    [ "${20:-}" = "$want" ]
 }
 alive() {
     left=""

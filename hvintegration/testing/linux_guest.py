@@ -1,0 +1,414 @@
+"""A Linux guest you can touch: real sshd and real hyperv-daemons in a sandbox.
+
+:class:`GuestSandbox` starts a real OpenSSH ``sshd`` on loopback inside a
+private mount namespace (``unshare -m --propagation private``) in which the
+machine looks like a Hyper-V guest:
+
+* ``/dev/vmbus/hv_kvp`` is a FIFO: Debian's real ``hv_kvp_daemon`` registers
+  into it, reads its own registration back as the driver's answer, then
+  sleeps and keeps the real pool files in ``/var/lib/hyperv``;
+* ``/dev/vmbus/hv_vss`` is a pseudo-terminal whose far end answers the
+  registration with a version number as the driver does, so the real
+  ``hv_vss_daemon`` stays up;
+* ``hv_fcopy_daemon`` reads its device with ``pread``, which neither a FIFO
+  nor a terminal supports (it spins); it is replaced by a clearly named fake
+  daemon (:func:`fake_daemon_script`), as are daemons a case needs to
+  misbehave (one that ignores ``SIGTERM``);
+* ``/sys/bus/vmbus`` and ``/sys/module/hv_utils`` describe the driver
+  (module, built in, or absent) and the VMBus integration devices;
+* users with and without passwordless ``sudo`` exist, only in the namespace.
+
+Nothing outside the namespace changes; stopping the sandbox kills sshd and
+every process left in the namespace, detached daemons included.
+
+Needs Linux, root, ``unshare``, ``sshd`` and Debian's ``hyperv-daemons``;
+:func:`sandbox_unavailable_reason` says why a test must be skipped.
+
+Example::
+
+    with GuestSandbox(GuestLayout(driver="built-in")) as sandbox:
+        async with LinuxGuest.connect(sandbox.url()) as guest:
+            print(await guest.status())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import attrs
+
+from hvintegration import catalogue
+from hvintegration.testing.sshd import OpenSSHServer, sshd_unavailable_reason
+
+__all__ = [
+    "REAL_DAEMONS",
+    "GuestLayout",
+    "GuestSandbox",
+    "fake_daemon_script",
+    "sandbox_unavailable_reason",
+]
+
+REAL_DAEMONS = {
+    "hv_kvp_daemon": "/usr/sbin/hv_kvp_daemon",
+    "hv_vss_daemon": "/usr/sbin/hv_vss_daemon",
+    "hv_fcopy_daemon": "/usr/sbin/hv_fcopy_daemon",
+}
+"""Debian's hyperv-daemons programs."""
+
+_SUDO_USER = "hvsudo"
+_PLAIN_USER = "hvplain"
+
+
+def sandbox_unavailable_reason() -> str | None:
+    """Why :class:`GuestSandbox` cannot run here, or ``None`` when it can."""
+    reason = sshd_unavailable_reason()
+    if reason is not None:
+        return reason
+    if not sys.platform.startswith("linux"):
+        return "the guest sandbox needs Linux mount namespaces"
+    if shutil.which("unshare") is None:
+        return "unshare is not installed (util-linux)"
+    for path in REAL_DAEMONS.values():
+        if not os.access(path, os.X_OK):
+            return f"{path} is missing (Debian package hyperv-daemons)"
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        return f"cannot create a mount namespace: {probe.stderr.decode().strip()}"
+    return None
+
+
+def fake_daemon_script(name: str, *, node: str | None, ignore_term: bool = False) -> str:
+    """The text of a fake integration daemon, a POSIX shell script.
+
+    It behaves like the real daemon where the library can see it: it fails
+    when its device node is missing, detaches unless given ``-n``, and exits
+    on ``SIGTERM`` (unless ``ignore_term``).
+
+    Args:
+        name: The daemon it stands in for, e.g. ``hv_fcopy_daemon``.
+        node: The device node it needs, e.g. ``/dev/vmbus/hv_fcopy``.
+        ignore_term: Survive ``SIGTERM`` (only ``SIGKILL`` ends it).
+
+    Returns:
+        The script.
+    """
+    check = (
+        f'[ -e {node} ] || {{ echo "{name}: open {node} failed: No such file or directory" >&2; '
+        "exit 1; }\n"
+        if node
+        else ""
+    )
+    trap = "trap '' TERM\n" if ignore_term else "trap 'kill $pid 2>/dev/null; exit 0' TERM\n"
+    return (
+        "#!/bin/sh\n"
+        f"# FAKE {name} for hvintegration tests: stands in for the real daemon,\n"
+        "# whose device protocol cannot be played on a machine without Hyper-V.\n"
+        f"{check}"
+        'if [ "${1:-}" != -n ]; then\n'
+        '    setsid "$0" -n </dev/null >/dev/null 2>&1 &\n'
+        "    exit 0\n"
+        "fi\n"
+        f"{trap}"
+        "while :; do sleep 1 & pid=$!; wait $pid; done\n"
+    )
+
+
+@attrs.define
+class GuestLayout:
+    """What the sandboxed guest looks like.
+
+    Attributes:
+        driver: ``module``, ``built-in`` or ``absent``.
+        devices: Whether the VMBus integration devices and ``/dev/vmbus``
+            nodes exist.
+        path_daemons: Whether Debian's ``/usr/sbin/hv_*`` daemons are
+            visible; ``False`` hides them.
+        fake_fcopy: Replace ``/usr/sbin/hv_fcopy_daemon`` by the fake.
+        programs: More programs, absolute path in the guest to either a
+            host file to copy (``/usr/sbin/hv_kvp_daemon``) or
+            ``fake:NAME``, ``fake-stubborn:NAME`` for a fake daemon.
+        pools: KVP pool number to the pool file's bytes at start.
+    """
+
+    driver: str = "module"
+    devices: bool = True
+    path_daemons: bool = True
+    fake_fcopy: bool = True
+    programs: Mapping[str, str] = attrs.field(factory=dict)
+    pools: Mapping[int, bytes] = attrs.field(factory=dict)
+
+
+_NODES = {"hv_kvp_daemon": "hv_kvp", "hv_vss_daemon": "hv_vss", "hv_fcopy_daemon": "hv_fcopy"}
+
+
+class GuestSandbox:
+    """Real sshd in a private mount namespace dressed as a Hyper-V guest.
+
+    Args:
+        layout: What the guest looks like.
+
+    Attributes:
+        root: The host directory holding the sandbox's files.
+        kvp_dir: The host directory the guest sees as ``/var/lib/hyperv``.
+        server: The sshd, once started.
+    """
+
+    sudo_user = _SUDO_USER
+    plain_user = _PLAIN_USER
+
+    def __init__(self, layout: GuestLayout | None = None) -> None:
+        self.layout = layout if layout is not None else GuestLayout()
+        self.root = Path(tempfile.mkdtemp(prefix="hvintegration-guest-"))
+        self.root.chmod(0o755)
+        self.kvp_dir = self.root / "hyperv"
+        self.server: OpenSSHServer | None = None
+        self._namespace_file = self.root / "namespace"
+        self._namespace = ""
+
+    def __repr__(self) -> str:
+        port = self.server.port if self.server else 0
+        return f"<GuestSandbox 127.0.0.1:{port} driver={self.layout.driver}>"
+
+    def _dir(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o755)
+        return path
+
+    def _layout(self) -> dict[str, object]:
+        layout = self.layout
+        rebuild: dict[str, dict[str, dict[str, str] | list[str]]] = {}
+        bind: dict[str, str] = {}
+
+        def add(parent: str, name: str, source: Path) -> None:
+            entry = rebuild.setdefault(parent, {"add": {}, "remove": []})
+            adds = entry["add"]
+            assert isinstance(adds, dict)
+            adds[name] = str(source)
+
+        vmbus_dev = self._dir("dev-vmbus")
+        if layout.devices:
+            os.mkfifo(vmbus_dev / "hv_kvp")
+            os.mkfifo(vmbus_dev / "hv_fcopy")
+        add("/dev", "vmbus", vmbus_dev)
+        add("/sys/bus", "vmbus", self._sys_tree())
+        if layout.driver != "absent":
+            add("/sys/module", "hv_utils", self._module_tree())
+        self.kvp_dir.mkdir(mode=0o755, exist_ok=True)
+        for pool, data in layout.pools.items():
+            (self.kvp_dir / f".kvp_pool_{pool}").write_bytes(data)
+        add("/var/lib", "hyperv", self.kvp_dir)
+        if not layout.path_daemons:
+            entry = rebuild.setdefault("/usr/sbin", {"add": {}, "remove": []})
+            removes = entry["remove"]
+            assert isinstance(removes, list)
+            removes.extend(REAL_DAEMONS)
+        elif layout.fake_fcopy:
+            fake = self._program("fake:hv_fcopy_daemon")
+            bind[REAL_DAEMONS["hv_fcopy_daemon"]] = str(fake)
+        for guest_path, source in layout.programs.items():
+            self._install(guest_path, source, add)
+        for name, text in self._accounts().items():
+            path = self.root / "etc" / name
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(text)
+            path.chmod(0o440 if name == "sudoers" else 0o644)
+            bind[f"/etc/{name}"] = str(path)
+        return {
+            "rebuild": rebuild,
+            "bind": bind,
+            "vmbus_dev": str(vmbus_dev) if layout.devices else None,
+            "vss_standin": layout.devices,
+            "namespace_file": str(self._namespace_file),
+        }
+
+    def _program(self, source: str) -> Path:
+        self._counter = getattr(self, "_counter", 0) + 1
+        target = self._dir("programs") / f"p{self._counter}"
+        kind, _, name = source.partition(":")
+        if kind in ("fake", "fake-stubborn"):
+            node = _NODES.get(name, "hv_" + name.removeprefix("hv_").split("_")[0])
+            text = fake_daemon_script(
+                name, node=f"/dev/vmbus/{node}", ignore_term=kind == "fake-stubborn"
+            )
+            target.write_text(text)
+        else:
+            shutil.copyfile(source, target)
+        target.chmod(0o755)
+        return target
+
+    def _install(self, guest_path: str, source: str, add: object) -> None:
+        assert callable(add)
+        program = self._program(source)
+        parts = Path(guest_path).parts
+        # Find the deepest existing ancestor; graft the first missing
+        # directory under it, built in a host directory.
+        for depth in range(len(parts) - 1, 0, -1):
+            ancestor = Path(*parts[:depth])
+            if ancestor.is_dir():
+                break
+        rest = parts[depth:]
+        if len(rest) == 1:
+            add(str(ancestor), rest[0], program)
+            return
+        graft = self._dir("tree" + str(ancestor).replace("/", "_") + "_" + rest[0])
+        leaf = graft.joinpath(*rest[1:-1])
+        leaf.mkdir(parents=True, exist_ok=True)
+        for directory in [leaf, *leaf.parents]:
+            if directory == graft.parent:
+                break
+            directory.chmod(0o755)
+        shutil.copy2(program, leaf / rest[-1])
+        add(str(ancestor), rest[0], graft)
+
+    def _sys_tree(self) -> Path:
+        tree = self._dir("sys-vmbus")
+        (tree / "devices").mkdir()
+        drivers = tree / "drivers"
+        drivers.mkdir()
+        if self.layout.driver != "absent":
+            (drivers / "hv_utils").mkdir()
+        if self.layout.devices:
+            for number, spec in enumerate(catalogue.HOST_SERVICES):
+                assert spec.linux is not None
+                device = tree / "devices" / f"{number + 1:08x}-1111-2222-3333-444455556666"
+                device.mkdir()
+                (device / "class_id").write_text("{" + str(spec.linux.vmbus_class_id) + "}\n")
+                if self.layout.driver != "absent":
+                    os.symlink("../../drivers/hv_utils", device / "driver")
+        return tree
+
+    def _module_tree(self) -> Path:
+        tree = self._dir("sys-module-hv_utils")
+        if self.layout.driver == "module":
+            (tree / "initstate").write_text("live\n")
+            (tree / "refcnt").write_text("0\n")
+            (tree / "coresize").write_text("20480\n")
+            (tree / "holders").mkdir()
+        else:
+            (tree / "parameters").mkdir()
+        return tree
+
+    def _accounts(self) -> dict[str, str]:
+        users = ((self.sudo_user, 2901), (self.plain_user, 2902))
+        passwd = Path("/etc/passwd").read_text()
+        group = Path("/etc/group").read_text()
+        shadow = Path("/etc/shadow").read_text() if Path("/etc/shadow").exists() else ""
+        for name, uid in users:
+            passwd += f"{name}:x:{uid}:{uid}:hvintegration test:/tmp:/bin/sh\n"
+            group += f"{name}:x:{uid}:\n"
+            shadow += f"{name}:*:19000:0:99999:7:::\n"
+        sudoers = (
+            "Defaults env_reset\n"
+            'Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n'
+            "root ALL=(ALL:ALL) ALL\n"
+            f"{self.sudo_user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+        )
+        return {"passwd": passwd, "group": group, "shadow": shadow, "sudoers": sudoers}
+
+    def start(self) -> None:
+        """Build the namespace and start sshd in it.
+
+        Raises:
+            RuntimeError: The sandbox cannot run here, or sshd did not start.
+        """
+        reason = sandbox_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(reason)
+        layout_file = self.root / "layout.json"
+        layout_file.write_text(json.dumps(self._layout()))
+        wrapper = [
+            "unshare", "-m", "--propagation", "private",
+            sys.executable, "-m", "hvintegration.testing._guest_setup", str(layout_file), "--",
+        ]  # fmt: skip
+        self.server = OpenSSHServer(
+            user="root",
+            extra_config=[f"AllowUsers root {self.sudo_user} {self.plain_user}"],
+            wrapper=wrapper,
+        )
+        # OpenSSHServer keeps authorized_keys in a 0700 directory, which
+        # only root can read; the test users log in with the same key.
+        self.server.directory.chmod(0o711)
+        try:
+            self.server.start()
+            deadline = time.monotonic() + 10
+            while not self._namespace_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self._namespace = self._namespace_file.read_text()
+        except BaseException:
+            self.stop()
+            raise
+
+    def processes(self) -> list[int]:
+        """The processes running in the sandbox's namespace."""
+        if not self._namespace:
+            return []
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/ns/mnt") == self._namespace:
+                        found.append(int(entry))
+        return found
+
+    def kill_sshd(self) -> None:
+        """Kill sshd and every session it runs at once, as a crashing server would."""
+        for pid in self.processes():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
+                    os.kill(pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Stop sshd, kill everything left in the namespace, remove the files."""
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop()
+        # The namespace's setup process kills what is left when sshd stops;
+        # this is the second line, for a setup process that died first.
+        for _ in range(100):
+            left = self.processes()
+            if not left:
+                break
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, user: str = "root") -> str:
+        """An ``ssh://`` URL for this guest that trusts its host key and uses the test key.
+
+        Args:
+            user: ``root``, :attr:`sudo_user` or :attr:`plain_user`.
+        """
+        assert self.server is not None, "the sandbox is not started"
+        query = urllib.parse.urlencode(
+            {"known_hosts": str(self.server.known_hosts), "key": str(self.server.client_key)}
+        )
+        return f"ssh://{user}@127.0.0.1:{self.server.port}?{query}"
+
+    def __enter__(self) -> GuestSandbox:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
