@@ -117,15 +117,11 @@ async def test_start_stop_restart_the_real_daemons(sandbox: GuestSandbox) -> Non
             assert again.processes == started.processes  # start of a running one: no-op
             restarted = await daemon.restart()
             assert restarted.running
-            assert {p.pid for p in restarted.processes}.isdisjoint(
-                p.pid for p in started.processes
-            )
+            assert {p.pid for p in restarted.processes}.isdisjoint(p.pid for p in started.processes)
             assert not (await daemon.stop()).running
             assert not (await daemon.stop()).running  # stop of a stopped one: no-op
     # The real hv_kvp_daemon created its real pool files.
-    assert sorted(p.name for p in sandbox.kvp_dir.iterdir()) == [
-        f".kvp_pool_{n}" for n in range(5)
-    ]
+    assert sorted(p.name for p in sandbox.kvp_dir.iterdir()) == [f".kvp_pool_{n}" for n in range(5)]
 
 
 async def test_two_instances_are_listed_and_both_stopped(sandbox: GuestSandbox) -> None:
@@ -320,7 +316,10 @@ async def test_kvp_pools_empty_full_truncated_and_not_utf8(sandbox: GuestSandbox
     async with LinuxGuest.connect(sandbox.url()) as guest:
         items = await guest.kvp()
         pool3 = await guest.kvp(pool=3)
-    assert [(i.key, i.value) for i in pool3] == [("VirtualMachineName", "demovm"), ("Schlüssel", "値")]
+    assert [(i.key, i.value) for i in pool3] == [
+        ("VirtualMachineName", "demovm"),
+        ("Schlüssel", "値"),
+    ]
     by_pool: dict[int, list[object]] = {}
     for item in items:
         by_pool.setdefault(item.pool, []).append(item)

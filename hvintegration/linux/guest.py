@@ -377,13 +377,23 @@ class LinuxDaemon:
             items = [f"{p.pid}:{p.start_ticks}" for p in state.processes]
             done = await self.guest._privileged(
                 status,
-                _sh(STOP_SCRIPT, str(round(grace * 10)), "1" if force else "0", *items),
+                _sh(
+                    STOP_SCRIPT,
+                    str(round(grace * 10)),
+                    "1" if force else "0",
+                    str(len(items)),
+                    *items,
+                    *_UNITS,
+                ),
                 what,
                 timeout=self.guest.timeout + grace + 5,
             )
+            if done.exit_status not in (0, 3):
+                self._check(done, what)
+            # The stop script ends with a fresh status: no extra round trip.
+            state = parse_status(done.stdout, target=self.guest.target).daemon(self.spec.name)
             if done.exit_status == 3:
-                alive = _fields(done.stdout, "alive")
-                pids = [int(pid) for pid in alive if pid.isdigit()]
+                pids = [int(pid) for pid in _fields(done.stdout, "alive") if pid.isdigit()]
                 raise DaemonControlError(
                     f"{self.spec.name} (pid {', '.join(map(str, pids))}) still runs "
                     f"{grace:g} s after SIGTERM; stop(force=True) sends SIGKILL",
@@ -392,8 +402,6 @@ class LinuxDaemon:
                     target=self.guest.target,
                     operation=what,
                 )
-            self._check(done, what)
-            status, state = await self._state_of()
         return state
 
     async def start(self, *, settle: float = 0.5) -> DaemonState:
@@ -443,12 +451,13 @@ class LinuxDaemon:
             )
         done = await self.guest._privileged(
             status,
-            _sh(START_SCRIPT, str(max(1, round(settle * 10))), program),
+            _sh(START_SCRIPT, str(max(1, round(settle * 10))), program, *_UNITS),
             what,
             timeout=self.guest.timeout + settle,
         )
         self._check(done, what)
-        _, state = await self._state_of()
+        # The start script ends with a fresh status: no extra round trip.
+        state = parse_status(done.stdout, target=self.guest.target).daemon(self.spec.name)
         if not state.running:
             launcher = _fields(done.stdout, "launcher")
             log_hex = _fields(done.stdout, "log")

@@ -23,126 +23,135 @@ out() { printf '%s' "$1"; shift; for f in "$@"; do printf '\t%s' "$f"; done; pri
 hex() { od -An -v -tx1 | tr -d ' \n'; }
 """
 
+_STATUS_FUNCTION = r"""
+# status_report UNIT...: the whole status; the units are systemd unit names.
+status_report() {
+    PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+    out version 1
+    out uid "$(id -u)"
+    out user "$(id -un 2>/dev/null)"
+    out kernel "$(uname -r)"
+    read -r pid1 2>/dev/null < /proc/1/comm || pid1=""
+    out pid1 "$pid1"
+    while read -r key value _; do [ "$key" = btime ] && out btime "$value"; done < /proc/stat
+    out clk_tck "$(getconf CLK_TCK 2>/dev/null || echo 100)"
+
+    # The driver: sysfs first (built in and module alike), /proc/modules and
+    # lsmod where the kernel has them.
+    [ -d /sys/bus/vmbus/drivers/hv_utils ] && out driver_bound 1
+    m=/sys/module/hv_utils
+    if [ -d "$m" ]; then
+        out module_dir 1
+        for f in initstate refcnt coresize; do
+            [ -r "$m/$f" ] && read -r v < "$m/$f" && out "module_$f" "$v"
+        done
+        for h in "$m"/holders/*; do [ -e "$h" ] && out module_holder "${h##*/}"; done
+    fi
+    if [ -r /proc/modules ]; then
+        while read -r name size used by _; do
+            [ "$name" = hv_utils ] && out procmodules "$size" "$used" "$by"
+        done < /proc/modules
+    elif [ ! -d "$m" ] && command -v lsmod >/dev/null 2>&1; then
+        lsmod 2>/dev/null | while read -r name size used by; do
+            [ "$name" = hv_utils ] && out lsmod "$size" "$used" "$by"
+        done
+    fi
+
+    for dev in /sys/bus/vmbus/devices/*; do
+        [ -r "$dev/class_id" ] || continue
+        read -r cls < "$dev/class_id" || cls=""
+        drv=""
+        [ -L "$dev/driver" ] && drv=$(readlink "$dev/driver") && drv=${drv##*/}
+        out device "${dev##*/}" "$cls" "$drv"
+    done
+
+    for n in /dev/vmbus/hv_*; do
+        [ -e "$n" ] || continue
+        kind=other
+        if [ -c "$n" ]; then kind=char
+        elif [ -p "$n" ]; then kind=fifo
+        elif [ -f "$n" ]; then kind=file
+        fi
+        out node "${n##*/}" "$kind"
+    done
+
+    # Installed programs: what compgen -c hv_ finds on PATH, then the private
+    # directories of SUSE, Red Hat and older Ubuntu.
+    scan() {
+        [ -d "$1" ] || return 0
+        # Resolve the directory once (merged /usr makes /sbin and /usr/sbin one).
+        realdir=$(cd "$1" 2>/dev/null && pwd -P) || realdir=$1
+        for f in "$1"/hv_* "$1"/hyperv*; do
+            [ -f "$f" ] && [ -x "$f" ] || continue
+            case $f in *"$tab"*|*"$nl"*) continue ;; esac
+            real=$realdir/${f##*/}
+            if [ -L "$f" ]; then real=$(readlink -f -- "$f" 2>/dev/null) || real=$f; fi
+            script=0
+            case $(head -c 2 -- "$f" 2>/dev/null) in '#!') script=1 ;; esac
+            out installed "$f" "$real" "$2" "$script"
+        done
+    }
+    old_ifs=$IFS
+    IFS=:
+    for dir in $PATH; do
+        IFS=$old_ifs
+        [ -n "$dir" ] && scan "$dir" 1
+        IFS=:
+    done
+    IFS=$old_ifs
+    for dir in /usr/lib/hyper-v/bin /usr/libexec/hypervkvpd "/usr/lib/linux-tools/$(uname -r)"; do
+        scan "$dir" 0
+    done
+
+    # systemd units, when systemd runs the guest (sd_booted(3): /run/systemd/system).
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        out systemd 1
+        systemctl show --no-pager -p Id -p LoadState -p ActiveState -p SubState \
+            -p MainPID -p UnitFileState -- "$@" 2>/dev/null |
+            while IFS= read -r line; do out unit "$line"; done
+    fi
+
+    # Running daemons, from /proc: kernel threads have an empty command line.
+    for d in /proc/[0-9]*; do
+        read -r comm 2>/dev/null < "$d/comm" || continue
+        case $comm in hv_*|hyperv*) ;; *) continue ;; esac
+        args=$(hex 2>/dev/null < "$d/cmdline") || continue
+        [ -n "$args" ] || continue
+        exe=$(readlink "$d/exe" 2>/dev/null) || exe=""
+        uid=""
+        while read -r key value _; do
+            [ "$key" = "Uid:" ] && uid=$value && break
+        done < "$d/status" 2>/dev/null
+        read -r stat 2>/dev/null < "$d/stat" || continue
+        rest=${stat##*) }
+        set -f
+        # shellcheck disable=SC2086
+        set -- $rest
+        set +f
+        start=${20:-}
+        user=$( (getent passwd "$uid" || grep "^[^:]*:[^:]*:$uid:" /etc/passwd) 2>/dev/null | head -n 1)
+        out proc "${d#/proc/}" "$uid" "${user%%:*}" "$start" "$(printf '%s' "$exe" | hex)" \
+            "$(printf '%s' "$comm" | hex)" "$args"
+    done
+    out end
+}
+"""
+
 STATUS_SCRIPT = (
     "# hvintegration linux status v1; arguments: systemd unit names\n"
     + _COMMON
-    + r"""
-PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-out version 1
-out uid "$(id -u)"
-out user "$(id -un 2>/dev/null)"
-out kernel "$(uname -r)"
-read -r pid1 2>/dev/null < /proc/1/comm || pid1=""
-out pid1 "$pid1"
-while read -r key value _; do [ "$key" = btime ] && out btime "$value"; done < /proc/stat
-out clk_tck "$(getconf CLK_TCK 2>/dev/null || echo 100)"
-
-# The driver: sysfs first (built in and module alike), /proc/modules and
-# lsmod where the kernel has them.
-[ -d /sys/bus/vmbus/drivers/hv_utils ] && out driver_bound 1
-m=/sys/module/hv_utils
-if [ -d "$m" ]; then
-    out module_dir 1
-    for f in initstate refcnt coresize; do
-        [ -r "$m/$f" ] && read -r v < "$m/$f" && out "module_$f" "$v"
-    done
-    for h in "$m"/holders/*; do [ -e "$h" ] && out module_holder "${h##*/}"; done
-fi
-if [ -r /proc/modules ]; then
-    while read -r name size used by _; do
-        [ "$name" = hv_utils ] && out procmodules "$size" "$used" "$by"
-    done < /proc/modules
-elif [ ! -d "$m" ] && command -v lsmod >/dev/null 2>&1; then
-    lsmod 2>/dev/null | while read -r name size used by; do
-        [ "$name" = hv_utils ] && out lsmod "$size" "$used" "$by"
-    done
-fi
-
-for dev in /sys/bus/vmbus/devices/*; do
-    [ -r "$dev/class_id" ] || continue
-    read -r cls < "$dev/class_id" || cls=""
-    drv=""
-    [ -L "$dev/driver" ] && drv=$(readlink "$dev/driver") && drv=${drv##*/}
-    out device "${dev##*/}" "$cls" "$drv"
-done
-
-for n in /dev/vmbus/hv_*; do
-    [ -e "$n" ] || continue
-    kind=other
-    if [ -c "$n" ]; then kind=char
-    elif [ -p "$n" ]; then kind=fifo
-    elif [ -f "$n" ]; then kind=file
-    fi
-    out node "${n##*/}" "$kind"
-done
-
-# Installed programs: what compgen -c hv_ finds on PATH, then the private
-# directories of SUSE, Red Hat and older Ubuntu.
-scan() {
-    [ -d "$1" ] || return 0
-    # Resolve the directory once (merged /usr makes /sbin and /usr/sbin one).
-    realdir=$(cd "$1" 2>/dev/null && pwd -P) || realdir=$1
-    for f in "$1"/hv_* "$1"/hyperv*; do
-        [ -f "$f" ] && [ -x "$f" ] || continue
-        case $f in *"$tab"*|*"$nl"*) continue ;; esac
-        real=$realdir/${f##*/}
-        if [ -L "$f" ]; then real=$(readlink -f -- "$f" 2>/dev/null) || real=$f; fi
-        script=0
-        case $(head -c 2 -- "$f" 2>/dev/null) in '#!') script=1 ;; esac
-        out installed "$f" "$real" "$2" "$script"
-    done
-}
-old_ifs=$IFS
-IFS=:
-for dir in $PATH; do
-    IFS=$old_ifs
-    [ -n "$dir" ] && scan "$dir" 1
-    IFS=:
-done
-IFS=$old_ifs
-for dir in /usr/lib/hyper-v/bin /usr/libexec/hypervkvpd "/usr/lib/linux-tools/$(uname -r)"; do
-    scan "$dir" 0
-done
-
-# systemd units, when systemd runs the guest (sd_booted(3): /run/systemd/system).
-if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-    out systemd 1
-    systemctl show --no-pager -p Id -p LoadState -p ActiveState -p SubState \
-        -p MainPID -p UnitFileState -- "$@" 2>/dev/null |
-        while IFS= read -r line; do out unit "$line"; done
-fi
-
-# Running daemons, from /proc: kernel threads have an empty command line.
-for d in /proc/[0-9]*; do
-    read -r comm 2>/dev/null < "$d/comm" || continue
-    case $comm in hv_*|hyperv*) ;; *) continue ;; esac
-    args=$(hex 2>/dev/null < "$d/cmdline") || continue
-    [ -n "$args" ] || continue
-    exe=$(readlink "$d/exe" 2>/dev/null) || exe=""
-    uid=""
-    while read -r key value _; do
-        [ "$key" = "Uid:" ] && uid=$value && break
-    done < "$d/status" 2>/dev/null
-    read -r stat 2>/dev/null < "$d/stat" || continue
-    rest=${stat##*) }
-    set -f
-    # shellcheck disable=SC2086
-    set -- $rest
-    set +f
-    start=${20:-}
-    user=$( (getent passwd "$uid" || grep "^[^:]*:[^:]*:$uid:" /etc/passwd) 2>/dev/null | head -n 1)
-    out proc "${d#/proc/}" "$uid" "${user%%:*}" "$start" "$(printf '%s' "$exe" | hex)" \
-        "$(printf '%s' "$comm" | hex)" "$args"
-done
-out end
-"""
+    + _STATUS_FUNCTION
+    + 'status_report "$@"\n'
 )
 
 STOP_SCRIPT = (
-    "# hvintegration linux stop v1; arguments: GRACE_TENTHS FORCE PID:START...\n"
+    "# hvintegration linux stop v1; arguments: GRACE_TENTHS FORCE COUNT PID:START... UNIT...\n"
     + _COMMON
+    + _STATUS_FUNCTION
     + r"""
-grace=$1; force=$2; shift 2
+grace=$1; force=$2; count=$3; shift 3
+targets=""
+while [ "$count" -gt 0 ]; do targets="$targets $1"; shift; count=$((count - 1)); done
 # Signal only the processes the status saw: same pid and same start time, so
 # a pid reused since then is never hit.
 same() {
@@ -153,7 +162,8 @@ same() {
     # shellcheck disable=SC2086
     set -- $rest
     set +f
-    [ "${20:-}" = "$want" ]
+    # A zombie has exited already; only its parent's wait is missing.
+    [ "$1" != Z ] && [ "${20:-}" = "$want" ]
 }
 alive() {
     left=""
@@ -163,30 +173,42 @@ alive() {
     done
     [ -n "$left" ]
 }
-for item in "$@"; do
+rc=0
+# Only "pid:ticks" numbers travel in $targets, so splitting it is safe.
+# shellcheck disable=SC2086
+for item in $targets; do
     same "${item%%:*}" "${item#*:}" && kill -TERM "${item%%:*}" 2>/dev/null
 done
 # Wait in tenths of a second, bounded by GRACE_TENTHS.
 ticks=$grace
-while alive "$@" && [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
-if alive "$@" && [ "$force" = 1 ]; then
+# shellcheck disable=SC2086
+while alive $targets && [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
+# shellcheck disable=SC2086
+if alive $targets && [ "$force" = 1 ]; then
     for pid in $left; do kill -KILL "$pid" 2>/dev/null; done
     ticks=30
-    while alive "$@" && [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
+    # shellcheck disable=SC2086
+    while alive $targets && [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
 fi
-if alive "$@"; then
+# shellcheck disable=SC2086
+if alive $targets; then
+    # shellcheck disable=SC2086
     out alive $left
-    exit 3
+    rc=3
+else
+    out stopped
 fi
-out stopped
+status_report "$@"
+exit $rc
 """
 )
 
 START_SCRIPT = (
-    "# hvintegration linux start v1; arguments: SETTLE_TENTHS PROGRAM\n"
+    "# hvintegration linux start v1; arguments: SETTLE_TENTHS PROGRAM UNIT...\n"
     + _COMMON
+    + _STATUS_FUNCTION
     + r"""
-settle=$1; program=$2
+settle=$1; program=$2; shift 2
 log=$(mktemp 2>/dev/null || echo "/tmp/hvintegration-start.$$")
 # Detached: a new session, no terminal, stdio away from this channel, so the
 # daemon outlives the SSH session and a closed channel never kills it.
@@ -202,6 +224,7 @@ else
 fi
 out log "$(head -c 4000 "$log" | hex)"
 rm -f "$log"
+status_report "$@"
 """
 )
 

@@ -210,11 +210,12 @@ class SimulatedLinuxTransport(Transport):
                     self.guest.signal(process.pid, "KILL")
                 else:
                     left.append(process.pid)
+        # Like the real script, end with a fresh status report.
         if left:
             r.out("alive", *left)
-            return 3, r.data(), b""
+            return 3, r.data() + self._status(), b""
         r.out("stopped")
-        return 0, r.data(), b""
+        return 0, r.data() + self._status(), b""
 
     def _start(self, args: list[str], root: bool) -> tuple[int, bytes, bytes]:
         program = args[1]
@@ -222,14 +223,14 @@ class SimulatedLinuxTransport(Transport):
         if not root:
             r.out("launcher", "exited", 1)
             r.out("log", _hex(f"{program}: must run as root\n"))
-            return 0, r.data(), b""
+            return 0, r.data() + self._status(), b""
         if self.guest.start(program) is None:
             r.out("launcher", "exited", 1)
             r.out("log", _hex("open /dev/vmbus/hv_* failed; error: 2 No such file or directory\n"))
         else:
             r.out("launcher", "exited", 0)
             r.out("log", "")
-        return 0, r.data(), b""
+        return 0, r.data() + self._status(), b""
 
     def _systemctl(self, verb: str, unit: str, root: bool) -> tuple[int, bytes, bytes]:
         g = self.guest
