@@ -22,6 +22,8 @@ from hvintegration.errors import (
     AmbiguousVMError,
     AuthenticationError,
     BatchError,
+    DaemonControlError,
+    DaemonNotFoundError,
     DestinationExistsError,
     FileCopyUnavailableError,
     HostKeyError,
@@ -51,6 +53,13 @@ from hvintegration.host import (
     VirtualMachine,
     VMRef,
 )
+from hvintegration.linux import (
+    DaemonState,
+    KvpItem,
+    LinuxDaemon,
+    LinuxGuest,
+    LinuxStatus,
+)
 from hvintegration.records import (
     ApplyResult,
     FileCopy,
@@ -76,6 +85,9 @@ __all__ = [
     "AuthenticationError",
     "BatchError",
     "Credential",
+    "DaemonControlError",
+    "DaemonNotFoundError",
+    "DaemonState",
     "DesiredState",
     "DesiredStates",
     "DestinationExistsError",
@@ -89,6 +101,10 @@ __all__ = [
     "IntegrationService",
     "IntegrationServiceState",
     "InvalidTargetError",
+    "KvpItem",
+    "LinuxDaemon",
+    "LinuxGuest",
+    "LinuxStatus",
     "NotFoundError",
     "OperationStoppedError",
     "OperationTimeoutError",

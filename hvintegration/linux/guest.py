@@ -425,10 +425,11 @@ class LinuxDaemon:
             return state
         what = f"start {self.spec.name}"
         if state.unit is not None:
-            done = await self.guest._privileged(
-                status, ["systemctl", "start", "--", state.unit.name], what
-            )
-            self._check(done, what)
+            unit = state.unit.name
+            done = await self.guest._privileged(status, ["systemctl", "start", "--", unit], what)
+            if done.exit_status != 0:
+                stderr = done.stderr.decode("utf-8", "replace").strip()
+                raise self._start_failed(f"systemctl start {unit} failed", stderr)
             _, state = await self._state_of()
             if not state.running:
                 raise self._start_failed(

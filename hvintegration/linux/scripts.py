@@ -129,7 +129,8 @@ status_report() {
         set -- $rest
         set +f
         start=${20:-}
-        user=$( (getent passwd "$uid" || grep "^[^:]*:[^:]*:$uid:" /etc/passwd) 2>/dev/null | head -n 1)
+        user=$( (getent passwd "$uid" || grep "^[^:]*:[^:]*:$uid:" /etc/passwd) 2>/dev/null |
+            head -n 1)
         out proc "${d#/proc/}" "$uid" "${user%%:*}" "$start" "$(printf '%s' "$exe" | hex)" \
             "$(printf '%s' "$comm" | hex)" "$args"
     done

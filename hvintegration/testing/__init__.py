@@ -32,10 +32,12 @@ from hvintegration.simulator import (
     SimulatedHost,
     SimulatedVM,
 )
+from hvintegration.simulator.linux import DISTROS, SimulatedLinuxGuest
 from hvintegration.simulator.state import edit_state, load_host, save_host
 from hvintegration.transport.simulator import SimulatorTransport
 
 __all__ = [
+    "DISTROS",
     "GUEST_OSES",
     "HOST_OSES",
     "LOCALES",
@@ -44,6 +46,7 @@ __all__ = [
     "GuestOS",
     "HostOS",
     "SimulatedHost",
+    "SimulatedLinuxGuest",
     "SimulatedVM",
     "SimulatorTransport",
     "edit_state",
