@@ -305,7 +305,14 @@ class GuestSandbox:
 
     def _accounts(self) -> dict[str, str]:
         users = ((self.sudo_user, 2901), (self.plain_user, 2902))
-        passwd = Path("/etc/passwd").read_text()
+        # root gets an empty home in the namespace: the machine's own
+        # ~/.bashrc (which bash sources for every SSH command) is not the
+        # guest's, and can cost more than the command itself.
+        home = self._dir("root-home")
+        passwd = "".join(
+            ":".join([*f[:5], str(home), *f[6:]]) + "\n" if f[0] == "root" else ":".join(f) + "\n"
+            for f in (line.split(":") for line in Path("/etc/passwd").read_text().splitlines())
+        )
         group = Path("/etc/group").read_text()
         shadow = Path("/etc/shadow").read_text() if Path("/etc/shadow").exists() else ""
         for name, uid in users:

@@ -1,0 +1,200 @@
+"""Full status of Linux guests: one SSH round trip vs the seed's three ssh commands.
+
+The seed document reads a Linux guest by hand with three commands
+(``lsmod | grep hv_utils``, ``ps -ef | grep hv``, ``compgen -c hv_``), which
+a script runs as three ``ssh host CMD`` calls with the OpenSSH client.
+``LinuxGuest.status()`` gets more (driver, VMBus devices, installed and
+running daemons, units) in one command on one reused connection.
+
+Both run against the same real sshd (the guest sandbox of
+``hvintegration.testing.linux_guest``, with the real hv_kvp_daemon running)
+through a small TCP proxy on loopback that delays every chunk by half the
+round-trip time in each direction, as a network would. "50 guests" are 50
+separate connections to that sshd. Ratios are measured in one run.
+
+Usage (root, Debian with openssh-server and hyperv-daemons)::
+
+    .venv/bin/python benchmarks/linux_status.py [--rtt 0.04] [--guests 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from hvintegration.linux import LinuxGuest
+from hvintegration.testing.linux_guest import GuestSandbox, sandbox_unavailable_reason
+
+MANUAL = ["lsmod | grep hv_utils", "ps -ef | grep hv", "bash -c 'compgen -c hv_'"]
+
+
+class DelayProxy:
+    """Forwards TCP connections on loopback, delaying data by rtt/2 each way."""
+
+    def __init__(self, target_port: int, rtt: float) -> None:
+        self.target_port = target_port
+        self.one_way = rtt / 2
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._handlers: set[asyncio.Future[object]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+        both = asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+        self._handlers.add(both)
+        await both
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    break
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+            with contextlib.suppress(OSError):
+                writer.close()
+
+        sender = asyncio.ensure_future(deliver())
+        try:
+            while data := await reader.read(65536):
+                queue.put_nowait((loop.time() + self.one_way, data))
+        except OSError:
+            pass
+        queue.put_nowait((loop.time() + self.one_way, b""))
+        await sender
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=5)
+
+
+async def manual_way(proxy_port: int, key: str, known_hosts: str) -> None:
+    """The seed's way: three separate OpenSSH client runs, one after another."""
+    for command in MANUAL:
+        process = await asyncio.create_subprocess_exec(
+            "ssh", "-p", str(proxy_port), "-i", key,
+            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "BatchMode=yes",
+            "-o", "ControlPath=none", "root@127.0.0.1", command,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await process.wait()
+
+
+async def timed(make: Callable[[], Awaitable[object]]) -> float:
+    start = time.perf_counter()
+    await make()
+    return time.perf_counter() - start
+
+
+async def main(rtt: float, guests: int) -> None:
+    reason = sandbox_unavailable_reason()
+    if reason is not None:
+        raise SystemExit(f"cannot run: {reason}")
+    with GuestSandbox() as sandbox:
+        assert sandbox.server is not None
+        proxy = DelayProxy(sandbox.server.port, rtt)
+        await proxy.start()
+        host_key = sandbox.server.known_hosts.read_text().split(" ", 1)[1]
+        known = Path(sandbox.root) / "proxy_known_hosts"
+        known.write_text(f"[127.0.0.1]:{proxy.port} {host_key}")
+        key = str(sandbox.server.client_key)
+        query = urllib.parse.urlencode({"known_hosts": str(known), "key": key})
+        url = f"ssh://root@127.0.0.1:{proxy.port}?{query}"
+        async with LinuxGuest.connect(sandbox.url()) as direct:
+            await direct.daemon("kvp").start()
+
+        async def ours_cold() -> None:
+            async with LinuxGuest.connect(url) as guest:
+                await guest.status()
+
+        async def manual() -> None:
+            await manual_way(proxy.port, key, str(known))
+
+        # One guest: warm (the library's normal mode: a connection per guest,
+        # kept open) and cold (connection set-up included).
+        async with LinuxGuest.connect(url) as guest:
+            await guest.status()
+            warm = min([await timed(guest.status) for _ in range(3)])
+        cold = min([await timed(ours_cold) for _ in range(3)])
+        by_hand = min([await timed(manual) for _ in range(3)])
+
+        # Many guests: the library reading all at once, vs the manual way
+        # and the library one guest after another.
+        async def ours_concurrent() -> None:
+            await asyncio.gather(*(ours_cold() for _ in range(guests)))
+
+        async def ours_sequential() -> None:
+            for _ in range(guests):
+                await ours_cold()
+
+        async def manual_sequential() -> None:
+            for _ in range(guests):
+                await manual()
+
+        concurrent = await timed(ours_concurrent)
+        sequential = await timed(ours_sequential)
+        # Open connections, as a long-running tool keeps them (not timed).
+        opened = await asyncio.gather(*(LinuxGuest.connect(url) for _ in range(guests)))
+        try:
+            await asyncio.gather(*(g.status() for g in opened))
+            concurrent_warm = min(
+                [await timed(lambda: asyncio.gather(*(g.status() for g in opened)))
+                 for _ in range(2)]
+            )  # fmt: skip
+        finally:
+            await asyncio.gather(*(g.aclose() for g in opened))
+        manual_all = await timed(manual_sequential)
+        await proxy.aclose()
+
+    print(f"injected round-trip time: {rtt * 1000:.0f} ms (proxy on loopback)")
+    print(f"{'case':<58}{'seconds':>9}{'ratio':>9}")
+    rows = [
+        ("1 guest, manual: 3 x `ssh host CMD`", by_hand, None),
+        ("1 guest, LinuxGuest.status() incl. connecting", cold, by_hand / cold),
+        ("1 guest, LinuxGuest.status() on an open connection", warm, by_hand / warm),
+        (f"{guests} guests, manual, one after another", manual_all, None),
+        (f"{guests} guests, LinuxGuest one after another", sequential, manual_all / sequential),
+        (f"{guests} guests, LinuxGuest concurrently incl. connecting", concurrent,
+         manual_all / concurrent),
+        (f"{guests} guests, LinuxGuest concurrently on open connections", concurrent_warm,
+         manual_all / concurrent_warm),
+    ]  # fmt: skip
+    for label, seconds, ratio in rows:
+        shown = f"{ratio:>8.1f}x" if ratio is not None else f"{'-':>9}"
+        print(f"{label:<58}{seconds:>9.3f}{shown}")
+    print(
+        f"library, {guests} guests concurrently vs one after another (both connecting): "
+        f"{sequential / concurrent:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rtt", type=float, default=0.04, help="round-trip time in seconds")
+    parser.add_argument("--guests", type=int, default=50, help="guests read at once")
+    args = parser.parse_args()
+    asyncio.run(main(args.rtt, args.guests))
