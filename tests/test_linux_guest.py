@@ -118,8 +118,9 @@ async def test_start_stop_restart_the_real_daemons(sandbox: GuestSandbox) -> Non
             restarted = await daemon.restart()
             assert restarted.running
             assert {p.pid for p in restarted.processes}.isdisjoint(p.pid for p in started.processes)
-            assert not (await daemon.stop()).running
-            assert not (await daemon.stop()).running  # stop of a stopped one: no-op
+            assert not (await daemon.stop(force=True)).running
+            # Stop of a stopped one: a no-op.
+            assert not (await daemon.stop(force=True)).running
     # The real hv_kvp_daemon created its real pool files.
     assert sorted(p.name for p in sandbox.kvp_dir.iterdir()) == [f".kvp_pool_{n}" for n in range(5)]
 
@@ -133,7 +134,7 @@ async def test_two_instances_are_listed_and_both_stopped(sandbox: GuestSandbox) 
         assert len(state.processes) == 2
         assert all(p.program == KVP and p.args == (KVP,) for p in state.processes)
         assert all(p.started is not None and p.start_ticks for p in state.processes)
-        assert not (await guest.daemon("kvp").stop()).running
+        assert not (await guest.daemon("kvp").stop(force=True)).running
 
 
 @pytest.mark.parametrize(
@@ -196,7 +197,7 @@ async def test_no_daemons_installed(sandbox: GuestSandbox) -> None:
         status = await guest.status()
         assert not [p for p in status.installed if p.daemon]
         assert all(d.program is None for d in status.daemons)
-        assert not (await guest.daemon("kvp").stop()).running
+        assert not (await guest.daemon("kvp").stop(force=True)).running
         with pytest.raises(DaemonNotFoundError, match="not installed"):
             await guest.daemon("kvp").start()
 
@@ -231,7 +232,7 @@ async def test_non_root_user_with_passwordless_sudo(sandbox: GuestSandbox) -> No
         assert [(p.user, p.program, p.exe) for p in status.processes] == [("root", KVP, "")]
         items = await guest.set_kvp({"Owner": "sudo user"})
         assert [(i.key, i.value) for i in items] == [("Owner", "sudo user")]
-        assert not (await guest.daemon("kvp").stop()).running
+        assert not (await guest.daemon("kvp").stop(force=True)).running
 
 
 async def test_non_root_user_without_sudo_changes_nothing(sandbox: GuestSandbox) -> None:
@@ -239,7 +240,7 @@ async def test_non_root_user_without_sudo_changes_nothing(sandbox: GuestSandbox)
         await root.daemon("kvp").start()
         async with LinuxGuest.connect(sandbox.url(sandbox.plain_user)) as guest:
             with pytest.raises(PermissionDeniedError) as caught:
-                await guest.daemon("kvp").stop()
+                await guest.daemon("kvp").stop(force=True)
             assert "needs root" in str(caught.value)
             assert sandbox.plain_user in str(caught.value)
             assert "password is required" in str(caught.value)
@@ -270,9 +271,9 @@ async def test_a_daemon_that_ignores_sigterm(sandbox: GuestSandbox) -> None:
         with pytest.raises(DaemonControlError) as caught:
             await guest.daemon("vss").stop(grace=0.5)
         assert caught.value.pids == (pid,)
-        assert "force=True" in str(caught.value)
+        assert "kill=True" in str(caught.value)
         assert (await guest.daemon("vss").state()).running
-        assert not (await guest.daemon("vss").stop(grace=0.5, force=True)).running
+        assert not (await guest.daemon("vss").stop(grace=0.5, kill=True)).running
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from hvintegration.errors import (
     InvalidTargetError,
     PermissionDeniedError,
     ProtocolError,
+    UnsafeChangeError,
 )
 from hvintegration.linux import (
     DAEMONS,
@@ -111,7 +112,7 @@ async def test_every_distro_reads_and_round_trips(distro: str) -> None:
                 with pytest.raises(DaemonNotFoundError):
                     await guest.daemon(state.daemon).start()
                 continue
-            stopped = await guest.daemon(state.daemon).stop()
+            stopped = await guest.daemon(state.daemon).stop(force=True)
             assert not stopped.running
             started = await guest.daemon(state.daemon).start()
             assert started.running
@@ -126,7 +127,7 @@ async def test_seed_guest_shows_two_kvp_instances_and_stops_both() -> None:
         assert kvp.installed[0].path == "/usr/sbin/hv_kvp_daemon"
         assert kvp.installed[0].script
         assert not status.systemd
-        assert not (await guest.daemon("kvp").stop()).running
+        assert not (await guest.daemon("kvp").stop(force=True)).running
         restarted = await guest.daemon("kvp").restart()
         assert restarted.processes[0].program.startswith("/usr/lib/linux-tools/")
 
@@ -139,7 +140,7 @@ async def test_systemd_guest_uses_units() -> None:
         assert state.unit.name == "hypervkvpd.service"
         assert state.unit.active_state == "active"
         assert state.name == "hypervkvpd"
-        stopped = await guest.daemon("kvp").stop()
+        stopped = await guest.daemon("kvp").stop(force=True)
         assert stopped.unit is not None
         assert stopped.unit.active_state == "inactive"
         sim.fail_start.add("kvp")
@@ -163,9 +164,9 @@ async def test_a_daemon_ignoring_sigterm() -> None:
         process.ignores_term = True
     async with LinuxGuest.connect(sim) as guest:
         with pytest.raises(DaemonControlError) as caught:
-            await guest.daemon("kvp").stop(grace=0)
+            await guest.daemon("kvp").stop(force=True, grace=0)
         assert caught.value.pids == (1286, 9333)
-        assert not (await guest.daemon("kvp").stop(grace=0, force=True)).running
+        assert not (await guest.daemon("kvp").stop(force=True, grace=0, kill=True)).running
 
 
 async def test_permissions_without_sudo_change_nothing() -> None:
@@ -173,7 +174,7 @@ async def test_permissions_without_sudo_change_nothing() -> None:
     before = [p.pid for p in sim.processes]
     async with LinuxGuest.connect(sim) as guest:
         with pytest.raises(PermissionDeniedError, match="passwordless sudo"):
-            await guest.daemon("kvp").stop()
+            await guest.daemon("kvp").stop(force=True)
         with pytest.raises(PermissionDeniedError):
             await guest.set_kvp({"a": "b"})
         assert [p.pid for p in sim.processes] == before
@@ -181,7 +182,7 @@ async def test_permissions_without_sudo_change_nothing() -> None:
     assert all(p.exe == "" for p in status.processes)
     sim.sudo = True
     async with LinuxGuest.connect(sim) as guest:
-        assert not (await guest.daemon("kvp").stop()).running
+        assert not (await guest.daemon("kvp").stop(force=True)).running
 
 
 async def test_kvp_read_write_delete() -> None:
@@ -223,3 +224,13 @@ def test_every_daemon_has_units_for_every_family() -> None:
     for spec in DAEMONS:
         assert spec.units
         assert any(u.startswith("hyperv") for u in spec.units)
+
+
+async def test_stopping_the_kvp_daemon_needs_force() -> None:
+    sim = SimulatedLinuxGuest()
+    async with LinuxGuest.connect(sim) as guest:
+        with pytest.raises(UnsafeChangeError, match="Key-Value Pair Exchange"):
+            await guest.daemon("kvp").stop()
+        assert sim.round_trips == 0
+        assert (await guest.daemon("kvp").restart()).running
+        assert not (await guest.daemon("vss").stop()).running

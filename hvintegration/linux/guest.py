@@ -9,17 +9,19 @@ root, else ``sudo -n``; without either it raises
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from types import TracebackType
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hvintegration import catalogue
+from hvintegration._connect import Connection, TargetLike, transport_for
+from hvintegration._resource import TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import (
     DaemonControlError,
     DaemonNotFoundError,
     PermissionDeniedError,
     RemoteCommandError,
+    UnsafeChangeError,
 )
 from hvintegration.linux.names import NO_RESTART_UNITS, DaemonSpec, resolve_daemon
 from hvintegration.linux.records import DaemonState, DriverState, KvpItem, LinuxStatus
@@ -32,12 +34,9 @@ from hvintegration.linux.scripts import (
     STATUS_SCRIPT,
     STOP_SCRIPT,
 )
-from hvintegration.transport import Target, Transport, parse_target
-from hvintegration.transport.base import CompletedCommand
+from hvintegration.transport.base import CompletedCommand, Transport
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
-
     from hvintegration.simulator.linux import SimulatedLinuxGuest
 
 __all__ = ["DEFAULT_TIMEOUT", "KVP_DIRECTORY", "LinuxDaemon", "LinuxGuest"]
@@ -66,7 +65,7 @@ def _sh(script: str, *args: str) -> list[str]:
     return ["sh", "-c", script, "hvintegration", *args]
 
 
-class LinuxGuest:
+class LinuxGuest(TransportResource):
     """A Linux guest reached over ``ssh://``, ``local://`` or the simulator.
 
     Open one with :meth:`connect`, as an async context manager or with
@@ -80,25 +79,22 @@ class LinuxGuest:
         >>> import asyncio
         >>> async def main():
         ...     async with LinuxGuest.connect("sim-linux://") as guest:
-        ...         state = await guest.daemon("kvp").stop()
+        ...         state = await guest.daemon("vss").stop()
         ...     return state.running
         >>> asyncio.run(main())
         False
     """
 
     def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
-        self.transport = transport
-        self.timeout = timeout
+        super().__init__(transport, timeout=timeout)
 
     @classmethod
     def connect(
         cls,
-        target: str | Target | Transport | SimulatedLinuxGuest,
+        target: TargetLike | SimulatedLinuxGuest,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-    ) -> _GuestConnection:
+    ) -> Connection[LinuxGuest]:
         """Connect to a guest.
 
         Args:
@@ -113,32 +109,25 @@ class LinuxGuest:
 
         Raises:
             InvalidTargetError: The URL is malformed or names no transport.
+
+        Example:
+            >>> import asyncio
+            >>> async def main():
+            ...     guest = await LinuxGuest.connect("sim-linux://web1?distro=rhel-9")
+            ...     try:
+            ...         return (await guest.driver()).state
+            ...     finally:
+            ...         await guest.aclose()
+            >>> asyncio.run(main())
+            'module'
         """
-        return _GuestConnection(cls(_transport_for(target), timeout=timeout))
+        from hvintegration.simulator.linux import SimulatedLinuxGuest
 
-    @property
-    def target(self) -> str:
-        """The target URL, with no secret in it."""
-        return self.transport.target
-
-    def __repr__(self) -> str:
-        return f"<LinuxGuest {self.target}>"
-
-    async def aclose(self) -> None:
-        """Close the transport. Safe to call more than once."""
-        await self.transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        await self.transport.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        if isinstance(target, SimulatedLinuxGuest):
+            transport: Transport = target.transport()
+        else:
+            transport = transport_for(target)
+        return Connection(cls(transport, timeout=timeout))
 
     async def _run(
         self, argv: Sequence[str], *, input: bytes | None = None, timeout: float | None = None
@@ -310,10 +299,11 @@ class LinuxDaemon:
     """One integration daemon on one guest. It holds no state.
 
     ``start``, ``stop`` and ``restart`` are idempotent and return the state
-    afterwards. Where systemd runs the guest and has a unit for the daemon
-    they use ``systemctl``; otherwise ``stop`` sends ``SIGTERM`` to every
-    instance and waits (bounded) until they are gone, and ``start`` runs the
-    installed program detached, as root.
+    afterwards; stopping the KVP daemon needs ``force=True``. Where systemd
+    runs the guest and has a unit for the daemon they use ``systemctl``;
+    otherwise ``stop`` sends ``SIGTERM`` to every instance and waits
+    (bounded) until they are gone, and ``start`` runs the installed program
+    detached, as root.
 
     Args:
         guest: The guest.
@@ -346,25 +336,38 @@ class LinuxDaemon:
         status = await self.guest.status()
         return status, status.daemon(self.spec.name)
 
-    async def stop(self, *, grace: float = 10.0, force: bool = False) -> DaemonState:
+    async def stop(
+        self, *, force: bool = False, grace: float = 10.0, kill: bool = False
+    ) -> DaemonState:
         """Stop every instance; a no-op when none runs.
 
         Args:
+            force: Needed to stop the Key-Value Pair Exchange daemon: the
+                host learns the guest's IP addresses through it (the
+                catalogue marks the service critical). Nothing is sent
+                without it.
             grace: Seconds to wait for instances to exit after ``SIGTERM``.
-            force: Send ``SIGKILL`` to instances still running after
+            kill: Send ``SIGKILL`` to instances still running after
                 ``grace`` instead of failing.
 
         Returns:
             The state afterwards.
 
         Raises:
+            UnsafeChangeError: A critical service's daemon without ``force``.
             PermissionDeniedError: Neither root nor passwordless sudo;
                 nothing was signalled.
-            DaemonControlError: Instances outlived ``grace`` (and ``force``
+            DaemonControlError: Instances outlived ``grace`` (and ``kill``
                 was off), or systemctl failed.
         """
         if grace < 0:
             raise ValueError("grace must not be negative")
+        if self.spec.service.critical and not force:
+            raise UnsafeChangeError(
+                [self.spec.service.name],
+                target=self.guest.target,
+                operation=f"stop {self.spec.name}",
+            )
         status, state = await self._state_of()
         what = f"stop {self.spec.name}"
         if state.unit is not None and state.unit.active_state in _ACTIVE:
@@ -380,7 +383,7 @@ class LinuxDaemon:
                 _sh(
                     STOP_SCRIPT,
                     str(round(grace * 10)),
-                    "1" if force else "0",
+                    "1" if kill else "0",
                     str(len(items)),
                     *items,
                     *_UNITS,
@@ -396,7 +399,7 @@ class LinuxDaemon:
                 pids = [int(pid) for pid in _fields(done.stdout, "alive") if pid.isdigit()]
                 raise DaemonControlError(
                     f"{self.spec.name} (pid {', '.join(map(str, pids))}) still runs "
-                    f"{grace:g} s after SIGTERM; stop(force=True) sends SIGKILL",
+                    f"{grace:g} s after SIGTERM; stop(kill=True) sends SIGKILL",
                     daemon=self.spec.name,
                     pids=pids,
                     target=self.guest.target,
@@ -467,22 +470,23 @@ class LinuxDaemon:
             raise self._start_failed(f"{program} exited right after starting{how}", log)
         return state
 
-    async def restart(self, *, grace: float = 10.0, force: bool = False) -> DaemonState:
+    async def restart(self, *, grace: float = 10.0, kill: bool = False) -> DaemonState:
         """Stop every instance, wait until they are gone, then start it.
 
         A stopped daemon is simply started. Always a stop followed by a
         start, never ``systemctl restart``: Fedora's packaging says
         hypervkvpd does not support restarting, and a stop that waits for
-        the old process to go is what it needs.
+        the old process to go is what it needs. Like a Windows guest's
+        restart, it needs no ``force``: the service comes back.
 
         Args:
             grace: As for :meth:`stop`.
-            force: As for :meth:`stop`.
+            kill: As for :meth:`stop`.
 
         Returns:
             The state afterwards, with new process ids.
         """
-        await self.stop(grace=grace, force=force)
+        await self.stop(force=True, grace=grace, kill=kill)
         return await self.start()
 
     def _check(self, done: CompletedCommand, what: str) -> None:
@@ -521,44 +525,3 @@ def _fields(stdout: bytes, keyword: str) -> list[str]:
         if fields[0] == keyword:
             return fields[1:]
     return []
-
-
-class _GuestConnection:
-    """What :meth:`LinuxGuest.connect` returns: awaitable and an async context manager."""
-
-    def __init__(self, guest: LinuxGuest) -> None:
-        self._guest = guest
-
-    def __await__(self) -> Generator[object, None, LinuxGuest]:
-        return self._open().__await__()
-
-    async def _open(self) -> LinuxGuest:
-        try:
-            await self._guest.transport.open()
-        except BaseException:
-            await self._guest.aclose()
-            raise
-        return self._guest
-
-    async def __aenter__(self) -> LinuxGuest:
-        return await self._open()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._guest.aclose()
-
-
-def _transport_for(target: str | Target | Transport | SimulatedLinuxGuest) -> Transport:
-    from hvintegration.simulator.linux import SimulatedLinuxGuest
-
-    if isinstance(target, Transport):
-        return target
-    if isinstance(target, SimulatedLinuxGuest):
-        return target.transport()
-    if isinstance(target, str):
-        return parse_target(target).open()
-    return target.open()
