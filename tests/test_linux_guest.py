@@ -220,6 +220,35 @@ async def test_driver_built_in_module_or_absent(
     assert {d.driver for d in status.devices} == {"hv_utils" if bound else ""}
 
 
+@pytest.mark.parametrize("layout", [GuestLayout(systemd=True)])
+async def test_systemd_guest_uses_the_real_unit_files(sandbox: GuestSandbox) -> None:
+    async with LinuxGuest.connect(sandbox.url(sandbox.sudo_user)) as guest:
+        status = await guest.status()
+        assert status.systemd
+        units = {d.name: d.unit.name if d.unit else None for d in status.daemons}
+        assert units == {
+            "hv_kvp_daemon": "hv-kvp-daemon.service",
+            "hv_vss_daemon": "hv-vss-daemon.service",
+            "hv_fcopy_daemon": "hv-fcopy-daemon.service",
+        }
+        started = await guest.daemon("kvp").start()
+        assert started.unit is not None
+        assert started.unit.active_state == "active"
+        # Started by the unit: ExecStart=/usr/sbin/hv_kvp_daemon -n.
+        assert [(p.pid, p.args) for p in started.processes] == [
+            (started.unit.main_pid, (KVP, "-n"))
+        ]
+        # An instance started by hand beside the unit is stopped too.
+        done = await guest.transport.run_command(["sudo", "-n", KVP], timeout=10)
+        done.check()
+        assert len((await guest.daemon("kvp").state()).processes) == 2
+        stopped = await guest.daemon("kvp").stop(force=True)
+        assert not stopped.running
+        assert stopped.unit is not None
+        assert stopped.unit.active_state == "inactive"
+        assert (await guest.daemon("vss").restart()).unit.active_state == "active"  # type: ignore[union-attr]
+
+
 async def test_non_root_user_with_passwordless_sudo(sandbox: GuestSandbox) -> None:
     async with LinuxGuest.connect(sandbox.url(sandbox.sudo_user)) as guest:
         state = await guest.daemon("kvp").start()

@@ -53,6 +53,7 @@ from hvintegration import catalogue
 from hvintegration.testing.sshd import OpenSSHServer, sshd_unavailable_reason
 
 __all__ = [
+    "FAKE_SYSTEMCTL",
     "REAL_DAEMONS",
     "GuestLayout",
     "GuestSandbox",
@@ -127,6 +128,76 @@ def fake_daemon_script(name: str, *, node: str | None, ignore_term: bool = False
     )
 
 
+FAKE_SYSTEMCTL = r"""#!/bin/sh
+# FAKE systemctl for hvintegration tests: just enough of `show`, `start` and
+# `stop` to run the real unit files of Debian's hyperv-daemons in a guest
+# sandbox, where systemd is not PID 1. Main pids live in $state.
+state=/run/systemd/hvintegration-fake
+mkdir -p "$state"
+unitfile() {
+    for d in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        [ -f "$d/$1" ] && echo "$d/$1" && return 0
+    done
+    return 1
+}
+mainpid() {
+    pid=$(cat "$state/$1" 2>/dev/null) || pid=0
+    # A zombie has exited; only its parent's wait is missing.
+    read -r stat 2>/dev/null < "/proc/$pid/stat" || { echo 0; return; }
+    case ${stat##*) } in Z*) echo 0 ;; *) echo "$pid" ;; esac
+}
+verb=$1
+shift
+case $verb in
+show)
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do shift; done
+    shift
+    first=1
+    for unit in "$@"; do
+        [ "$first" = 1 ] || echo
+        first=0
+        echo "Id=$unit"
+        if unitfile "$unit" >/dev/null; then
+            pid=$(mainpid "$unit")
+            echo LoadState=loaded
+            if [ "$pid" != 0 ]; then echo ActiveState=active; echo SubState=running
+            else echo ActiveState=inactive; echo SubState=dead; fi
+            echo "MainPID=$pid"
+            echo UnitFileState=enabled
+        else
+            echo LoadState=not-found; echo ActiveState=inactive; echo SubState=dead
+            echo MainPID=0; echo UnitFileState=
+        fi
+    done
+    ;;
+start|stop)
+    [ "$1" = -- ] && shift
+    unit=$1
+    file=$(unitfile "$unit") || { echo "Failed to $verb $unit: Unit $unit not found." >&2; exit 5; }
+    pid=$(mainpid "$unit")
+    if [ "$verb" = stop ]; then
+        if [ "$pid" != 0 ]; then
+            kill -TERM "$pid"
+            while [ "$(mainpid "$unit")" != 0 ]; do sleep 0.1; done
+        fi
+        rm -f "$state/$unit"
+        exit 0
+    fi
+    [ "$pid" != 0 ] && exit 0
+    command=$(sed -n 's/^ExecStart=//p' "$file" | head -n 1)
+    # shellcheck disable=SC2086
+    setsid $command < /dev/null > /dev/null 2>&1 &
+    echo $! > "$state/$unit"
+    ;;
+*)
+    echo "fake systemctl: $verb is not supported" >&2
+    exit 1
+    ;;
+esac
+"""
+"""A fake ``systemctl`` for :attr:`GuestLayout.systemd`."""
+
+
 @attrs.define
 class GuestLayout:
     """What the sandboxed guest looks like.
@@ -140,8 +211,12 @@ class GuestLayout:
         fake_fcopy: Replace ``/usr/sbin/hv_fcopy_daemon`` by the fake.
         programs: More programs, absolute path in the guest to either a
             host file to copy (``/usr/sbin/hv_kvp_daemon``) or
-            ``fake:NAME``, ``fake-stubborn:NAME`` for a fake daemon.
+            ``fake:NAME``, ``fake-stubborn:NAME`` for a fake daemon, or
+            ``fake-systemctl``.
         pools: KVP pool number to the pool file's bytes at start.
+        systemd: Make the guest look systemd-managed (``/run/systemd/system``
+            exists) with :data:`FAKE_SYSTEMCTL` on ``PATH``, which runs the
+            real unit files of Debian's hyperv-daemons.
     """
 
     driver: str = "module"
@@ -150,6 +225,7 @@ class GuestLayout:
     fake_fcopy: bool = True
     programs: Mapping[str, str] = attrs.field(factory=dict)
     pools: Mapping[int, bytes] = attrs.field(factory=dict)
+    systemd: bool = False
 
 
 _NODES = {"hv_kvp_daemon": "hv_kvp", "hv_vss_daemon": "hv_vss", "hv_fcopy_daemon": "hv_fcopy"}
@@ -220,8 +296,18 @@ class GuestSandbox:
         elif layout.fake_fcopy:
             fake = self._program("fake:hv_fcopy_daemon")
             bind[REAL_DAEMONS["hv_fcopy_daemon"]] = str(fake)
-        for guest_path, source in layout.programs.items():
-            self._install(guest_path, source, add)
+        programs = dict(layout.programs)
+        if layout.systemd:
+            # Over the real one too, which users without sbin on PATH would find.
+            systemctl = shutil.which("systemctl") or "/usr/bin/systemctl"
+            programs[systemctl] = "fake-systemctl"
+            programs["/usr/local/sbin/systemctl"] = "fake-systemctl"
+            add("/run/systemd", "system", self._dir("run-systemd-system"))
+        for guest_path, source in programs.items():
+            if Path(guest_path).is_file():
+                bind[guest_path] = str(self._program(source))
+            else:
+                self._install(guest_path, source, add)
         for name, text in self._accounts().items():
             path = self.root / "etc" / name
             path.parent.mkdir(exist_ok=True)
@@ -240,7 +326,9 @@ class GuestSandbox:
         self._counter = getattr(self, "_counter", 0) + 1
         target = self._dir("programs") / f"p{self._counter}"
         kind, _, name = source.partition(":")
-        if kind in ("fake", "fake-stubborn"):
+        if kind == "fake-systemctl":
+            target.write_text(FAKE_SYSTEMCTL)
+        elif kind in ("fake", "fake-stubborn"):
             node = _NODES.get(name, "hv_" + name.removeprefix("hv_").split("_")[0])
             text = fake_daemon_script(
                 name, node=f"/dev/vmbus/{node}", ignore_term=kind == "fake-stubborn"
