@@ -145,6 +145,15 @@ class LinuxGuest(TransportResource):
         Raises:
             RemoteCommandError: The status script failed.
             ProtocolError: Its report was unreadable.
+
+        Example:
+            >>> import asyncio
+            >>> async def main():
+            ...     async with LinuxGuest.connect("sim-linux://?distro=sles-15") as guest:
+            ...         status = await guest.status()
+            ...     return status.driver.state, status.daemon("fcopy").program
+            >>> asyncio.run(main())
+            ('module', '/usr/lib/hyper-v/bin/hv_fcopy_uio_daemon')
         """
         done = await self._run(_sh(STATUS_SCRIPT, *_UNITS))
         done.check(target=self.target, operation="linux_status")
@@ -184,6 +193,14 @@ class LinuxGuest(TransportResource):
         Raises:
             ValueError: ``pool`` is not 0-4.
             RemoteCommandError: The guest has neither python3 nor perl.
+
+        Example:
+            >>> import asyncio
+            >>> async def main():
+            ...     async with LinuxGuest.connect("sim-linux://web1") as guest:
+            ...         return [(i.key, i.value) for i in await guest.kvp(pool=3)][1]
+            >>> asyncio.run(main())
+            ('VirtualMachineName', 'web1')
         """
         pools = tuple(range(5)) if pool is None else (_check_pool(pool),)
         done = await self._run(_kvp_argv("read"))
@@ -206,6 +223,16 @@ class LinuxGuest(TransportResource):
         Raises:
             ValueError: A key or value is empty, too long or contains NUL.
             PermissionDeniedError: Neither root nor passwordless sudo.
+
+        Example:
+            >>> import asyncio
+            >>> async def main():
+            ...     async with LinuxGuest.connect("sim-linux://") as guest:
+            ...         return await guest.set_kvp({"Role": "web"})
+            >>> asyncio.run(main())
+            RecordList([
+             <KvpItem pool=1 'Role'='web'>
+            ])
         """
         lines = []
         for key, value in items.items():

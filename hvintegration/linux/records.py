@@ -13,7 +13,7 @@ from typing import ClassVar
 import attrs
 
 from hvintegration import catalogue
-from hvintegration._table import Column, RecordList, html_table
+from hvintegration._table import Column, RecordList, Tabular, html_table
 from hvintegration.linux.names import DaemonSpec
 
 __all__ = [
@@ -278,6 +278,37 @@ class DaemonState:
         """The program a start would run, ``None`` when not installed."""
         return self.installed[0].path if self.installed else None
 
+    def as_dict(self) -> JsonDict:
+        """The state as JSON-ready data (what ``linux start|stop|restart --json`` prints).
+
+        Returns:
+            Plain dicts, lists, strings, numbers and booleans; times in ISO 8601.
+
+        Example:
+            >>> from hvintegration.linux import resolve_daemon
+            >>> DaemonState(resolve_daemon("vss"), (), (), None).as_dict()["running"]
+            False
+        """
+        return {
+            "daemon": self.name,
+            "service": self.daemon.service.name,
+            "running": self.running,
+            "program": self.program,
+            "unit": None if self.unit is None else attrs.asdict(self.unit),
+            "processes": [
+                {
+                    "pid": p.pid,
+                    "program": p.program,
+                    "exe": p.exe,
+                    "args": list(p.args),
+                    "uid": p.uid,
+                    "user": p.user,
+                    "started": p.started.isoformat() if p.started else None,
+                }
+                for p in self.processes
+            ],
+        }
+
     def __repr__(self) -> str:
         pids = ",".join(str(p.pid) for p in self.processes) or "-"
         return f"<DaemonState {self.name} running={self.running} pids={pids}>"
@@ -392,17 +423,6 @@ class LinuxStatus:
             Plain dicts, lists, strings, numbers and booleans.
         """
 
-        def process(p: DaemonProcess) -> JsonDict:
-            return {
-                "pid": p.pid,
-                "program": p.program,
-                "exe": p.exe,
-                "args": list(p.args),
-                "uid": p.uid,
-                "user": p.user,
-                "started": p.started.isoformat() if p.started else None,
-            }
-
         return {
             "target": self.target,
             "kernel": self.kernel,
@@ -431,18 +451,34 @@ class LinuxStatus:
                 }
                 for i in self.installed
             ],
-            "daemons": [
-                {
-                    "daemon": d.daemon.name,
-                    "service": d.daemon.service.name,
-                    "running": d.running,
-                    "program": d.program,
-                    "unit": None if d.unit is None else attrs.asdict(d.unit),
-                    "processes": [process(p) for p in d.processes],
-                }
-                for d in self.daemons
-            ],
+            "daemons": [d.as_dict() for d in self.daemons],
         }
+
+    def sections(self) -> tuple[tuple[str, RecordList[Tabular]], ...]:
+        """The status as titled tables, in the order a terminal shows them.
+
+        Returns:
+            ``(title, records)`` pairs: the driver, the daemons, the running
+            processes, the installed programs, the VMBus devices and the
+            device nodes; render each with ``text_table``.
+
+        Example:
+            >>> import asyncio
+            >>> from hvintegration.linux import LinuxGuest
+            >>> async def main():
+            ...     async with LinuxGuest.connect("sim-linux://") as guest:
+            ...         return [title for title, _ in (await guest.status()).sections()]
+            >>> asyncio.run(main())
+            ['Driver', 'Daemons', 'Running', 'Installed', 'VMBus devices', 'Device nodes']
+        """
+        return (
+            ("Driver", RecordList([self.driver])),
+            ("Daemons", RecordList(self.daemons)),
+            ("Running", RecordList(self.processes)),
+            ("Installed", RecordList(self.installed)),
+            ("VMBus devices", RecordList(self.devices)),
+            ("Device nodes", RecordList(self.nodes)),
+        )
 
     def __repr__(self) -> str:
         running = ", ".join(d.daemon.name for d in self.daemons if d.running) or "none"
