@@ -53,6 +53,8 @@ def test_daemon_names(name: str, expected: str) -> None:
 def test_services_without_a_daemon_and_unknown_names() -> None:
     with pytest.raises(DaemonNotFoundError, match="no user-space daemon"):
         resolve_daemon("Heartbeat")
+    with pytest.raises(DaemonNotFoundError):
+        resolve_daemon("$(touch /tmp/x); hv_kvp_daemon")
     with pytest.raises(DaemonNotFoundError) as caught:
         resolve_daemon("hv_foo")
     assert "hv_kvp_daemon" in str(caught.value)

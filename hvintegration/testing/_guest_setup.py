@@ -147,7 +147,9 @@ def main(argv: list[str]) -> None:
         raise SystemExit("usage: _guest_setup LAYOUT.json -- COMMAND...")
     with open(layout_path) as handle:
         layout: dict[str, Any] = json.load(handle)
-    scratch = tempfile.mkdtemp(prefix="hvintegration-ns-")
+    # Mount points for the rebuilt directories; on the host they are empty
+    # directories inside the sandbox's own, removed with it.
+    scratch = layout["scratch"]
     vss_master = None
     vmbus = layout.get("vmbus_dev")
     if layout.get("vss_standin") and vmbus:

@@ -320,6 +320,7 @@ class GuestSandbox:
             "vmbus_dev": str(vmbus_dev) if layout.devices else None,
             "vss_standin": layout.devices,
             "namespace_file": str(self._namespace_file),
+            "scratch": str(self._dir("scratch")),
         }
 
     def _program(self, source: str) -> Path:
