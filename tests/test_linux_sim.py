@@ -101,6 +101,38 @@ def test_a_cut_report_is_a_protocol_error() -> None:
         parse_status(b"version\t2\nuid\t0\nend\n", target="t")
 
 
+REPORT_HEAD = b"version\t1\nuid\t0\nuser\troot\nkernel\t6.1.0\n"
+
+
+@pytest.mark.parametrize(
+    ("lines", "state", "size", "used_by", "source"),
+    [
+        (b"procmodules\t20480\t0\t-\n", "module", 20480, (), "/proc/modules"),
+        (b"lsmod\t20480\t1\thv_foo,\n", "module", 20480, ("hv_foo",), "lsmod"),
+        (b"driver_bound\t1\nmodule_dir\t1\n", "built-in", None, (), "sysfs"),
+        (
+            b"driver_bound\t1\nmodule_dir\t1\nmodule_initstate\tlive\nmodule_coresize\t4096\n"
+            b"module_holder\thv_bar\n",
+            "module",
+            4096,
+            ("hv_bar",),
+            "sysfs",
+        ),
+        (b"", "absent", None, (), ""),
+    ],
+)
+def test_driver_from_sysfs_proc_modules_or_lsmod(
+    lines: bytes, state: str, size: int | None, used_by: tuple[str, ...], source: str
+) -> None:
+    driver = parse_status(REPORT_HEAD + lines + b"end\n", target="t").driver
+    assert (driver.state, driver.size, driver.used_by, driver.source) == (
+        state,
+        size,
+        used_by,
+        source,
+    )
+
+
 @pytest.mark.parametrize("distro", list(DISTROS))
 async def test_every_distro_reads_and_round_trips(distro: str) -> None:
     sim = SimulatedLinuxGuest(distro=distro)

@@ -260,7 +260,9 @@ class LinuxGuest(TransportResource):
     async def _write_kvp(self, lines: list[str]) -> RecordList[KvpItem]:
         status = await self.status()
         data = ("\n".join(lines) + "\n").encode()
-        await self._privileged(status, _kvp_argv("write"), "write KVP pool 1", input=data)
+        what = "write KVP pool 1"
+        done = await self._privileged(status, _kvp_argv("write"), what, input=data)
+        done.check(target=self.target, operation=what)
         return await self.kvp(1)
 
     async def _privileged(
@@ -289,7 +291,7 @@ class LinuxGuest(TransportResource):
                     target=self.target,
                     operation=what,
                 )
-            if done.exit_status == 1 and not done.stdout and refused.startswith("sudo:"):
+            if done.exit_status == 1 and not done.stdout and _sudo_refused(refused):
                 raise PermissionDeniedError(
                     f"{what} needs root: log in as root or give {status.user} passwordless "
                     f"sudo (sudo -n said: {refused.splitlines()[0]})",
@@ -298,6 +300,17 @@ class LinuxGuest(TransportResource):
                     operation=what,
                 )
         return done
+
+
+# What sudo -n says when it will not run the command (sudo 1.8 and 1.9).
+_SUDO_REFUSALS = ("password is required", "not in the sudoers", "is not allowed", "may not run")
+
+
+def _sudo_refused(stderr: str) -> bool:
+    return any(
+        line.startswith("sudo:") and any(reason in line for reason in _SUDO_REFUSALS)
+        for line in stderr.splitlines()
+    )
 
 
 def _check_pool(pool: int) -> int:
