@@ -229,3 +229,42 @@ def test_copy_file_reports_the_side_that_is_off(tmp_path: Path) -> None:
     )
     assert status == 0
     assert json.loads(out)[0]["size"] == 5
+
+
+# --- linux ---------------------------------------------------------------------
+
+
+def test_linux_status_tables_and_json() -> None:
+    status, out, err = _run("-t", "sim-linux://?distro=ubuntu-14.04", "linux", "status")
+    assert (status, err) == (0, "")
+    titles = [line for line in out.splitlines() if line and " " not in line.strip()]
+    assert "Driver" in titles
+    assert out.count("/usr/lib/linux-tools/3.13.0-32-generic/hv_kvp_daemon") >= 2
+    status, out, _ = _run("-t", "sim-linux://", "--json", "linux", "status")
+    data = json.loads(out)
+    assert data["driver"]["name"] == "hv_utils"
+    assert {d["daemon"] for d in data["daemons"]} >= {"hv_kvp_daemon", "hv_vss_daemon"}
+
+
+def test_linux_daemon_control() -> None:
+    target = "sim-linux://?distro=ubuntu-14.04"
+    status, _, err = _run("-t", target, "linux", "stop", "kvp")
+    assert status == EXIT_CODES["usage"]
+    assert "--force" in err
+    status, out, _ = _run("-t", target, "--json", "linux", "stop", "vss")
+    assert status == 0
+    assert json.loads(out)[0]["running"] is False
+    status, out, _ = _run("-t", target, "--json", "linux", "restart", "hv_kvp_daemon")
+    assert status == 0
+    assert json.loads(out)[0]["running"] is True
+    status, _, err = _run("-t", target, "linux", "start", "telepathy")
+    assert status == EXIT_CODES["not_found"]
+    assert "hv_kvp_daemon" in err
+
+
+def test_linux_kvp_pool() -> None:
+    status, out, _ = _run("-t", "sim-linux://", "--json", "linux", "kvp", "--pool", "3")
+    assert status == 0
+    items = {item["key"]: item["value"] for item in json.loads(out)}
+    assert "VirtualMachineName" in items
+    assert _run("-t", "sim-linux://", "linux", "kvp", "--pool", "9")[0] == 2

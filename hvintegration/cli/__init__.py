@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from hvintegration import catalogue
-from hvintegration.cli.commands import run_host, run_windows
+from hvintegration.cli.commands import run_host, run_linux, run_windows
 from hvintegration.cli.parser import DEFAULT_TARGET, ENVIRONMENT_TARGET, build_parser
 from hvintegration.cli.render import render
 from hvintegration.errors import (
@@ -100,7 +100,7 @@ def run(
             file=err,
         )
     try:
-        command = run_host if args.side == "host" else run_windows
+        command = {"host": run_host, "windows": run_windows, "linux": run_linux}[args.side]
         asyncio.run(command(args, target, out))
     except UnsafeChangeError as error:
         print(f"hvintegration: error: {error} (on the command line: --force)", file=err)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 from typing import TextIO
 
 from hvintegration import catalogue
+from hvintegration._table import text_table
 from hvintegration.cli.parser import ENVIRONMENT_PASSWORD
 from hvintegration.cli.render import render
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
+from hvintegration.linux import LinuxGuest, resolve_daemon
 from hvintegration.windows import Credential, GuestServiceState, WindowsGuest
 
-__all__ = ["run_host", "run_windows"]
+__all__ = ["run_host", "run_linux", "run_windows"]
 
 
 def _options(args: argparse.Namespace) -> tuple[bool, float]:
@@ -92,3 +95,36 @@ async def run_windows(args: argparse.Namespace, target: str, out: TextIO) -> Non
         async with HyperVHost.connect(target, timeout=timeout) as host:
             states = await _windows_action(host.vm(vm).windows(credential), args)
     print(render(states, as_json=as_json), file=out)
+
+
+async def run_linux(args: argparse.Namespace, target: str, out: TextIO) -> None:
+    """``hvintegration linux ...``: status, daemon control and KVP pools."""
+    as_json, timeout = _options(args)
+    if getattr(args, "daemon", None) is not None:
+        resolve_daemon(args.daemon)
+    async with LinuxGuest.connect(target, timeout=timeout) as guest:
+        if args.action == "status":
+            status = await guest.status()
+            if as_json:
+                print(json.dumps(status.as_dict(), indent=2, ensure_ascii=False), file=out)
+                return
+            blocks = [
+                f"{title}\n{text_table(records) or '(none)'}"
+                for title, records in status.sections()
+            ]
+            print("\n\n".join(blocks), file=out)
+            return
+        if args.action == "kvp":
+            print(render(await guest.kvp(pool=args.pool), as_json=as_json), file=out)
+            return
+        daemon = guest.daemon(args.daemon)
+        if args.action == "start":
+            state = await daemon.start()
+        elif args.action == "stop":
+            state = await daemon.stop(force=args.force, grace=args.grace, kill=args.kill)
+        else:
+            state = await daemon.restart(grace=args.grace, kill=args.kill)
+        if as_json:
+            print(json.dumps([state.as_dict()], indent=2, ensure_ascii=False), file=out)
+        else:
+            print(text_table([state]), file=out)

@@ -119,6 +119,43 @@ def _add_windows(
             )
 
 
+def _add_linux(
+    sides: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    linux = sides.add_parser(
+        "linux", help="hv_utils and the hv_* daemons inside a Linux guest", parents=[common]
+    )
+    actions = linux.add_subparsers(dest="action", required=True)
+    actions.add_parser(
+        "status", help="driver, devices, installed and running daemons", parents=[common]
+    )
+    for verb in ("start", "stop", "restart"):
+        action = actions.add_parser(verb, help=f"{verb} a daemon", parents=[common])
+        action.add_argument(
+            "daemon", metavar="DAEMON", help="hv_kvp_daemon, kvp, a unit or a catalogue name"
+        )
+        if verb in ("stop", "restart"):
+            action.add_argument(
+                "--grace",
+                type=float,
+                default=10.0,
+                help="seconds to wait after SIGTERM (default 10)",
+            )
+            action.add_argument(
+                "--kill", action="store_true", help="SIGKILL what outlives the grace period"
+            )
+        if verb == "stop":
+            action.add_argument(
+                "--force",
+                action="store_true",
+                help="allow stopping hv_kvp_daemon (the host learns IP addresses through it)",
+            )
+    kvp = actions.add_parser("kvp", help="the KVP pool files", parents=[common])
+    kvp.add_argument(
+        "--pool", type=int, choices=range(5), default=None, help="one pool (0-4); all by default"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser.
 
@@ -135,5 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     sides = parser.add_subparsers(dest="side", required=True)
     _add_host(sides, common)
     _add_windows(sides, common)
+    _add_linux(sides, common)
     sides.add_parser("catalogue", help="every integration service and its names", parents=[common])
     return parser
