@@ -103,6 +103,9 @@ class OpenSSHServer:
         self.password_auth = password_auth
         self.wrapper = list(wrapper)
         self.directory = Path(tempfile.mkdtemp(prefix="hvintegration-sshd-"))
+        # sshd reads authorized_keys as the logged-in user, who must be able
+        # to pass through this directory; the private keys in it stay 0600.
+        self.directory.chmod(0o711)
         self.port = 0
         self.client_key = self.directory / "client_key"
         self.host_key = self.directory / "host_key"
