@@ -19,6 +19,7 @@ catch either::
      │    ├── PowerShellDirectError
      │    ├── FileCopyUnavailableError  Guest Service Interface off on a side
      │    ├── DestinationExistsError (FileExistsError)
+     │    ├── HyperVModuleMissingError  the host has no Hyper-V PowerShell module
      │    ├── OperationStoppedError     the remote side stopped it midway
      │    └── DaemonControlError        a Linux daemon would not stop or start
      ├── TransportError (ConnectionError)
@@ -26,7 +27,8 @@ catch either::
      │    ├── TransportBrokenError      the peer or the channel broke it
      │    ├── ProtocolError             the peer answered something unreadable
      │    ├── AuthenticationError
-     │    └── HostKeyError
+     │    ├── HostKeyError
+     │    └── PowerShellNotFoundError (FileNotFoundError)
      └── BatchError                     some targets of a batch failed
 
 Each error carries the *target* (a URL with no secret in it), the *operation*
@@ -55,12 +57,14 @@ __all__ = [
     "FileCopyUnavailableError",
     "HostKeyError",
     "HvIntegrationError",
+    "HyperVModuleMissingError",
     "InvalidTargetError",
     "NotFoundError",
     "OperationStoppedError",
     "OperationTimeoutError",
     "PermissionDeniedError",
     "PowerShellDirectError",
+    "PowerShellNotFoundError",
     "ProtocolError",
     "RemoteCommandError",
     "ServiceNotFoundError",
@@ -398,6 +402,42 @@ class DestinationExistsError(RemoteCommandError, FileExistsError):
     """The destination file exists in the guest; copy with ``overwrite=True``."""
 
 
+class HyperVModuleMissingError(RemoteCommandError):
+    """The target ran PowerShell, but it has no Hyper-V cmdlets.
+
+    The Hyper-V PowerShell module is a Windows feature of its own
+    (``Microsoft-Hyper-V-Management-PowerShell``); a machine without the
+    Hyper-V role, or with the role but not the module, cannot run host
+    operations.
+
+    Attributes:
+        command: The Hyper-V cmdlet PowerShell could not find.
+
+    Example:
+        >>> str(HyperVModuleMissingError("Get-VM", target="local://"))
+        "the Hyper-V PowerShell module is not installed (no command 'Get-VM') [target local://]"
+    """
+
+    def __init__(
+        self,
+        command: str,
+        *,
+        error_id: str = "CommandNotFoundException",
+        remote_message: str = "",
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"the Hyper-V PowerShell module is not installed (no command {command!r})",
+            error_id=error_id,
+            category="ObjectNotFound",
+            remote_message=remote_message,
+            target=target,
+            operation=operation,
+        )
+        self.command = command
+
+
 class UnsafeChangeError(HvIntegrationError, ValueError):
     """A change that can cut the host off from the VM was asked for without ``force=True``.
 
@@ -491,6 +531,32 @@ class AuthenticationError(TransportError):
 
 class HostKeyError(TransportError):
     """The target's host key or certificate could not be verified."""
+
+
+class PowerShellNotFoundError(TransportError, FileNotFoundError):
+    """The PowerShell executable does not exist or cannot be run on the target.
+
+    Attributes:
+        executable: The program that was looked for.
+
+    Example:
+        >>> err = PowerShellNotFoundError("pwsh", target="local://")
+        >>> isinstance(err, FileNotFoundError), str(err)
+        (True, "PowerShell executable 'pwsh' not found [target local://]")
+    """
+
+    def __init__(
+        self,
+        executable: str,
+        *,
+        reason: str = "not found",
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"PowerShell executable {executable!r} {reason}", target=target, operation=operation
+        )
+        self.executable = executable
 
 
 class BatchError(HvIntegrationError):

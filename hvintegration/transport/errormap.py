@@ -8,12 +8,15 @@ same on every transport.
 
 from __future__ import annotations
 
+import re
+
 from hvintegration.errors import (
     AmbiguousVMError,
     AuthenticationError,
     DestinationExistsError,
     FileCopyUnavailableError,
     HvIntegrationError,
+    HyperVModuleMissingError,
     NotFoundError,
     OperationTimeoutError,
     PermissionDeniedError,
@@ -28,6 +31,9 @@ from hvintegration.transport.base import ErrorRecord
 __all__ = ["error_from_record"]
 
 _PERMISSION_TYPES = ("System.UnauthorizedAccessException",)
+# The cmdlets the scripts call that only the Hyper-V module provides; a
+# CommandNotFoundException for one of them means the module is missing.
+_HYPERV_COMMAND = re.compile(r"^(Get|Enable|Disable|Copy)-VM[A-Za-z]*$", re.IGNORECASE)
 
 
 def _lines(text: str) -> tuple[str, ...]:
@@ -115,6 +121,15 @@ def error_from_record(
         )
     if base_id == "HvIntegration.SourceNotFound":
         return NotFoundError(record.message, name=item, **where)
+    if base_id == "CommandNotFoundException" and _HYPERV_COMMAND.match(
+        str(record.target_object or "")
+    ):
+        return HyperVModuleMissingError(
+            str(record.target_object),
+            error_id=record.error_id,
+            remote_message=record.message,
+            **where,
+        )
     if record.category == "AuthenticationError":
         return AuthenticationError(f"authentication failed: {record.message}", **where)
     if (

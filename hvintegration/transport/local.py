@@ -2,18 +2,24 @@
 
 Shell commands run as child processes of this process (a Linux guest
 managing itself). PowerShell operations run through a local PowerShell
-executable (a Hyper-V host managing itself).
+executable (a Hyper-V host managing itself), started with the fixed
+bootstrap of :mod:`._powershell_wire`; parameters travel as JSON on its
+stdin, never on its command line.
 
 URL form::
 
-    local://[?executable=PATH]
+    local://[?executable=PATH&mode=persistent|oneshot]
 
 ``executable`` is the PowerShell program: ``powershell.exe`` by default on
-Windows, ``pwsh`` elsewhere.
+Windows, ``pwsh`` elsewhere. ``mode=persistent`` (the default) keeps one
+PowerShell process for every operation of the transport; ``mode=oneshot``
+starts one per operation.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -21,14 +27,27 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hvintegration.errors import InvalidTargetError, TransportClosedError, TransportError
-from hvintegration.transport._process import run_process
+from hvintegration.errors import (
+    InvalidTargetError,
+    PowerShellNotFoundError,
+    TransportClosedError,
+    TransportError,
+)
+from hvintegration.transport._powershell_session import PowerShellProcess, PowerShellSession
+from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT, powershell_argv
+from hvintegration.transport._process import kill_process_group, run_process
 from hvintegration.transport.base import CompletedCommand, JsonValue, OperationResult, Transport
 
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
 
-__all__ = ["LocalTarget", "LocalTransport", "default_powershell"]
+__all__ = ["MODES", "LocalTarget", "LocalTransport", "default_powershell"]
+
+MODES = ("persistent", "oneshot")
+"""How PowerShell processes serve operations: one long-lived process per
+transport, or one process per operation."""
+
+_STDERR_KEPT = 8192
 
 
 def default_powershell() -> str:
@@ -42,20 +61,41 @@ class LocalTarget:
 
     Attributes:
         executable: The PowerShell program for operations.
+        mode: ``persistent`` (one PowerShell process for every operation)
+            or ``oneshot`` (one process per operation).
+        max_output: Bytes one operation may write before its answer is
+            refused as oversized.
 
     Example:
         >>> LocalTarget(executable="/opt/pwsh").url
         'local://?executable=%2Fopt%2Fpwsh'
+        >>> LocalTarget(mode="oneshot").url
+        'local://?mode=oneshot'
     """
 
     executable: str = attrs.field(factory=default_powershell)
+    mode: str = "persistent"
+    max_output: int = DEFAULT_MAX_OUTPUT
+
+    def __attrs_post_init__(self) -> None:
+        if not self.executable:
+            raise InvalidTargetError("executable must not be empty", target="local://")
+        if self.mode not in MODES:
+            raise InvalidTargetError(
+                f"unknown mode {self.mode!r} (valid: {', '.join(MODES)})", target="local://"
+            )
+        if self.max_output < 1024:
+            raise InvalidTargetError("max_output must be at least 1024 bytes", target="local://")
 
     @property
     def url(self) -> str:
         """The target as a URL."""
-        if self.executable == default_powershell():
-            return "local://"
-        return "local://?" + urllib.parse.urlencode({"executable": self.executable})
+        query = {}
+        if self.executable != default_powershell():
+            query["executable"] = self.executable
+        if self.mode != "persistent":
+            query["mode"] = self.mode
+        return "local://" + (f"?{urllib.parse.urlencode(query)}" if query else "")
 
     @classmethod
     def from_url(cls, url: urllib.parse.SplitResult) -> LocalTarget:
@@ -70,18 +110,16 @@ class LocalTarget:
                 target="local://",
             )
         options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        unknown = set(options) - {"executable"}
+        unknown = set(options) - {"executable", "mode"}
         if unknown:
             raise InvalidTargetError(
-                f"unknown local:// option {', '.join(sorted(unknown))} (valid: executable)",
+                f"unknown local:// option {', '.join(sorted(unknown))} (valid: executable, mode)",
                 target="local://",
             )
-        if "executable" in options:
-            executable = options["executable"][-1]
-            if not executable:
-                raise InvalidTargetError("executable must not be empty", target="local://")
-            return cls(executable=executable)
-        return cls()
+        single = {key: values[-1] for key, values in options.items()}
+        if "executable" in single:
+            return cls(executable=single["executable"], mode=single.get("mode", "persistent"))
+        return cls(mode=single.get("mode", "persistent"))
 
     def open(self) -> LocalTransport:
         """A transport to this machine."""
@@ -107,6 +145,13 @@ class LocalTransport(Transport):
     def __init__(self, settings: LocalTarget | None = None) -> None:
         self.settings = settings if settings is not None else LocalTarget()
         self._closed = False
+        self._session = PowerShellSession(
+            self._spawn,
+            target=self.target,
+            executable=self.settings.executable,
+            persistent=self.settings.mode == "persistent",
+            max_output=self.settings.max_output,
+        )
 
     @property
     def target(self) -> str:
@@ -137,14 +182,101 @@ class LocalTransport(Transport):
         *,
         timeout: float,
     ) -> OperationResult:
-        """Run a PowerShell operation through the local PowerShell."""
+        """Run a PowerShell operation through the local PowerShell (see :class:`Transport`).
+
+        Raises:
+            PowerShellNotFoundError: The executable does not exist or cannot
+                be run.
+            ProtocolError: PowerShell answered something unreadable; its
+                process was stopped.
+            TransportBrokenError: The process died; the next call starts a
+                new one.
+        """
         self._check_open(operation.name)
-        raise TransportError(
-            "PowerShell operations over local:// are not available in this version",
-            target=self.target,
-            operation=operation.name,
-        )
+        return await self._session.run(operation, parameters, timeout=timeout)
+
+    async def _spawn(self) -> PowerShellProcess:
+        executable = self.settings.executable
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *powershell_argv(executable),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise PowerShellNotFoundError(executable, target=self.target) from exc
+        except PermissionError as exc:
+            raise PowerShellNotFoundError(
+                executable, reason="cannot be run (permission denied)", target=self.target
+            ) from exc
+        except OSError as exc:
+            raise TransportError(
+                f"cannot start {executable}: {exc.strerror or exc}", target=self.target
+            ) from exc
+        return _LocalPowerShell(process)
 
     async def aclose(self) -> None:
-        """Mark the transport closed. Commands already running finish on their own."""
+        """Close the transport and stop its PowerShell process.
+
+        Shell commands already running finish on their own. Idempotent.
+        """
         self._closed = True
+        await self._session.aclose()
+
+
+class _LocalPowerShell:
+    """A PowerShell child process in its own process group."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        self._stderr = bytearray()
+        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
+        self._closed = False
+
+    async def _drain_stderr(self) -> None:
+        # Always read stderr, or a chatty child blocks on a full pipe.
+        stream = self._process.stderr
+        assert stream is not None
+        while chunk := await stream.read(65536):
+            self._stderr += chunk
+            del self._stderr[:-_STDERR_KEPT]
+
+    async def write(self, data: bytes) -> None:
+        stdin = self._process.stdin
+        assert stdin is not None
+        stdin.write(data)
+        await stdin.drain()
+
+    async def read(self, size: int) -> bytes:
+        stdout = self._process.stdout
+        assert stdout is not None
+        return await stdout.read(size)
+
+    def stderr_text(self) -> str:
+        return self._stderr.decode("utf-8", "replace")
+
+    def alive(self) -> bool:
+        return not self._closed and self._process.returncode is None
+
+    async def close(self, grace: float) -> int | None:
+        self._closed = True
+        process = self._process
+        if grace > 0 and process.returncode is None:
+            with contextlib.suppress(OSError, RuntimeError):
+                assert process.stdin is not None
+                process.stdin.close()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+        await kill_process_group(process)
+        # The pipes reach their end once the group is gone; reading them out
+        # lets asyncio close its transports instead of warning about them.
+        with contextlib.suppress(Exception):
+            assert process.stdout is not None
+            await asyncio.wait_for(process.stdout.read(), 1.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        self._stderr_task.cancel()
+        status = process.returncode
+        return None if status is None else (status if status >= 0 else 128 - status)

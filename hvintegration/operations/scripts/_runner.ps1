@@ -1,0 +1,128 @@
+# The session loop of every PowerShell transport: the second stage of the
+# bootstrap (_bootstrap.ps1), which receives it base64-encoded as its first
+# stdin line and runs it with the stdin reader it opened.
+# Wire contract, version 1 (hvintegration/transport/_powershell_wire.py is
+# the other side):
+# - stdin: one JSON request per line, pure ASCII: v, id, operation, script
+#   and parameters. Every string inside parameters carries a one-character
+#   '~' tag, so that PowerShell 7's ConvertFrom-Json never turns a name that
+#   looks like a date into a DateTime.
+# - stdout: one line per request, '#hvi1:' and a pure ASCII JSON envelope:
+#   v, id, output (objects), errors (non-terminating records), error (the
+#   terminating record or null).
+# - stdin closing while an operation runs stops it and ends the process, so
+#   closing the channel leaves nothing behind even where signals do not
+#   reach (Windows OpenSSH).
+# Operations run in a private runspace that lives as long as the process
+# (modules load once), with no host: Write-Host, progress, warnings and
+# verbose text cannot reach stdout.
+param(
+    [IO.TextReader] $Stdin
+)
+
+$ProgressPreference = 'SilentlyContinue'
+$ErrorActionPreference = 'Stop'
+$utf8 = [Text.UTF8Encoding]::new($false)
+$stdout = [Console]::OpenStandardOutput()
+$runspace = [runspacefactory]::CreateRunspace()
+$runspace.Open()
+
+function ConvertFrom-HvWire($Value) {
+    if ($Value -is [string]) { return $Value.Substring(1) }
+    if ($Value -is [Management.Automation.PSCustomObject]) {
+        $result = [ordered]@{}
+        foreach ($p in $Value.PSObject.Properties) { $result[$p.Name] = ConvertFrom-HvWire $p.Value }
+        return [pscustomobject]$result
+    }
+    if ($Value -is [Collections.IList]) { return , @(foreach ($i in $Value) { ConvertFrom-HvWire $i }) }
+    return $Value
+}
+
+# Plain dictionaries, arrays, strings, numbers and booleans only: enums and
+# other .NET values become their names, so ConvertTo-Json never writes an
+# enum as a number, never wraps an array in {value, Count} and never stops
+# at its -Depth.
+function ConvertTo-HvWire($Value, [int]$Depth) {
+    if ($null -eq $Value) { return $null }
+    if ($Depth -gt 32) { throw 'hvintegration: an output object is nested too deeply' }
+    if ($Value -is [enum]) { return $Value.ToString() }
+    $code = [int][Type]::GetTypeCode($Value.GetType())
+    if ($code -eq 3 -or ($code -ge 5 -and $code -le 15)) {
+        if ($Value -is [double] -and ([double]::IsNaN($Value) -or [double]::IsInfinity($Value))) { return [string]$Value }
+        return $Value
+    }
+    if ($code -eq 18 -or $code -eq 4) { return [string]$Value }
+    if ($Value -is [Collections.IDictionary]) {
+        $result = [ordered]@{}
+        foreach ($k in $Value.Keys) { $result[[string]$k] = ConvertTo-HvWire $Value[$k] ($Depth + 1) }
+        return $result
+    }
+    if ($Value -is [Management.Automation.PSCustomObject]) {
+        $result = [ordered]@{}
+        foreach ($p in $Value.PSObject.Properties) { $result[$p.Name] = ConvertTo-HvWire $p.Value ($Depth + 1) }
+        return $result
+    }
+    if ($Value -is [Collections.IEnumerable]) { return , @(foreach ($i in $Value) { ConvertTo-HvWire $i ($Depth + 1) }) }
+    return [string]$Value
+}
+
+function ConvertTo-HvRecord($Record) {
+    $target = $Record.TargetObject
+    if ($null -ne $target -and -not ($target -is [int] -or $target -is [long] -or $target -is [bool])) { $target = [string]$target }
+    $details = ''
+    if ($null -ne $Record.ErrorDetails) { $details = [string]$Record.ErrorDetails.RecommendedAction }
+    [ordered]@{
+        message = [string]$Record.Exception.Message
+        error_id = [string]$Record.FullyQualifiedErrorId
+        category = [string]$Record.CategoryInfo.Category
+        exception_type = $Record.Exception.GetType().FullName
+        target_object = $target
+        details = $details
+    }
+}
+
+function Write-HvEnvelope($Envelope) {
+    $json = ConvertTo-Json -InputObject $Envelope -Depth 100 -Compress
+    # ASCII only: no console code page or re-encoding shell can change it.
+    $json = [regex]::Replace($json, '[^\x00-\x7e]', { param($m) '\u{0:x4}' -f [int]$m.Value[0] })
+    $bytes = $utf8.GetBytes("#hvi1:$json`n")
+    $stdout.Write($bytes, 0, $bytes.Length)
+    $stdout.Flush()
+}
+
+$next = $Stdin.ReadLineAsync()
+while ($true) {
+    $line = $next.GetAwaiter().GetResult()
+    if ($null -eq $line) { break }
+    if ($line -eq '') { $next = $Stdin.ReadLineAsync(); continue }
+    # Reading ahead while the operation runs is how a closed stdin is seen.
+    $next = $Stdin.ReadLineAsync()
+    $envelope = [ordered]@{ v = 1; id = $null; output = @(); errors = @(); error = $null }
+    $shell = [powershell]::Create()
+    try {
+        $request = ConvertFrom-Json $line
+        $envelope.id = $request.id
+        $shell.Runspace = $runspace
+        [void]$shell.AddScript([string]$request.script, $true)
+        foreach ($p in $request.parameters.PSObject.Properties) {
+            [void]$shell.AddParameter($p.Name, (ConvertFrom-HvWire $p.Value))
+        }
+        $async = $shell.BeginInvoke()
+        while (-not $async.AsyncWaitHandle.WaitOne(50)) {
+            if ($next.IsCompleted -and $null -eq $next.Result) { [Environment]::Exit(3) }
+        }
+        $envelope.output = @(foreach ($item in $shell.EndInvoke($async)) { ConvertTo-HvWire $item 0 })
+    } catch {
+        $failure = $_.Exception
+        while ($failure -is [Management.Automation.MethodInvocationException] -and $null -ne $failure.InnerException) {
+            $failure = $failure.InnerException
+        }
+        $record = $_
+        if ($failure -is [Management.Automation.IContainsErrorRecord]) { $record = $failure.ErrorRecord }
+        $envelope.error = ConvertTo-HvRecord $record
+    }
+    $envelope.errors = @(foreach ($record in $shell.Streams.Error) { ConvertTo-HvRecord $record })
+    $shell.Dispose()
+    Write-HvEnvelope $envelope
+}
+$runspace.Dispose()

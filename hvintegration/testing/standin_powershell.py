@@ -1,0 +1,286 @@
+"""A stand-in PowerShell executable that speaks the library's wire contract.
+
+PowerShell cannot run everywhere the library is tested, so this program
+takes its place: it accepts the flags the transports pass, decodes the
+``-EncodedCommand`` argument and refuses to go on unless it is exactly the
+shipped bootstrap, checks that the first stdin line is exactly the shipped
+session loop, then answers each request line with an envelope line, as
+``_runner.ps1`` does (see :mod:`hvintegration.transport._powershell_wire`).
+Operations run against a simulated host kept in a state file, through the
+same :func:`~hvintegration.simulator.engine.run_simulated_call` as every
+simulated peer, so injected latency, hangs, errors and disconnects behave
+as on a wire. Like the real loop, it exits when stdin closes, also in the
+middle of an operation.
+
+Run it as ``python -m hvintegration.testing.standin_powershell`` or as the
+``hvintegration-standin-powershell`` command, with the environment variable
+:data:`STATE_VARIABLE` naming the state file; :func:`install_standin` writes
+small ``pwsh`` and ``powershell`` wrappers that do both.
+
+Example:
+    >>> import asyncio, tempfile, os
+    >>> from hvintegration.operations import LIST_VMS
+    >>> from hvintegration.transport.local import LocalTarget
+    >>> directory = tempfile.mkdtemp()
+    >>> pwsh = install_standin(directory, os.path.join(directory, "host.json"))["pwsh"]
+    >>> async def main():
+    ...     async with LocalTarget(executable=str(pwsh)).open() as transport:
+    ...         result = await transport.run_operation(LIST_VMS, {"VM": None}, timeout=10)
+    ...     return [vm["Name"] for vm in result.output]
+    >>> asyncio.run(main())
+    ['demovm']
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import select
+import shlex
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from hvintegration.operations import OPERATIONS
+from hvintegration.simulator.engine import run_simulated_call
+from hvintegration.simulator.model import FaultKind, SimulatedHost
+from hvintegration.simulator.state import edit_state, save_host
+from hvintegration.transport._powershell_wire import (
+    BOOTSTRAP,
+    RUNNER_LINE,
+    decode_request,
+    encode_envelope,
+)
+from hvintegration.transport.base import ErrorRecord
+
+__all__ = ["LOG_VARIABLE", "STATE_VARIABLE", "install_standin", "main"]
+
+STATE_VARIABLE = "HVINTEGRATION_STANDIN_STATE"
+"""Names the simulated host's state file (required)."""
+
+LOG_VARIABLE = "HVINTEGRATION_STANDIN_LOG"
+"""Names a file the stand-in appends one JSON line to per start (its argv
+and process id) and per request (the decoded operation and parameters), so
+tests can see exactly what arrived."""
+
+_SWITCHES = {"-nologo", "-noprofile", "-noninteractive"}
+_VALUED = {"-executionpolicy", "-outputformat", "-inputformat"}
+_ENCODED = {"-encodedcommand", "-enc", "-ec", "-e"}
+# PowerShell exits with 64 for a command line it cannot parse.
+_BAD_USAGE = 64
+_STDIN_CLOSED = 3
+
+
+class _Stdin:
+    """Lines from fd 0, read without buffering beyond our own, so that
+    select() can tell when the caller closes stdin."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._eof = False
+
+    def _fill(self, timeout: float | None) -> bool:
+        """Read what is there within ``timeout``; False when nothing came."""
+        if self._eof:
+            return False
+        ready, _, _ = select.select([0], [], [], timeout)
+        if not ready:
+            return False
+        chunk = os.read(0, 65536)
+        if not chunk:
+            self._eof = True
+            return False
+        self._buffer += chunk
+        return True
+
+    def readline(self) -> bytes | None:
+        while b"\n" not in self._buffer:
+            if self._eof:
+                return None
+            self._fill(None)
+        end = self._buffer.index(b"\n")
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return line.rstrip(b"\r")
+
+    def wait(self, seconds: float | None) -> None:
+        """Wait (forever when ``None``), ending the process if stdin closes,
+        as the real loop does while an operation runs."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            self._fill(left)
+            if self._eof:
+                os._exit(_STDIN_CLOSED)
+
+
+def _fail(message: str, status: int = 1) -> int:
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
+    return status
+
+
+def _log(entry: dict[str, object]) -> None:
+    path = os.environ.get(LOG_VARIABLE)
+    if path:
+        with open(path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(entry) + "\n")
+
+
+def _encoded_command(argv: Sequence[str]) -> str | None:
+    """The -EncodedCommand value after checking every flag, as PowerShell would."""
+    encoded = None
+    words = iter(argv)
+    for word in words:
+        flag = word.lower()
+        if flag in _SWITCHES:
+            continue
+        if flag in _VALUED or flag in _ENCODED:
+            value = next(words, None)
+            if value is None:
+                raise ValueError(f"Missing argument for parameter {word}.")
+            if flag in _ENCODED:
+                encoded = value
+            continue
+        raise ValueError(f"unknown argument {word!r}")
+    return encoded
+
+
+def _write(data: bytes) -> None:
+    os.write(1, data)
+
+
+def _serve(state: str, stdin: _Stdin) -> int:
+    while True:
+        line = stdin.readline()
+        if line is None:
+            return 0
+        if not line:
+            continue
+        try:
+            request = decode_request(line)
+        except ValueError as exc:
+            # The real loop reports an unreadable request as a terminating
+            # error with no id.
+            record = ErrorRecord(str(exc), error_id="InvalidRequest", category="InvalidData")
+            _write(encode_envelope(None, error=record))
+            continue
+        _log({"operation": request.operation, "parameters": request.parameters})
+        operation = OPERATIONS.get(request.operation)
+        if operation is None or request.script != operation.script:
+            record = ErrorRecord(
+                f"stand-in: the script for {request.operation!r} is not the shipped one",
+                error_id="HvIntegration.StandIn.UnknownScript",
+                category="InvalidData",
+            )
+            _write(encode_envelope(request.id, error=record))
+            continue
+        with edit_state(state) as host:
+            outcome = run_simulated_call(host, request.operation, request.parameters)
+        if outcome.latency:
+            stdin.wait(outcome.latency)
+        if outcome.fault is FaultKind.HANG:
+            stdin.wait(None)
+        if outcome.fault is FaultKind.DISCONNECT:
+            # The process dies without an answer: the caller's pipe breaks.
+            os._exit(1)
+        if outcome.error is not None:
+            _write(encode_envelope(request.id, error=outcome.error))
+            continue
+        assert outcome.result is not None
+        _write(
+            encode_envelope(request.id, output=outcome.result.output, errors=outcome.result.errors)
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the stand-in; the arguments are PowerShell's.
+
+    Args:
+        argv: The arguments after the program name; ``sys.argv[1:]`` when
+            ``None``.
+
+    Returns:
+        The exit status: 0 when stdin ended, 64 for a bad command line, 1
+        when the bootstrap, the first line or the state file is wrong, 3
+        when stdin closed during an operation.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    _log({"pid": os.getpid(), "argv": args})
+    try:
+        encoded = _encoded_command(args)
+    except ValueError as exc:
+        return _fail(f"stand-in PowerShell: {exc}", _BAD_USAGE)
+    if encoded is None:
+        return _fail("stand-in PowerShell: no -EncodedCommand given", _BAD_USAGE)
+    try:
+        command = base64.b64decode(encoded, validate=True).decode("utf-16-le")
+    except (binascii.Error, UnicodeDecodeError):
+        return _fail("Cannot process the command because the value of -EncodedCommand is invalid.")
+    if command != BOOTSTRAP:
+        return _fail("stand-in PowerShell: -EncodedCommand is not the shipped bootstrap")
+    state = os.environ.get(STATE_VARIABLE)
+    if not state or not os.path.exists(state):
+        return _fail(f"stand-in PowerShell: set {STATE_VARIABLE} to a simulated host state file")
+    stdin = _Stdin()
+    first = stdin.readline()
+    if first is None:
+        return 0
+    if first + b"\n" != RUNNER_LINE:
+        return _fail("stand-in PowerShell: the first stdin line is not the shipped session loop")
+    return _serve(state, stdin)
+
+
+def install_standin(
+    directory: str | os.PathLike[str],
+    state: str | os.PathLike[str],
+    *,
+    names: Iterable[str] = ("pwsh", "powershell"),
+    log: str | os.PathLike[str] | None = None,
+    python: str = sys.executable,
+) -> dict[str, Path]:
+    """Write executable wrappers that start the stand-in on a state file.
+
+    Put ``directory`` on a PATH (a child's, or an sshd's ``SetEnv PATH=``),
+    or pass a wrapper's path as a transport's ``executable``.
+
+    Args:
+        directory: Where to write the wrappers; created if missing.
+        state: The simulated host's state file; a default host is written
+            when it does not exist.
+        names: The wrappers' file names.
+        log: A file for :data:`LOG_VARIABLE`, if wanted.
+        python: The interpreter that runs the stand-in.
+
+    Returns:
+        Each name's wrapper path.
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.path.exists(state):
+        save_host(SimulatedHost(), state)
+    lines = ["#!/bin/sh", f"export {STATE_VARIABLE}={shlex.quote(_absolute(state))}"]
+    if log is not None:
+        lines.append(f"export {LOG_VARIABLE}={shlex.quote(_absolute(log))}")
+    lines.append(f'exec {shlex.quote(python)} -m hvintegration.testing.standin_powershell "$@"')
+    script = "\n".join(lines) + "\n"
+    wrappers = {}
+    for name in names:
+        path = folder / name
+        path.write_text(script)
+        path.chmod(0o755)
+        wrappers[name] = path
+    return wrappers
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    return os.fspath(Path(path).absolute())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

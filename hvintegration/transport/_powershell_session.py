@@ -1,0 +1,275 @@
+"""Run operations through PowerShell processes: persistent or one per call.
+
+A :class:`PowerShellSession` owns at most one running PowerShell (a local
+child process or an SSH channel, behind :class:`PowerShellProcess`) and
+speaks the wire contract of :mod:`._powershell_wire` with it.
+
+* Persistent (the default): one process runs call after call, so PowerShell
+  starts and the Hyper-V module loads once. Calls are serialised on it. A
+  process that died is replaced by a new one on the next call.
+* One-shot: each call starts a process, sends one request and closes it.
+
+Every call has a deadline. A call that times out, is cancelled, or gets an
+unreadable answer kills its process (a persistent session starts a fresh
+one next time), because the process may be busy or mid-answer and cannot be
+trusted with the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from hvintegration.errors import (
+    OperationTimeoutError,
+    PowerShellNotFoundError,
+    ProtocolError,
+    TransportBrokenError,
+    TransportClosedError,
+    TransportError,
+)
+from hvintegration.transport._powershell_wire import (
+    RUNNER_LINE,
+    EndOfOutput,
+    FrameReader,
+    Reply,
+    decode_envelope,
+    encode_request,
+)
+from hvintegration.transport.base import JsonValue, OperationResult
+from hvintegration.transport.errormap import error_from_record
+
+if TYPE_CHECKING:
+    from hvintegration.operations import Operation
+
+__all__ = ["PowerShellProcess", "PowerShellSession", "Spawner", "check_parameters"]
+
+_CLOSE_GRACE = 2.0
+# What shells answer for a program they cannot find: sh's status 127,
+# cmd.exe's 9009, and the messages of cmd.exe, PowerShell and sh.
+_NOT_FOUND_STATUS = (127, 9009)
+_NOT_FOUND_TEXT = ("is not recognized as", "not found", "No such file")
+
+
+class PowerShellProcess(Protocol):
+    """One running PowerShell: a local child process or an SSH channel."""
+
+    async def write(self, data: bytes) -> None:
+        """Write to its stdin.
+
+        Raises:
+            OSError: The pipe or channel is closed.
+        """
+
+    async def read(self, size: int) -> bytes:
+        """Read up to ``size`` bytes of its stdout; ``b""`` at the end."""
+
+    def stderr_text(self) -> str:
+        """The end of what it wrote to stderr so far."""
+
+    def alive(self) -> bool:
+        """Whether it can still take requests."""
+
+    async def close(self, grace: float) -> int | None:
+        """Close stdin, give it ``grace`` seconds to exit, then kill it.
+
+        Never raises; afterwards nothing of the process is left.
+
+        Returns:
+            Its exit status, if it exited and the status is known.
+        """
+
+
+Spawner = Callable[[], Awaitable[PowerShellProcess]]
+"""Starts one PowerShell process with the bootstrap command line.
+
+Raises :class:`~hvintegration.errors.PowerShellNotFoundError` or another
+:class:`~hvintegration.errors.TransportError` when it cannot."""
+
+
+def check_parameters(operation: Operation, parameters: Mapping[str, JsonValue]) -> None:
+    """Refuse parameters the operation's script does not declare.
+
+    Raises:
+        ValueError: An unknown parameter name.
+    """
+    unknown = set(parameters) - set(operation.parameters)
+    if unknown:
+        raise ValueError(
+            f"operation {operation.name} takes no parameter {', '.join(sorted(unknown))}"
+        )
+
+
+class _Live:
+    """A process with its frame reader; the reader keeps bytes read ahead."""
+
+    def __init__(self, process: PowerShellProcess, max_output: int) -> None:
+        self.process = process
+        self.frames = FrameReader(process.read, max_bytes=max_output)
+        self.answered = 0
+
+
+class PowerShellSession:
+    """Runs operations through PowerShell processes started by ``spawn``.
+
+    Args:
+        spawn: Starts one process.
+        target: The target URL, for errors.
+        executable: The PowerShell program, for errors.
+        persistent: Keep one process for many calls (else one per call).
+        max_output: Bytes one call may read before the answer is refused.
+    """
+
+    def __init__(
+        self,
+        spawn: Spawner,
+        *,
+        target: str,
+        executable: str,
+        persistent: bool,
+        max_output: int,
+    ) -> None:
+        self._spawn = spawn
+        self._target = target
+        self._executable = executable
+        self.persistent = persistent
+        self._max_output = max_output
+        self._live: _Live | None = None
+        self._lock = asyncio.Lock()
+        self._next_id = 0
+        self._closed = False
+        self._active: set[_Live] = set()
+
+    @property
+    def process(self) -> PowerShellProcess | None:
+        """The persistent process, while one runs."""
+        return None if self._live is None else self._live.process
+
+    async def run(
+        self, operation: Operation, parameters: Mapping[str, JsonValue], *, timeout: float
+    ) -> OperationResult:
+        """Run one operation (see :meth:`Transport.run_operation`)."""
+        self._check_open(operation.name)
+        check_parameters(operation, parameters)
+        self._next_id += 1
+        request_id = self._next_id
+        try:
+            request = encode_request(request_id, operation.name, operation.script, parameters)
+        except (TypeError, ValueError) as exc:
+            raise ProtocolError(
+                f"the parameters cannot travel as JSON: {exc}",
+                target=self._target,
+                operation=operation.name,
+            ) from exc
+        try:
+            return await asyncio.wait_for(
+                self._locked_call(operation.name, request_id, request), timeout
+            )
+        except asyncio.TimeoutError:
+            raise OperationTimeoutError(
+                f"PowerShell did not answer within {timeout:g} s; its process was stopped",
+                timeout=timeout,
+                target=self._target,
+                operation=operation.name,
+            ) from None
+
+    def _check_open(self, operation: str) -> None:
+        if self._closed:
+            raise TransportClosedError(
+                "the transport is closed", target=self._target, operation=operation
+            )
+
+    async def _locked_call(
+        self, operation: str, request_id: int, request: bytes
+    ) -> OperationResult:
+        async with self._lock:
+            self._check_open(operation)
+            live = await self._acquire(operation)
+            answered = False
+            try:
+                reply = await self._exchange(live, operation, request_id, request)
+                answered = True
+            finally:
+                # A one-shot process that answered may end on its own; any
+                # other process that is not kept is killed at once.
+                if not (answered and self.persistent):
+                    await self._release(live, graceful=answered)
+        if reply.error is not None:
+            raise error_from_record(reply.error, target=self._target, operation=operation)
+        return reply.result
+
+    async def _acquire(self, operation: str) -> _Live:
+        live = self._live
+        if live is not None and live.process.alive():
+            return live
+        if live is not None:
+            await self._release(live, graceful=False)
+        process = await self._spawn()
+        live = _Live(process, self._max_output)
+        self._active.add(live)
+        if self.persistent:
+            self._live = live
+        try:
+            await process.write(RUNNER_LINE)
+        except OSError as exc:
+            await self._release(live, graceful=False)
+            raise await self._broken(live, operation, f"cannot write to PowerShell: {exc}") from exc
+        return live
+
+    async def _release(self, live: _Live, *, graceful: bool) -> None:
+        if self._live is live:
+            self._live = None
+        self._active.discard(live)
+        await asyncio.shield(live.process.close(_CLOSE_GRACE if graceful else 0.0))
+
+    async def _exchange(
+        self, live: _Live, operation: str, request_id: int, request: bytes
+    ) -> Reply:
+        try:
+            await live.process.write(request)
+            frame = await live.frames.next_frame(target=self._target, operation=operation)
+        except OSError as exc:
+            raise await self._broken(live, operation, f"the PowerShell pipe broke: {exc}") from exc
+        except EndOfOutput as end:
+            what = "in the middle of its answer" if end.partial else "without answering"
+            raise await self._broken(
+                live, operation, f"PowerShell exited {what}", end.noise
+            ) from None
+        reply = decode_envelope(
+            frame, request_id=request_id, target=self._target, operation=operation
+        )
+        live.answered += 1
+        return reply
+
+    async def _broken(
+        self, live: _Live, operation: str, message: str, noise: str = ""
+    ) -> TransportError:
+        status = await asyncio.shield(live.process.close(0.5))
+        stderr = live.process.stderr_text().strip()
+        if live.answered == 0 and (
+            status in _NOT_FOUND_STATUS or any(text in stderr for text in _NOT_FOUND_TEXT)
+        ):
+            return PowerShellNotFoundError(
+                self._executable,
+                reason=f"could not be started ({_last_line(stderr) or f'status {status}'})",
+                target=self._target,
+                operation=operation,
+            )
+        if status is not None:
+            message += f" (exit status {status})"
+        detail = _last_line(stderr) or _last_line(noise)
+        if detail:
+            message += f": {detail}"
+        return TransportBrokenError(message, target=self._target, operation=operation)
+
+    async def aclose(self) -> None:
+        """Close every process; calls in flight fail. Idempotent."""
+        self._closed = True
+        for live in list(self._active):
+            await self._release(live, graceful=True)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
