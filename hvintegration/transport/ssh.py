@@ -2,8 +2,10 @@
 
 Shell commands (a Linux guest) travel as argv lists, quoted for a POSIX
 shell with :func:`shlex.join`, so no argument is ever read as shell syntax.
-PowerShell operations (a Windows host or guest running OpenSSH) travel as a
-fixed bootstrap with the request on stdin.
+PowerShell operations (a Windows host or guest running OpenSSH) run through
+a fixed bootstrap command line with the requests on the channel's stdin
+(:mod:`._powershell_wire`); the command line holds no caller value and is
+the same for cmd.exe, PowerShell and a POSIX login shell.
 
 Secure by default: the host key must be in ``known_hosts`` (the user's
 ``~/.ssh/known_hosts`` unless another file is named), keys come from the
@@ -12,12 +14,18 @@ in ``repr``, logs or errors.
 
 URL form::
 
-    ssh://[user@]host[:port][?known_hosts=PATH&key=PATH&shell=posix|powershell|cmd]
+    ssh://[user@]host[:port][?known_hosts=PATH&key=PATH&shell=posix|powershell|cmd
+                             &executable=NAME&mode=persistent|oneshot]
 
 ``shell`` names the remote login shell: ``posix`` for Linux (the default),
-``powershell`` or ``cmd`` for Windows OpenSSH. A password may be given to
-:class:`SSHTarget` directly; a password in the URL is accepted but
-discouraged (it lands in shell history), and never shown again.
+``powershell`` or ``cmd`` for Windows OpenSSH (whose default shell is
+cmd.exe unless the ``DefaultShell`` registry value says otherwise).
+``executable`` is the remote PowerShell program: ``powershell`` on Windows
+shells, ``pwsh`` on a POSIX shell. ``mode=persistent`` (the default) keeps
+one PowerShell channel open for every operation; ``mode=oneshot`` opens one
+per operation. A password may be given to :class:`SSHTarget` directly; a
+password in the URL is accepted but discouraged (it lands in shell history),
+and never shown again.
 """
 
 from __future__ import annotations
@@ -40,6 +48,12 @@ from hvintegration.errors import (
     TransportClosedError,
     TransportError,
 )
+from hvintegration.transport._powershell_session import PowerShellProcess, PowerShellSession
+from hvintegration.transport._powershell_wire import (
+    DEFAULT_MAX_OUTPUT,
+    command_line,
+    validate_executable,
+)
 from hvintegration.transport.base import CompletedCommand, JsonValue, OperationResult, Transport
 
 if TYPE_CHECKING:
@@ -50,13 +64,15 @@ if TYPE_CHECKING:
 __all__ = ["SSHTarget", "SSHTransport"]
 
 _SHELLS = ("posix", "powershell", "cmd")
+_MODES = ("persistent", "oneshot")
 _KILL_TIMEOUT = 5.0
+_STDERR_KEPT = 8192
 # Every shell command first reports its process id on stderr, then becomes
 # the command (exec keeps the id), so that a timed-out or cancelled command
 # can be killed on the remote side.
 _PID_PREFIX = 'printf "%s\\n" "$$" >&2 && exec '
 
-_OPTIONS = {"known_hosts", "key", "shell", "connect_timeout"}
+_OPTIONS = {"known_hosts", "key", "shell", "connect_timeout", "executable", "mode"}
 
 
 @attrs.frozen
@@ -77,6 +93,14 @@ class SSHTarget:
         connect_timeout: Seconds to establish the connection.
         verify_host_key: Whether the host key must be known. Turning it off
             exposes the connection to impersonation; it exists for labs.
+        executable: The remote PowerShell program for operations; ``None``
+            means ``powershell`` on a Windows shell and ``pwsh`` on a POSIX
+            shell. A plain name or path (it stands unquoted in the command
+            line).
+        mode: ``persistent`` (one PowerShell channel for every operation) or
+            ``oneshot`` (one channel per operation).
+        max_output: Bytes one operation may write before its answer is
+            refused as oversized.
 
     Example:
         >>> SSHTarget("guest1", user="admin", password="s3cret").url
@@ -94,6 +118,9 @@ class SSHTarget:
     shell: str = "posix"
     connect_timeout: float = 15.0
     verify_host_key: bool = True
+    executable: str | None = None
+    mode: str = "persistent"
+    max_output: int = DEFAULT_MAX_OUTPUT
 
     def __attrs_post_init__(self) -> None:
         if not self.host:
@@ -107,6 +134,26 @@ class SSHTarget:
             )
         if self.connect_timeout <= 0:
             raise InvalidTargetError("connect_timeout must be positive", target=self.url)
+        if self.executable is not None:
+            validate_executable(self.executable, target=self.url)
+        if self.mode not in _MODES:
+            raise InvalidTargetError(
+                f"unknown mode {self.mode!r} (valid: {', '.join(_MODES)})", target=self.url
+            )
+        if self.max_output < 1024:
+            raise InvalidTargetError("max_output must be at least 1024 bytes", target=self.url)
+
+    @property
+    def powershell(self) -> str:
+        """The remote PowerShell program that operations start.
+
+        Example:
+            >>> SSHTarget("hv1", shell="cmd").powershell, SSHTarget("hv1").powershell
+            ('powershell', 'pwsh')
+        """
+        if self.executable is not None:
+            return self.executable
+        return "pwsh" if self.shell == "posix" else "powershell"
 
     @property
     def url(self) -> str:
@@ -154,6 +201,8 @@ class SSHTarget:
             client_keys=keys,
             shell=single.get("shell", "posix"),
             connect_timeout=connect_timeout,
+            executable=single.get("executable") or None,
+            mode=single.get("mode", "persistent"),
         )
 
     def connect_options(self) -> dict[str, Any]:
@@ -200,6 +249,13 @@ class SSHTransport(Transport):
         self._connection: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self._session = PowerShellSession(
+            self._spawn,
+            target=self.target,
+            executable=settings.powershell,
+            persistent=settings.mode == "persistent",
+            max_output=settings.max_output,
+        )
 
     @property
     def target(self) -> str:
@@ -361,21 +417,138 @@ class SSHTransport(Transport):
         *,
         timeout: float,
     ) -> OperationResult:
-        """Run a PowerShell operation on a Windows OpenSSH target."""
-        raise TransportError(
-            "PowerShell operations over ssh:// are not available in this version",
-            target=self.target,
-            operation=operation.name,
-        )
+        """Run a PowerShell operation on the target (see :class:`Transport`).
+
+        The channel runs the fixed bootstrap command line; the request
+        travels on its stdin. A timed-out or cancelled call closes its
+        channel, which ends the remote PowerShell (and, on a POSIX login
+        shell, kills its process group).
+
+        Raises:
+            AuthenticationError: The target refused the credentials.
+            HostKeyError: The host key is not trusted.
+            PowerShellNotFoundError: The remote shell cannot find the
+                PowerShell executable.
+            ProtocolError: PowerShell answered something unreadable.
+            TransportBrokenError: The channel or the process broke; the next
+                call opens a new one.
+        """
+        if self._closed:
+            raise TransportClosedError(
+                "the transport is closed", target=self.target, operation=operation.name
+            )
+        return await self._session.run(operation, parameters, timeout=timeout)
+
+    async def _spawn(self) -> PowerShellProcess:
+        import asyncssh
+
+        posix = self.settings.shell == "posix"
+        command = command_line(self.settings.powershell)
+        if posix:
+            command = _PID_PREFIX + command
+        connection = await self._connect("run_operation")
+        try:
+            process = await connection.create_process(command, encoding=None)
+        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
+            self._drop(connection)
+            raise TransportBrokenError(
+                f"cannot open an SSH channel: {exc}", target=self.target, operation="run_operation"
+            ) from exc
+        pid = None
+        if posix:
+            try:
+                pid = _parse_pid(
+                    await asyncio.wait_for(process.stderr.readline(), self.settings.connect_timeout)
+                )
+            except BaseException:
+                process.close()
+                raise
+        return _SSHPowerShell(self, connection, process, pid)
 
     async def aclose(self) -> None:
-        """Close the connection. Safe to call more than once."""
+        """Close the connection and every PowerShell channel. Idempotent."""
         self._closed = True
+        await self._session.aclose()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.wait_closed(), 5)
+
+
+class _SSHPowerShell:
+    """A remote PowerShell on one SSH channel."""
+
+    def __init__(
+        self,
+        transport: SSHTransport,
+        connection: asyncssh.SSHClientConnection,
+        process: asyncssh.SSHClientProcess[bytes],
+        pid: int | None,
+    ) -> None:
+        self._transport = transport
+        self._connection = connection
+        self._process = process
+        self._pid = pid
+        self._stderr = bytearray()
+        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
+        self._closed = False
+
+    async def _drain_stderr(self) -> None:
+        while chunk := await self._process.stderr.read(65536):
+            self._stderr += _as_bytes(chunk)
+            del self._stderr[:-_STDERR_KEPT]
+
+    async def write(self, data: bytes) -> None:
+        import asyncssh
+
+        try:
+            self._process.stdin.write(data)
+            await self._process.stdin.drain()
+        except (asyncssh.Error, BrokenPipeError) as exc:
+            raise ConnectionResetError(str(exc)) from exc
+
+    async def read(self, size: int) -> bytes:
+        import asyncssh
+
+        try:
+            return _as_bytes(await self._process.stdout.read(size))
+        except asyncssh.Error as exc:
+            raise ConnectionResetError(str(exc)) from exc
+
+    def stderr_text(self) -> str:
+        return self._stderr.decode("utf-8", "replace")
+
+    def alive(self) -> bool:
+        return (
+            not self._closed
+            and self._process.exit_status is None
+            and not self._connection.is_closed()
+        )
+
+    async def close(self, grace: float) -> int | None:
+        self._closed = True
+        process = self._process
+        if grace > 0 and not self._connection.is_closed():
+            # End of stdin ends the remote loop, which exits on its own.
+            with contextlib.suppress(Exception):
+                process.stdin.write_eof()
+                await asyncio.wait_for(process.wait_closed(), grace)
+        if process.exit_status is None:
+            # Still running: closing the channel ends its stdin, which the
+            # remote loop watches even mid-operation; on a POSIX shell the
+            # process group is also killed by id.
+            await self._transport._kill_remote(self._connection, process, self._pid)
+        process.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(process.wait_closed(), _KILL_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        self._stderr_task.cancel()
+        if self._connection.is_closed():
+            self._transport._drop(self._connection)
+        status = process.exit_status
+        return None if status is None or status < 0 else status
 
 
 def _parse_pid(line: bytes | str) -> int | None:
