@@ -101,6 +101,14 @@ def check_parameters(operation: Operation, parameters: Mapping[str, JsonValue]) 
         )
 
 
+class _NoAnswer(Exception):
+    """A process ended or broke before any byte of its answer arrived."""
+
+    def __init__(self, error: TransportError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Live:
     """A process with its frame reader; the reader keeps bytes read ahead."""
 
@@ -185,16 +193,26 @@ class PowerShellSession:
     ) -> OperationResult:
         async with self._lock:
             self._check_open(operation)
-            live = await self._acquire(operation)
-            answered = False
-            try:
-                reply = await self._exchange(live, operation, request_id, request)
-                answered = True
-            finally:
-                # A one-shot process that answered may end on its own; any
-                # other process that is not kept is killed at once.
-                if not (answered and self.persistent):
-                    await self._release(live, graceful=answered)
+            for attempt in (1, 2):
+                live = await self._acquire(operation)
+                reused = live.answered > 0
+                answered = False
+                try:
+                    reply = await self._exchange(live, operation, request_id, request)
+                    answered = True
+                except _NoAnswer as silent:
+                    # A kept process that died while idle is found out only
+                    # now. Send the request once more to a fresh process: it
+                    # got no answer, and every operation is safe to repeat.
+                    if reused and attempt == 1:
+                        continue
+                    raise silent.error from silent.error.__cause__
+                finally:
+                    # A one-shot process that answered may end on its own;
+                    # any other process that is not kept is killed at once.
+                    if not (answered and self.persistent):
+                        await self._release(live, graceful=answered)
+                break
         if reply.error is not None:
             raise error_from_record(reply.error, target=self._target, operation=operation)
         return reply.result
@@ -228,14 +246,24 @@ class PowerShellSession:
     ) -> Reply:
         try:
             await live.process.write(request)
+        except OSError as exc:
+            error = await self._broken(live, operation, f"cannot write to PowerShell: {exc}")
+            raise _NoAnswer(error) from exc
+        try:
             frame = await live.frames.next_frame(target=self._target, operation=operation)
+        except ProtocolError:
+            raise
         except OSError as exc:
             raise await self._broken(live, operation, f"the PowerShell pipe broke: {exc}") from exc
         except EndOfOutput as end:
-            what = "in the middle of its answer" if end.partial else "without answering"
-            raise await self._broken(
-                live, operation, f"PowerShell exited {what}", end.noise
-            ) from None
+            if end.partial:
+                raise await self._broken(
+                    live, operation, "PowerShell exited in the middle of its answer", end.noise
+                ) from None
+            error = await self._broken(
+                live, operation, "PowerShell exited without answering", end.noise
+            )
+            raise _NoAnswer(error) from None
         reply = decode_envelope(
             frame, request_id=request_id, target=self._target, operation=operation
         )

@@ -26,7 +26,12 @@ _NOT_EXECUTABLE = 126
 
 
 async def kill_process_group(process: asyncio.subprocess.Process) -> None:
-    """Kill a child started with ``start_new_session=True`` and its group, then reap it."""
+    """Kill a child started with ``start_new_session=True`` and its group, then reap it.
+
+    The caller must keep reading the child's stdout and stderr pipes, if it
+    has any, until this returns: asyncio reports a child as reaped only once
+    its pipes are closed, and a full pipe nobody reads never closes.
+    """
     if process.returncode is None:
         # Signal the group only: the child leads it. Process.kill() would
         # first poll (waitpid) a child that has just exited, reaping it

@@ -254,6 +254,12 @@ class _LocalPowerShell:
         assert stdout is not None
         return await stdout.read(size)
 
+    async def _discard_stdout(self) -> None:
+        stdout = self._process.stdout
+        assert stdout is not None
+        while await stdout.read(65536):
+            pass
+
     def stderr_text(self) -> str:
         return self._stderr.decode("utf-8", "replace")
 
@@ -269,12 +275,14 @@ class _LocalPowerShell:
                 process.stdin.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(process.wait()), grace)
-        await kill_process_group(process)
-        # The pipes reach their end once the group is gone; reading them out
-        # lets asyncio close its transports instead of warning about them.
-        with contextlib.suppress(Exception):
-            assert process.stdout is not None
-            await asyncio.wait_for(process.stdout.read(), 1.0)
+        # Keep reading stdout while the group dies: asyncio reaps a child
+        # only once its pipes are closed, and a full pipe never closes.
+        drain = asyncio.ensure_future(self._discard_stdout())
+        try:
+            await kill_process_group(process)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(drain, 1.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
         self._stderr_task.cancel()

@@ -1,0 +1,280 @@
+"""The PowerShell wire contract: every script the package sends parses, the
+command line is short and fixed, requests and envelopes encode and decode
+strictly, and the frame reader survives noise and refuses floods."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from importlib import resources
+
+import pytest
+import tree_sitter
+import tree_sitter_powershell
+
+from hvintegration.errors import InvalidTargetError, ProtocolError
+from hvintegration.operations import OPERATIONS
+from hvintegration.testing.conformance import HOSTILE_NAMES
+from hvintegration.transport._powershell_wire import (
+    BOOTSTRAP,
+    ENVELOPE_PREFIX,
+    RUNNER,
+    RUNNER_LINE,
+    EndOfOutput,
+    FrameReader,
+    command_line,
+    decode_envelope,
+    decode_request,
+    encode_envelope,
+    encode_request,
+    encoded_bootstrap,
+    minify,
+    powershell_argv,
+    validate_executable,
+)
+from hvintegration.transport.base import ErrorRecord
+
+_PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+
+
+def _syntax_problems(text: str) -> list[str]:
+    source = text.encode("utf-8")
+    problems: list[str] = []
+
+    def walk(node: tree_sitter.Node) -> None:
+        if node.is_error or node.is_missing:
+            line = node.start_point[0] + 1
+            snippet = source[node.start_byte : node.end_byte][:60].decode("utf-8", "replace")
+            problems.append(f"line {line}: {'missing' if node.is_missing else 'error'} {snippet!r}")
+        for child in node.children:
+            walk(child)
+
+    walk(_PARSER.parse(source).root_node)
+    return problems
+
+
+def _shipped_files() -> Iterator[tuple[str, str]]:
+    folder = resources.files("hvintegration.operations").joinpath("scripts")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".ps1"):
+            yield entry.name, entry.read_text("utf-8")
+
+
+def _sent_texts() -> Iterator[tuple[str, str]]:
+    yield from _shipped_files()
+    for name, operation in OPERATIONS.items():
+        yield f"{name} (as sent)", operation.script
+    yield "bootstrap (as sent)", BOOTSTRAP
+    yield "runner (as sent)", RUNNER
+
+
+def test_every_shipped_file_is_checked() -> None:
+    names = {name for name, _ in _shipped_files()}
+    assert {"_bootstrap.ps1", "_runner.ps1", "_prelude.ps1"} <= names
+    assert {f"{op}.ps1" for op in OPERATIONS} <= names
+
+
+@pytest.mark.parametrize(("name", "text"), list(_sent_texts()), ids=lambda v: str(v)[:40])
+def test_every_script_the_package_sends_parses(name: str, text: str) -> None:
+    assert _syntax_problems(text) == [], name
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "if ($a -eq 1 { 'x' }",
+        "function F { param($x) $x",
+        "$h = @{ a = 1",
+        "foreach ($i in @(1,2) { $i }",
+    ],
+)
+def test_the_syntax_check_catches_broken_scripts(broken: str) -> None:
+    assert _syntax_problems(RUNNER + "\n" + broken + "\n") != []
+
+
+def test_the_command_line_is_short_fixed_and_shell_neutral() -> None:
+    line = command_line("powershell")
+    # cmd.exe refuses command lines over 8,191 characters.
+    assert len(line) < 2000
+    assert line == command_line("powershell")
+    assert all(ch.isalnum() or ch in " -+/=" for ch in line)
+    argv = powershell_argv("pwsh")
+    assert argv[-2] == "-EncodedCommand"
+    assert (
+        base64.b64decode(argv[-1]).decode("utf-16-le")
+        == BOOTSTRAP
+        == base64.b64decode(encoded_bootstrap()).decode("utf-16-le")
+    )
+
+
+def test_the_runner_travels_as_the_first_stdin_line() -> None:
+    assert RUNNER_LINE.endswith(b"\n")
+    assert RUNNER_LINE.count(b"\n") == 1
+    assert base64.b64decode(RUNNER_LINE).decode("utf-8") == RUNNER
+
+
+def test_minify_keeps_code_and_drops_comment_lines() -> None:
+    assert minify("# a\n  $x = 1 # keep\n\n\tWrite-Output $x\n") == "$x = 1 # keep\nWrite-Output $x"
+    assert "#" not in BOOTSTRAP
+
+
+@pytest.mark.parametrize(
+    "executable", ["powershell", "pwsh", "C:\\Windows\\System32\\pwsh.exe", "/opt/pwsh-7"]
+)
+def test_plain_executables_are_accepted(executable: str) -> None:
+    assert validate_executable(executable, target="ssh://x") == executable
+
+
+@pytest.mark.parametrize(
+    "executable", ["", "pwsh & calc", "pw sh", "pwsh;id", "$(id)", "a|b", "`x", "'q'", "a\nb"]
+)
+def test_executables_with_shell_syntax_are_refused(executable: str) -> None:
+    with pytest.raises(InvalidTargetError):
+        validate_executable(executable, target="ssh://x")
+
+
+@pytest.mark.parametrize("name", [*HOSTILE_NAMES, "2024-01-01T00:00:00Z", "~tilde", ""])
+def test_requests_round_trip_every_name(name: str) -> None:
+    parameters = {"VM": [{"Name": name}, {"Id": None}], "Flag": True, "Count": 3}
+    line = encode_request(5, "list_vms", "param($VM)", parameters)
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert line.isascii()
+    request = decode_request(line.rstrip(b"\n"))
+    assert (request.id, request.operation, request.script) == (5, "list_vms", "param($VM)")
+    assert request.parameters == parameters
+
+
+def test_strings_are_tagged_so_powershell_never_reads_them_as_dates() -> None:
+    line = encode_request(1, "x", "", {"VM": [{"Name": "2024-01-01T00:00:00"}]})
+    assert json.loads(line)["parameters"] == {"VM": [{"Name": "~2024-01-01T00:00:00"}]}
+    untagged = line.replace(b'"~2024', b'"2024')
+    with pytest.raises(ValueError, match="untagged"):
+        decode_request(untagged)
+
+
+def test_values_that_are_not_json_are_refused() -> None:
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        encode_request(1, "x", "", {"n": float("nan")})
+    with pytest.raises(TypeError):
+        encode_request(1, "x", "", {"n": {1, 2}})  # type: ignore[dict-item]
+
+
+def _decode(frame: bytes, request_id: int = 3):  # type: ignore[no-untyped-def]
+    return decode_envelope(frame, request_id=request_id, target="local://", operation="op")
+
+
+def _body(line: bytes) -> bytes:
+    assert line.startswith(ENVELOPE_PREFIX)
+    return line[len(ENVELOPE_PREFIX) :].rstrip(b"\n")
+
+
+def test_envelopes_round_trip_output_and_records() -> None:
+    record = ErrorRecord(
+        "Hyper-V was unable to find 'it\u2019s'",
+        error_id="HvIntegration.VMNotFound",
+        category="ObjectNotFound",
+        exception_type="System.Exception",
+        target_object="nul\x00inside",
+        details="demovm\nweb01",
+    )
+    output = ({"Name": "\u2018x\u2019", "OperationalStatus": ["Ok"], "Generation": 2},)
+    reply = _decode(_body(encode_envelope(3, output=output, errors=(record,))))
+    assert reply.result.output == output
+    assert reply.result.errors == (record,)
+    assert reply.error is None
+    failed = _decode(_body(encode_envelope(3, error=record)))
+    assert failed.error == record
+    assert failed.result.output == ()
+
+
+def test_a_single_output_object_stays_a_list() -> None:
+    reply = _decode(_body(encode_envelope(3, output=({"Name": "demovm"},))))
+    assert reply.result.output == ({"Name": "demovm"},)
+
+
+_GOOD = {"v": 1, "id": 3, "output": [], "errors": [], "error": None}
+_RECORD = {
+    "message": "m",
+    "error_id": "",
+    "category": "",
+    "exception_type": "",
+    "target_object": None,
+    "details": "",
+}
+
+
+def _json(**changes: object) -> bytes:
+    envelope = dict(_GOOD)
+    envelope.update(changes)
+    return json.dumps(envelope).encode()
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (b"", "malformed"),
+        (b"not json", "malformed"),
+        (_json()[:-5], "malformed"),
+        (b'{"v":1,"id":3,"output":[NaN],"errors":[],"error":null}', "malformed"),
+        (b"[1, 2]", "malformed"),
+        (_json(id=4), "answers request 4"),
+        (_json(id="3"), "answers request"),
+        (_json(v=2), "version"),
+        (_json(extra=1), "exactly the fields"),
+        # Windows PowerShell 5.1 unwraps a one-element array piped to
+        # ConvertTo-Json; the loop never does, and a bare object is refused.
+        (_json(output={"Name": "demovm"}), "must be lists"),
+        (_json(output=[["nested"]]), "not an object"),
+        (_json(output=[1]), "not an object"),
+        (_json(errors=[{"message": "m"}]), "not an error record"),
+        (_json(errors=[{**_RECORD, "category": 5}]), "not a string"),
+        (_json(errors=[{**_RECORD, "target_object": {"deep": 1}}]), "plain value"),
+        (_json(error="boom"), "not an error record"),
+        (_json(output=[{"Name": "caf\u00e9"}]).replace(b"caf\\u00e9", b"caf\xe9"), "not UTF-8"),
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+)
+def test_bad_envelopes_are_protocol_errors(frame: bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason) as caught:
+        _decode(frame)
+    assert caught.value.target == "local://"
+    assert caught.value.operation == "op"
+
+
+def _reader(chunks: list[bytes], max_bytes: int = 1 << 20) -> FrameReader:
+    pending = list(chunks)
+
+    async def read(size: int) -> bytes:
+        await asyncio.sleep(0)
+        return pending.pop(0) if pending else b""
+
+    return FrameReader(read, max_bytes=max_bytes)
+
+
+async def test_frames_are_found_among_noise_and_split_reads() -> None:
+    reader = _reader([b"WARNING: x\r\n#< CLIXML\n#hv", b'i1:{"a":1}\r\n#hvi1:{"b"', b":2}\n"])
+    assert await reader.next_frame(target="t", operation="o") == b'{"a":1}'
+    assert await reader.next_frame(target="t", operation="o") == b'{"b":2}'
+    with pytest.raises(EndOfOutput) as caught:
+        await reader.next_frame(target="t", operation="o")
+    assert not caught.value.partial
+    assert "CLIXML" in caught.value.noise
+
+
+async def test_a_flood_without_an_answer_is_refused() -> None:
+    reader = _reader([b"x" * 4096] * 100, max_bytes=64 * 1024)
+    with pytest.raises(ProtocolError, match="more than 65536 bytes"):
+        await reader.next_frame(target="t", operation="o")
+    noisy = _reader([b"noise line\n" * 1000] * 20, max_bytes=64 * 1024)
+    with pytest.raises(ProtocolError):
+        await noisy.next_frame(target="t", operation="o")
+
+
+async def test_the_end_of_output_inside_an_answer_is_reported_as_partial() -> None:
+    reader = _reader([b'#hvi1:{"v":1,"id'])
+    with pytest.raises(EndOfOutput) as caught:
+        await reader.next_frame(target="t", operation="o")
+    assert caught.value.partial
