@@ -32,25 +32,31 @@ def sshd(sshd_directory: Path) -> Iterator[OpenSSHServer]:
         yield server
 
 
-class TestLocalPersistent(TransportConformance):
+class _ChildProcessConformance(TransportConformance):
+    # A child-process peer on a busy machine may need more than a second to
+    # start; a hang must be reached before the call gives up.
+    hang_timeout = 1.5
+
+
+class TestLocalPersistent(_ChildProcessConformance):
     @pytest.fixture
     def peer(self, tmp_path: Path) -> LocalStandInPeer:
         return LocalStandInPeer(tmp_path, mode="persistent")
 
 
-class TestLocalOneShot(TransportConformance):
+class TestLocalOneShot(_ChildProcessConformance):
     @pytest.fixture
     def peer(self, tmp_path: Path) -> LocalStandInPeer:
         return LocalStandInPeer(tmp_path, mode="oneshot")
 
 
-class TestSSHPersistent(TransportConformance):
+class TestSSHPersistent(_ChildProcessConformance):
     @pytest.fixture
     def peer(self, sshd: OpenSSHServer, sshd_directory: Path) -> SSHStandInPeer:
         return SSHStandInPeer(sshd, sshd_directory, shell="powershell", mode="persistent")
 
 
-class TestSSHOneShot(TransportConformance):
+class TestSSHOneShot(_ChildProcessConformance):
     @pytest.fixture
     def peer(self, sshd: OpenSSHServer, sshd_directory: Path) -> SSHStandInPeer:
         return SSHStandInPeer(sshd, sshd_directory, shell="cmd", mode="oneshot")

@@ -313,7 +313,15 @@ class TransportConformance:
             task = asyncio.ensure_future(
                 transport.run_operation(LIST_VMS, {"VM": None}, timeout=self.timeout)
             )
-            await asyncio.sleep(0.2)
+            # Cancel only once the call is in the hang: a child-process peer
+            # may take longer to start than any fixed pause, and cancelling
+            # before it took the fault would leave the fault for the next call.
+            for _ in range(int(self.timeout / 0.02)):
+                await asyncio.sleep(0.02)
+                with peer.edit() as sim:
+                    if not sim.faults:
+                        break
+            await asyncio.sleep(0.05)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
