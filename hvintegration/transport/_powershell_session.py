@@ -7,7 +7,8 @@ speaks the wire contract of :mod:`._powershell_wire` with it.
 * Persistent (the default): one process runs call after call, so PowerShell
   starts and the Hyper-V module loads once. Calls are serialised on it. A
   process that died is replaced by a new one on the next call.
-* One-shot: each call starts a process, sends one request and closes it.
+* One-shot: each call starts a process, sends one request and closes it;
+  concurrent calls run in parallel processes.
 
 Every call has a deadline. A call that times out, is cancelled, or gets an
 unreadable answer kills its process (a persistent session starts a fresh
@@ -18,6 +19,7 @@ trusted with the next request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -191,7 +193,9 @@ class PowerShellSession:
     async def _locked_call(
         self, operation: str, request_id: int, request: bytes
     ) -> OperationResult:
-        async with self._lock:
+        # One process serves one call at a time; one-shot calls each have
+        # their own process and so run side by side.
+        async with self._lock if self.persistent else contextlib.nullcontext():
             self._check_open(operation)
             for attempt in (1, 2):
                 live = await self._acquire(operation)
