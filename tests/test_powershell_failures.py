@@ -178,6 +178,26 @@ async def test_a_missing_powershell_is_reported(executable: str) -> None:
     assert executable in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        # What cmd.exe and PowerShell say when the login shell cannot find
+        # the program (a Windows OpenSSH target).
+        (9009, "'pwsh' is not recognized as an internal or external command,"),
+        (1, "pwsh : The term 'pwsh' is not recognized as the name of a cmdlet, function"),
+    ],
+)
+async def test_a_shell_that_cannot_find_powershell_is_understood(
+    tmp_path: Path, status: int, message: str
+) -> None:
+    shell = tmp_path / "login-shell"
+    shell.write_text(f'#!/bin/sh\necho "{message}" >&2\nexit {status}\n')
+    shell.chmod(0o755)
+    async with LocalTarget(executable=str(shell)).open() as transport:
+        with pytest.raises(PowerShellNotFoundError, match="could not be started"):
+            await transport.run_operation(LIST_VMS, ALL, timeout=10)
+
+
 async def test_a_powershell_that_cannot_be_run_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "pwsh"
     path.write_text("#!/bin/sh\n")

@@ -49,9 +49,9 @@ __all__ = ["PowerShellProcess", "PowerShellSession", "Spawner", "check_parameter
 
 _CLOSE_GRACE = 2.0
 # What shells answer for a program they cannot find: sh's status 127,
-# cmd.exe's 9009, and the messages of cmd.exe, PowerShell and sh.
+# cmd.exe's 9009, and the message cmd.exe and PowerShell both print.
 _NOT_FOUND_STATUS = (127, 9009)
-_NOT_FOUND_TEXT = ("is not recognized as", "not found", "No such file")
+_NOT_FOUND_TEXT = "is not recognized as"
 
 
 class PowerShellProcess(Protocol):
@@ -279,9 +279,7 @@ class PowerShellSession:
     ) -> TransportError:
         status = await asyncio.shield(live.process.close(0.5))
         stderr = live.process.stderr_text().strip()
-        if live.answered == 0 and (
-            status in _NOT_FOUND_STATUS or any(text in stderr for text in _NOT_FOUND_TEXT)
-        ):
+        if live.answered == 0 and (status in _NOT_FOUND_STATUS or _NOT_FOUND_TEXT in stderr):
             return PowerShellNotFoundError(
                 self._executable,
                 reason=f"could not be started ({_last_line(stderr) or f'status {status}'})",
