@@ -435,3 +435,25 @@ async def test_ssh_host_key_mismatch_is_reported(
                 await transport.run_operation(LIST_VMS, ALL, timeout=10)
     finally:
         await transport.aclose()
+
+
+@pytest.mark.parametrize(
+    ("shell", "mode", "starts"), [("cmd", "persistent", 1), ("powershell", "oneshot", 3)]
+)
+async def test_the_remote_command_line_is_the_fixed_bootstrap_only(
+    sshd: OpenSSHServer, ssh_directory: Path, shell: str, mode: str, starts: int
+) -> None:
+    peer = SSHStandInPeer(sshd, ssh_directory, shell=shell, mode=mode)
+    peer.log.write_text("")
+    secret = "$(Stop-Computer) 'it\u2019s' \"quoted\""
+    async with peer.open_transport() as transport:
+        for _ in range(3):
+            await transport.run_operation(LIST_VMS, {"VM": [{"Name": secret}]}, timeout=10)
+    entries = [json.loads(line) for line in peer.log.read_text().splitlines()]
+    argvs = [entry["argv"] for entry in entries if "argv" in entry]
+    # The login shell handed the stand-in exactly the fixed words: nothing
+    # of the request is on the command line, and a persistent transport
+    # starts one remote PowerShell for every call.
+    assert argvs == [list(powershell_argv("powershell")[1:])] * starts
+    received = [entry["parameters"] for entry in entries if "parameters" in entry]
+    assert received == [{"VM": [{"Name": secret}]}] * 3
