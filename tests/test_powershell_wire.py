@@ -24,6 +24,7 @@ from hvintegration.transport._powershell_wire import (
     RUNNER_LINE,
     EndOfOutput,
     FrameReader,
+    Reply,
     command_line,
     decode_envelope,
     decode_request,
@@ -162,7 +163,7 @@ def test_values_that_are_not_json_are_refused() -> None:
         encode_request(1, "x", "", {"n": {1, 2}})  # type: ignore[dict-item]
 
 
-def _decode(frame: bytes, request_id: int = 3):  # type: ignore[no-untyped-def]
+def _decode(frame: bytes, request_id: int = 3) -> Reply:
     return decode_envelope(frame, request_id=request_id, target="local://", operation="op")
 
 
