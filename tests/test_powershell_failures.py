@@ -457,3 +457,27 @@ async def test_the_remote_command_line_is_the_fixed_bootstrap_only(
     assert argvs == [list(powershell_argv("powershell")[1:])] * starts
     received = [entry["parameters"] for entry in entries if "parameters" in entry]
     assert received == [{"VM": [{"Name": secret}]}] * 3
+
+
+async def test_closing_during_a_call_fails_it_as_closed_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    peer = LocalStandInPeer(tmp_path)
+    marker = f"{STATE_VARIABLE}={peer.path}"
+    transport = peer.open_transport()
+    await transport.run_operation(LIST_VMS, ALL, timeout=10)
+    with peer.edit() as sim:
+        sim.inject_fault("hang")
+    task = asyncio.ensure_future(transport.run_operation(LIST_VMS, ALL, timeout=30))
+    assert await _poll(lambda: _fault_taken(peer))
+    await transport.aclose()
+    with pytest.raises(TransportClosedError):
+        await task
+    assert await _none_left(marker) == []
+    starts = [line for line in peer.log.read_text().splitlines() if '"argv"' in line]
+    assert len(starts) == 1
+
+
+def _fault_taken(peer: LocalStandInPeer) -> bool:
+    with peer.edit() as sim:
+        return not sim.faults

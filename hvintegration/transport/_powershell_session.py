@@ -208,9 +208,19 @@ class PowerShellSession:
                     # A kept process that died while idle is found out only
                     # now. Send the request once more to a fresh process: it
                     # got no answer, and every operation is safe to repeat.
-                    if reused and attempt == 1:
+                    if reused and attempt == 1 and not self._closed:
                         continue
-                    raise silent.error from silent.error.__cause__
+                    self._check_open(operation)
+                    raise silent.error from silent.__cause__
+                except TransportError as exc:
+                    # aclose() stopped the process under this call.
+                    if self._closed:
+                        raise TransportClosedError(
+                            "the transport was closed during the call",
+                            target=self._target,
+                            operation=operation,
+                        ) from exc
+                    raise
                 finally:
                     # A one-shot process that answered may end on its own;
                     # any other process that is not kept is killed at once.
@@ -222,6 +232,7 @@ class PowerShellSession:
         return reply.result
 
     async def _acquire(self, operation: str) -> _Live:
+        self._check_open(operation)
         live = self._live
         if live is not None and live.process.alive():
             return live
