@@ -269,16 +269,16 @@ class _LocalPowerShell:
     async def close(self, grace: float) -> int | None:
         self._closed = True
         process = self._process
-        if grace > 0 and process.returncode is None:
-            with contextlib.suppress(OSError, RuntimeError):
-                assert process.stdin is not None
-                process.stdin.close()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(process.wait()), grace)
-        # Keep reading stdout while the group dies: asyncio reaps a child
+        # Keep reading stdout until the child is gone: asyncio reaps a child
         # only once its pipes are closed, and a full pipe never closes.
         drain = asyncio.ensure_future(self._discard_stdout())
         try:
+            if grace > 0 and process.returncode is None:
+                with contextlib.suppress(OSError, RuntimeError):
+                    assert process.stdin is not None
+                    process.stdin.close()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(process.wait()), grace)
             await kill_process_group(process)
         finally:
             with contextlib.suppress(Exception):
