@@ -46,10 +46,15 @@ function ConvertTo-HvWire($Value, [int]$Depth) {
     if ($null -eq $Value) { return $null }
     if ($Depth -gt 32) { throw 'hvintegration: an output object is nested too deeply' }
     if ($Value -is [enum]) { return $Value.ToString() }
+    # Casts make fresh values: a value wrapped with extra members (as from
+    # Get-Content) would otherwise serialise as an object in 5.1.
     $code = [int][Type]::GetTypeCode($Value.GetType())
-    if ($code -eq 3 -or ($code -ge 5 -and $code -le 15)) {
-        if ($Value -is [double] -and ([double]::IsNaN($Value) -or [double]::IsInfinity($Value))) { return [string]$Value }
-        return $Value
+    if ($code -eq 3) { return [bool]$Value }
+    if ($code -ge 5 -and $code -le 11) { return [long]$Value }
+    if ($code -eq 12 -or $code -eq 15) { return [decimal]$Value }
+    if ($code -eq 13 -or $code -eq 14) {
+        if ([double]::IsNaN($Value) -or [double]::IsInfinity($Value)) { return [string]$Value }
+        return [double]$Value
     }
     if ($code -eq 18 -or $code -eq 4) { return [string]$Value }
     if ($Value -is [Collections.IDictionary]) {
@@ -67,8 +72,11 @@ function ConvertTo-HvWire($Value, [int]$Depth) {
 }
 
 function ConvertTo-HvRecord($Record) {
+    # Only a plain value: a failed item's index or name, never an object.
     $target = $Record.TargetObject
-    if ($null -ne $target -and -not ($target -is [int] -or $target -is [long] -or $target -is [bool])) { $target = [string]$target }
+    if ($target -is [int] -or $target -is [long]) { $target = [long]$target }
+    elseif ($target -is [bool]) { $target = [bool]$target }
+    elseif ($null -ne $target) { $target = [string]$target }
     $details = ''
     if ($null -ne $Record.ErrorDetails) { $details = [string]$Record.ErrorDetails.RecommendedAction }
     [ordered]@{
