@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -227,7 +228,8 @@ async def test_a_missing_hyperv_module_is_reported(tmp_path: Path) -> None:
 
 async def test_the_standin_receives_exactly_the_fixed_argv(tmp_path: Path) -> None:
     peer = LocalStandInPeer(tmp_path, mode="oneshot")
-    async with peer.open_transport() as transport:
+    url = f"local://?executable={urllib.parse.quote(str(peer.executable))}&mode=oneshot"
+    async with parse_target(url).open() as transport:
         for _ in range(2):
             await transport.run_operation(LIST_VMS, {"VM": [{"Name": "demovm"}]}, timeout=10)
     entries = [json.loads(line) for line in peer.log.read_text().splitlines()]
