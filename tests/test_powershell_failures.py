@@ -177,6 +177,7 @@ async def test_a_missing_powershell_is_reported(executable: str) -> None:
             await transport.run_operation(LIST_VMS, ALL, timeout=5)
     assert isinstance(caught.value, FileNotFoundError)
     assert executable in str(caught.value)
+    assert caught.value.operation == "list_vms"
 
 
 @pytest.mark.parametrize(
@@ -415,6 +416,7 @@ async def test_ssh_authentication_failure_is_reported(
     finally:
         await transport.aclose()
     assert str(other_key) not in str(caught.value)
+    assert caught.value.operation == "list_vms"
 
 
 async def test_ssh_host_key_mismatch_is_reported(

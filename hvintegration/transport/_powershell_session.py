@@ -83,8 +83,9 @@ class PowerShellProcess(Protocol):
         """
 
 
-Spawner = Callable[[], Awaitable[PowerShellProcess]]
-"""Starts one PowerShell process with the bootstrap command line.
+Spawner = Callable[[str], Awaitable[PowerShellProcess]]
+"""Starts one PowerShell process with the bootstrap command line, for the
+named operation (which errors name).
 
 Raises :class:`~hvintegration.errors.PowerShellNotFoundError` or another
 :class:`~hvintegration.errors.TransportError` when it cannot."""
@@ -238,7 +239,7 @@ class PowerShellSession:
             return live
         if live is not None:
             await self._release(live, graceful=False)
-        process = await self._spawn()
+        process = await self._spawn(operation)
         live = _Live(process, self._max_output)
         self._active.add(live)
         if self.persistent:

@@ -195,7 +195,7 @@ class LocalTransport(Transport):
         self._check_open(operation.name)
         return await self._session.run(operation, parameters, timeout=timeout)
 
-    async def _spawn(self) -> PowerShellProcess:
+    async def _spawn(self, operation: str) -> PowerShellProcess:
         executable = self.settings.executable
         try:
             process = await asyncio.create_subprocess_exec(
@@ -206,14 +206,21 @@ class LocalTransport(Transport):
                 start_new_session=True,
             )
         except FileNotFoundError as exc:
-            raise PowerShellNotFoundError(executable, target=self.target) from exc
+            raise PowerShellNotFoundError(
+                executable, target=self.target, operation=operation
+            ) from exc
         except PermissionError as exc:
             raise PowerShellNotFoundError(
-                executable, reason="cannot be run (permission denied)", target=self.target
+                executable,
+                reason="cannot be run (permission denied)",
+                target=self.target,
+                operation=operation,
             ) from exc
         except OSError as exc:
             raise TransportError(
-                f"cannot start {executable}: {exc.strerror or exc}", target=self.target
+                f"cannot start {executable}: {exc.strerror or exc}",
+                target=self.target,
+                operation=operation,
             ) from exc
         return _LocalPowerShell(process)
 

@@ -439,20 +439,20 @@ class SSHTransport(Transport):
             )
         return await self._session.run(operation, parameters, timeout=timeout)
 
-    async def _spawn(self) -> PowerShellProcess:
+    async def _spawn(self, operation: str) -> PowerShellProcess:
         import asyncssh
 
         posix = self.settings.shell == "posix"
         command = command_line(self.settings.powershell)
         if posix:
             command = _PID_PREFIX + command
-        connection = await self._connect("run_operation")
+        connection = await self._connect(operation)
         try:
             process = await connection.create_process(command, encoding=None)
         except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
             self._drop(connection)
             raise TransportBrokenError(
-                f"cannot open an SSH channel: {exc}", target=self.target, operation="run_operation"
+                f"cannot open an SSH channel: {exc}", target=self.target, operation=operation
             ) from exc
         pid = None
         if posix:
