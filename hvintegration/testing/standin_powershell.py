@@ -14,8 +14,10 @@ middle of an operation.
 
 Run it as ``python -m hvintegration.testing.standin_powershell`` or as the
 ``hvintegration-standin-powershell`` command, with the environment variable
-:data:`STATE_VARIABLE` naming the state file; :func:`install_standin` writes
-small ``pwsh`` and ``powershell`` wrappers that do both.
+:data:`STATE_VARIABLE` naming the state file (and :data:`GUEST_VARIABLE`
+naming a VM to play PowerShell inside that Windows guest);
+:func:`install_standin` writes small ``pwsh`` and ``powershell`` wrappers
+that do both.
 
 Example:
     >>> import asyncio, tempfile, os
@@ -56,10 +58,15 @@ from hvintegration.transport._powershell_wire import (
 )
 from hvintegration.transport.base import ErrorRecord
 
-__all__ = ["LOG_VARIABLE", "STATE_VARIABLE", "install_standin", "main"]
+__all__ = ["GUEST_VARIABLE", "LOG_VARIABLE", "STATE_VARIABLE", "install_standin", "main"]
 
 STATE_VARIABLE = "HVINTEGRATION_STANDIN_STATE"
 """Names the simulated host's state file (required)."""
+
+GUEST_VARIABLE = "HVINTEGRATION_STANDIN_GUEST"
+"""Names a VM of the simulated host; when set, the stand-in is PowerShell
+inside that Windows guest (as reached by ``ssh://...?shell=powershell`` to
+the guest) instead of on the host."""
 
 LOG_VARIABLE = "HVINTEGRATION_STANDIN_LOG"
 """Names a file the stand-in appends one JSON line to per start (its argv
@@ -155,7 +162,7 @@ def _write(data: bytes) -> None:
     os.write(1, data)
 
 
-def _serve(state: str, stdin: _Stdin) -> int:
+def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
     while True:
         line = stdin.readline()
         if line is None:
@@ -181,7 +188,7 @@ def _serve(state: str, stdin: _Stdin) -> int:
             _write(encode_envelope(request.id, error=record))
             continue
         with edit_state(state) as host:
-            outcome = run_simulated_call(host, request.operation, request.parameters)
+            outcome = run_simulated_call(host, request.operation, request.parameters, guest=guest)
         if outcome.latency:
             stdin.wait(outcome.latency)
         if outcome.fault is FaultKind.HANG:
@@ -233,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if first + b"\n" != RUNNER_LINE:
         return _fail("stand-in PowerShell: the first stdin line is not the shipped session loop")
-    return _serve(state, stdin)
+    return _serve(state, os.environ.get(GUEST_VARIABLE) or None, stdin)
 
 
 def install_standin(
@@ -242,6 +249,7 @@ def install_standin(
     *,
     names: Iterable[str] = ("pwsh", "powershell"),
     log: str | os.PathLike[str] | None = None,
+    guest: str | None = None,
     python: str = sys.executable,
 ) -> dict[str, Path]:
     """Write executable wrappers that start the stand-in on a state file.
@@ -255,6 +263,8 @@ def install_standin(
             when it does not exist.
         names: The wrappers' file names.
         log: A file for :data:`LOG_VARIABLE`, if wanted.
+        guest: A VM name for :data:`GUEST_VARIABLE`: PowerShell inside
+            that Windows guest instead of on the host.
         python: The interpreter that runs the stand-in.
 
     Returns:
@@ -267,6 +277,8 @@ def install_standin(
     lines = ["#!/bin/sh", f"export {STATE_VARIABLE}={shlex.quote(_absolute(state))}"]
     if log is not None:
         lines.append(f"export {LOG_VARIABLE}={shlex.quote(_absolute(log))}")
+    if guest is not None:
+        lines.append(f"export {GUEST_VARIABLE}={shlex.quote(guest)}")
     lines.append(f'exec {shlex.quote(python)} -m hvintegration.testing.standin_powershell "$@"')
     script = "\n".join(lines) + "\n"
     wrappers = {}
