@@ -159,7 +159,9 @@ def _encoded_command(argv: Sequence[str]) -> str | None:
 
 
 def _write(data: bytes) -> None:
-    os.write(1, data)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(1, view) :]
 
 
 def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
