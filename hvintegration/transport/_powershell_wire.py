@@ -454,8 +454,11 @@ class FrameReader:
             EndOfOutput: The stream ended first.
         """
         consumed = 0
+        # Where the search for a line end resumes, so that a long answer
+        # arriving in many chunks is scanned once, not once per chunk.
+        searched = 0
         while True:
-            end = self._buffer.find(b"\n")
+            end = self._buffer.find(b"\n", searched)
             while end >= 0:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
@@ -464,6 +467,7 @@ class FrameReader:
                     return line[len(ENVELOPE_PREFIX) :].rstrip(b"\r")
                 self._noise = (self._noise + line + b"\n")[-self._NOISE_KEPT :]
                 end = self._buffer.find(b"\n")
+            searched = len(self._buffer)
             if consumed + len(self._buffer) > self._max_bytes:
                 self._buffer.clear()
                 raise ProtocolError(
