@@ -261,3 +261,35 @@ def test_local_url_round_trip() -> None:
     assert isinstance(target, LocalTarget)
     assert target.executable == "/opt/pwsh/pwsh"
     assert parse_target(target.url) == target
+
+
+def _write_noisy_profile(directory: Path) -> Path:
+    noisy = directory / "noisy.sh"
+    noisy.write_text("echo 'welcome to the guest' >&2\n")
+    noisy.chmod(0o644)
+    directory.chmod(0o755)
+    return noisy
+
+
+@needs_sshd
+async def test_ssh_login_shell_noise_on_stderr_is_kept_and_kill_still_works(
+    tmp_path: Path,
+) -> None:
+    # A login shell that prints before running anything, as a chatty
+    # .bashrc does: BASH_ENV is read by every non-interactive bash.
+    noisy = _write_noisy_profile(tmp_path)
+    with OpenSSHServer(extra_config=[f"SetEnv BASH_ENV={noisy}"]) as server:
+        async with _ssh_target(server).open() as transport:
+            done = await transport.run_command(["sh", "-c", "echo out; echo err >&2"], timeout=10)
+            assert done.stdout == b"out\n"
+            assert done.stderr.startswith(b"welcome to the guest\n")
+            assert done.stderr.endswith(b"\nerr\n")
+            assert b"hvintegration-pid" not in done.stderr
+            marker = f"hvtest-{uuid.uuid4().hex}"
+            with pytest.raises(OperationTimeoutError):
+                await transport.run_command(["sh", "-c", f"sleep 30; echo {marker}"], timeout=0.5)
+            for _ in range(50):
+                if not _group_alive(marker):
+                    break
+                await asyncio.sleep(0.1)
+            assert not _group_alive(marker)

@@ -70,7 +70,8 @@ _STDERR_KEPT = 8192
 # Every shell command first reports its process id on stderr, then becomes
 # the command (exec keeps the id), so that a timed-out or cancelled command
 # can be killed on the remote side.
-_PID_PREFIX = 'printf "%s\\n" "$$" >&2 && exec '
+_PID_MARKER = b"hvintegration-pid:"
+_PID_PREFIX = 'printf "hvintegration-pid:%s\\n" "$$" >&2 && exec '
 
 _OPTIONS = {"known_hosts", "key", "shell", "connect_timeout", "executable", "mode"}
 
@@ -360,11 +361,11 @@ class SSHTransport(Transport):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            first_line = await asyncio.wait_for(process.stderr.readline(), timeout)
-            pid = _parse_pid(first_line)
+            pid, prelude = await asyncio.wait_for(_read_pid(process), timeout)
             stdout, stderr = await asyncio.wait_for(
                 process.communicate(input or b""), max(0.0, deadline - loop.time())
             )
+            stderr = prelude + _as_bytes(stderr)
         except asyncio.TimeoutError:
             await self._kill_remote(connection, process, pid)
             raise OperationTimeoutError(
@@ -457,9 +458,7 @@ class SSHTransport(Transport):
         pid = None
         if posix:
             try:
-                pid = _parse_pid(
-                    await asyncio.wait_for(process.stderr.readline(), self.settings.connect_timeout)
-                )
+                pid, _ = await asyncio.wait_for(_read_pid(process), self.settings.connect_timeout)
             except BaseException:
                 process.close()
                 raise
@@ -551,10 +550,26 @@ class _SSHPowerShell:
         return None if status is None or status < 0 else status
 
 
-def _parse_pid(line: bytes | str) -> int | None:
-    text = line.decode("ascii", "replace") if isinstance(line, bytes) else line
-    text = text.strip()
-    return int(text) if text.isdigit() else None
+_PRELUDE_LIMIT = 64 * 1024
+
+
+async def _read_pid(process: asyncssh.SSHClientProcess[bytes]) -> tuple[int | None, bytes]:
+    """The remote process id from the marker line, and any stderr before it.
+
+    Login shells may print to stderr before running the command (a noisy
+    ``.bashrc``), so the marker is searched for rather than assumed first;
+    what came before it is kept as the command's stderr.
+    """
+    prelude = b""
+    while len(prelude) < _PRELUDE_LIMIT:
+        line = _as_bytes(await process.stderr.readline())
+        if not line:
+            break
+        if line.startswith(_PID_MARKER):
+            text = line[len(_PID_MARKER) :].strip()
+            return (int(text) if text.isdigit() else None), prelude
+        prelude += line
+    return None, prelude
 
 
 def _as_bytes(data: object) -> bytes:
