@@ -188,7 +188,31 @@ class VMNotFoundError(NotFoundError):
         super().__init__(message, name=name, choices=choices, target=target, operation=operation)
 
 
-class ServiceNotFoundError(NotFoundError):
+class _UnknownNameError(NotFoundError):
+    """A name of some kind that matches nothing, or a ``reason`` it is unusable."""
+
+    kind = "name"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        choices: Iterable[str] = (),
+        reason: str | None = None,
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        choices = tuple(choices)
+        if reason is None:
+            message = f"unknown {self.kind} {name!r}"
+            if choices:
+                message += f" (valid: {_choices_text(choices)})"
+        else:
+            message = reason
+        super().__init__(message, name=name, choices=choices, target=target, operation=operation)
+
+
+class ServiceNotFoundError(_UnknownNameError):
     """An integration service name is unknown, or the VM does not have it.
 
     Raised for a name that matches nothing in the catalogue (the message lists
@@ -200,26 +224,10 @@ class ServiceNotFoundError(NotFoundError):
         "unknown integration service 'Guest Servce' (valid: Heartbeat, VSS)"
     """
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        choices: Iterable[str] = (),
-        reason: str | None = None,
-        target: str | None = None,
-        operation: str | None = None,
-    ) -> None:
-        choices = tuple(choices)
-        if reason is None:
-            message = f"unknown integration service {name!r}"
-            if choices:
-                message += f" (valid: {_choices_text(choices)})"
-        else:
-            message = reason
-        super().__init__(message, name=name, choices=choices, target=target, operation=operation)
+    kind = "integration service"
 
 
-class DaemonNotFoundError(NotFoundError):
+class DaemonNotFoundError(_UnknownNameError):
     """A Linux integration daemon name is unknown, the service has none, or it is not installed.
 
     Example:
@@ -227,23 +235,7 @@ class DaemonNotFoundError(NotFoundError):
         "unknown integration daemon 'hv_foo' (valid: hv_kvp_daemon, kvp)"
     """
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        choices: Iterable[str] = (),
-        reason: str | None = None,
-        target: str | None = None,
-        operation: str | None = None,
-    ) -> None:
-        choices = tuple(choices)
-        if reason is None:
-            message = f"unknown integration daemon {name!r}"
-            if choices:
-                message += f" (valid: {_choices_text(choices)})"
-        else:
-            message = reason
-        super().__init__(message, name=name, choices=choices, target=target, operation=operation)
+    kind = "integration daemon"
 
 
 class AmbiguousVMError(NotFoundError):
