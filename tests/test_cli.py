@@ -268,3 +268,23 @@ def test_linux_kvp_pool() -> None:
     items = {item["key"]: item["value"] for item in json.loads(out)}
     assert "VirtualMachineName" in items
     assert _run("-t", "sim-linux://", "linux", "kvp", "--pool", "9")[0] == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "simulator"),
+    [
+        (["host", "vms"], "sim://"),
+        (["windows", "services"], "sim://?guest=demovm"),
+        (["windows", "--vm", "demovm", "services"], "sim://"),
+        (["linux", "status"], "sim-linux://"),
+    ],
+)
+def test_each_side_defaults_to_its_own_simulator(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], simulator: str
+) -> None:
+    monkeypatch.delenv("HVINTEGRATION_TARGET", raising=False)
+    monkeypatch.setenv("HVINTEGRATION_GUEST_PASSWORD", "hvintegration")
+    status, out, err = _run(*argv)
+    assert status == 0, err
+    assert err.strip().endswith(f"simulator {simulator}")
+    assert out

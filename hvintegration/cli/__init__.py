@@ -23,7 +23,7 @@ from typing import TextIO
 
 from hvintegration import catalogue
 from hvintegration.cli.commands import run_host, run_linux, run_windows
-from hvintegration.cli.parser import DEFAULT_TARGET, ENVIRONMENT_TARGET, build_parser
+from hvintegration.cli.parser import ENVIRONMENT_TARGET, build_parser, default_target
 from hvintegration.cli.render import render
 from hvintegration.errors import (
     HvIntegrationError,
@@ -94,9 +94,10 @@ def run(
         return EXIT_CODES["ok"]
     target = getattr(args, "target", None) or os.environ.get(ENVIRONMENT_TARGET) or ""
     if not target:
-        target = DEFAULT_TARGET
+        target = default_target(args)
         print(
-            f"note: no --target or ${ENVIRONMENT_TARGET} given; using the built-in simulator",
+            f"note: no --target or ${ENVIRONMENT_TARGET} given; "
+            f"using the built-in simulator {target}",
             file=err,
         )
     try:

@@ -7,7 +7,13 @@ import argparse
 from hvintegration import __version__
 from hvintegration.host import DEFAULT_TIMEOUT
 
-__all__ = ["DEFAULT_TARGET", "ENVIRONMENT_PASSWORD", "ENVIRONMENT_TARGET", "build_parser"]
+__all__ = [
+    "DEFAULT_TARGET",
+    "ENVIRONMENT_PASSWORD",
+    "ENVIRONMENT_TARGET",
+    "build_parser",
+    "default_target",
+]
 
 ENVIRONMENT_TARGET = "HVINTEGRATION_TARGET"
 """Environment variable read when ``--target`` is not given."""
@@ -16,7 +22,18 @@ ENVIRONMENT_PASSWORD = "HVINTEGRATION_GUEST_PASSWORD"
 """Environment variable holding the guest password for PowerShell Direct."""
 
 DEFAULT_TARGET = "sim://"
-"""The target when neither ``--target`` nor the environment names one."""
+"""The host target when neither ``--target`` nor the environment names one."""
+
+
+def default_target(args: argparse.Namespace) -> str:
+    """The built-in simulator that fits the command: a simulated host, the
+    inside of its ``demovm`` for ``windows`` (unless ``--vm`` goes through
+    the host), or a simulated Linux guest for ``linux``."""
+    if args.side == "linux":
+        return "sim-linux://"
+    if args.side == "windows" and getattr(args, "vm", None) is None:
+        return "sim://?guest=demovm"
+    return DEFAULT_TARGET
 
 
 def _common() -> argparse.ArgumentParser:
@@ -28,7 +45,7 @@ def _common() -> argparse.ArgumentParser:
         "-t",
         default=argparse.SUPPRESS,
         help="target URL (sim://, local://, ssh://user@host, psrp://user@host); "
-        f"default ${ENVIRONMENT_TARGET}, else {DEFAULT_TARGET}",
+        f"default ${ENVIRONMENT_TARGET}, else the built-in simulator",
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     common.add_argument(
