@@ -360,6 +360,16 @@ def test_values_survive_the_clixml_round_trip() -> None:
     assert from_wire(to_wire(value)) == value
 
 
+def test_empty_objects_survive_real_clixml() -> None:
+    from psrpcore.types import deserialize, serialize
+
+    def round_trip(value: object) -> object:
+        return from_wire(deserialize(serialize(to_wire(value), None), None))
+
+    assert round_trip({}) == {}
+    assert round_trip({"A": {}, "B": [{}], "C": "x"}) == {"A": {}, "B": [{}], "C": "x"}
+
+
 def test_non_json_values_are_refused() -> None:
     with pytest.raises(TypeError):
         to_wire({"When": object()})

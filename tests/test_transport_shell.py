@@ -237,6 +237,47 @@ def test_ssh_url_parsing() -> None:
     assert "pa@ss" not in repr(target)
 
 
+@needs_sshd
+async def test_ssh_never_follows_a_config_that_turns_host_keys_off(
+    sshd: OpenSSHServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # UserKnownHostsFile none in ~/.ssh/config would make asyncssh accept
+    # any host key if the library let it choose the trust store.
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text("Host *\n    UserKnownHostsFile none\n")
+    monkeypatch.setenv("HOME", str(home))
+    transport = _ssh_target(sshd, known_hosts=None).open()
+    with pytest.raises(HostKeyError):
+        await transport.open()
+    await transport.aclose()
+
+
+@needs_sshd
+async def test_ssh_unreadable_keys_are_settings_errors(sshd: OpenSSHServer, tmp_path: Path) -> None:
+    not_a_key = tmp_path / "not-a-key"
+    not_a_key.write_text("hello\n")
+    for keys in ((str(not_a_key),), (str(tmp_path / "missing"),)):
+        transport = _ssh_target(sshd, client_keys=keys).open()
+        with pytest.raises(InvalidTargetError, match="cannot read an SSH key"):
+            await transport.run_command(["true"], timeout=5)
+        await transport.aclose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ssh://admin:2024?Winter-pass@hv01",
+        "psrp://admin:2024?Winter-pass@hv01",
+        "ssh://hv01?Winter-pass@x=1",
+    ],
+)
+def test_a_password_cut_by_a_question_mark_is_never_echoed(url: str) -> None:
+    with pytest.raises(InvalidTargetError, match="percent-encode") as caught:
+        parse_target(url)
+    assert "Winter" not in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

@@ -113,6 +113,10 @@ def from_wire(value: object) -> JsonValue:
         properties = [*meta.adapted_properties, *meta.extended_properties]
         if properties:
             return {prop.name: from_wire(prop.get_value(value)) for prop in properties}
+        if any(name.endswith("PSCustomObject") for name in getattr(value, "PSTypeNames", ())):
+            # An object with no properties is still an object, as on every
+            # other transport.
+            return {}
     return str(value)
 
 

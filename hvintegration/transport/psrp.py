@@ -68,6 +68,7 @@ from hvintegration.transport._outofproc import (
 )
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport
 from hvintegration.transport.errormap import error_from_record
+from hvintegration.transport.ssh import _UNKNOWN_OPTION_WITH_PASSWORD, known_hosts_option
 
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
@@ -266,6 +267,9 @@ class PSRPTarget:
             )
         allowed = _COMMON_OPTIONS | _VIA_OPTIONS[via]
         unknown = set(options) - allowed
+        if unknown and (url.password or any("@" in name for name in unknown)):
+            # A '?' inside a password starts the query: never echo what follows.
+            raise InvalidTargetError(_UNKNOWN_OPTION_WITH_PASSWORD)
         if unknown:
             raise InvalidTargetError(
                 f"unknown psrp:// option {', '.join(sorted(unknown))} for via={via} "
@@ -360,8 +364,7 @@ class PSRPTarget:
             options["username"] = self.user
         if self.password is not None:
             options["password"] = self.password
-        if self.known_hosts is not None:
-            options["known_hosts"] = self.known_hosts
+        options["known_hosts"] = known_hosts_option(self.known_hosts)
         if self.client_keys is not None:
             options["client_keys"] = list(self.client_keys)
             options["agent_path"] = None

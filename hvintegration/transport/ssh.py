@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -74,6 +75,32 @@ _PID_MARKER = b"hvintegration-pid:"
 _PID_PREFIX = 'printf "hvintegration-pid:%s\\n" "$$" >&2 && exec '
 
 _OPTIONS = {"known_hosts", "key", "shell", "connect_timeout", "executable", "mode"}
+
+
+def known_hosts_option(path: str | None) -> str | tuple[list[str], list[str], list[str]]:
+    """What to pass asyncssh as ``known_hosts`` so that host keys are always checked.
+
+    Left unset, asyncssh would follow the user's OpenSSH configuration, and
+    ``UserKnownHostsFile none`` there would silently accept any host key. So
+    the library always names the trust store itself.
+
+    Args:
+        path: A known_hosts file, or ``None`` for ``~/.ssh/known_hosts``.
+
+    Returns:
+        The file to read, or empty trust lists (every host key is then
+        refused) when the default file does not exist.
+    """
+    if path is not None:
+        return path
+    default = os.path.expanduser("~/.ssh/known_hosts")
+    return default if os.path.exists(default) else ([], [], [])
+
+
+_UNKNOWN_OPTION_WITH_PASSWORD = (
+    "unknown option in the URL; if the password contains '?', '#', '/' or '@', "
+    "percent-encode it (or pass it to the target settings instead)"
+)
 
 
 @attrs.frozen
@@ -182,6 +209,9 @@ class SSHTarget:
             raise InvalidTargetError("an ssh:// target needs a host name: ssh://user@host")
         options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         unknown = set(options) - _OPTIONS
+        if unknown and (url.password or any("@" in name for name in unknown)):
+            # A '?' inside a password starts the query: never echo what follows.
+            raise InvalidTargetError(_UNKNOWN_OPTION_WITH_PASSWORD)
         if unknown:
             raise InvalidTargetError(
                 f"unknown ssh:// option {', '.join(sorted(unknown))} "
@@ -222,10 +252,9 @@ class SSHTarget:
             options["username"] = self.user
         if self.password is not None:
             options["password"] = self.password
-        if not self.verify_host_key:
-            options["known_hosts"] = None
-        elif self.known_hosts is not None:
-            options["known_hosts"] = self.known_hosts
+        options["known_hosts"] = (
+            known_hosts_option(self.known_hosts) if self.verify_host_key else None
+        )
         if self.client_keys is not None:
             options["client_keys"] = list(self.client_keys)
             options["agent_path"] = None
@@ -291,8 +320,18 @@ class SSHTransport(Transport):
         import asyncssh
 
         where = {"target": self.target, "operation": operation}
+        settings = self.settings.connect_options()
+        host, port = settings.pop("host"), settings.pop("port")
         try:
-            return await asyncssh.connect(**self.settings.connect_options())
+            options = asyncssh.SSHClientConnectionOptions(**settings)
+        except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+            # A key or known_hosts file that is missing or unreadable is a
+            # settings problem, not a network one.
+            raise InvalidTargetError(
+                f"cannot read an SSH key or known_hosts file: {exc}", **where
+            ) from exc
+        try:
+            return await asyncssh.connect(host, port, options=options)
         except asyncssh.HostKeyNotVerifiable as exc:
             raise HostKeyError(
                 f"the host key of {self.settings.host} is not trusted: {exc.reason} "
@@ -318,6 +357,8 @@ class SSHTransport(Transport):
                 f"cannot reach {self.settings.host}:{self.settings.port}: {exc.strerror or exc}",
                 **where,
             ) from exc
+        except asyncssh.Error as exc:
+            raise TransportError(f"SSH connection failed: {exc}", **where) from exc
 
     def _drop(self, connection: asyncssh.SSHClientConnection) -> None:
         if self._connection is connection:

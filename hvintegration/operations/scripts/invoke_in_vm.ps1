@@ -32,7 +32,10 @@ if ($Parameters -is [System.Collections.IDictionary]) {
 } elseif ($null -ne $Parameters) {
     foreach ($property in $Parameters.PSObject.Properties) { $splat[$property.Name] = $property.Value }
 }
-$secret = ConvertTo-SecureString -String $Password -AsPlainText -Force
+# Not ConvertTo-SecureString: with module logging on, a cmdlet's bound
+# parameters land in the event log, and this one would be the password.
+$secret = [System.Net.NetworkCredential]::new('', $Password).SecurePassword
+$Password = $null
 $credential = [System.Management.Automation.PSCredential]::new($UserName, $secret)
 Invoke-Command -VMId $machine.Id -Credential $credential -ArgumentList $Script, $splat -ScriptBlock {
     param($InnerScript, $InnerParameters)
