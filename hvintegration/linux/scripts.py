@@ -95,7 +95,9 @@ status_report() {
     IFS=:
     for dir in $PATH; do
         IFS=$old_ifs
-        [ -n "$dir" ] && scan "$dir" 1
+        # Only absolute entries: a relative one ("." or "bin") would make the
+        # answer depend on the directory the command happened to run in.
+        case $dir in /*) scan "$dir" 1 ;; esac
         IFS=:
     done
     IFS=$old_ifs
@@ -210,7 +212,17 @@ START_SCRIPT = (
     + _STATUS_FUNCTION
     + r"""
 settle=$1; program=$2; shift 2
-log=$(mktemp 2>/dev/null || echo "/tmp/hvintegration-start.$$")
+# The program runs with this script's rights, often root's: refuse one that
+# someone other than root could have replaced.
+owner=$(stat -c %u -- "$program" 2>/dev/null) || owner=
+perms=$(stat -c %a -- "$program" 2>/dev/null) || perms=
+if [ "$owner" != 0 ] || [ -z "$perms" ] || [ $((0$perms & 022)) -ne 0 ]; then
+    echo "refusing to start $program: it must be owned by root and writable by no one else" >&2
+    exit 77
+fi
+# No predictable fallback name: a planted symlink there could make root
+# overwrite another file.
+log=$(mktemp) || { echo "mktemp is needed to start a daemon" >&2; exit 71; }
 # Detached: a new session, no terminal, stdio away from this channel, so the
 # daemon outlives the SSH session and a closed channel never kills it.
 setsid "$program" < /dev/null > "$log" 2>&1 &
@@ -375,10 +387,14 @@ KVP_SCRIPT = (
     "# hvintegration linux kvp v1; arguments: read|write DIRECTORY PYTHON PERL [INTERPRETER]\n"
     + r"""
 mode=$1; dir=$2; py=$3; pl=$4; prefer=${5:-}
+# This may run as root: leave the caller's directory, and start python3
+# isolated (-I), so no module planted in the working directory or named by
+# PYTHONPATH can be imported in place of the standard library.
+cd / || exit 70
 # The pool files are locked with fcntl record locks, which neither flock(1)
 # nor a shell can take: python3 or perl does the locked read or write.
 if [ "$prefer" != perl ] && command -v python3 >/dev/null 2>&1; then
-    exec python3 -c "$py" "$mode" "$dir"
+    exec python3 -I -c "$py" "$mode" "$dir"
 fi
 if command -v perl >/dev/null 2>&1; then
     exec perl -e "$pl" "$mode" "$dir"
