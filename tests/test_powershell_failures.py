@@ -26,7 +26,7 @@ from hvintegration.errors import (
     TransportBrokenError,
     TransportClosedError,
 )
-from hvintegration.operations import LIST_VMS
+from hvintegration.operations import COPY_VM_FILE, LIST_VMS
 from hvintegration.testing.powershell_peers import (
     LocalStandInPeer,
     SSHStandInPeer,
@@ -79,8 +79,15 @@ elif mode == "silent-exit":
     sys.exit(5)
 elif mode == "hang":
     time.sleep(3600)
+elif mode in ("slow-exit", "one-then-die"):
+    out.write(good)
 out.flush()
+if mode == "one-then-die":
+    sys.stdin.buffer.readline()
+    os._exit(3)
 sys.stdin.buffer.read()
+if mode == "slow-exit":
+    time.sleep(1.5)
 """
 
 
@@ -485,3 +492,34 @@ async def test_closing_during_a_call_fails_it_as_closed_and_starts_nothing(
 def _fault_taken(peer: LocalStandInPeer) -> bool:
     with peer.edit() as sim:
         return not sim.faults
+
+
+async def test_a_one_shot_answer_is_not_lost_to_a_slow_exit(tmp_path: Path) -> None:
+    # The peer answers at once, then takes 1.5 s to exit: the call must
+    # return its answer, not time out while the process winds down.
+    target = LocalTarget(executable=_fake(tmp_path, "slow-exit"), mode="oneshot")
+    transport = target.open()
+    result = await transport.run_operation(LIST_VMS, ALL, timeout=1.0)
+    assert result.output == ({"Name": "demovm"},)
+    await transport.aclose()
+    assert await _none_left(str(tmp_path)) == []
+
+
+async def test_a_lost_request_is_resent_only_when_repeating_it_is_harmless(tmp_path: Path) -> None:
+    # Each fake process answers one request, then dies on reading the next:
+    # the library cannot tell whether that request ran.
+    target = LocalTarget(executable=_fake(tmp_path, "one-then-die"), mode="persistent")
+    async with target.open() as transport:
+        await transport.run_operation(LIST_VMS, ALL, timeout=10)
+        again = await transport.run_operation(LIST_VMS, ALL, timeout=10)
+        assert again.output == ({"Name": "demovm"},)
+        copy = {
+            "VM": {"Name": "demovm"},
+            "SourcePath": "C:\\a",
+            "DestinationPath": "C:\\b",
+            "CreateFullPath": False,
+            "Overwrite": False,
+        }
+        with pytest.raises(TransportBrokenError):
+            await transport.run_operation(COPY_VM_FILE, copy, timeout=10)
+    assert await _none_left(str(tmp_path)) == []

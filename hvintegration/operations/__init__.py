@@ -68,20 +68,27 @@ class Operation:
             declares; a transport passes exactly these.
         side: ``host`` for operations that run on a Hyper-V host,
             ``guest`` for those that run inside a Windows guest.
+        repeatable: Whether running it twice does no more than running it
+            once, so a transport may resend it when it cannot tell whether
+            a lost request ran. Reads and desired-state changes are; a file
+            copy and a PowerShell Direct call (which may carry a restart)
+            are not.
     """
 
     name: str
     script: str = attrs.field(repr=False)
     parameters: tuple[str, ...]
     side: str = "host"
+    repeatable: bool = True
 
     @classmethod
-    def load(cls, name: str, side: str = "host") -> Operation:
+    def load(cls, name: str, side: str = "host", *, repeatable: bool = True) -> Operation:
         """Load a shipped operation by name.
 
         Args:
             name: The script's file name stem.
             side: Where it runs, ``host`` or ``guest``.
+            repeatable: Whether resending it is harmless.
 
         Returns:
             The operation, with the prelude placed after its ``param()`` block.
@@ -99,7 +106,9 @@ class Operation:
         head = body[: match.end()]
         tail = body[match.end() :]
         script = f"{head}\n{script_text('_prelude.ps1')}\n{tail}"
-        return cls(name=name, script=script, parameters=parameters, side=side)
+        return cls(
+            name=name, script=script, parameters=parameters, side=side, repeatable=repeatable
+        )
 
 
 LIST_VMS = Operation.load("list_vms")
@@ -111,11 +120,11 @@ GET_INTEGRATION_SERVICES = Operation.load("get_integration_services")
 SET_INTEGRATION_SERVICES = Operation.load("set_integration_services")
 """Enable/disable what differs. Parameter ``Changes``: ``{VM, ServiceId, Enabled}`` items."""
 
-COPY_VM_FILE = Operation.load("copy_vm_file")
+COPY_VM_FILE = Operation.load("copy_vm_file", repeatable=False)
 """``Copy-VMFile -FileSource Host`` after checking what it needs. Parameters
 ``VM``, ``SourcePath``, ``DestinationPath``, ``CreateFullPath``, ``Overwrite``."""
 
-INVOKE_IN_VM = Operation.load("invoke_in_vm")
+INVOKE_IN_VM = Operation.load("invoke_in_vm", repeatable=False)
 """PowerShell Direct: run a guest operation's ``Script`` with ``Parameters``
 inside ``VM`` as ``UserName``/``Password`` (``Invoke-Command -VMId``)."""
 

@@ -151,6 +151,7 @@ class PowerShellSession:
         self._next_id = 0
         self._closed = False
         self._active: set[_Live] = set()
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     @property
     def process(self) -> PowerShellProcess | None:
@@ -175,7 +176,8 @@ class PowerShellSession:
             ) from exc
         try:
             return await asyncio.wait_for(
-                self._locked_call(operation.name, request_id, request), timeout
+                self._locked_call(operation.name, request_id, request, operation.repeatable),
+                timeout,
             )
         except asyncio.TimeoutError:
             raise OperationTimeoutError(
@@ -192,7 +194,7 @@ class PowerShellSession:
             )
 
     async def _locked_call(
-        self, operation: str, request_id: int, request: bytes
+        self, operation: str, request_id: int, request: bytes, repeatable: bool
     ) -> OperationResult:
         # One process serves one call at a time; one-shot calls each have
         # their own process and so run side by side.
@@ -207,9 +209,10 @@ class PowerShellSession:
                     answered = True
                 except _NoAnswer as silent:
                     # A kept process that died while idle is found out only
-                    # now. Send the request once more to a fresh process: it
-                    # got no answer, and every operation is safe to repeat.
-                    if reused and attempt == 1 and not self._closed:
+                    # now. Send the request once more to a fresh process, but
+                    # only when repeating it is harmless: the process may
+                    # also have died while running it.
+                    if reused and repeatable and attempt == 1 and not self._closed:
                         continue
                     self._check_open(operation)
                     raise silent.error from silent.__cause__
@@ -223,14 +226,31 @@ class PowerShellSession:
                         ) from exc
                     raise
                 finally:
-                    # A one-shot process that answered may end on its own;
-                    # any other process that is not kept is killed at once.
-                    if not (answered and self.persistent):
-                        await self._release(live, graceful=answered)
+                    # A one-shot process that answered may end on its own,
+                    # after the answer is handed back: its shutdown must not
+                    # eat into the caller's deadline and turn a done
+                    # operation into a timeout. Any other process that is not
+                    # kept is killed at once.
+                    if answered and not self.persistent:
+                        self._release_later(live)
+                    elif not answered:
+                        await self._release(live, graceful=False)
                 break
         if reply.error is not None:
             raise error_from_record(reply.error, target=self._target, operation=operation)
         return reply.result
+
+    def _release_later(self, live: _Live) -> None:
+        task = asyncio.ensure_future(self._release(live, graceful=True))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanup_done)
+
+    def _cleanup_done(self, task: asyncio.Task[None]) -> None:
+        self._cleanups.discard(task)
+        if not task.cancelled():
+            # Retrieved so that a failed shutdown is not reported as an
+            # unhandled task error; the process is gone either way.
+            task.exception()
 
     async def _acquire(self, operation: str) -> _Live:
         self._check_open(operation)
@@ -310,6 +330,8 @@ class PowerShellSession:
         self._closed = True
         for live in list(self._active):
             await self._release(live, graceful=True)
+        if self._cleanups:
+            await asyncio.gather(*list(self._cleanups), return_exceptions=True)
 
 
 def _last_line(text: str) -> str:
