@@ -304,6 +304,9 @@ service name or its key."""
 _BY_ID: dict[uuid.UUID, ServiceSpec] = {
     spec.component_id: spec for spec in ALL_SERVICES if spec.component_id is not None
 }
+_BY_WINDOWS_SERVICE: dict[str, ServiceSpec] = {
+    spec.windows_service.casefold(): spec for spec in ALL_SERVICES
+}
 _BY_NAME: dict[str, ServiceSpec] = {
     name.casefold(): spec for spec in ALL_SERVICES for name in spec.names
 }
@@ -361,7 +364,12 @@ def resolve(service: ServiceRef) -> ServiceSpec:
         TypeError: ``service`` is not a string, UUID or ServiceSpec.
     """
     if isinstance(service, ServiceSpec):
-        return service
+        # Always the catalogue's own entry: a caller's copy (attrs.evolve)
+        # must not be able to change facts such as ``critical``.
+        known = _BY_WINDOWS_SERVICE.get(service.windows_service.casefold())
+        if known is None or known.component_id != service.component_id:
+            raise ServiceNotFoundError(service.name, choices=valid_names())
+        return known
     if isinstance(service, uuid.UUID):
         spec = _BY_ID.get(service)
         if spec is None:

@@ -238,23 +238,29 @@ class HyperVHost(TransportResource):
             VMNotFoundError: The one VM named does not exist.
             BatchError: Some changes failed; the others were made and are in
                 its ``result``.
-            ValueError: One VM names the same service twice.
+            ValueError: The same service of one VM is named twice (also
+                through two spellings of the VM's name).
         """
         items: list[tuple[str | uuid.UUID, catalogue.ServiceSpec, bool]] = []
+        # VM names compare without case on the host, so "demovm" and "DEMOVM"
+        # are one VM; a name and an id of one VM are caught by the host.
+        seen: dict[tuple[str | uuid.UUID, uuid.UUID], tuple[VMRef, catalogue.ServiceRef]] = {}
+        service: catalogue.ServiceRef
         for ref, services in desired.items():
             key = _ref_key(ref)
-            seen: dict[uuid.UUID, catalogue.ServiceRef] = {}
-            service: catalogue.ServiceRef
+            vm_key = key.casefold() if isinstance(key, str) else key
             for service, enabled in services.items():
                 if not isinstance(enabled, bool):
                     raise TypeError(f"the desired state of {service!r} must be True or False")
                 spec = catalogue.resolve_host(service)
                 assert spec.component_id is not None
-                if spec.component_id in seen:
+                earlier = seen.get((vm_key, spec.component_id))
+                if earlier is not None:
                     raise ValueError(
-                        f"{service!r} and {seen[spec.component_id]!r} are both {spec.name}"
+                        f"{earlier[0]!s}/{earlier[1]!r} and {key!s}/{service!r} both name "
+                        f"{spec.name} of one VM"
                     )
-                seen[spec.component_id] = service
+                seen[(vm_key, spec.component_id)] = (key, service)
                 items.append((key, spec, enabled))
         risky = sorted({spec.name for _, spec, enabled in items if spec.critical and not enabled})
         if risky and not force:

@@ -288,3 +288,10 @@ def test_each_side_defaults_to_its_own_simulator(
     assert status == 0, err
     assert err.strip().endswith(f"simulator {simulator}")
     assert out
+
+
+def test_a_partly_failed_read_shows_what_was_read() -> None:
+    status, out, err = _run("-t", "sim://", "host", "services", "demovm", "ghost")
+    assert status == EXIT_CODES["not_found"]
+    assert out == SEED_TABLE
+    assert err.startswith("hvintegration: error: ghost: no virtual machine named 'ghost'")

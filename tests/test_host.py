@@ -137,7 +137,7 @@ async def test_unknown_service_name_fails_before_anything_is_sent(sim: Simulated
 
 async def test_bad_desired_states_are_refused(sim: SimulatedHost) -> None:
     async with HyperVHost.connect(sim) as host:
-        with pytest.raises(ValueError, match="both VSS"):
+        with pytest.raises(ValueError, match="both name VSS"):
             await host.vm("demovm").apply({"VSS": True, "Backup": False})
         with pytest.raises(TypeError):
             await host.vm("demovm").apply({"VSS": "yes"})  # type: ignore[dict-item]

@@ -9,6 +9,7 @@ import pytest
 
 from hvintegration import (
     AuthenticationError,
+    BatchError,
     Credential,
     DestinationExistsError,
     FileCopyUnavailableError,
@@ -317,3 +318,75 @@ async def test_turning_off_a_critical_host_service_needs_force(
         state = await host.vm("demovm").integration_service(service).disable(force=True)
     assert state.enabled is False
     assert "Key-Value Pair Exchange" in str(UnsafeChangeError(["Key-Value Pair Exchange"]))
+
+
+# --- review fixes ---------------------------------------------------------------
+
+
+async def test_restarting_a_disabled_service_leaves_it_running(sim: SimulatedHost) -> None:
+    guest = WindowsGuest(SimulatorTransport(sim, guest="demovm"))
+    await guest.service("vmictimesync").disable()
+    with pytest.raises(RemoteCommandError, match="enable it before restarting"):
+        await guest.service("vmictimesync").restart()
+    state = await guest.service("vmictimesync").refresh()
+    assert (state.status, state.start_type) == ("Running", "Disabled")
+
+
+async def test_a_non_administrator_may_ask_for_what_already_is(sim: SimulatedHost) -> None:
+    windows = sim.vm("demovm").windows
+    assert windows is not None
+    windows.credentials["guest"] = "pw"
+    async with HyperVHost.connect(sim) as host:
+        guest = host.vm("demovm").windows(Credential("guest", "pw"))
+        assert (await guest.service("vmicvss").start()).status == "Running"
+        with pytest.raises(PermissionDeniedError):
+            await guest.service("vmicvss").restart()
+
+
+async def test_force_cannot_be_dodged_with_a_doctored_catalogue_entry(sim: SimulatedHost) -> None:
+    import attrs
+
+    relaxed = attrs.evolve(catalogue.HEARTBEAT, critical=False)
+    invented = attrs.evolve(catalogue.HEARTBEAT, windows_service="vmicinvented")
+    async with HyperVHost.connect(sim) as host:
+        with pytest.raises(UnsafeChangeError):
+            await host.vm("demovm").apply({relaxed: False})
+        with pytest.raises(ServiceNotFoundError):
+            await host.vm("demovm").apply({invented: True})
+        with pytest.raises(UnsafeChangeError):
+            await host.vm("demovm").windows(ADMIN).service(relaxed).stop()
+    assert sim.round_trips == 0
+
+
+async def test_one_vm_named_twice_cannot_get_contradicting_changes(sim: SimulatedHost) -> None:
+    vm_id = sim.vm("demovm").id
+    async with HyperVHost.connect(sim) as host:
+        with pytest.raises(ValueError, match="both name VSS of one VM"):
+            await host.apply({"demovm": {"VSS": True}, "DEMOVM": {"VSS": False}})
+        assert sim.round_trips == 0
+        with pytest.raises(BatchError) as caught:
+            await host.apply({"demovm": {"VSS": False}, vm_id: {"VSS": True}})
+    assert [c.state.enabled for c in caught.value.result.items] == [False]  # type: ignore[attr-defined]
+    assert "twice" in str(caught.value)
+    assert sim.vm("demovm").enabled[catalogue.VSS.component_id] is False
+
+
+def test_powershell_direct_records_as_hyper_v_writes_them() -> None:
+    from hvintegration.transport.base import ErrorRecord
+    from hvintegration.transport.errormap import error_from_record
+
+    refused = ErrorRecord(
+        "The credential is invalid.",
+        error_id="CreateRemoteRunspaceForVMFailed,Microsoft.PowerShell.Commands.InvokeCommandCommand",
+        category="InvalidArgument",
+        exception_type="System.Management.Automation.Remoting.PSDirectException",
+    )
+    unreachable = ErrorRecord(
+        "An error has occurred which Windows PowerShell cannot handle.",
+        error_id="CreateRemoteRunspaceForVMFailed,Microsoft.PowerShell.Commands.InvokeCommandCommand",
+        category="InvalidOperation",
+        exception_type="System.Management.Automation.Remoting.PSRemotingDataStructureException",
+    )
+    where = {"target": "sim://HV01", "operation": "invoke_in_vm"}
+    assert isinstance(error_from_record(refused, **where), AuthenticationError)
+    assert isinstance(error_from_record(unreachable, **where), PowerShellDirectError)

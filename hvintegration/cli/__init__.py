@@ -26,6 +26,7 @@ from hvintegration.cli.commands import run_host, run_linux, run_windows
 from hvintegration.cli.parser import ENVIRONMENT_TARGET, build_parser, default_target
 from hvintegration.cli.render import render
 from hvintegration.errors import (
+    BatchError,
     HvIntegrationError,
     InvalidTargetError,
     NotFoundError,
@@ -34,6 +35,7 @@ from hvintegration.errors import (
     TransportError,
     UnsafeChangeError,
 )
+from hvintegration.records import ApplyResult
 
 __all__ = ["EXIT_CODES", "main", "run"]
 
@@ -103,6 +105,15 @@ def run(
     try:
         command = {"host": run_host, "windows": run_windows, "linux": run_linux}[args.side]
         asyncio.run(command(args, target, out))
+    except BatchError as error:
+        # Some items failed: show what did succeed, then each failure.
+        done = error.result.items if isinstance(error.result, ApplyResult) else error.result
+        if isinstance(done, tuple) and done:
+            print(render(done, as_json=bool(getattr(args, "json", False))), file=out)
+        for item, failure in error.errors.items():
+            print(f"hvintegration: error: {item}: {failure}", file=err)
+        codes = {_exit_code(failure) for failure in error.errors.values()}
+        return codes.pop() if len(codes) == 1 else EXIT_CODES["error"]
     except UnsafeChangeError as error:
         print(f"hvintegration: error: {error} (on the command line: --force)", file=err)
         return EXIT_CODES["usage"]

@@ -242,6 +242,7 @@ def set_integration_services(
         changes = [changes]
     errors: list[ErrorRecord] = []
     output: list[JsonObject] = []
+    done: set[tuple[uuid.UUID, uuid.UUID]] = set()
     for index, change in enumerate(changes):
         if not isinstance(change, Mapping):
             raise SimulatedScriptError(
@@ -251,6 +252,19 @@ def set_integration_services(
         if vm is None:
             continue
         component_id = _component_id(change)
+        if (vm.id, component_id) in done:
+            errors.append(
+                ErrorRecord(
+                    f"The virtual machine '{vm.name}' is asked to change integration service "
+                    f"'{component_id}' twice.",
+                    error_id="HvIntegration.DuplicateChange",
+                    category="InvalidArgument",
+                    exception_type="System.Exception",
+                    target_object=index,
+                )
+            )
+            continue
+        done.add((vm.id, component_id))
         if component_id not in vm.enabled:
             offered = "\n".join(str(s["Name"]) for s in _services_of(host, vm))
             errors.append(

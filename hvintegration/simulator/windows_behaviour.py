@@ -26,6 +26,9 @@ GuestHandler = Callable[[SimulatedVM, Mapping[str, JsonValue], bool], OperationR
 administrator of the guest."""
 
 _VMSESSION = catalogue.POWERSHELL_DIRECT.windows_service
+_RUNSPACE_FAILED = (
+    "CreateRemoteRunspaceForVMFailed,Microsoft.PowerShell.Commands.InvokeCommandCommand"
+)
 _DISPLAY_NAMES = {
     spec.windows_service: spec.windows_display_name for spec in catalogue.ALL_SERVICES
 }
@@ -115,19 +118,42 @@ def get_guest_services(
     return OperationResult(tuple(output))
 
 
+def _would_change(service: SimulatedService, action: str) -> bool:
+    changes = {
+        "start": service.status != "Running",
+        "stop": service.status != "Stopped",
+        "restart": True,
+        "enable": service.start_type == "Disabled",
+        "disable": service.start_type != "Disabled",
+    }
+    if action not in changes:
+        raise SimulatedScriptError(
+            ErrorRecord(
+                f"Unknown action '{action}'.",
+                error_id="System.ArgumentException",
+                category="InvalidArgument",
+            )
+        )
+    return changes[action]
+
+
 def _apply_action(
     name: str, service: SimulatedService, action: str, wait: int
 ) -> tuple[bool, ErrorRecord | None]:
+    if action in ("start", "restart") and service.start_type == "Disabled":
+        # A disabled service cannot start; restart checks this before
+        # stopping, so it never leaves the service stopped.
+        if action == "start" and service.status == "Running":
+            return False, None
+        return False, _error(
+            f"The service '{name}' is disabled; enable it before {action}ing it.",
+            "HvIntegration.GuestServiceDisabled",
+            "InvalidOperation",
+            name,
+        )
     if action == "start":
         if service.status == "Running":
             return False, None
-        if service.start_type == "Disabled":
-            return False, _error(
-                f"The service '{name}' is disabled; enable it before starting it.",
-                "HvIntegration.GuestServiceDisabled",
-                "InvalidOperation",
-                name,
-            )
         service.status = "Running"
         return True, None
     if action in ("stop", "restart"):
@@ -190,7 +216,11 @@ def set_guest_service(
                 ),
             ),
         )
-    if not administrator and action in ("start", "stop", "restart", "enable", "disable"):
+    if not _would_change(service, action):
+        # Asking for what already is needs no rights and changes nothing.
+        unchanged: JsonObject = {"Changed": False, "Service": _service_object(state, name, service)}
+        return OperationResult((unchanged,))
+    if not administrator:
         # Service control needs administrative rights in the guest.
         return OperationResult(
             (),
@@ -304,24 +334,38 @@ def invoke_in_vm(host: SimulatedHost, parameters: Mapping[str, JsonValue]) -> Op
             if session is not None
             else "it does not run Windows 10 / Windows Server 2016 or newer"
         )
-        raise SimulatedScriptError(
-            ErrorRecord(
-                f"An error has occurred which Windows PowerShell cannot handle: the guest "
-                f"'{vm.name}' cannot open a PowerShell Direct session ({reason}).",
-                error_id="PSDirectException,Microsoft.PowerShell.Commands.InvokeCommandCommand",
-                category="ResourceUnavailable",
-                exception_type="System.Management.Automation.Remoting.PSDirectException",
-            )
+        # Invoke-Command -VMId reports a session it cannot open as
+        # CreateRemoteRunspaceForVMFailed; the script passes -ErrorAction
+        # Continue, so it arrives as a non-terminating error.
+        return OperationResult(
+            (),
+            (
+                ErrorRecord(
+                    "An error has occurred which Windows PowerShell cannot handle. A remote "
+                    f"session might have ended. (The guest '{vm.name}' cannot open a "
+                    f"PowerShell Direct session: {reason}.)",
+                    error_id=_RUNSPACE_FAILED,
+                    category="InvalidOperation",
+                    exception_type=(
+                        "System.Management.Automation.Remoting.PSRemotingDataStructureException"
+                    ),
+                ),
+            ),
         )
     user = _text(parameters, "UserName")
     if state.credentials.get(user) != _text(parameters, "Password"):
-        raise SimulatedScriptError(
-            ErrorRecord(
-                "The credential is invalid.",
-                error_id="PSDirectException,Microsoft.PowerShell.Commands.InvokeCommandCommand",
-                category="AuthenticationError",
-                exception_type="System.Management.Automation.Remoting.PSDirectException",
-            )
+        # A wrong account or password: a PSDirectException, category
+        # InvalidArgument, under the same error id.
+        return OperationResult(
+            (),
+            (
+                ErrorRecord(
+                    "The credential is invalid.",
+                    error_id=_RUNSPACE_FAILED,
+                    category="InvalidArgument",
+                    exception_type="System.Management.Automation.Remoting.PSDirectException",
+                ),
+            ),
         )
     # vmicvmsession is trigger-started: a session starts it.
     session.status = "Running"

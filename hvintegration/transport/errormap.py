@@ -28,7 +28,7 @@ from hvintegration.errors import (
 )
 from hvintegration.transport.base import ErrorRecord
 
-__all__ = ["error_from_record"]
+__all__ = ["error_from_record", "is_powershell_direct_failure"]
 
 _PERMISSION_TYPES = ("System.UnauthorizedAccessException",)
 # The cmdlets the scripts call that only the Hyper-V module provides; a
@@ -50,6 +50,20 @@ def _permission_hint(operation: str) -> str:
 
     known = OPERATIONS.get(operation)
     return _GUEST_HINT if known is not None and known.side == "guest" else _HOST_HINT
+
+
+def is_powershell_direct_failure(record: ErrorRecord) -> bool:
+    """Whether a record says PowerShell Direct could not reach the guest.
+
+    ``Invoke-Command -VMId`` reports it as ``CreateRemoteRunspaceForVMFailed``
+    with a ``PSDirectException`` (category ``InvalidArgument`` for a refused
+    credential) or a remoting exception; the library's own check for a host
+    too old for PowerShell Direct has its own id.
+    """
+    return record.base_id in (
+        "CreateRemoteRunspaceForVMFailed",
+        "HvIntegration.PowerShellDirectUnsupported",
+    ) or record.exception_type.endswith("PSDirectException")
 
 
 def error_from_record(
@@ -98,8 +112,11 @@ def error_from_record(
         return OperationTimeoutError(record.message, target=target, operation=operation)
     if base_id == "HvIntegration.VMNotRunning":
         return VMNotRunningError(record.message, **remote)
-    if base_id == "HvIntegration.PowerShellDirectUnsupported" or base_id == "PSDirectException":
-        if record.category == "AuthenticationError":
+    if is_powershell_direct_failure(record):
+        if record.exception_type.endswith("PSDirectException") and record.category in (
+            "InvalidArgument",
+            "AuthenticationError",
+        ):
             return AuthenticationError(
                 f"the guest refused the credential: {record.message}", **where
             )

@@ -22,7 +22,7 @@ import attrs
 from hvintegration.errors import TransportClosedError, TransportError
 from hvintegration.operations import INVOKE_IN_VM, Operation
 from hvintegration.transport.base import JsonValue, OperationResult, Transport
-from hvintegration.transport.errormap import error_from_record
+from hvintegration.transport.errormap import error_from_record, is_powershell_direct_failure
 
 if TYPE_CHECKING:
     from hvintegration.host import HyperVHost
@@ -114,11 +114,10 @@ class PowerShellDirectTransport(Transport):
         # Errors about reaching the VM come back untagged by the guest
         # script; they fail the whole call.
         for record in result.errors:
-            if record.base_id in (
+            if is_powershell_direct_failure(record) or record.base_id in (
                 "HvIntegration.VMNotFound",
                 "HvIntegration.AmbiguousVMName",
                 "HvIntegration.VMNotRunning",
-                "HvIntegration.PowerShellDirectUnsupported",
             ):
                 raise error_from_record(
                     record, target=self.target, operation=operation.name, name=str(self.vm)

@@ -34,7 +34,9 @@ if ($machine.State -ne 'Running') {
         -Target $target
     return
 }
-if ([string] $interface.PrimaryStatusDescription -ne 'OK') {
+# The enum, not PrimaryStatusDescription: the description is translated on
+# hosts in other display languages.
+if ([string] $interface.PrimaryOperationalStatus -ne 'Ok') {
     Write-HvError -ErrorId 'HvIntegration.GuestServiceNotRunning' -Category 'ResourceUnavailable' `
         -Message "The guest side of Guest Service Interface does not answer ($($interface.PrimaryStatusDescription))." `
         -Target $target

@@ -37,7 +37,11 @@ if ($Parameters -is [System.Collections.IDictionary]) {
 $secret = [System.Net.NetworkCredential]::new('', $Password).SecurePassword
 $Password = $null
 $credential = [System.Management.Automation.PSCredential]::new($UserName, $secret)
-Invoke-Command -VMId $machine.Id -Credential $credential -ArgumentList $Script, $splat -ScriptBlock {
+# -ErrorAction Continue: the guest's own non-terminating errors, and a
+# session that cannot be opened, come back as error records beside any
+# output instead of ending the call and losing that output.
+Invoke-Command -VMId $machine.Id -Credential $credential -ErrorAction 'Continue' `
+    -ArgumentList $Script, $splat -ScriptBlock {
     param($InnerScript, $InnerParameters)
     $block = [scriptblock]::Create($InnerScript)
     & $block @InnerParameters

@@ -39,6 +39,13 @@ try {
             }
         }
         'restart' {
+            # Checked first: stopping a disabled service that cannot start
+            # again would leave it stopped.
+            if ($service.StartType -eq 'Disabled') {
+                Write-HvError -ErrorId 'HvIntegration.GuestServiceDisabled' -Category 'InvalidOperation' `
+                    -Message "The service '$Name' is disabled; enable it before restarting it." -Target $Name
+                return
+            }
             if ($service.Status -ne 'Stopped') {
                 $service.Stop()
                 $service.WaitForStatus('Stopped', $wait)
@@ -69,8 +76,15 @@ try {
         -Message "The service '$Name' is still $($service.Status) after $WaitSeconds seconds." -Target $Name
     return
 } catch {
-    $inner = $_.Exception.InnerException
-    if ($inner -is [System.ComponentModel.Win32Exception] -and $inner.NativeErrorCode -eq 5) {
+    # ServiceController wraps the Win32 error (5: access denied) one or two
+    # levels deep (MethodInvocationException > InvalidOperationException).
+    $denied = $false
+    for ($inner = $_.Exception; $null -ne $inner; $inner = $inner.InnerException) {
+        if ($inner -is [System.ComponentModel.Win32Exception] -and $inner.NativeErrorCode -eq 5) {
+            $denied = $true
+        }
+    }
+    if ($denied) {
         Write-HvError -ErrorId 'HvIntegration.AccessDenied' -Category 'PermissionDenied' `
             -Message "Access is denied: changing '$Name' needs a member of Administrators in the guest." -Target $Name
         return

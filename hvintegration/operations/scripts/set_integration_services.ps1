@@ -8,11 +8,22 @@ param(
 )
 
 $all = @(Get-VM)
+$done = @{}
 for ($index = 0; $index -lt $Changes.Count; $index++) {
     $change = $Changes[$index]
     $machine = Resolve-HvVM -Ref $change.VM -All $all -Target $index
     if ($null -eq $machine) { continue }
     $componentId = ([guid] "$($change.ServiceId)").ToString()
+    # One VM named twice (by name and by id, say) must not get two
+    # contradicting changes to one service: the second is refused.
+    $pair = "$($machine.Id)|$componentId"
+    if ($done.ContainsKey($pair)) {
+        Write-HvError -ErrorId 'HvIntegration.DuplicateChange' -Category 'InvalidArgument' `
+            -Message "The virtual machine '$($machine.Name)' is asked to change integration service '$componentId' twice." `
+            -Target $index
+        continue
+    }
+    $done[$pair] = $true
     try {
         $services = @(Get-VMIntegrationService -VM $machine)
         $service = $services | Where-Object { (Get-HvComponentId -Service $_) -eq $componentId } | Select-Object -First 1
