@@ -36,6 +36,7 @@ from hvintegration.errors import (
 from hvintegration.transport._powershell_session import PowerShellProcess, PowerShellSession
 from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT, powershell_argv
 from hvintegration.transport._process import kill_process_group, run_process
+from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import CompletedCommand, JsonValue, OperationResult, Transport
 
 if TYPE_CHECKING:
@@ -109,14 +110,8 @@ class LocalTarget:
                 "local:// takes no host name; use ssh:// or psrp:// for another machine",
                 target="local://",
             )
-        options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        unknown = set(options) - {"executable", "mode"}
-        if unknown:
-            raise InvalidTargetError(
-                f"unknown local:// option {', '.join(sorted(unknown))} (valid: executable, mode)",
-                target="local://",
-            )
-        single = {key: values[-1] for key, values in options.items()}
+        options, single = parse_options(url)
+        check_options(url, options, ("executable", "mode"), scheme="local", target="local://")
         if "executable" in single:
             return cls(executable=single["executable"], mode=single.get("mode", "persistent"))
         return cls(mode=single.get("mode", "persistent"))

@@ -66,9 +66,10 @@ from hvintegration.transport._outofproc import (
     close_wsman,
     psrp,
 )
+from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport
 from hvintegration.transport.errormap import error_from_record
-from hvintegration.transport.ssh import _UNKNOWN_OPTION_WITH_PASSWORD, known_hosts_option
+from hvintegration.transport.ssh import known_hosts_option
 
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
@@ -258,23 +259,14 @@ class PSRPTarget:
             ) from None
         if not url.hostname:
             raise InvalidTargetError("a psrp:// target needs a host name: psrp://user@host")
-        options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        single = {key: values[-1] for key, values in options.items()}
+        options, single = parse_options(url)
         via = single.get("via", "wsman")
         if via not in _VIAS:
             raise InvalidTargetError(
                 f"unknown psrp:// connection via={via!r} (valid: {', '.join(_VIAS)})"
             )
         allowed = _COMMON_OPTIONS | _VIA_OPTIONS[via]
-        unknown = set(options) - allowed
-        if unknown and (url.password or any("@" in name for name in unknown)):
-            # A '?' inside a password starts the query: never echo what follows.
-            raise InvalidTargetError(_UNKNOWN_OPTION_WITH_PASSWORD)
-        if unknown:
-            raise InvalidTargetError(
-                f"unknown psrp:// option {', '.join(sorted(unknown))} for via={via} "
-                f"(valid: {', '.join(sorted(allowed))})"
-            )
+        check_options(url, options, allowed, scheme="psrp", context=f" for via={via}")
         try:
             max_pipelines = int(single.get("max_pipelines", "8"))
             connect_timeout = float(single.get("connect_timeout", "30"))

@@ -24,6 +24,7 @@ from hvintegration.errors import InvalidTargetError, OperationTimeoutError, Tran
 from hvintegration.linux.names import match_program
 from hvintegration.linux.scripts import KVP_SCRIPT, START_SCRIPT, STATUS_SCRIPT, STOP_SCRIPT
 from hvintegration.simulator.linux import DISTROS, SimulatedLinuxGuest
+from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import CompletedCommand, OperationResult, Transport
 
 __all__ = ["SimulatedLinuxTarget", "SimulatedLinuxTransport"]
@@ -335,16 +336,9 @@ class SimulatedLinuxTarget:
             InvalidTargetError: An option is unknown or malformed.
         """
         text = f"sim-linux://{url.netloc}"
-        options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        options, single = parse_options(url)
         allowed = {"distro", "user", "sudo", "latency"}
-        unknown = set(options) - allowed
-        if unknown:
-            raise InvalidTargetError(
-                f"unknown sim-linux:// option {', '.join(sorted(unknown))} "
-                f"(valid: {', '.join(sorted(allowed))})",
-                target=text,
-            )
-        single = {key: values[-1] for key, values in options.items()}
+        check_options(url, options, allowed, scheme="sim-linux", target=text)
         distro = single.get("distro", "debian-12")
         if distro not in DISTROS:
             raise InvalidTargetError(

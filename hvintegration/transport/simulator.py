@@ -39,6 +39,7 @@ from hvintegration.simulator.engine import CallOutcome, run_simulated_call
 from hvintegration.simulator.model import FaultKind, SimulatedHost
 from hvintegration.simulator.profiles import HOST_OSES, LOCALES
 from hvintegration.simulator.state import edit_state
+from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import JsonValue, OperationResult, Transport
 from hvintegration.transport.errormap import error_from_record
 
@@ -214,17 +215,10 @@ class SimulatorTarget:
         Raises:
             InvalidTargetError: An option is unknown or malformed.
         """
-        options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        options, single = parse_options(url)
         text = f"sim://{url.netloc}"
         allowed = {"os", "locale", "vms", "latency", "state", "guest"}
-        unknown = set(options) - allowed
-        if unknown:
-            raise InvalidTargetError(
-                f"unknown sim:// option {', '.join(sorted(unknown))} "
-                f"(valid: {', '.join(sorted(allowed))})",
-                target=text,
-            )
-        single = {key: values[-1] for key, values in options.items()}
+        check_options(url, options, allowed, scheme="sim", target=text)
         os_key = single.get("os", _DEFAULT_OS)
         if os_key not in HOST_OSES:
             raise InvalidTargetError(

@@ -55,6 +55,7 @@ from hvintegration.transport._powershell_wire import (
     command_line,
     validate_executable,
 )
+from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import CompletedCommand, JsonValue, OperationResult, Transport
 
 if TYPE_CHECKING:
@@ -95,12 +96,6 @@ def known_hosts_option(path: str | None) -> str | tuple[list[str], list[str], li
         return path
     default = os.path.expanduser("~/.ssh/known_hosts")
     return default if os.path.exists(default) else ([], [], [])
-
-
-_UNKNOWN_OPTION_WITH_PASSWORD = (
-    "unknown option in the URL; if the password contains '?', '#', '/' or '@', "
-    "percent-encode it (or pass it to the target settings instead)"
-)
 
 
 @attrs.frozen
@@ -207,17 +202,8 @@ class SSHTarget:
             ) from None
         if not url.hostname:
             raise InvalidTargetError("an ssh:// target needs a host name: ssh://user@host")
-        options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
-        unknown = set(options) - _OPTIONS
-        if unknown and (url.password or any("@" in name for name in unknown)):
-            # A '?' inside a password starts the query: never echo what follows.
-            raise InvalidTargetError(_UNKNOWN_OPTION_WITH_PASSWORD)
-        if unknown:
-            raise InvalidTargetError(
-                f"unknown ssh:// option {', '.join(sorted(unknown))} "
-                f"(valid: {', '.join(sorted(_OPTIONS))})"
-            )
-        single = {key: values[-1] for key, values in options.items()}
+        options, single = parse_options(url)
+        check_options(url, options, _OPTIONS, scheme="ssh")
         keys = tuple(options["key"]) if "key" in options else None
         try:
             connect_timeout = float(single.get("connect_timeout", "15"))
