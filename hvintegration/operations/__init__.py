@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from importlib import resources
 from types import MappingProxyType
 
@@ -80,6 +81,21 @@ class Operation:
     parameters: tuple[str, ...]
     side: str = "host"
     repeatable: bool = True
+
+    def check_parameters(self, names: Iterable[str]) -> None:
+        """Refuse parameter names the script does not declare.
+
+        Args:
+            names: The names a caller wants to pass.
+
+        Raises:
+            ValueError: An unknown parameter name.
+        """
+        unknown = set(names) - set(self.parameters)
+        if unknown:
+            raise ValueError(
+                f"operation {self.name} takes no parameter {', '.join(sorted(unknown))}"
+            )
 
     @classmethod
     def load(cls, name: str, side: str = "host", *, repeatable: bool = True) -> Operation:

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from hvintegration.errors import (
-    OperationTimeoutError,
     PowerShellNotFoundError,
     ProtocolError,
     TransportBrokenError,
@@ -39,13 +38,13 @@ from hvintegration.transport._powershell_wire import (
     decode_envelope,
     encode_request,
 )
-from hvintegration.transport.base import JsonValue, OperationResult
+from hvintegration.transport.base import JsonValue, OperationResult, within
 from hvintegration.transport.errormap import error_from_record
 
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
 
-__all__ = ["PowerShellProcess", "PowerShellSession", "Spawner", "check_parameters"]
+__all__ = ["PowerShellProcess", "PowerShellSession", "Spawner"]
 
 _CLOSE_GRACE = 2.0
 # What shells answer for a program they cannot find: sh's status 127,
@@ -89,19 +88,6 @@ named operation (which errors name).
 
 Raises :class:`~hvintegration.errors.PowerShellNotFoundError` or another
 :class:`~hvintegration.errors.TransportError` when it cannot."""
-
-
-def check_parameters(operation: Operation, parameters: Mapping[str, JsonValue]) -> None:
-    """Refuse parameters the operation's script does not declare.
-
-    Raises:
-        ValueError: An unknown parameter name.
-    """
-    unknown = set(parameters) - set(operation.parameters)
-    if unknown:
-        raise ValueError(
-            f"operation {operation.name} takes no parameter {', '.join(sorted(unknown))}"
-        )
 
 
 class _NoAnswer(Exception):
@@ -163,7 +149,7 @@ class PowerShellSession:
     ) -> OperationResult:
         """Run one operation (see :meth:`Transport.run_operation`)."""
         self._check_open(operation.name)
-        check_parameters(operation, parameters)
+        operation.check_parameters(parameters)
         self._next_id += 1
         request_id = self._next_id
         try:
@@ -174,18 +160,13 @@ class PowerShellSession:
                 target=self._target,
                 operation=operation.name,
             ) from exc
-        try:
-            return await asyncio.wait_for(
-                self._locked_call(operation.name, request_id, request, operation.repeatable),
-                timeout,
-            )
-        except asyncio.TimeoutError:
-            raise OperationTimeoutError(
-                f"PowerShell did not answer within {timeout:g} s; its process was stopped",
-                timeout=timeout,
-                target=self._target,
-                operation=operation.name,
-            ) from None
+        return await within(
+            self._locked_call(operation.name, request_id, request, operation.repeatable),
+            timeout,
+            target=self._target,
+            operation=operation.name,
+            message=f"PowerShell did not answer within {timeout:g} s; its process was stopped",
+        )
 
     def _check_open(self, operation: str) -> None:
         if self._closed:

@@ -18,14 +18,15 @@ edge, keeping the cause (``raise ... from exc``).
 from __future__ import annotations
 
 import abc
+import asyncio
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, TypeVar, Union
 
 import attrs
 
-from hvintegration.errors import RemoteCommandError, TransportError
+from hvintegration.errors import OperationTimeoutError, RemoteCommandError, TransportError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -38,6 +39,7 @@ __all__ = [
     "JsonValue",
     "OperationResult",
     "Transport",
+    "within",
 ]
 
 JsonValue = Union[None, bool, int, float, str, Sequence["JsonValue"], Mapping[str, "JsonValue"]]
@@ -128,6 +130,43 @@ class CompletedCommand:
             target=target,
             operation=operation,
         )
+
+
+_T = TypeVar("_T")
+
+
+async def within(
+    awaitable: Awaitable[_T],
+    timeout: float,
+    *,
+    target: str,
+    operation: str,
+    message: str | None = None,
+) -> _T:
+    """Await ``awaitable`` for at most ``timeout`` seconds.
+
+    Whatever it started is cancelled when time runs out, so its own cleanup
+    runs before this returns.
+
+    Args:
+        awaitable: The call.
+        timeout: Seconds allowed.
+        target: The target URL, for the error.
+        operation: The operation name, for the error.
+        message: The error text; ``no answer within N s`` by default.
+
+    Raises:
+        OperationTimeoutError: ``timeout`` passed.
+    """
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        raise OperationTimeoutError(
+            message or f"no answer within {timeout:g} s",
+            timeout=timeout,
+            target=target,
+            operation=operation,
+        ) from None
 
 
 class Transport(abc.ABC):

@@ -67,7 +67,7 @@ from hvintegration.transport._outofproc import (
     psrp,
 )
 from hvintegration.transport._url import check_options, parse_options
-from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport
+from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport, within
 from hvintegration.transport.errormap import error_from_record
 from hvintegration.transport.ssh import known_hosts_option
 
@@ -543,11 +543,7 @@ class PSRPTransport(Transport):
         """
         if self._closed:
             raise self._closed_error(operation.name)
-        unknown = set(parameters) - set(operation.parameters)
-        if unknown:
-            raise ValueError(
-                f"operation {operation.name} takes no parameter {', '.join(sorted(unknown))}"
-            )
+        operation.check_parameters(parameters)
         try:
             wire = {name: to_wire(value) for name, value in parameters.items()}
         except TypeError as exc:
@@ -556,15 +552,12 @@ class PSRPTransport(Transport):
                 target=self.target,
                 operation=operation.name,
             ) from exc
-        try:
-            return await asyncio.wait_for(self._run(operation, wire, timeout), timeout)
-        except asyncio.TimeoutError:
-            raise OperationTimeoutError(
-                f"no answer within {timeout:g} s",
-                timeout=timeout,
-                target=self.target,
-                operation=operation.name,
-            ) from None
+        return await within(
+            self._run(operation, wire, timeout),
+            timeout,
+            target=self.target,
+            operation=operation.name,
+        )
 
     async def _run(
         self, operation: Operation, wire: Mapping[str, Any], timeout: float

@@ -30,7 +30,6 @@ import attrs
 
 from hvintegration.errors import (
     InvalidTargetError,
-    OperationTimeoutError,
     ProtocolError,
     TransportBrokenError,
     TransportClosedError,
@@ -40,7 +39,7 @@ from hvintegration.simulator.model import FaultKind, SimulatedHost
 from hvintegration.simulator.profiles import HOST_OSES, LOCALES
 from hvintegration.simulator.state import edit_state
 from hvintegration.transport._url import check_options, parse_options
-from hvintegration.transport.base import JsonValue, OperationResult, Transport
+from hvintegration.transport.base import JsonValue, OperationResult, Transport, within
 from hvintegration.transport.errormap import error_from_record
 
 if TYPE_CHECKING:
@@ -119,24 +118,14 @@ class SimulatorTransport(Transport):
             raise TransportClosedError(
                 "the transport is closed", target=self.target, operation=operation.name
             )
-        unknown = set(parameters) - set(operation.parameters)
-        if unknown:
-            raise ValueError(
-                f"operation {operation.name} takes no parameter {', '.join(sorted(unknown))}"
-            )
+        operation.check_parameters(parameters)
         sent = _json_round_trip(
             parameters, "the parameters", target=self.target, operation=operation.name
         )
         assert isinstance(sent, dict)
-        try:
-            return await asyncio.wait_for(self._round_trip(operation, sent), timeout)
-        except asyncio.TimeoutError:
-            raise OperationTimeoutError(
-                f"no answer within {timeout:g} s",
-                timeout=timeout,
-                target=self.target,
-                operation=operation.name,
-            ) from None
+        return await within(
+            self._round_trip(operation, sent), timeout, target=self.target, operation=operation.name
+        )
 
     async def _round_trip(
         self, operation: Operation, parameters: dict[str, JsonValue]
