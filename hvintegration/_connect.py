@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, Union
 from hvintegration.transport import Target, Transport, parse_target
 
 if TYPE_CHECKING:
+    from hvintegration.simulator.linux import SimulatedLinuxGuest
     from hvintegration.simulator.model import SimulatedHost
 
 __all__ = ["Connection", "TargetLike", "transport_for"]
 
-TargetLike = Union[str, Target, Transport, "SimulatedHost"]
-"""A URL, target settings, a live transport, or a simulated host."""
+TargetLike = Union[str, Target, Transport, "SimulatedHost", "SimulatedLinuxGuest"]
+"""A URL, target settings, a live transport, or a simulated host or guest."""
 
 
 class _Resource(Protocol):
@@ -72,11 +73,12 @@ def transport_for(target: TargetLike) -> Transport:
     Raises:
         InvalidTargetError: A URL is malformed or names no transport.
     """
+    from hvintegration.simulator.linux import SimulatedLinuxGuest
     from hvintegration.simulator.model import SimulatedHost
 
     if isinstance(target, Transport):
         return target
-    if isinstance(target, SimulatedHost):
+    if isinstance(target, (SimulatedHost, SimulatedLinuxGuest)):
         return target.transport()
     if isinstance(target, str):
         return parse_target(target).open()

@@ -10,7 +10,10 @@ from hvintegration.transport.base import Transport
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["TransportResource"]
+__all__ = ["DEFAULT_TIMEOUT", "TransportResource"]
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds an operation may take before it is abandoned, unless set otherwise."""
 
 
 class TransportResource:

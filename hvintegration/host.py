@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Union
 from hvintegration import catalogue
 from hvintegration._connect import Connection, TargetLike, transport_for
 from hvintegration._decode import Decoder
-from hvintegration._resource import TransportResource
+from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import (
     BatchError,
@@ -58,8 +58,6 @@ __all__ = [
     "VirtualMachine",
 ]
 
-DEFAULT_TIMEOUT = 60.0
-"""Seconds an operation may take before it is abandoned, unless set otherwise."""
 
 VMRef = Union[str, uuid.UUID, "VirtualMachine"]
 """A VM named by its name, its id, or a :class:`VirtualMachine`."""

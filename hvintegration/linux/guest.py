@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from hvintegration import catalogue
 from hvintegration._connect import Connection, TargetLike, transport_for
-from hvintegration._resource import TransportResource
+from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import (
     DaemonControlError,
@@ -37,12 +37,10 @@ from hvintegration.linux.scripts import (
 from hvintegration.transport.base import CompletedCommand, Transport
 
 if TYPE_CHECKING:
-    from hvintegration.simulator.linux import SimulatedLinuxGuest
+    pass
 
 __all__ = ["DEFAULT_TIMEOUT", "KVP_DIRECTORY", "LinuxDaemon", "LinuxGuest"]
 
-DEFAULT_TIMEOUT = 60.0
-"""Seconds one guest command may take, unless set otherwise."""
 
 KVP_DIRECTORY = "/var/lib/hyperv"
 """Where hv_kvp_daemon keeps its pool files."""
@@ -91,7 +89,7 @@ class LinuxGuest(TransportResource):
     @classmethod
     def connect(
         cls,
-        target: TargetLike | SimulatedLinuxGuest,
+        target: TargetLike,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Connection[LinuxGuest]:
@@ -121,13 +119,7 @@ class LinuxGuest(TransportResource):
             >>> asyncio.run(main())
             'module'
         """
-        from hvintegration.simulator.linux import SimulatedLinuxGuest
-
-        if isinstance(target, SimulatedLinuxGuest):
-            transport: Transport = target.transport()
-        else:
-            transport = transport_for(target)
-        return Connection(cls(transport, timeout=timeout))
+        return Connection(cls(transport_for(target), timeout=timeout))
 
     async def _run(
         self, argv: Sequence[str], *, input: bytes | None = None, timeout: float | None = None
