@@ -52,14 +52,18 @@ async def through_transport(executable: str, mode: str, operations: int) -> tupl
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-async def bare_round_trips(executable: str, operations: int) -> tuple[float, float]:
-    """The same calls on one process with no encoding or decoding at all."""
-    process = await asyncio.create_subprocess_exec(
+async def _start(executable: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         *powershell_argv(executable),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         limit=1 << 24,
     )
+
+
+async def bare_round_trips(executable: str, operations: int) -> tuple[float, float]:
+    """The same calls on one process with no encoding or decoding at all."""
+    process = await _start(executable)
     assert process.stdin is not None
     assert process.stdout is not None
     request = encode_request(
@@ -80,12 +84,7 @@ async def bare_round_trips(executable: str, operations: int) -> tuple[float, flo
 
 async def sample_frame(executable: str) -> bytes:
     """One real answer from the stand-in, to time decoding alone."""
-    process = await asyncio.create_subprocess_exec(
-        *powershell_argv(executable),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        limit=1 << 24,
-    )
+    process = await _start(executable)
     assert process.stdin is not None
     assert process.stdout is not None
     request = encode_request(
