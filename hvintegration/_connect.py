@@ -11,16 +11,39 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, Union
 
-from hvintegration.transport import Target, Transport, parse_target
+from hvintegration.errors import InvalidTargetError
+from hvintegration.transport import (
+    PowerShellTarget,
+    PowerShellTransport,
+    ShellTarget,
+    ShellTransport,
+    Target,
+    Transport,
+    parse_target,
+)
 
 if TYPE_CHECKING:
     from hvintegration.simulator.linux import SimulatedLinuxGuest
     from hvintegration.simulator.model import SimulatedHost
 
-__all__ = ["Connection", "TargetLike", "transport_for"]
+__all__ = [
+    "Connection",
+    "PowerShellTargetLike",
+    "ShellTargetLike",
+    "TargetLike",
+    "powershell_transport_for",
+    "shell_transport_for",
+    "transport_for",
+]
 
 TargetLike = Union[str, Target, Transport, "SimulatedHost", "SimulatedLinuxGuest"]
 """A URL, target settings, a live transport, or a simulated host or guest."""
+
+PowerShellTargetLike = Union[str, PowerShellTarget, PowerShellTransport, "SimulatedHost"]
+"""What a Hyper-V host or a Windows guest can be reached through."""
+
+ShellTargetLike = Union[str, ShellTarget, ShellTransport, "SimulatedLinuxGuest"]
+"""What a Linux guest can be reached through."""
 
 
 class _Resource(Protocol):
@@ -83,3 +106,36 @@ def transport_for(target: TargetLike) -> Transport:
     if isinstance(target, str):
         return parse_target(target).open()
     return target.open()
+
+
+def powershell_transport_for(target: PowerShellTargetLike) -> PowerShellTransport:
+    """A transport that runs PowerShell operations, for a host or a Windows guest.
+
+    Raises:
+        InvalidTargetError: A URL is malformed, names no transport, or names
+            a target that has only a POSIX shell (``sim-linux://``).
+    """
+    transport = transport_for(target)
+    if not isinstance(transport, PowerShellTransport):
+        raise InvalidTargetError(
+            f"{transport.target} runs shell commands only; a Hyper-V host or a Windows "
+            "guest needs a PowerShell target (sim://, local://, ssh://, psrp://)"
+        )
+    return transport
+
+
+def shell_transport_for(target: ShellTargetLike) -> ShellTransport:
+    """A transport that runs shell commands, for a Linux guest.
+
+    Raises:
+        InvalidTargetError: A URL is malformed, names no transport, or names
+            a target that runs PowerShell operations only (``sim://``,
+            ``psrp://``).
+    """
+    transport = transport_for(target)
+    if not isinstance(transport, ShellTransport):
+        raise InvalidTargetError(
+            f"{transport.target} runs PowerShell operations only; a Linux guest needs a "
+            "shell target (sim-linux://, ssh://, local://)"
+        )
+    return transport

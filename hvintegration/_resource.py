@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from hvintegration.transport.base import Transport
 
@@ -16,15 +16,18 @@ DEFAULT_TIMEOUT = 60.0
 """Seconds an operation may take before it is abandoned, unless set otherwise."""
 
 
-class TransportResource:
+_T = TypeVar("_T", bound=Transport)
+
+
+class TransportResource(Generic[_T]):
     """A resource that owns a transport: closing it closes the transport.
 
     Args:
-        transport: The live transport.
+        transport: The live transport, of the kind the resource needs.
         timeout: Seconds each operation may take.
     """
 
-    def __init__(self, transport: Transport, *, timeout: float) -> None:
+    def __init__(self, transport: _T, *, timeout: float) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.transport = transport

@@ -11,6 +11,7 @@ catch either::
      │    ├── DaemonNotFoundError
      │    └── AmbiguousVMError
      ├── InvalidTargetError (ValueError)
+     ├── InvalidParameterError (ValueError)  a value the library will not send
      ├── UnsafeChangeError (ValueError)  needs force=True, and says why
      ├── PermissionDeniedError (PermissionError)
      ├── OperationTimeoutError (TimeoutError, asyncio.TimeoutError)
@@ -58,6 +59,7 @@ __all__ = [
     "HostKeyError",
     "HvIntegrationError",
     "HyperVModuleMissingError",
+    "InvalidParameterError",
     "InvalidTargetError",
     "NotFoundError",
     "OperationStoppedError",
@@ -266,6 +268,16 @@ class AmbiguousVMError(NotFoundError):
 
 class InvalidTargetError(HvIntegrationError, ValueError):
     """A target URL or target setting is malformed or names no known transport."""
+
+
+class InvalidParameterError(HvIntegrationError, ValueError):
+    """A value the library refuses to send, before anything is sent.
+
+    Raised for an unknown operation parameter, a bad timeout, or a command
+    word that no remote side could take whole (a NUL character, a lone
+    surrogate, an argv over the size sshd and the kernel accept). The target
+    is untouched.
+    """
 
 
 class PermissionDeniedError(HvIntegrationError, PermissionError):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Union
 
 from hvintegration import catalogue
-from hvintegration._connect import Connection, TargetLike, transport_for
+from hvintegration._connect import Connection, PowerShellTargetLike, powershell_transport_for
 from hvintegration._decode import Decoder
 from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
@@ -40,7 +40,7 @@ from hvintegration.records import (
     ServiceChange,
     VMSummary,
 )
-from hvintegration.transport import Transport
+from hvintegration.transport import PowerShellTransport
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 from hvintegration.transport.errormap import error_from_record
 
@@ -98,7 +98,7 @@ def _wire_ref(ref: str | uuid.UUID) -> dict[str, JsonValue]:
     return {"Name": ref}
 
 
-class HyperVHost(TransportResource):
+class HyperVHost(TransportResource[PowerShellTransport]):
     """A Hyper-V host reached through a transport.
 
     Open one with :meth:`connect`, as an async context manager or, in a
@@ -119,13 +119,13 @@ class HyperVHost(TransportResource):
         [('Guest Service Interface', False), ('Heartbeat', True)]
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, transport: PowerShellTransport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(transport, timeout=timeout)
 
     @classmethod
     def connect(
         cls,
-        target: TargetLike,
+        target: PowerShellTargetLike,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Connection[HyperVHost]:
@@ -144,7 +144,7 @@ class HyperVHost(TransportResource):
         Raises:
             InvalidTargetError: The URL is malformed or names no transport.
         """
-        return Connection(cls(transport_for(target), timeout=timeout))
+        return Connection(cls(powershell_transport_for(target), timeout=timeout))
 
     async def _run(
         self, operation: Operation, parameters: Mapping[str, JsonValue]

@@ -23,7 +23,7 @@ from hvintegration import (
 )
 from hvintegration.operations import Operation
 from hvintegration.simulator import SimulatedHost
-from hvintegration.transport.base import JsonValue, OperationResult, Transport
+from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
 from hvintegration.transport.simulator import SimulatorTransport
 
 GSI = "Guest Service Interface"
@@ -277,7 +277,7 @@ async def test_connect_rejects_bad_targets() -> None:
         HyperVHost(SimulatorTransport(), timeout=0)
 
 
-class _GarbageTransport(Transport):
+class _GarbageTransport(PowerShellTransport):
     """A peer that answers with objects our scripts never produce."""
 
     def __init__(self, output: list[JsonValue]) -> None:
@@ -287,12 +287,12 @@ class _GarbageTransport(Transport):
     def target(self) -> str:
         return "test://garbage"
 
-    async def run_operation(
+    async def _run_operation(
         self, operation: Operation, parameters: Mapping[str, JsonValue], *, timeout: float
     ) -> OperationResult:
         return OperationResult(tuple(self.output))  # type: ignore[arg-type]
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         pass
 
 

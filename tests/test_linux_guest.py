@@ -12,7 +12,7 @@ import asyncio
 import fcntl
 import os
 import platform
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ from hvintegration.testing.linux_guest import (
     sandbox_unavailable_reason,
 )
 from hvintegration.transport import parse_target
-from hvintegration.transport.base import CompletedCommand, OperationResult, Transport
+from hvintegration.transport.base import CompletedCommand, ShellTransport
 
 KVP = "/usr/sbin/hv_kvp_daemon"
 VSS = "/usr/sbin/hv_vss_daemon"
@@ -56,10 +56,10 @@ def sandbox(layout: GuestLayout) -> Iterator[GuestSandbox]:
     # Nothing outlives the sandbox: no sshd, no daemon.
 
 
-class Counting(Transport):
+class Counting(ShellTransport):
     """Counts the round trips of the transport it wraps."""
 
-    def __init__(self, inner: Transport) -> None:
+    def __init__(self, inner: ShellTransport) -> None:
         self.inner = inner
         self.calls: list[tuple[str, ...]] = []
 
@@ -67,24 +67,23 @@ class Counting(Transport):
     def target(self) -> str:
         return self.inner.target
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         await self.inner.open()
 
-    async def run_operation(self, *args: object, **kwargs: object) -> OperationResult:
-        raise NotImplementedError
-
-    async def run_command(
-        self, argv: Sequence[str], *, input: bytes | None = None, timeout: float
+    async def _run_command(
+        self, argv: tuple[str, ...], *, input: bytes | None, timeout: float
     ) -> CompletedCommand:
-        self.calls.append(tuple(argv))
+        self.calls.append(argv)
         return await self.inner.run_command(argv, input=input, timeout=timeout)
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         await self.inner.aclose()
 
 
 async def test_full_status_is_one_round_trip(sandbox: GuestSandbox) -> None:
-    transport = Counting(parse_target(sandbox.url()).open())
+    inner = parse_target(sandbox.url()).open()
+    assert isinstance(inner, ShellTransport)
+    transport = Counting(inner)
     async with LinuxGuest.connect(transport) as guest:
         status = await guest.status()
     assert len(transport.calls) == 1

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hvintegration import catalogue
-from hvintegration._connect import Connection, TargetLike, transport_for
+from hvintegration._connect import Connection, ShellTargetLike, shell_transport_for
 from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import (
@@ -34,7 +34,7 @@ from hvintegration.linux.scripts import (
     STATUS_SCRIPT,
     STOP_SCRIPT,
 )
-from hvintegration.transport.base import CompletedCommand, Transport
+from hvintegration.transport.base import CompletedCommand, ShellTransport
 
 if TYPE_CHECKING:
     pass
@@ -63,7 +63,7 @@ def _sh(script: str, *args: str) -> list[str]:
     return ["sh", "-c", script, "hvintegration", *args]
 
 
-class LinuxGuest(TransportResource):
+class LinuxGuest(TransportResource[ShellTransport]):
     """A Linux guest reached over ``ssh://``, ``local://`` or the simulator.
 
     Open one with :meth:`connect`, as an async context manager or with
@@ -83,13 +83,13 @@ class LinuxGuest(TransportResource):
         False
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, transport: ShellTransport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(transport, timeout=timeout)
 
     @classmethod
     def connect(
         cls,
-        target: TargetLike,
+        target: ShellTargetLike,
         *,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Connection[LinuxGuest]:
@@ -119,7 +119,7 @@ class LinuxGuest(TransportResource):
             >>> asyncio.run(main())
             'module'
         """
-        return Connection(cls(transport_for(target), timeout=timeout))
+        return Connection(cls(shell_transport_for(target), timeout=timeout))
 
     async def _run(
         self, argv: Sequence[str], *, input: bytes | None = None, timeout: float | None = None

@@ -42,7 +42,7 @@ from hvintegration.operations import GET_INTEGRATION_SERVICES, LIST_VMS, SET_INT
 from hvintegration.simulator.guest_state import DEFAULT_CREDENTIAL
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import edit_state, save_host
-from hvintegration.transport.base import JsonValue, Transport
+from hvintegration.transport.base import JsonValue, PowerShellTransport
 from hvintegration.transport.simulator import SimulatorTransport
 from hvintegration.windows.direct import Credential
 
@@ -74,7 +74,7 @@ backtick, subexpressions, statement separators, newlines, NUL, wildcards."""
 class SimulatedPeer(Protocol):
     """A simulated host reachable through the transport under test."""
 
-    def open_transport(self) -> Transport:
+    def open_transport(self) -> PowerShellTransport:
         """A new, unopened transport to the peer."""
 
     def edit(self) -> contextlib.AbstractContextManager[SimulatedHost]:
@@ -91,7 +91,7 @@ class InProcessPeer:
     def __init__(self, host: SimulatedHost | None = None) -> None:
         self.host = host if host is not None else SimulatedHost()
 
-    def open_transport(self) -> Transport:
+    def open_transport(self) -> PowerShellTransport:
         """A :class:`SimulatorTransport` to the host."""
         return SimulatorTransport(self.host)
 
@@ -116,7 +116,7 @@ class StateFilePeer:
         if not os.path.exists(self.path):
             save_host(SimulatedHost(), self.path)
 
-    def open_transport(self) -> Transport:
+    def open_transport(self) -> PowerShellTransport:
         """Start the peer; subclasses implement this."""
         raise NotImplementedError
 

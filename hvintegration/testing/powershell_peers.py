@@ -30,7 +30,7 @@ from hvintegration.simulator.state import save_host
 from hvintegration.testing.conformance import StateFilePeer
 from hvintegration.testing.sshd import OpenSSHServer
 from hvintegration.testing.standin_powershell import install_standin
-from hvintegration.transport.base import Transport
+from hvintegration.transport.base import PowerShellTransport
 from hvintegration.transport.local import LocalTarget
 from hvintegration.transport.ssh import SSHTarget
 
@@ -61,7 +61,7 @@ class LocalStandInPeer(StateFilePeer):
         """The ``local://`` settings that start the stand-in."""
         return LocalTarget(executable=str(self.executable), mode=self.mode)
 
-    def open_transport(self) -> Transport:
+    def open_transport(self) -> PowerShellTransport:
         """A new ``local://`` transport to the stand-in."""
         return self.target().open()
 
@@ -132,6 +132,6 @@ class SSHStandInPeer(StateFilePeer):
         settings.update(overrides)
         return SSHTarget(**settings)  # type: ignore[arg-type]
 
-    def open_transport(self) -> Transport:
+    def open_transport(self) -> PowerShellTransport:
         """A new ``ssh://`` transport to the server."""
         return self.target().open()

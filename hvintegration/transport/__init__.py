@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import urllib.parse
 from types import MappingProxyType
-from typing import Protocol
 
 from hvintegration.errors import InvalidTargetError
 from hvintegration.transport.base import (
@@ -24,30 +23,28 @@ from hvintegration.transport.base import (
     ErrorRecord,
     JsonValue,
     OperationResult,
+    PowerShellTarget,
+    PowerShellTransport,
+    ShellTarget,
+    ShellTransport,
+    Target,
     Transport,
 )
 
 __all__ = [
-    "SCHEMES",
     "CompletedCommand",
     "ErrorRecord",
     "JsonValue",
     "OperationResult",
+    "PowerShellTarget",
+    "PowerShellTransport",
+    "SCHEMES",
+    "ShellTarget",
+    "ShellTransport",
     "Target",
     "Transport",
     "parse_target",
 ]
-
-
-class Target(Protocol):
-    """Settings for one target; separate from the live connection."""
-
-    @property
-    def url(self) -> str:
-        """The target as a URL with no secret in it."""
-
-    def open(self) -> Transport:
-        """A transport to this target, not yet connected."""
 
 
 SCHEMES: MappingProxyType[str, str] = MappingProxyType(

@@ -1,32 +1,54 @@
-"""The one narrow interface every transport implements.
+"""The one narrow interface every transport implements, and enforces.
 
 A transport carries two kinds of request to one target and nothing else:
 
-* :meth:`Transport.run_operation` runs one of the library's fixed PowerShell
-  operations (:mod:`hvintegration.operations`) with its parameters passed out
-  of band: as real PSRP parameters, or as JSON on the child's stdin. No
-  parameter value is ever spliced into script text.
-* :meth:`Transport.run_command` runs an argv list on a POSIX shell target,
-  such as a Linux guest.
+* :meth:`PowerShellTransport.run_operation` runs one of the library's fixed
+  PowerShell operations (:mod:`hvintegration.operations`) with its parameters
+  passed out of band: as real PSRP parameters, or as JSON on the child's
+  stdin. No parameter value is ever spliced into script text.
+* :meth:`ShellTransport.run_command` runs an argv list on a POSIX shell
+  target, such as a Linux guest.
+
+The two kinds are two types, so a type checker catches a Linux guest pointed
+at a PowerShell-only target; a transport that speaks both (``local://``,
+``ssh://``) derives from both.
+
+The public methods are template methods: the base class checks that the
+transport is open, that the parameters and arguments are acceptable, applies
+the deadline and maps every stray exception into
+:mod:`hvintegration.errors`; a transport implements only the wire
+(``_run_operation``, ``_run_command``, ``_open``, ``_aclose``, ``_abort``).
+A subclass that overrides a public method is refused when it is defined::
+
+    Transport
+     ├── PowerShellTransport   run_operation -> _run_operation
+     └── ShellTransport        run_command   -> _run_command
 
 Resource code (``HyperVHost``, ``LinuxGuest``...) only ever talks to this
-interface, so it never knows which transport it runs on. A transport
-translates its backend's failures into :mod:`hvintegration.errors` at this
-edge, keeping the cause (``raise ... from exc``).
+interface, so it never knows which transport it runs on.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import logging
+import math
 import shlex
 from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar, Union
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, Union
 
 import attrs
 
-from hvintegration.errors import OperationTimeoutError, RemoteCommandError, TransportError
+from hvintegration.errors import (
+    HvIntegrationError,
+    InvalidParameterError,
+    OperationTimeoutError,
+    RemoteCommandError,
+    TransportClosedError,
+    TransportError,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -34,13 +56,27 @@ if TYPE_CHECKING:
     from hvintegration.operations import Operation
 
 __all__ = [
+    "MAX_ARGUMENT_BYTES",
     "CompletedCommand",
     "ErrorRecord",
     "JsonValue",
     "OperationResult",
+    "PowerShellTarget",
+    "PowerShellTransport",
+    "ShellTarget",
+    "ShellTransport",
+    "Target",
     "Transport",
     "within",
 ]
+
+_log = logging.getLogger("hvintegration.transport")
+
+MAX_ARGUMENT_BYTES = 128 * 1024
+"""The largest argv a shell command may have, in UTF-8 bytes over all its
+words. Linux caps one argument at 128 KiB (``MAX_ARG_STRLEN``), and sshd drops
+the whole connection on a request it finds too large, so a larger one is
+refused before it is sent."""
 
 JsonValue = Union[None, bool, int, float, str, Sequence["JsonValue"], Mapping[str, "JsonValue"]]
 """A value that survives a JSON round trip: what operation parameters and
@@ -173,25 +209,185 @@ class Transport(abc.ABC):
     """A live connection to one target.
 
     Use it as an async context manager or call :meth:`aclose`; closing twice
-    is harmless. After closing, every call raises
+    is harmless, and so is cancelling a close: whatever the graceful close
+    had not finished is then released at once (:meth:`_abort`). After
+    closing, every call raises
     :class:`~hvintegration.errors.TransportClosedError`. A transport may
     connect lazily on its first call; :meth:`open` connects eagerly so that
     connection errors surface early.
 
-    Implementations must make every call honour ``timeout`` and be
-    cancellation-safe: a cancelled or timed-out call leaves no process,
-    channel or pipeline behind, and the next call works.
+    Subclasses implement the wire only: :meth:`_open` (optional),
+    :meth:`_aclose` and :meth:`_abort`, and the request methods of their
+    kind. They must be cancellation-safe: a cancelled or timed-out call
+    leaves no process, channel or pipeline behind, and the next call works.
+
+    Attributes:
+        close_timeout: Seconds the graceful close may take before the
+            transport is released forcefully.
     """
+
+    close_timeout: ClassVar[float] = 10.0
+    _TEMPLATE_METHODS: ClassVar[frozenset[str]] = frozenset(
+        {"open", "aclose", "run_operation", "run_command", "closed", "__aenter__", "__aexit__"}
+    )
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ == __name__:
+            return
+        overridden = sorted(cls._TEMPLATE_METHODS & set(vars(cls)))
+        if overridden:
+            raise TypeError(
+                f"{cls.__qualname__} overrides {', '.join(overridden)}; a transport "
+                "implements the underscored hooks (_run_operation, _run_command, _open, "
+                "_aclose, _abort) and the base class keeps the contract"
+            )
+
+    _closed: bool = False
+    _close_done: bool = False
 
     @property
     @abc.abstractmethod
     def target(self) -> str:
         """The target as a URL with no secret in it, for messages and logs."""
 
-    async def open(self) -> None:  # noqa: B027 - optional hook, no-op by default
-        """Connect now instead of on first use. Safe to call more than once."""
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` has been called."""
+        return self._closed
+
+    # -- the contract ---------------------------------------------------
+
+    def _check_open(self, operation: str) -> None:
+        if self._closed:
+            raise TransportClosedError(
+                "the transport is closed", target=self.target, operation=operation
+            )
+
+    def _check_timeout(self, timeout: float, operation: str) -> None:
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or math.isnan(timeout)
+            or timeout <= 0
+        ):
+            raise InvalidParameterError(
+                f"timeout must be a positive number of seconds, not {timeout!r}",
+                target=self.target,
+                operation=operation,
+            )
+
+    async def _guarded(self, call: Awaitable[_T], *, timeout: float, operation: str) -> _T:
+        """Await one request under its deadline, mapping every failure."""
+        try:
+            return await within(call, timeout, target=self.target, operation=operation)
+        except HvIntegrationError as exc:
+            if exc.target is None:
+                exc.target = self.target
+            if exc.operation is None:
+                exc.operation = operation
+            raise
+        except Exception as exc:
+            raise self._translate(exc, operation) from exc
+
+    def _translate(self, exc: Exception, operation: str) -> HvIntegrationError:
+        """Map an exception the wire let through into the library's hierarchy.
+
+        Transports override this to map their backend's exceptions; the
+        default calls any of them a transport failure.
+
+        Args:
+            exc: What the wire raised.
+            operation: The operation that was running.
+
+        Returns:
+            The error to raise instead (the caller chains ``exc`` as its cause).
+        """
+        detail = str(exc) or type(exc).__name__
+        return TransportError(
+            f"unexpected failure ({type(exc).__name__}): {detail}",
+            target=self.target,
+            operation=operation,
+        )
+
+    async def open(self) -> None:
+        """Connect now instead of on first use. Safe to call more than once.
+
+        Raises:
+            TransportClosedError: The transport is closed.
+            TransportError: The connection could not be made (a subclass
+                says why); whatever was opened on the way is released.
+        """
+        self._check_open("open")
+        try:
+            await self._open()
+        except BaseException as exc:
+            # A half-made connection (a child started, a socket open) must
+            # not outlive the failed attempt.
+            self._abort()
+            if isinstance(exc, HvIntegrationError) or not isinstance(exc, Exception):
+                raise
+            raise self._translate(exc, "open") from exc
+
+    async def aclose(self) -> None:
+        """Release the connection and everything it started.
+
+        Idempotent, and safe under cancellation: if the graceful close is
+        cancelled, fails or takes longer than :attr:`close_timeout`, the rest
+        is released at once and a cancellation is then re-raised.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.wait_for(self._aclose(), self.close_timeout)
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+        except Exception as exc:
+            _log.debug("graceful close of %s failed: %r; releasing at once", self.target, exc)
+            self._abort()
+        finally:
+            self._close_done = True
+
+    # -- the wire -------------------------------------------------------
+
+    async def _open(self) -> None:  # noqa: B027 - optional hook, no-op by default
+        """Connect eagerly; transports that connect lazily may leave this empty."""
 
     @abc.abstractmethod
+    async def _aclose(self) -> None:
+        """Release everything gracefully. Called once, by :meth:`aclose`."""
+
+    def _abort(self) -> None:  # noqa: B027 - transports that hold nothing need no abort
+        """Release everything at once, without awaiting: kill children, drop sockets.
+
+        Called when a graceful close is cancelled or fails, and when
+        :meth:`open` fails. It must not raise.
+        """
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.target}>"
+
+
+class PowerShellTransport(Transport):
+    """A transport that runs the library's fixed PowerShell operations.
+
+    Implement :meth:`_run_operation`; the base checks the call first.
+    """
+
     async def run_operation(
         self,
         operation: Operation,
@@ -210,11 +406,47 @@ class Transport(abc.ABC):
             The output objects and non-terminating errors.
 
         Raises:
+            InvalidParameterError: A parameter name the operation does not
+                declare, or a bad timeout; nothing was sent.
             RemoteCommandError: The script failed with a terminating error
                 (mapped to a more specific error where one fits).
             OperationTimeoutError: ``timeout`` passed.
-            TransportError: The connection failed, broke or was closed.
+            TransportClosedError: The transport is closed.
+            TransportError: The connection failed or broke.
         """
+        name = operation.name
+        self._check_open(name)
+        self._check_timeout(timeout, name)
+        try:
+            operation.check_parameters(parameters)
+        except ValueError as exc:
+            raise InvalidParameterError(str(exc), target=self.target, operation=name) from None
+        return await self._guarded(
+            self._run_operation(operation, parameters, timeout=timeout),
+            timeout=timeout,
+            operation=name,
+        )
+
+    @abc.abstractmethod
+    async def _run_operation(
+        self,
+        operation: Operation,
+        parameters: Mapping[str, JsonValue],
+        *,
+        timeout: float,
+    ) -> OperationResult:
+        """Send one checked operation over the wire.
+
+        ``timeout`` is already enforced around this call; a transport uses it
+        only for deadlines of its own (a remote kill, a reconnect).
+        """
+
+
+class ShellTransport(Transport):
+    """A transport that runs argv lists on a POSIX shell target.
+
+    Implement :meth:`_run_command`; the base checks the argv first.
+    """
 
     async def run_command(
         self,
@@ -234,30 +466,99 @@ class Transport(abc.ABC):
             The completed command, whatever its exit status.
 
         Raises:
+            InvalidParameterError: An empty argv, a word that is not a
+                string or holds a NUL, or an argv over
+                :data:`MAX_ARGUMENT_BYTES`; nothing was sent.
             OperationTimeoutError: ``timeout`` passed.
+            TransportClosedError: The transport is closed.
             TransportError: The target has no shell, or the connection failed.
         """
-        raise TransportError(
-            "this target runs PowerShell operations only, not shell commands",
-            target=self.target,
-            operation="run_command",
+        operation = "run_command"
+        self._check_open(operation)
+        self._check_timeout(timeout, operation)
+        command = self._check_argv(argv)
+        if input is not None and not isinstance(input, (bytes, bytearray)):
+            raise InvalidParameterError(
+                "a command's input must be bytes", target=self.target, operation=operation
+            )
+        return await self._guarded(
+            self._run_command(
+                command, input=None if input is None else bytes(input), timeout=timeout
+            ),
+            timeout=timeout,
+            operation=operation,
         )
 
+    def _check_argv(self, argv: Sequence[str]) -> tuple[str, ...]:
+        where = {"target": self.target, "operation": "run_command"}
+        if isinstance(argv, (str, bytes)):
+            raise InvalidParameterError("argv must be a list of words, not one string", **where)
+        command = tuple(argv)
+        if not command:
+            raise InvalidParameterError("an empty command", **where)
+        size = 0
+        for word in command:
+            if not isinstance(word, str):
+                raise InvalidParameterError(
+                    f"every word of a command must be a string, not {type(word).__name__}", **where
+                )
+            if "\0" in word:
+                raise InvalidParameterError("a command word holds a NUL character", **where)
+            try:
+                size += len(word.encode("utf-8")) + 1
+            except UnicodeEncodeError:
+                raise InvalidParameterError(
+                    "a command word holds a lone surrogate, which has no UTF-8 form", **where
+                ) from None
+        if size > MAX_ARGUMENT_BYTES:
+            raise InvalidParameterError(
+                f"the command is {size} bytes long; at most {MAX_ARGUMENT_BYTES} are sent", **where
+            )
+        return command
+
     @abc.abstractmethod
-    async def aclose(self) -> None:
-        """Release the connection and everything it started. Idempotent."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
+    async def _run_command(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        argv: tuple[str, ...],
+        *,
+        input: bytes | None,
+        timeout: float,
+    ) -> CompletedCommand:
+        """Run one checked argv over the wire.
 
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.target}>"
+        ``timeout`` is already enforced around this call; a transport uses it
+        for its own cleanup deadlines (killing the remote command).
+        """
+
+
+class Target(Protocol):
+    """Settings for one target; separate from the live connection."""
+
+    @property
+    def url(self) -> str:
+        """The target as a URL with no secret in it."""
+
+    def open(self) -> Transport:
+        """A transport to this target, not yet connected."""
+
+
+class PowerShellTarget(Protocol):
+    """Settings for a target that runs PowerShell operations (a host, a Windows guest)."""
+
+    @property
+    def url(self) -> str:
+        """The target as a URL with no secret in it."""
+
+    def open(self) -> PowerShellTransport:
+        """A transport to this target, not yet connected."""
+
+
+class ShellTarget(Protocol):
+    """Settings for a target with a POSIX shell (a Linux guest)."""
+
+    @property
+    def url(self) -> str:
+        """The target as a URL with no secret in it."""
+
+    def open(self) -> ShellTransport:
+        """A transport to this target, not yet connected."""

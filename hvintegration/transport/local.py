@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import sys
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -30,14 +30,19 @@ import attrs
 from hvintegration.errors import (
     InvalidTargetError,
     PowerShellNotFoundError,
-    TransportClosedError,
     TransportError,
 )
 from hvintegration.transport._powershell_session import PowerShellProcess, PowerShellSession
 from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT, powershell_argv
 from hvintegration.transport._process import kill_process_group, run_process
 from hvintegration.transport._url import check_options, parse_options
-from hvintegration.transport.base import CompletedCommand, JsonValue, OperationResult, Transport
+from hvintegration.transport.base import (
+    CompletedCommand,
+    JsonValue,
+    OperationResult,
+    PowerShellTransport,
+    ShellTransport,
+)
 
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
@@ -121,7 +126,7 @@ class LocalTarget:
         return LocalTransport(self)
 
 
-class LocalTransport(Transport):
+class LocalTransport(PowerShellTransport, ShellTransport):
     """Runs commands and PowerShell operations on this machine.
 
     Args:
@@ -139,7 +144,6 @@ class LocalTransport(Transport):
 
     def __init__(self, settings: LocalTarget | None = None) -> None:
         self.settings = settings if settings is not None else LocalTarget()
-        self._closed = False
         self._session = PowerShellSession(
             self._spawn,
             target=self.target,
@@ -153,41 +157,26 @@ class LocalTransport(Transport):
         """``local://`` and the PowerShell executable if not the default."""
         return self.settings.url
 
-    def _check_open(self, operation: str) -> None:
-        if self._closed:
-            raise TransportClosedError(
-                "the transport is closed", target=self.target, operation=operation
-            )
-
-    async def run_command(
+    async def _run_command(
         self,
-        argv: Sequence[str],
+        argv: tuple[str, ...],
         *,
-        input: bytes | None = None,
+        input: bytes | None,
         timeout: float,
     ) -> CompletedCommand:
-        """Run ``argv`` as a child process (see :class:`Transport`)."""
-        self._check_open("run_command")
         return await run_process(argv, input=input, timeout=timeout, target=self.target)
 
-    async def run_operation(
+    async def _run_operation(
         self,
         operation: Operation,
         parameters: Mapping[str, JsonValue],
         *,
         timeout: float,
     ) -> OperationResult:
-        """Run a PowerShell operation through the local PowerShell (see :class:`Transport`).
-
-        Raises:
-            PowerShellNotFoundError: The executable does not exist or cannot
-                be run.
-            ProtocolError: PowerShell answered something unreadable; its
-                process was stopped.
-            TransportBrokenError: The process died; the next call starts a
-                new one.
-        """
-        self._check_open(operation.name)
+        # PowerShellNotFoundError when the executable cannot be run;
+        # ProtocolError (process stopped) for an unreadable answer;
+        # TransportBrokenError when the process died (the next call starts
+        # a new one).
         return await self._session.run(operation, parameters, timeout=timeout)
 
     async def _spawn(self, operation: str) -> PowerShellProcess:
@@ -219,12 +208,8 @@ class LocalTransport(Transport):
             ) from exc
         return _LocalPowerShell(process)
 
-    async def aclose(self) -> None:
-        """Close the transport and stop its PowerShell process.
-
-        Shell commands already running finish on their own. Idempotent.
-        """
-        self._closed = True
+    async def _aclose(self) -> None:
+        """Stop the PowerShell process; shell commands already running finish on their own."""
         await self._session.aclose()
 
 

@@ -67,7 +67,12 @@ from hvintegration.transport._outofproc import (
     psrp,
 )
 from hvintegration.transport._url import check_options, parse_options
-from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult, Transport, within
+from hvintegration.transport.base import (
+    ErrorRecord,
+    JsonValue,
+    OperationResult,
+    PowerShellTransport,
+)
 from hvintegration.transport.errormap import error_from_record
 from hvintegration.transport.ssh import known_hosts_option
 
@@ -395,7 +400,7 @@ def _fill(exc: HvIntegrationError, target: str, operation: str) -> HvIntegration
     return exc
 
 
-class PSRPTransport(Transport):
+class PSRPTransport(PowerShellTransport):
     """One runspace pool to one target, opened lazily and reused by every operation.
 
     Up to ``settings.max_pipelines`` operations run at once on the pool; more
@@ -419,7 +424,6 @@ class PSRPTransport(Transport):
         self._lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(settings.max_pipelines)
         self._cleanups: set[asyncio.Task[None]] = set()
-        self._closed = False
         self.pools_opened = 0
         """How many runspace pools this transport has opened so far."""
 
@@ -433,7 +437,7 @@ class PSRPTransport(Transport):
             "the transport is closed", target=self.target, operation=operation
         )
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         """Open the runspace pool now, so that connection errors surface early.
 
         Raises:
@@ -482,7 +486,7 @@ class PSRPTransport(Transport):
         except BaseException as exc:
             await self._discard(session)
             if isinstance(exc, Exception):
-                raise self._translate(exc, session, operation) from exc
+                raise self._map_error(exc, session, operation) from exc
             raise
         self.pools_opened += 1
         return session
@@ -526,24 +530,18 @@ class PSRPTransport(Transport):
                 self._session = None
         await self._discard(session)
 
-    async def run_operation(
+    async def _run_operation(
         self,
         operation: Operation,
         parameters: Mapping[str, JsonValue],
         *,
         timeout: float,
     ) -> OperationResult:
-        """Run an operation's script with its parameters as PSRP parameters.
-
-        See :meth:`Transport.run_operation`. A terminating error becomes the
-        exception its record stands for; a pipeline stopped on the remote
-        side raises :class:`OperationStoppedError`; a broken pool raises
-        :class:`TransportBrokenError` (or :class:`ProtocolError` when the
-        peer sent something unreadable) and the next call opens a new pool.
-        """
-        if self._closed:
-            raise self._closed_error(operation.name)
-        operation.check_parameters(parameters)
+        # Parameters travel as PSRP parameters. A terminating error becomes
+        # the exception its record stands for; a pipeline stopped on the
+        # remote side raises OperationStoppedError; a broken pool raises
+        # TransportBrokenError (or ProtocolError when the peer sent something
+        # unreadable) and the next call opens a new pool.
         try:
             wire = {name: to_wire(value) for name, value in parameters.items()}
         except TypeError as exc:
@@ -552,12 +550,7 @@ class PSRPTransport(Transport):
                 target=self.target,
                 operation=operation.name,
             ) from exc
-        return await within(
-            self._run(operation, wire, timeout),
-            timeout,
-            target=self.target,
-            operation=operation.name,
-        )
+        return await self._run(operation, wire, timeout)
 
     async def _run(
         self, operation: Operation, wire: Mapping[str, Any], timeout: float
@@ -585,7 +578,7 @@ class PSRPTransport(Transport):
                 was_broken = session.broken
                 if was_broken:
                     await self._retire(session)
-                error = self._translate(exc, session, name)
+                error = self._map_error(exc, session, name)
                 if not was_broken and isinstance(error, TransportError):
                     session.failed = True
                     await self._retire(session)
@@ -643,7 +636,7 @@ class PSRPTransport(Transport):
             # the pool in an unknown state: start again with a new one.
             await self._retire(session)
 
-    def _translate(self, exc: Exception, session: Session, operation: str) -> HvIntegrationError:
+    def _map_error(self, exc: Exception, session: Session, operation: str) -> HvIntegrationError:
         where = {"target": self.target, "operation": operation}
         if isinstance(exc, HvIntegrationError):
             return _fill(exc, self.target, operation)
@@ -702,9 +695,8 @@ class PSRPTransport(Transport):
             return TransportError(f"{type(exc).__name__}: {str(exc)[:300]}", **where)
         raise exc
 
-    async def aclose(self) -> None:
-        """Close the runspace pool and everything it started. Idempotent."""
-        self._closed = True
+    async def _aclose(self) -> None:
+        """Close the runspace pool and everything it started."""
         cleanups = list(self._cleanups)
         if cleanups:
             await asyncio.gather(*cleanups, return_exceptions=True)

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import urllib.parse
-from collections.abc import Sequence
 
 import attrs
 
-from hvintegration.errors import InvalidTargetError, OperationTimeoutError, TransportClosedError
+from hvintegration.errors import InvalidTargetError, OperationTimeoutError
 from hvintegration.linux.names import match_program
 from hvintegration.linux.scripts import KVP_SCRIPT, START_SCRIPT, STATUS_SCRIPT, STOP_SCRIPT
 from hvintegration.simulator.linux import DISTROS, SimulatedLinuxGuest
 from hvintegration.transport._url import check_options, parse_options
-from hvintegration.transport.base import CompletedCommand, OperationResult, Transport
+from hvintegration.transport.base import CompletedCommand, ShellTransport
 
 __all__ = ["SimulatedLinuxTarget", "SimulatedLinuxTransport"]
 
@@ -48,7 +47,7 @@ class _Report:
         return ("\n".join(self.lines) + "\n").encode()
 
 
-class SimulatedLinuxTransport(Transport):
+class SimulatedLinuxTransport(ShellTransport):
     """Answers shell commands from one simulated Linux guest.
 
     Args:
@@ -67,40 +66,19 @@ class SimulatedLinuxTransport(Transport):
 
     def __init__(self, guest: SimulatedLinuxGuest) -> None:
         self.guest = guest
-        self._closed = False
 
     @property
     def target(self) -> str:
         """``sim-linux://NAME``."""
         return f"sim-linux://{self.guest.name}"
 
-    async def run_operation(
-        self, operation: object, parameters: object, *, timeout: float
-    ) -> OperationResult:
-        """Linux guests run no PowerShell; always refused."""
-        from hvintegration.errors import TransportError
-
-        raise TransportError(
-            "a simulated Linux guest runs shell commands only",
-            target=self.target,
-            operation="run_operation",
-        )
-
-    async def run_command(
+    async def _run_command(
         self,
-        argv: Sequence[str],
+        command: tuple[str, ...],
         *,
-        input: bytes | None = None,
+        input: bytes | None,
         timeout: float,
     ) -> CompletedCommand:
-        """Answer one command (see :class:`Transport`)."""
-        if self._closed:
-            raise TransportClosedError(
-                "the transport is closed", target=self.target, operation="run_command"
-            )
-        command = tuple(argv)
-        if not command:
-            raise ValueError("an empty command")
         self.guest.round_trips += 1
         try:
             await asyncio.wait_for(asyncio.sleep(self.guest.latency), timeout)
@@ -285,9 +263,8 @@ class SimulatedLinuxTransport(Transport):
         r.out("written", len(records))
         return 0, r.data(), b""
 
-    async def aclose(self) -> None:
-        """Mark the transport closed; the simulated guest lives on."""
-        self._closed = True
+    async def _aclose(self) -> None:
+        """Nothing to release; the simulated guest lives on."""
 
 
 @attrs.frozen

@@ -32,14 +32,13 @@ from hvintegration.errors import (
     InvalidTargetError,
     ProtocolError,
     TransportBrokenError,
-    TransportClosedError,
 )
 from hvintegration.simulator.engine import CallOutcome, run_simulated_call
 from hvintegration.simulator.model import FaultKind, SimulatedHost
 from hvintegration.simulator.profiles import HOST_OSES, LOCALES
 from hvintegration.simulator.state import edit_state
 from hvintegration.transport._url import check_options, parse_options
-from hvintegration.transport.base import JsonValue, OperationResult, Transport, within
+from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
 from hvintegration.transport.errormap import error_from_record
 
 if TYPE_CHECKING:
@@ -58,7 +57,7 @@ def _json_round_trip(value: object, what: str, *, target: str, operation: str) -
     return result
 
 
-class SimulatorTransport(Transport):
+class SimulatorTransport(PowerShellTransport):
     """Runs operations against one :class:`~hvintegration.simulator.SimulatedHost`.
 
     Args:
@@ -92,7 +91,6 @@ class SimulatorTransport(Transport):
         self.host = host if host is not None else SimulatedHost()
         self.state_path = None if state_path is None else os.fspath(state_path)
         self.guest = guest
-        self._closed = False
 
     @property
     def target(self) -> str:
@@ -106,31 +104,18 @@ class SimulatorTransport(Transport):
         with edit_state(self.state_path, create=self.host) as host:
             return run_simulated_call(host, operation, parameters, guest=self.guest)
 
-    async def run_operation(
+    async def _run_operation(
         self,
         operation: Operation,
         parameters: Mapping[str, JsonValue],
         *,
         timeout: float,
     ) -> OperationResult:
-        """Run ``operation`` on the simulated host (see :class:`Transport`)."""
-        if self._closed:
-            raise TransportClosedError(
-                "the transport is closed", target=self.target, operation=operation.name
-            )
-        operation.check_parameters(parameters)
         sent = _json_round_trip(
             parameters, "the parameters", target=self.target, operation=operation.name
         )
         assert isinstance(sent, dict)
-        return await within(
-            self._round_trip(operation, sent), timeout, target=self.target, operation=operation.name
-        )
-
-    async def _round_trip(
-        self, operation: Operation, parameters: dict[str, JsonValue]
-    ) -> OperationResult:
-        outcome = self._call(operation.name, parameters)
+        outcome = self._call(operation.name, sent)
         if outcome.latency:
             await asyncio.sleep(outcome.latency)
         if outcome.fault is FaultKind.HANG:
@@ -144,9 +129,8 @@ class SimulatorTransport(Transport):
         assert outcome.result is not None
         return outcome.result
 
-    async def aclose(self) -> None:
-        """Mark the transport closed; the simulated host lives on."""
-        self._closed = True
+    async def _aclose(self) -> None:
+        """Nothing to release; the simulated host lives on."""
 
 
 _DEFAULT_HOST = "HV01"

@@ -35,7 +35,7 @@ import contextlib
 import os
 import shlex
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -56,7 +56,13 @@ from hvintegration.transport._powershell_wire import (
     validate_executable,
 )
 from hvintegration.transport._url import check_options, parse_options
-from hvintegration.transport.base import CompletedCommand, JsonValue, OperationResult, Transport
+from hvintegration.transport.base import (
+    CompletedCommand,
+    JsonValue,
+    OperationResult,
+    PowerShellTransport,
+    ShellTransport,
+)
 
 if TYPE_CHECKING:
     import asyncssh
@@ -251,7 +257,7 @@ class SSHTarget:
         return SSHTransport(self)
 
 
-class SSHTransport(Transport):
+class SSHTransport(PowerShellTransport, ShellTransport):
     """One SSH connection to one target, made lazily and reused by every call.
 
     A broken connection is dropped and made again on the next call.
@@ -264,7 +270,6 @@ class SSHTransport(Transport):
         self.settings = settings
         self._connection: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
-        self._closed = False
         self._session = PowerShellSession(
             self._spawn,
             target=self.target,
@@ -278,7 +283,7 @@ class SSHTransport(Transport):
         """The target URL, with no secret in it."""
         return self.settings.url
 
-    async def open(self) -> None:
+    async def _open(self) -> None:
         """Connect now, so that authentication and host-key errors surface early."""
         await self._connect("open")
 
@@ -351,18 +356,15 @@ class SSHTransport(Transport):
             self._connection = None
         connection.close()
 
-    async def run_command(
+    async def _run_command(
         self,
-        argv: Sequence[str],
+        argv: tuple[str, ...],
         *,
-        input: bytes | None = None,
+        input: bytes | None,
         timeout: float,
     ) -> CompletedCommand:
-        """Run ``argv`` on the remote POSIX shell (see :class:`Transport`).
-
-        Every argument is quoted with :func:`shlex.join`, so the remote shell
-        passes it on as one word and never interprets it.
-        """
+        # Every argument is quoted with shlex.join, so the remote shell
+        # passes it on as one word and never interprets it.
         import asyncssh
 
         if self.settings.shell != "posix":
@@ -371,9 +373,7 @@ class SSHTransport(Transport):
                 target=self.target,
                 operation="run_command",
             )
-        command = tuple(argv)
-        if not command:
-            raise ValueError("an empty command")
+        command = argv
         connection = await self._connect("run_command")
         try:
             process = await connection.create_process(
@@ -438,33 +438,19 @@ class SSHTransport(Transport):
                 await asyncio.shield(asyncio.wait_for(kill, _KILL_TIMEOUT))
         process.close()
 
-    async def run_operation(
+    async def _run_operation(
         self,
         operation: Operation,
         parameters: Mapping[str, JsonValue],
         *,
         timeout: float,
     ) -> OperationResult:
-        """Run a PowerShell operation on the target (see :class:`Transport`).
-
-        The channel runs the fixed bootstrap command line; the request
-        travels on its stdin. A timed-out or cancelled call closes its
-        channel, which ends the remote PowerShell (and, on a POSIX login
-        shell, kills its process group).
-
-        Raises:
-            AuthenticationError: The target refused the credentials.
-            HostKeyError: The host key is not trusted.
-            PowerShellNotFoundError: The remote shell cannot find the
-                PowerShell executable.
-            ProtocolError: PowerShell answered something unreadable.
-            TransportBrokenError: The channel or the process broke; the next
-                call opens a new one.
-        """
-        if self._closed:
-            raise TransportClosedError(
-                "the transport is closed", target=self.target, operation=operation.name
-            )
+        # The channel runs the fixed bootstrap command line; the request
+        # travels on its stdin. A timed-out or cancelled call closes its
+        # channel, which ends the remote PowerShell (and, on a POSIX login
+        # shell, kills its process group). AuthenticationError, HostKeyError,
+        # PowerShellNotFoundError, ProtocolError and TransportBrokenError
+        # say what failed.
         return await self._session.run(operation, parameters, timeout=timeout)
 
     async def _spawn(self, operation: str) -> PowerShellProcess:
@@ -491,9 +477,8 @@ class SSHTransport(Transport):
                 raise
         return _SSHPowerShell(self, connection, process, pid)
 
-    async def aclose(self) -> None:
-        """Close the connection and every PowerShell channel. Idempotent."""
-        self._closed = True
+    async def _aclose(self) -> None:
+        """Close every PowerShell channel, then the connection."""
         await self._session.aclose()
         connection, self._connection = self._connection, None
         if connection is not None:

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hvintegration.errors import TransportClosedError, TransportError
+from hvintegration.errors import TransportError
 from hvintegration.operations import INVOKE_IN_VM, Operation
-from hvintegration.transport.base import JsonValue, OperationResult, Transport
+from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
 from hvintegration.transport.errormap import error_from_record, is_powershell_direct_failure
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class Credential:
     password: str = attrs.field(repr=False)
 
 
-class PowerShellDirectTransport(Transport):
+class PowerShellDirectTransport(PowerShellTransport):
     """Runs guest operations inside one VM through its host.
 
     The host's transport carries every call; closing this transport leaves
@@ -63,7 +63,6 @@ class PowerShellDirectTransport(Transport):
         self.host = host
         self.vm = vm
         self.credential = credential
-        self._closed = False
 
     @property
     def target(self) -> str:
@@ -73,24 +72,16 @@ class PowerShellDirectTransport(Transport):
     def __repr__(self) -> str:
         return f"<PowerShellDirectTransport {self.target} as {self.credential.user}>"
 
-    async def run_operation(
+    async def _run_operation(
         self,
         operation: Operation,
         parameters: Mapping[str, JsonValue],
         *,
         timeout: float,
     ) -> OperationResult:
-        """Run a guest operation in the VM (see :class:`Transport`).
-
-        Raises:
-            TransportError: ``operation`` is a host operation.
-            VMNotFoundError, VMNotRunningError, PowerShellDirectError,
-            AuthenticationError: The VM cannot be reached this way.
-        """
-        if self._closed:
-            raise TransportClosedError(
-                "the transport is closed", target=self.target, operation=operation.name
-            )
+        # Raises TransportError for a host operation; VMNotFoundError,
+        # VMNotRunningError, PowerShellDirectError or AuthenticationError
+        # when the VM cannot be reached this way.
         if operation.side != "guest":
             raise TransportError(
                 f"{operation.name} runs on a Hyper-V host, not inside a guest",
@@ -124,6 +115,5 @@ class PowerShellDirectTransport(Transport):
                 )
         return result
 
-    async def aclose(self) -> None:
+    async def _aclose(self) -> None:
         """Stop using the VM; the host's transport stays open."""
-        self._closed = True

@@ -12,14 +12,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from hvintegration import catalogue
-from hvintegration._connect import Connection, TargetLike, transport_for
+from hvintegration._connect import Connection, PowerShellTargetLike, powershell_transport_for
 from hvintegration._decode import Decoder
 from hvintegration._resource import TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import UnsafeChangeError
 from hvintegration.host import DEFAULT_TIMEOUT
 from hvintegration.operations import GET_GUEST_SERVICES, SET_GUEST_SERVICE
-from hvintegration.transport.base import JsonValue, Transport
+from hvintegration.transport.base import JsonValue, PowerShellTransport
 from hvintegration.transport.errormap import error_from_record
 from hvintegration.windows.direct import Credential, PowerShellDirectTransport
 from hvintegration.windows.records import GuestServiceState
@@ -46,7 +46,7 @@ def _decode_service(decoder: Decoder, value: JsonValue) -> GuestServiceState:
     )
 
 
-class WindowsGuest(TransportResource):
+class WindowsGuest(TransportResource[PowerShellTransport]):
     """A Windows guest and its Hyper-V guest services.
 
     Args:
@@ -63,12 +63,12 @@ class WindowsGuest(TransportResource):
         [('vmicrdv', 'Running'), ('vmicvmsession', 'Stopped')]
     """
 
-    def __init__(self, transport: Transport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, transport: PowerShellTransport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(transport, timeout=timeout)
 
     @classmethod
     def connect(
-        cls, target: TargetLike, *, timeout: float = DEFAULT_TIMEOUT
+        cls, target: PowerShellTargetLike, *, timeout: float = DEFAULT_TIMEOUT
     ) -> Connection[WindowsGuest]:
         """Connect to a guest directly.
 
@@ -79,7 +79,7 @@ class WindowsGuest(TransportResource):
         Returns:
             Use with ``async with``, or ``await`` it and call :meth:`aclose`.
         """
-        return Connection(cls(transport_for(target), timeout=timeout))
+        return Connection(cls(powershell_transport_for(target), timeout=timeout))
 
     @classmethod
     def direct(
