@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import runpy
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +99,40 @@ def test_resolve_host_refuses_guest_only_services() -> None:
         catalogue.resolve_host("nope")
     assert "PowerShell Direct" not in str(caught.value)
     assert catalogue.resolve_host("Backup") is catalogue.VSS
+
+
+def _vendor_ids() -> dict[str, dict[str, str]]:
+    path = Path(__file__).with_name("fixtures") / "integration_service_ids.py"
+    ids: dict[str, dict[str, str]] = runpy.run_path(str(path))["IDS"]
+    return ids
+
+
+VENDOR_IDS = _vendor_ids()
+
+
+def test_the_fixture_names_each_host_service_once() -> None:
+    assert sorted(VENDOR_IDS) == sorted(spec.key for spec in catalogue.HOST_SERVICES)
+
+
+@pytest.mark.parametrize("key", sorted(VENDOR_IDS))
+def test_ids_match_the_cited_public_sources(key: str) -> None:
+    """Pinned against tests/fixtures/integration_service_ids.py, whose
+    values cite the vendor and the kernel, not the catalogue."""
+    expected = VENDOR_IDS[key]
+    spec = catalogue.resolve(key)
+    assert spec.name == expected["english_name"]
+    assert spec.component_id == uuid.UUID(expected["component_id"])
+    assert spec.linux is not None
+    assert spec.linux.vmbus_class_id == uuid.UUID(expected["vmbus_class_id"])
+    # Both ways round: the id a host prints resolves to this service.
+    assert (
+        catalogue.by_component_id(f"Microsoft:{uuid.uuid4()}\\{expected['component_id']}") is spec
+    )
+    assert catalogue.resolve(expected["component_id"]) is spec
+
+
+def test_component_ids_and_channel_classes_are_distinct() -> None:
+    component_ids = {uuid.UUID(v["component_id"]) for v in VENDOR_IDS.values()}
+    class_ids = {uuid.UUID(v["vmbus_class_id"]) for v in VENDOR_IDS.values()}
+    assert len(component_ids) == len(class_ids) == 6
+    assert component_ids.isdisjoint(class_ids)
