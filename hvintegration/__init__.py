@@ -61,6 +61,7 @@ from hvintegration.linux import (
     LinuxGuest,
     LinuxStatus,
 )
+from hvintegration.maintenance import Advice, advise
 from hvintegration.records import (
     ApplyResult,
     FileCopy,
@@ -81,6 +82,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "Advice",
     "AmbiguousVMError",
     "ApplyResult",
     "AuthenticationError",
@@ -132,6 +134,7 @@ __all__ = [
     "VMSummary",
     "VirtualMachine",
     "WindowsGuest",
+    "advise",
     "catalogue",
     "parse_target",
     "__version__",

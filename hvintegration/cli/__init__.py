@@ -6,6 +6,7 @@ It mirrors what the vendor's how-to does by hand::
     hvintegration --target sim:// host enable demovm "Guest Service Interface"
     hvintegration --target sim:// host disable demovm "Guest Service Interface"
     hvintegration --target sim:// windows --vm demovm services
+    hvintegration advise --host-os "Windows 10" --guest-os "Windows 7"
 
 The target comes from ``--target`` or ``HVINTEGRATION_TARGET``; without
 either, the built-in simulator is used and a note says so. Output is a table
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from hvintegration import catalogue
-from hvintegration.cli.commands import run_host, run_linux, run_windows
+from hvintegration.cli.commands import run_advise, run_host, run_linux, run_windows
 from hvintegration.cli.parser import ENVIRONMENT_TARGET, build_parser, default_target
 from hvintegration.cli.render import render
 from hvintegration.errors import (
@@ -93,6 +94,14 @@ def run(
     as_json = bool(getattr(args, "json", False))
     if args.side == "catalogue":
         print(render(catalogue.ALL_SERVICES, as_json=as_json), file=out)
+        return EXIT_CODES["ok"]
+    if args.side == "advise":
+        # Needs no target: the answer comes from the vendor's tables.
+        try:
+            run_advise(args, out)
+        except HvIntegrationError as error:
+            print(f"hvintegration: error: {error}", file=err)
+            return _exit_code(error)
         return EXIT_CODES["ok"]
     target = getattr(args, "target", None) or os.environ.get(ENVIRONMENT_TARGET) or ""
     if not target:

@@ -15,9 +15,10 @@ from hvintegration.cli.parser import ENVIRONMENT_PASSWORD
 from hvintegration.cli.render import render
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
 from hvintegration.linux import LinuxGuest, resolve_daemon
+from hvintegration.maintenance import advise
 from hvintegration.windows import Credential, GuestServiceState, WindowsGuest
 
-__all__ = ["run_host", "run_linux", "run_windows"]
+__all__ = ["run_advise", "run_host", "run_linux", "run_windows"]
 
 
 def _options(args: argparse.Namespace) -> tuple[bool, float]:
@@ -128,3 +129,21 @@ async def run_linux(args: argparse.Namespace, target: str, out: TextIO) -> None:
             print(json.dumps([state.as_dict()], indent=2, ensure_ascii=False), file=out)
         else:
             print(text_table([state]), file=out)
+
+
+def run_advise(args: argparse.Namespace, out: TextIO) -> None:
+    """``hvintegration advise``: the update mechanism for a guest on a host.
+
+    Reads nothing from any host. A table (with the notes and sources under
+    it) or, with ``--json``, the advice record.
+    """
+    advice = advise(host_os=args.host_os, guest_os=args.guest_os)
+    if getattr(args, "json", False):
+        print(render([advice], as_json=True), file=out)
+        return
+    lines = [text_table([advice])]
+    if advice.notes:
+        lines += ["", "Notes:", *(f"- {note}" for note in advice.notes)]
+    if advice.sources:
+        lines += ["", "Sources:", *(f"- {source}" for source in advice.sources)]
+    print("\n".join(lines), file=out)

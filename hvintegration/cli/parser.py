@@ -173,6 +173,28 @@ def _add_linux(
     )
 
 
+def _add_advise(sides: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Reads no host, so it takes no --target or --timeout.
+    advise = sides.add_parser(
+        "advise",
+        help="how to keep a guest's integration services current on a host (no target needed)",
+    )
+    advise.add_argument(
+        "--host-os",
+        required=True,
+        metavar="OS",
+        help="the Hyper-V host's release: 'Windows Server 2019', 2019, win10...",
+    )
+    advise.add_argument(
+        "--guest-os",
+        required=True,
+        metavar="OS",
+        help="the guest: 'Windows Server 2008 R2', 2008r2, win7, 'Ubuntu 24.04', "
+        "or the OSName the guest reports through KVP",
+    )
+    advise.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser.
 
@@ -191,4 +213,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_windows(sides, common)
     _add_linux(sides, common)
     sides.add_parser("catalogue", help="every integration service and its names", parents=[common])
+    _add_advise(sides)
     return parser
