@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar, Union
+from typing import Generic, Protocol, TypeVar, Union
 
 from hvintegration.errors import InvalidTargetError
 from hvintegration.transport import (
@@ -22,10 +22,6 @@ from hvintegration.transport import (
     parse_target,
 )
 
-if TYPE_CHECKING:
-    from hvintegration.simulator.linux import SimulatedLinuxGuest
-    from hvintegration.simulator.model import SimulatedHost
-
 __all__ = [
     "Connection",
     "PowerShellTargetLike",
@@ -36,13 +32,14 @@ __all__ = [
     "transport_for",
 ]
 
-TargetLike = Union[str, Target, Transport, "SimulatedHost", "SimulatedLinuxGuest"]
-"""A URL, target settings, a live transport, or a simulated host or guest."""
+TargetLike = Union[str, Target, Transport]
+"""A URL, a target (settings, or a simulated host or guest, which are targets
+too), or a live transport."""
 
-PowerShellTargetLike = Union[str, PowerShellTarget, PowerShellTransport, "SimulatedHost"]
+PowerShellTargetLike = Union[str, PowerShellTarget, PowerShellTransport]
 """What a Hyper-V host or a Windows guest can be reached through."""
 
-ShellTargetLike = Union[str, ShellTarget, ShellTransport, "SimulatedLinuxGuest"]
+ShellTargetLike = Union[str, ShellTarget, ShellTransport]
 """What a Linux guest can be reached through."""
 
 
@@ -96,13 +93,8 @@ def transport_for(target: TargetLike) -> Transport:
     Raises:
         InvalidTargetError: A URL is malformed or names no transport.
     """
-    from hvintegration.simulator.linux import SimulatedLinuxGuest
-    from hvintegration.simulator.model import SimulatedHost
-
     if isinstance(target, Transport):
         return target
-    if isinstance(target, (SimulatedHost, SimulatedLinuxGuest)):
-        return target.transport()
     if isinstance(target, str):
         return parse_target(target).open()
     return target.open()

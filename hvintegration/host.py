@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 from hvintegration import catalogue
 from hvintegration._connect import Connection, PowerShellTargetLike, powershell_transport_for
 from hvintegration._decode import Decoder
+from hvintegration._host_wire import (
+    DesiredState,
+    VMKey,
+    change_parameters,
+    plan_changes,
+    raise_partial,
+    read_changes,
+    read_file_copy,
+    wire_ref,
+)
 from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
-from hvintegration.errors import (
-    BatchError,
-    HvIntegrationError,
-    ServiceNotFoundError,
-    UnsafeChangeError,
-)
+from hvintegration.errors import HvIntegrationError, ServiceNotFoundError
 from hvintegration.operations import (
     COPY_VM_FILE,
     GET_INTEGRATION_SERVICES,
@@ -33,20 +38,12 @@ from hvintegration.operations import (
     SET_INTEGRATION_SERVICES,
     Operation,
 )
-from hvintegration.records import (
-    ApplyResult,
-    FileCopy,
-    IntegrationServiceState,
-    ServiceChange,
-    VMSummary,
-)
+from hvintegration.records import ApplyResult, FileCopy, IntegrationServiceState, VMSummary
 from hvintegration.transport import PowerShellTransport
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 from hvintegration.transport.errormap import error_from_record
-
-if TYPE_CHECKING:
-    from hvintegration.windows.direct import Credential
-    from hvintegration.windows.guest import WindowsGuest
+from hvintegration.windows.direct import Credential
+from hvintegration.windows.guest import WindowsGuest
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -62,15 +59,6 @@ __all__ = [
 VMRef = Union[str, uuid.UUID, "VirtualMachine"]
 """A VM named by its name, its id, or a :class:`VirtualMachine`."""
 
-DesiredState = Union[
-    Mapping[str, bool],
-    Mapping[uuid.UUID, bool],
-    Mapping[catalogue.ServiceSpec, bool],
-    Mapping[catalogue.ServiceRef, bool],
-]
-"""Service to enabled flag, as :meth:`VirtualMachine.apply` takes it. Keys are
-any :data:`~hvintegration.catalogue.ServiceRef`."""
-
 DesiredStates = Union[
     Mapping[str, DesiredState],
     Mapping[uuid.UUID, DesiredState],
@@ -80,7 +68,7 @@ DesiredStates = Union[
 """Per VM, a :data:`DesiredState`, as :meth:`HyperVHost.apply` takes it."""
 
 
-def _ref_key(ref: VMRef) -> str | uuid.UUID:
+def _ref_key(ref: VMRef) -> VMKey:
     if isinstance(ref, VirtualMachine):
         return ref.ref
     if isinstance(ref, uuid.UUID):
@@ -90,12 +78,6 @@ def _ref_key(ref: VMRef) -> str | uuid.UUID:
             raise ValueError("a VM name must not be empty")
         return ref
     raise TypeError(f"a VM is named by str, uuid.UUID or VirtualMachine, not {type(ref).__name__}")
-
-
-def _wire_ref(ref: str | uuid.UUID) -> dict[str, JsonValue]:
-    if isinstance(ref, uuid.UUID):
-        return {"Id": str(ref)}
-    return {"Name": ref}
 
 
 class HyperVHost(TransportResource[PowerShellTransport]):
@@ -199,7 +181,7 @@ class HyperVHost(TransportResource[PowerShellTransport]):
         """
         refs = None if vms is None else [_ref_key(vm) for vm in vms]
         parameters: dict[str, JsonValue] = {
-            "VM": None if refs is None else [_wire_ref(ref) for ref in refs]
+            "VM": None if refs is None else [wire_ref(ref) for ref in refs]
         }
         result = await self._run(GET_INTEGRATION_SERVICES, parameters)
         decoder = Decoder(self.target, GET_INTEGRATION_SERVICES.name)
@@ -208,7 +190,9 @@ class HyperVHost(TransportResource[PowerShellTransport]):
             str(record.target_object): self._error(record, GET_INTEGRATION_SERVICES)
             for record in result.errors
         }
-        _raise_partial(errors, states, "could not read every VM", self, GET_INTEGRATION_SERVICES)
+        raise_partial(
+            errors, states, "could not read every VM", self.target, GET_INTEGRATION_SERVICES
+        )
         return states
 
     async def apply(self, desired: DesiredStates, *, force: bool = False) -> ApplyResult:
@@ -239,89 +223,12 @@ class HyperVHost(TransportResource[PowerShellTransport]):
             ValueError: The same service of one VM is named twice (also
                 through two spellings of the VM's name).
         """
-        items: list[tuple[str | uuid.UUID, catalogue.ServiceSpec, bool]] = []
-        # VM names compare without case on the host, so "demovm" and "DEMOVM"
-        # are one VM; a name and an id of one VM are caught by the host.
-        seen: dict[tuple[str | uuid.UUID, uuid.UUID], tuple[VMRef, catalogue.ServiceRef]] = {}
-        service: catalogue.ServiceRef
-        for ref, services in desired.items():
-            key = _ref_key(ref)
-            vm_key = key.casefold() if isinstance(key, str) else key
-            for service, enabled in services.items():
-                if not isinstance(enabled, bool):
-                    raise TypeError(f"the desired state of {service!r} must be True or False")
-                spec = catalogue.resolve_host(service)
-                assert spec.component_id is not None
-                earlier = seen.get((vm_key, spec.component_id))
-                if earlier is not None:
-                    raise ValueError(
-                        f"{earlier[0]!s}/{earlier[1]!r} and {key!s}/{service!r} both name "
-                        f"{spec.name} of one VM"
-                    )
-                seen[(vm_key, spec.component_id)] = (key, service)
-                items.append((key, spec, enabled))
-        risky = sorted({spec.name for _, spec, enabled in items if spec.critical and not enabled})
-        if risky and not force:
-            raise UnsafeChangeError(
-                risky, target=self.target, operation=SET_INTEGRATION_SERVICES.name
-            )
-        return await self._apply(items)
-
-    async def _apply(
-        self, items: list[tuple[str | uuid.UUID, catalogue.ServiceSpec, bool]]
-    ) -> ApplyResult:
+        plan = ((_ref_key(ref), services) for ref, services in desired.items())
+        items = plan_changes(plan, force=force, target=self.target)
         if not items:
             return ApplyResult(())
-        changes: list[JsonValue] = [
-            {"VM": _wire_ref(key), "ServiceId": str(spec.component_id), "Enabled": enabled}
-            for key, spec, enabled in items
-        ]
-        result = await self._run(SET_INTEGRATION_SERVICES, {"Changes": changes})
-        decoder = Decoder(self.target, SET_INTEGRATION_SERVICES.name)
-        done: dict[int, ServiceChange] = {}
-        for value in result.output:
-            obj = decoder.object(value, "a change result")
-            index = decoder.integer(obj, "Index")
-            if not 0 <= index < len(items):
-                raise decoder.fail(f"change index {index} is out of range")
-            state = decoder.service_state(obj.get("Service"))
-            done[index] = ServiceChange(state, items[index][2], decoder.flag(obj, "Changed"))
-        errors: dict[str, HvIntegrationError] = {}
-        for record in result.errors:
-            item = record.target_object
-            if isinstance(item, int) and 0 <= item < len(items):
-                key, spec, _ = items[item]
-                label = f"{key}/{spec.name}"
-                errors[label] = self._error(record, SET_INTEGRATION_SERVICES, name=str(key))
-            else:
-                errors[str(item)] = self._error(record, SET_INTEGRATION_SERVICES)
-        applied = ApplyResult(tuple(done[i] for i in sorted(done)))
-        _raise_partial(errors, applied, "some changes failed", self, SET_INTEGRATION_SERVICES)
-        missing = set(range(len(items))) - set(done)
-        if missing:
-            raise decoder.fail(f"no result for change {min(missing)}")
-        return applied
-
-
-def _raise_partial(
-    errors: Mapping[str, HvIntegrationError],
-    result: object,
-    message: str,
-    host: HyperVHost,
-    operation: Operation,
-) -> None:
-    """Raise for failed items: the error itself when nothing else was asked
-    or done and all failures are one, else a BatchError keeping the result."""
-    if not errors:
-        return
-    distinct = {str(err) for err in errors.values()}
-    nothing_done = isinstance(result, ApplyResult) and not result.items
-    nothing_done = nothing_done or (isinstance(result, tuple) and not result)
-    if nothing_done and len(distinct) == 1:
-        raise next(iter(errors.values()))
-    raise BatchError(
-        message, result=result, errors=errors, target=host.target, operation=operation.name
-    )
+        result = await self._run(SET_INTEGRATION_SERVICES, change_parameters(items))
+        return read_changes(result, items, target=self.target)
 
 
 class VirtualMachine:
@@ -343,7 +250,7 @@ class VirtualMachine:
         [('Guest Service Interface', True), ('VSS', False)]
     """
 
-    def __init__(self, host: HyperVHost, ref: str | uuid.UUID) -> None:
+    def __init__(self, host: HyperVHost, ref: VMKey) -> None:
         self.host = host
         self.ref = ref
 
@@ -357,7 +264,7 @@ class VirtualMachine:
             VMNotFoundError: No such VM.
             AmbiguousVMError: Several VMs have this name.
         """
-        result = await self.host._run(LIST_VMS, {"VM": [_wire_ref(self.ref)]})
+        result = await self.host._run(LIST_VMS, {"VM": [wire_ref(self.ref)]})
         if result.errors:
             raise self.host._error(result.errors[0], LIST_VMS, name=str(self.ref))
         decoder = Decoder(self.host.target, LIST_VMS.name)
@@ -439,26 +346,14 @@ class VirtualMachine:
         result = await self.host._run(
             COPY_VM_FILE,
             {
-                "VM": _wire_ref(self.ref),
+                "VM": wire_ref(self.ref),
                 "SourcePath": source,
                 "DestinationPath": destination,
                 "CreateFullPath": create_full_path,
                 "Overwrite": overwrite,
             },
         )
-        if result.errors:
-            raise self.host._error(result.errors[0], COPY_VM_FILE, name=str(self.ref))
-        decoder = Decoder(self.host.target, COPY_VM_FILE.name)
-        if len(result.output) != 1:
-            raise decoder.fail(f"expected one copy result, got {len(result.output)}")
-        obj = decoder.object(result.output[0], "a copy result")
-        return FileCopy(
-            vm_name=decoder.text(obj, "VMName", allow_null=False),
-            vm_id=decoder.guid(obj, "VMId"),
-            source=decoder.text(obj, "SourcePath"),
-            destination=decoder.text(obj, "DestinationPath"),
-            size=decoder.integer(obj, "Size"),
-        )
+        return read_file_copy(result, target=self.host.target, vm=self.ref)
 
     def windows(self, credential: Credential) -> WindowsGuest:
         """The Windows guest inside this VM, through PowerShell Direct. No I/O.
@@ -469,8 +364,6 @@ class VirtualMachine:
         Returns:
             The guest; closing it leaves the host open.
         """
-        from hvintegration.windows.guest import WindowsGuest
-
         return WindowsGuest.direct(self.host, self.ref, credential)
 
     async def apply(self, desired: DesiredState, *, force: bool = False) -> ApplyResult:

@@ -24,7 +24,6 @@ from hvintegration import (
 from hvintegration.operations import Operation
 from hvintegration.simulator import SimulatedHost
 from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
-from hvintegration.transport.simulator import SimulatorTransport
 
 GSI = "Guest Service Interface"
 
@@ -274,7 +273,7 @@ async def test_connect_rejects_bad_targets() -> None:
     with pytest.raises(InvalidTargetError, match="unknown sim:// option"):
         HyperVHost.connect("sim://?colour=blue")
     with pytest.raises(ValueError, match="timeout"):
-        HyperVHost(SimulatorTransport(), timeout=0)
+        HyperVHost(SimulatedHost().open(), timeout=0)
 
 
 class _GarbageTransport(PowerShellTransport):

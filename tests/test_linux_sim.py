@@ -249,7 +249,7 @@ def test_sim_linux_urls() -> None:
 
 
 async def test_other_commands_are_not_a_shell() -> None:
-    async with SimulatedLinuxGuest().transport() as transport:
+    async with SimulatedLinuxGuest().open() as transport:
         done = await transport.run_command(["sh", "-c", "rm -rf /"], timeout=5)
     assert done.exit_status == 127
 

@@ -11,8 +11,8 @@ import pytest
 from hvintegration import InvalidTargetError, catalogue
 from hvintegration.simulator import GUEST_OSES, HOST_OSES, LOCALES, SimulatedHost
 from hvintegration.simulator.state import edit_state, host_from_json, host_to_json, load_host
+from hvintegration.simulator.targets import SimulatorTarget
 from hvintegration.transport import parse_target
-from hvintegration.transport.simulator import SimulatorTarget
 
 
 def test_state_round_trip_keeps_everything() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hvintegration.simulator.targets import HostStateFile
 from hvintegration.testing.conformance import InProcessPeer, StateFilePeer, TransportConformance
 from hvintegration.transport.base import Transport
-from hvintegration.transport.simulator import SimulatorTransport
 
 
 class TestInMemory(TransportConformance):
@@ -20,7 +20,7 @@ class TestInMemory(TransportConformance):
 
 class _FileBackedSimulator(StateFilePeer):
     def open_transport(self) -> Transport:
-        return SimulatorTransport(state_path=self.path)
+        return HostStateFile(self.path).open()
 
 
 class TestStateFile(TransportConformance):

@@ -28,7 +28,6 @@ from hvintegration import (
 )
 from hvintegration.errors import TransportError
 from hvintegration.simulator import SimulatedHost
-from hvintegration.transport.simulator import SimulatorTransport
 
 ADMIN = Credential("Administrator", "hvintegration")
 GSI = "Guest Service Interface"
@@ -61,7 +60,7 @@ def _direct(sim: SimulatedHost, host: HyperVHost, vm: str) -> WindowsGuest:
 
 
 def _straight(sim: SimulatedHost, host: HyperVHost, vm: str) -> WindowsGuest:
-    return WindowsGuest(SimulatorTransport(sim, guest=vm))
+    return WindowsGuest(sim.inside(vm).open())
 
 
 @pytest.fixture(params=[_direct, _straight], ids=["powershell-direct", "direct-connection"])
@@ -89,7 +88,7 @@ async def test_services_list_like_the_seed(
 
 async def test_an_older_guest_reports_absent_services(sim: SimulatedHost) -> None:
     # PowerShell Direct cannot reach a guest this old; connect straight to it.
-    guest = WindowsGuest(SimulatorTransport(sim, guest="legacy"))
+    guest = WindowsGuest(sim.inside("legacy").open())
     services = {s.name: s for s in await guest.services()}
     assert not services["vmicguestinterface"].present
     assert services["vmicheartbeat"].present
@@ -204,7 +203,7 @@ async def test_guest_operations_on_the_wrong_side(sim: SimulatedHost) -> None:
     async with WindowsGuest.connect(sim) as guest:
         with pytest.raises(RemoteCommandError, match="runs inside a Windows guest"):
             await guest.services()
-    async with HyperVHost.connect(SimulatorTransport(sim, guest="demovm")) as inside:
+    async with HyperVHost.connect(sim.inside("demovm")) as inside:
         with pytest.raises(RemoteCommandError, match="Get-VM"):
             await inside.list_vms()
     async with HyperVHost.connect(sim) as host:
@@ -324,7 +323,7 @@ async def test_turning_off_a_critical_host_service_needs_force(
 
 
 async def test_restarting_a_disabled_service_leaves_it_running(sim: SimulatedHost) -> None:
-    guest = WindowsGuest(SimulatorTransport(sim, guest="demovm"))
+    guest = WindowsGuest(sim.inside("demovm").open())
     await guest.service("vmictimesync").disable()
     with pytest.raises(RemoteCommandError, match="enable it before restarting"):
         await guest.service("vmictimesync").restart()

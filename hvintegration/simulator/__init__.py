@@ -20,7 +20,7 @@ Example:
     [('Heartbeat', 'OK'), ('Key-Value Pair Exchange', 'OK')]
 """
 
-from hvintegration.simulator.model import Fault, FaultKind, SimulatedHost, SimulatedVM
+from hvintegration.simulator.model import Fault, FaultKind, InsideVM, SimulatedHost, SimulatedVM
 from hvintegration.simulator.profiles import GUEST_OSES, HOST_OSES, LOCALES, GuestOS, HostOS
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "FaultKind",
     "GuestOS",
     "HostOS",
+    "InsideVM",
     "SimulatedHost",
     "SimulatedVM",
 ]

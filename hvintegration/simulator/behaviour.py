@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 from hvintegration import catalogue
-from hvintegration.simulator.model import SimulatedHost, SimulatedVM
 from hvintegration.simulator.profiles import LOCALES
+from hvintegration.simulator.world import HostModel, SimulatedVM
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 
 __all__ = ["HANDLERS", "Handler", "SimulatedScriptError", "service_object"]
 
 JsonObject = dict[str, JsonValue]
-Handler = Callable[[SimulatedHost, Mapping[str, JsonValue]], OperationResult]
+Handler = Callable[[HostModel, Mapping[str, JsonValue]], OperationResult]
 
 _PROTOCOL_MISMATCH = (
     "The protocol version of the component installed in the virtual machine does not match Hyper-V."
@@ -46,7 +46,7 @@ def _ref_text(ref: Mapping[str, JsonValue]) -> str:
 
 
 def _resolve(
-    host: SimulatedHost, ref: JsonValue, target: JsonValue, errors: list[ErrorRecord]
+    host: HostModel, ref: JsonValue, target: JsonValue, errors: list[ErrorRecord]
 ) -> SimulatedVM | None:
     """Mirror of Resolve-HvVM: exactly one match by id, or by exact name."""
     if not isinstance(ref, Mapping):
@@ -103,7 +103,7 @@ def _resolve(
 
 
 def _status(
-    host: SimulatedHost, vm: SimulatedVM, component_id: uuid.UUID
+    host: HostModel, vm: SimulatedVM, component_id: uuid.UUID
 ) -> tuple[str, str, list[str]]:
     """PrimaryStatusDescription, SecondaryStatusDescription, OperationalStatus."""
     if vm.state != "Running":
@@ -128,7 +128,7 @@ def _status(
     return "OK", "", ["Ok"]
 
 
-def service_object(host: SimulatedHost, vm: SimulatedVM, component_id: uuid.UUID) -> JsonObject:
+def service_object(host: HostModel, vm: SimulatedVM, component_id: uuid.UUID) -> JsonObject:
     """One integration service as ConvertTo-HvService in the prelude shapes it.
 
     Args:
@@ -154,7 +154,7 @@ def service_object(host: SimulatedHost, vm: SimulatedVM, component_id: uuid.UUID
     }
 
 
-def _services_of(host: SimulatedHost, vm: SimulatedVM) -> list[JsonObject]:
+def _services_of(host: HostModel, vm: SimulatedVM) -> list[JsonObject]:
     # Get-VMIntegrationService lists services in the host's fixed order.
     return [
         service_object(host, vm, spec.component_id)
@@ -173,7 +173,7 @@ def _vm_refs(parameters: Mapping[str, JsonValue]) -> Sequence[JsonValue] | None:
 
 
 def _selected_vms(
-    host: SimulatedHost, parameters: Mapping[str, JsonValue], errors: list[ErrorRecord]
+    host: HostModel, parameters: Mapping[str, JsonValue], errors: list[ErrorRecord]
 ) -> list[SimulatedVM]:
     refs = _vm_refs(parameters)
     if refs is None:
@@ -187,7 +187,7 @@ def _selected_vms(
     return machines
 
 
-def list_vms(host: SimulatedHost, parameters: Mapping[str, JsonValue]) -> OperationResult:
+def list_vms(host: HostModel, parameters: Mapping[str, JsonValue]) -> OperationResult:
     """The list_vms operation (Get-VM)."""
     errors: list[ErrorRecord] = []
     output: list[JsonObject] = [
@@ -209,7 +209,7 @@ def list_vms(host: SimulatedHost, parameters: Mapping[str, JsonValue]) -> Operat
 
 
 def get_integration_services(
-    host: SimulatedHost, parameters: Mapping[str, JsonValue]
+    host: HostModel, parameters: Mapping[str, JsonValue]
 ) -> OperationResult:
     """The get_integration_services operation (Get-VMIntegrationService)."""
     errors: list[ErrorRecord] = []
@@ -234,7 +234,7 @@ def _component_id(change: Mapping[str, JsonValue]) -> uuid.UUID:
 
 
 def set_integration_services(
-    host: SimulatedHost, parameters: Mapping[str, JsonValue]
+    host: HostModel, parameters: Mapping[str, JsonValue]
 ) -> OperationResult:
     """The set_integration_services operation (Enable-/Disable-VMIntegrationService)."""
     changes = parameters.get("Changes") or []

@@ -1,28 +1,51 @@
-"""One call against a simulated host, as any simulated peer performs it.
+"""One call against a simulated host or guest, as any simulated peer performs it.
 
 The in-process ``sim://`` transport, the stand-in PowerShell executable and
-the PSRP test server all answer a call the same way: count the round trip,
-let a waiting fault take it, else run the operation's handler. This module is
-that one place; each peer only turns the outcome into its own wire format.
+the PSRP test server all answer a host call the same way: count the round
+trip, let a waiting fault take it, else run the operation's handler. A
+simulated Linux guest answers a shell command the same way. This module is
+that one place; each peer only turns the outcome into its own wire format
+(:func:`deliver_operation` and :func:`deliver_command` do it for peers in
+this process).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
+from hvintegration.errors import ProtocolError, TransportBrokenError
+from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.behaviour import HANDLERS, SimulatedScriptError
-from hvintegration.simulator.model import FaultKind, SimulatedHost, SimulatedVM
+from hvintegration.simulator.faults import FaultKind
+from hvintegration.simulator.linux_behaviour import answer_command, command_name
 from hvintegration.simulator.windows_behaviour import (
     GUEST_HANDLERS,
     HOST_HANDLERS,
     run_guest_operation,
 )
-from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
+from hvintegration.transport.base import CompletedCommand, ErrorRecord, JsonValue, OperationResult
+from hvintegration.transport.errormap import error_from_record
 
-__all__ = ["CallOutcome", "access_denied_record", "run_simulated_call"]
+if TYPE_CHECKING:
+    from hvintegration.operations import Operation
+    from hvintegration.simulator.linux_model import LinuxGuestModel
+    from hvintegration.simulator.world import HostModel, SimulatedVM
+
+__all__ = [
+    "CallOutcome",
+    "CommandOutcome",
+    "access_denied_record",
+    "deliver_command",
+    "deliver_operation",
+    "run_simulated_call",
+    "run_simulated_command",
+    "unshipped_script_record",
+]
 
 
 def access_denied_record(host_name: str) -> ErrorRecord:
@@ -37,9 +60,32 @@ def access_denied_record(host_name: str) -> ErrorRecord:
     )
 
 
+def unshipped_script_record(operation: Operation) -> ErrorRecord | None:
+    """Why the simulator refuses an operation whose script is not the shipped one.
+
+    The stand-in PowerShell and the PSRP test server compare the script text
+    they receive with the shipped scripts; the in-process simulator does the
+    same, so a caller value spliced into script text fails every test that
+    runs on the simulator, not only those that cross a process.
+
+    Returns:
+        The error record to fail with, or ``None`` when ``operation`` is
+        exactly one of :data:`hvintegration.operations.OPERATIONS`.
+    """
+    shipped = OPERATIONS.get(operation.name)
+    if shipped is not None and operation.script == shipped.script:
+        return None
+    return ErrorRecord(
+        f"The simulator runs only the library's shipped operation scripts, unchanged; "
+        f"the script sent as {operation.name!r} is not the shipped one.",
+        error_id="HvIntegration.Simulator.UnknownScript",
+        category="InvalidData",
+    )
+
+
 @attrs.frozen
 class CallOutcome:
-    """How a simulated call ends.
+    """How a simulated PowerShell call ends.
 
     Exactly one of ``result``, ``error`` and ``fault`` is set.
 
@@ -57,7 +103,24 @@ class CallOutcome:
     latency: float = 0.0
 
 
-def _guest_vm(host: SimulatedHost, guest: str) -> SimulatedVM | None:
+@attrs.frozen
+class CommandOutcome:
+    """How a simulated shell command ends.
+
+    Exactly one of ``result`` and ``fault`` is set.
+
+    Attributes:
+        result: The completed command, whatever its exit status.
+        fault: :attr:`FaultKind.HANG` or :attr:`FaultKind.DISCONNECT`.
+        latency: Seconds the peer should wait before answering.
+    """
+
+    result: CompletedCommand | None = None
+    fault: FaultKind | None = None
+    latency: float = 0.0
+
+
+def _guest_vm(host: HostModel, guest: str) -> SimulatedVM | None:
     for vm in host.vms:
         if vm.name.casefold() == guest.casefold() or str(vm.id) == guest.lower():
             return vm
@@ -65,7 +128,7 @@ def _guest_vm(host: SimulatedHost, guest: str) -> SimulatedVM | None:
 
 
 def _dispatch(
-    host: SimulatedHost, operation: str, parameters: Mapping[str, JsonValue], guest: str | None
+    host: HostModel, operation: str, parameters: Mapping[str, JsonValue], guest: str | None
 ) -> OperationResult:
     if guest is None:
         handler = HANDLERS.get(operation) or HOST_HANDLERS.get(operation)
@@ -114,7 +177,7 @@ def _dispatch(
 
 
 def run_simulated_call(
-    host: SimulatedHost,
+    host: HostModel,
     operation: str,
     parameters: Mapping[str, JsonValue],
     *,
@@ -132,8 +195,7 @@ def run_simulated_call(
     Returns:
         The outcome; output objects have made a JSON round trip.
     """
-    host.round_trips += 1
-    host.calls.append(operation)
+    host.record_call(operation)
     latency = host.latency
     fault = host.take_fault(operation)
     if fault is not None:
@@ -147,3 +209,101 @@ def run_simulated_call(
         return CallOutcome(error=exc.record, latency=latency)
     output = json.loads(json.dumps(list(result.output), allow_nan=False))
     return CallOutcome(result=OperationResult(tuple(output), result.errors), latency=latency)
+
+
+def run_simulated_command(
+    guest: LinuxGuestModel, argv: tuple[str, ...], input: bytes | None = None
+) -> CommandOutcome:
+    """Perform one shell command on ``guest``; the guest records it as one round trip.
+
+    Args:
+        guest: The simulated Linux guest, changed in place.
+        argv: The command.
+        input: Its stdin.
+
+    Returns:
+        The outcome. An error fault completes the command with exit status
+        1 and the fault record's message (an input/output error by default)
+        on stderr.
+    """
+    name = command_name(argv)
+    guest.record_call(name)
+    latency = guest.latency
+    fault = guest.take_fault(name)
+    if fault is not None:
+        if fault.kind is FaultKind.ERROR:
+            message = fault.record.message if fault.record else f"{argv[0]}: Input/output error"
+            failed = CompletedCommand(argv, 1, b"", (message + "\n").encode())
+            return CommandOutcome(result=failed, latency=latency)
+        return CommandOutcome(fault=fault.kind, latency=latency)
+    status, stdout, stderr = answer_command(guest, argv, input or b"")
+    return CommandOutcome(result=CompletedCommand(argv, status, stdout, stderr), latency=latency)
+
+
+async def _wait_for_fault(
+    latency: float, fault: FaultKind | None, *, target: str, operation: str
+) -> None:
+    if latency:
+        await asyncio.sleep(latency)
+    if fault is FaultKind.HANG:
+        await asyncio.Event().wait()
+    if fault is FaultKind.DISCONNECT:
+        raise TransportBrokenError(
+            "the simulated connection dropped", target=target, operation=operation
+        )
+
+
+async def deliver_operation(
+    operation: Operation,
+    parameters: Mapping[str, JsonValue],
+    call: Callable[[str, Mapping[str, JsonValue]], CallOutcome],
+    *,
+    target: str,
+) -> OperationResult:
+    """Answer one operation for a peer in this process, as a wire would.
+
+    Args:
+        operation: The operation sent.
+        parameters: Its parameters; they make a JSON round trip first, so a
+            value no real transport could carry fails here too.
+        call: Performs the call (usually :func:`run_simulated_call` on a
+            host, or on one loaded from a state file).
+        target: The peer's URL, for errors.
+
+    Returns:
+        The result.
+
+    Raises:
+        RemoteCommandError: The script is not the shipped one (nothing is
+            counted), or the simulated script failed (mapped to a more
+            specific error where one fits).
+        ProtocolError: A parameter cannot travel as JSON.
+        TransportBrokenError: A disconnect fault.
+    """
+    name = operation.name
+    refused = unshipped_script_record(operation)
+    if refused is not None:
+        raise error_from_record(refused, target=target, operation=name)
+    try:
+        sent = json.loads(json.dumps(dict(parameters), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(
+            f"the parameters cannot travel as JSON: {exc}", target=target, operation=name
+        ) from exc
+    outcome = call(name, sent)
+    await _wait_for_fault(outcome.latency, outcome.fault, target=target, operation=name)
+    if outcome.error is not None:
+        raise error_from_record(outcome.error, target=target, operation=name)
+    assert outcome.result is not None
+    return outcome.result
+
+
+async def deliver_command(outcome: CommandOutcome, *, target: str) -> CompletedCommand:
+    """Answer one shell command for a peer in this process, as a wire would.
+
+    Raises:
+        TransportBrokenError: A disconnect fault.
+    """
+    await _wait_for_fault(outcome.latency, outcome.fault, target=target, operation="run_command")
+    assert outcome.result is not None
+    return outcome.result

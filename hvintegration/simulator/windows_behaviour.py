@@ -16,7 +16,7 @@ from hvintegration import catalogue
 from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.behaviour import JsonObject, SimulatedScriptError, _resolve
 from hvintegration.simulator.guest_state import SimulatedService, WindowsGuestState
-from hvintegration.simulator.model import SimulatedHost, SimulatedVM
+from hvintegration.simulator.world import HostModel, SimulatedVM
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 
 __all__ = ["GUEST_HANDLERS", "HOST_HANDLERS", "GuestHandler", "run_guest_operation"]
@@ -288,7 +288,7 @@ def _text(parameters: Mapping[str, JsonValue], key: str) -> str:
     return "" if value is None else str(value)
 
 
-def invoke_in_vm(host: SimulatedHost, parameters: Mapping[str, JsonValue]) -> OperationResult:
+def invoke_in_vm(host: HostModel, parameters: Mapping[str, JsonValue]) -> OperationResult:
     """The invoke_in_vm operation (PowerShell Direct, Invoke-Command -VMId)."""
     ref = parameters.get("VM")
     target = None
@@ -391,7 +391,7 @@ def _copy_error(message: str, code: str) -> SimulatedScriptError:
     )
 
 
-def copy_vm_file(host: SimulatedHost, parameters: Mapping[str, JsonValue]) -> OperationResult:
+def copy_vm_file(host: HostModel, parameters: Mapping[str, JsonValue]) -> OperationResult:
     """The copy_vm_file operation (Copy-VMFile -FileSource Host)."""
     ref = parameters.get("VM")
     target = str(ref.get("Id") or ref.get("Name") or "") if isinstance(ref, Mapping) else None
@@ -473,7 +473,7 @@ def copy_vm_file(host: SimulatedHost, parameters: Mapping[str, JsonValue]) -> Op
     return OperationResult((result,))
 
 
-HOST_HANDLERS: Mapping[str, Callable[[SimulatedHost, Mapping[str, JsonValue]], OperationResult]] = (
+HOST_HANDLERS: Mapping[str, Callable[[HostModel, Mapping[str, JsonValue]], OperationResult]] = (
     MappingProxyType({"invoke_in_vm": invoke_in_vm, "copy_vm_file": copy_vm_file})
 )
 """Host operations that reach into guests, by name."""

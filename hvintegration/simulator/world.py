@@ -1,63 +1,30 @@
-"""The simulated Hyper-V world: hosts, their VMs, and injected faults.
+"""The data of a simulated Hyper-V host: its VMs, files and settings.
 
 These are the only mutable objects in the library, on purpose: they *are* the
 fake host that operations change. Each simulated host is independent; there is
 no shared state between hosts or between ``sim://`` connections.
+
+The behaviours (:mod:`~hvintegration.simulator.behaviour`,
+:mod:`~hvintegration.simulator.windows_behaviour`) read and change a
+:class:`HostModel`; :class:`~hvintegration.simulator.SimulatedHost` adds what
+makes it a target you connect to.
 """
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import attrs
 
 from hvintegration import catalogue
+from hvintegration.simulator.faults import SimulatedPeer
 from hvintegration.simulator.guest_state import GuestFiles, WindowsGuestState
 from hvintegration.simulator.profiles import GUEST_OSES, HOST_OSES, LOCALES, GuestOS, HostOS
 
-if TYPE_CHECKING:
-    from hvintegration.transport.base import ErrorRecord
-    from hvintegration.transport.simulator import SimulatorTransport
-
-__all__ = [
-    "Fault",
-    "FaultKind",
-    "SimulatedHost",
-    "SimulatedVM",
-]
+__all__ = ["HostModel", "SimulatedVM"]
 
 _VM_NAMESPACE = uuid.UUID("1d7c6b2e-8f9a-4e51-9a53-2f5b8c1e7d40")
-
-
-class FaultKind(enum.Enum):
-    """What an injected fault does to the next matching round trip."""
-
-    ERROR = "error"
-    """The script fails with a terminating error record."""
-    HANG = "hang"
-    """The target never answers; the caller's timeout ends the call."""
-    DISCONNECT = "disconnect"
-    """The connection breaks mid-call."""
-
-
-@attrs.define
-class Fault:
-    """A fault waiting for a round trip.
-
-    Attributes:
-        kind: What happens.
-        operation: The operation name it waits for, or ``None`` for any.
-        record: The error record for :attr:`FaultKind.ERROR`.
-        times: How many more round trips it affects.
-    """
-
-    kind: FaultKind
-    operation: str | None = None
-    record: ErrorRecord | None = None
-    times: int = 1
 
 
 @attrs.define(eq=False)
@@ -119,8 +86,8 @@ def _seed_enabled(host_os: HostOS, overrides: dict[uuid.UUID, bool]) -> dict[uui
     return enabled
 
 
-class SimulatedHost:
-    """A simulated Hyper-V host, seeded like the seed document's host.
+class HostModel(SimulatedPeer):
+    """The data of a simulated Hyper-V host, seeded like the seed document's host.
 
     By default it runs Windows Server 2022 in ``en-US`` with one VM,
     ``demovm``, whose Guest Service Interface is disabled and whose other five
@@ -136,8 +103,7 @@ class SimulatedHost:
         latency: Seconds each round trip takes.
 
     Example:
-        >>> from hvintegration.simulator import SimulatedHost
-        >>> host = SimulatedHost()
+        >>> host = HostModel()
         >>> [vm.name for vm in host.vms]
         ['demovm']
         >>> host.add_vm("web01", guest="ubuntu-22.04").name
@@ -159,20 +125,19 @@ class SimulatedHost:
             os = HOST_OSES[os]
         if locale not in LOCALES:
             raise ValueError(f"unknown locale {locale!r}; choose from {', '.join(LOCALES)}")
+        super().__init__(latency=latency)
         self.name = name
         self.os = os
         self.locale = locale
-        self.latency = latency
         self.vms: list[SimulatedVM] = []
-        self.faults: list[Fault] = []
         self.files: dict[str, bytes] = {}
-        self.round_trips = 0
-        self.calls: list[str] = []
         for vm in [SimulatedVM("demovm")] if vms is None else vms:
             self._adopt(vm)
 
     def __repr__(self) -> str:
-        return f"<SimulatedHost {self.name} {self.os.name} {self.locale} vms={len(self.vms)}>"
+        return (
+            f"<{type(self).__name__} {self.name} {self.os.name} {self.locale} vms={len(self.vms)}>"
+        )
 
     def _adopt(self, vm: SimulatedVM) -> SimulatedVM:
         vm.enabled = _seed_enabled(self.os, vm.enabled)
@@ -239,51 +204,3 @@ class SimulatedHost:
             data: Its contents.
         """
         self.files[path.casefold()] = data
-
-    def inject_fault(
-        self,
-        kind: FaultKind | str,
-        *,
-        operation: str | None = None,
-        record: ErrorRecord | None = None,
-        times: int = 1,
-    ) -> Fault:
-        """Make the next matching round trips fail.
-
-        Args:
-            kind: A :class:`FaultKind` or its value (``"error"``, ``"hang"``,
-                ``"disconnect"``).
-            operation: Only this operation; any when ``None``.
-            record: For ``error``, the error record the script fails with;
-                by default the access-denied record Hyper-V gives a user who
-                is not a Hyper-V administrator.
-            times: How many round trips it affects.
-
-        Returns:
-            The fault, which the caller may inspect or remove from
-            :attr:`faults`.
-        """
-        fault = Fault(FaultKind(kind), operation=operation, record=record, times=times)
-        self.faults.append(fault)
-        return fault
-
-    def take_fault(self, operation: str) -> Fault | None:
-        """Consume one use of the first fault matching ``operation``, if any."""
-        for fault in self.faults:
-            if fault.operation in (None, operation):
-                fault.times -= 1
-                if fault.times <= 0:
-                    self.faults.remove(fault)
-                return fault
-        return None
-
-    def transport(self) -> SimulatorTransport:
-        """A transport that runs operations against this host.
-
-        Returns:
-            A :class:`~hvintegration.transport.simulator.SimulatorTransport`;
-            pass it to :meth:`hvintegration.HyperVHost.connect`.
-        """
-        from hvintegration.transport.simulator import SimulatorTransport
-
-        return SimulatorTransport(self)

@@ -1,9 +1,25 @@
 """Helpers for testing code built on hvintegration, and transports.
 
-Everything here works without Hyper-V: a simulated host
-(:class:`SimulatedHost`) to point your own tools at, peers that serve it, and
-(in :mod:`hvintegration.testing.conformance`, which needs pytest) the
-conformance suite every transport passes.
+Everything importable from here works without Hyper-V, root or network: a
+simulated host (:class:`SimulatedHost`) and Linux guest
+(:class:`SimulatedLinuxGuest`) to point your own tools at, their state files,
+and :class:`MockTransport` to answer calls with your own function.
+
+The submodules are test rigs with more needs, each stated in its docstring:
+
+* :mod:`~hvintegration.testing.conformance` (needs pytest): the suite every
+  PowerShell transport passes.
+* :mod:`~hvintegration.testing.standin_powershell`,
+  :mod:`~hvintegration.testing.psrp_server` and
+  :mod:`~hvintegration.testing.powershell_peers`: simulated hosts served by a
+  real child process (the stand-in PowerShell, a PSRP server); over SSH they
+  also need OpenSSH's ``sshd``.
+* :mod:`~hvintegration.testing.sshd`: a real OpenSSH ``sshd`` on loopback
+  (needs the ``sshd`` and ``ssh-keygen`` programs; no root).
+* :mod:`~hvintegration.testing.linux_guest`: a real guest sandbox with the
+  real Hyper-V daemons (needs root, ``unshare``, ``sshd`` and Debian's
+  ``hyperv-daemons``); :func:`~hvintegration.testing.linux_guest.sandbox_unavailable_reason`
+  says what is missing.
 
 Example:
     >>> import asyncio
@@ -33,7 +49,16 @@ from hvintegration.simulator import (
     SimulatedVM,
 )
 from hvintegration.simulator.linux import DISTROS, SimulatedLinuxGuest
-from hvintegration.simulator.state import edit_state, load_host, save_host
+from hvintegration.simulator.model import InsideVM
+from hvintegration.simulator.state import (
+    edit_guest_state,
+    edit_state,
+    load_guest,
+    load_host,
+    save_guest,
+    save_host,
+)
+from hvintegration.testing.mock import CommandRequest, MockTransport, OperationRequest, Request
 from hvintegration.transport.simulator import SimulatorTransport
 
 __all__ = [
@@ -41,15 +66,23 @@ __all__ = [
     "GUEST_OSES",
     "HOST_OSES",
     "LOCALES",
+    "CommandRequest",
     "Fault",
     "FaultKind",
     "GuestOS",
     "HostOS",
+    "InsideVM",
+    "MockTransport",
+    "OperationRequest",
+    "Request",
     "SimulatedHost",
     "SimulatedLinuxGuest",
     "SimulatedVM",
     "SimulatorTransport",
+    "edit_guest_state",
     "edit_state",
+    "load_guest",
     "load_host",
+    "save_guest",
     "save_host",
 ]

@@ -43,7 +43,6 @@ from hvintegration.simulator.guest_state import DEFAULT_CREDENTIAL
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import edit_state, save_host
 from hvintegration.transport.base import JsonValue, PowerShellTransport
-from hvintegration.transport.simulator import SimulatorTransport
 from hvintegration.windows.direct import Credential
 
 __all__ = [
@@ -92,8 +91,8 @@ class InProcessPeer:
         self.host = host if host is not None else SimulatedHost()
 
     def open_transport(self) -> PowerShellTransport:
-        """A :class:`SimulatorTransport` to the host."""
-        return SimulatorTransport(self.host)
+        """A ``sim://`` transport to the host."""
+        return self.host.open()
 
     @contextlib.contextmanager
     def edit(self) -> Iterator[SimulatedHost]:

@@ -49,15 +49,17 @@ __all__ = [
 
 SCHEMES: MappingProxyType[str, str] = MappingProxyType(
     {
-        "sim": "hvintegration.transport.simulator:SimulatorTarget",
-        "sim-linux": "hvintegration.transport.simlinux:SimulatedLinuxTarget",
+        "sim": "hvintegration.simulator.targets:SimulatorTarget",
+        "sim-linux": "hvintegration.simulator.targets:SimulatedLinuxTarget",
         "local": "hvintegration.transport.local:LocalTarget",
         "ssh": "hvintegration.transport.ssh:SSHTarget",
         "psrp": "hvintegration.transport.psrp:PSRPTarget",
     }
 )
 """URL scheme to the ``module:TargetClass`` that parses it. Modules load only
-when their scheme is used, so an unused transport's dependencies never load."""
+when their scheme is used, so an unused transport's dependencies never load
+(and the transport layer never imports the simulator, which parses the
+``sim`` schemes)."""
 
 
 def parse_target(url: str) -> Target:

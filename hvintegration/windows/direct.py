@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import attrs
 
@@ -24,10 +24,25 @@ from hvintegration.operations import INVOKE_IN_VM, Operation
 from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
 from hvintegration.transport.errormap import error_from_record, is_powershell_direct_failure
 
-if TYPE_CHECKING:
-    from hvintegration.host import HyperVHost
+__all__ = ["Credential", "HostConnection", "PowerShellDirectTransport"]
 
-__all__ = ["Credential", "PowerShellDirectTransport"]
+
+class HostConnection(Protocol):
+    """A connected Hyper-V host, as PowerShell Direct uses it: a
+    :class:`~hvintegration.HyperVHost`. (A protocol, so that this package
+    and the host's need not import each other.)"""
+
+    @property
+    def transport(self) -> PowerShellTransport:
+        """The host's transport, which carries every PowerShell Direct call."""
+
+    @property
+    def target(self) -> str:
+        """The host's URL."""
+
+    @property
+    def timeout(self) -> float:
+        """Seconds each operation on the host may take."""
 
 
 @attrs.frozen
@@ -59,7 +74,7 @@ class PowerShellDirectTransport(PowerShellTransport):
         credential: An account in the guest.
     """
 
-    def __init__(self, host: HyperVHost, vm: str | uuid.UUID, credential: Credential) -> None:
+    def __init__(self, host: HostConnection, vm: str | uuid.UUID, credential: Credential) -> None:
         self.host = host
         self.vm = vm
         self.credential = credential

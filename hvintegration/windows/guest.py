@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from hvintegration import catalogue
 from hvintegration._connect import Connection, PowerShellTargetLike, powershell_transport_for
 from hvintegration._decode import Decoder
-from hvintegration._resource import TransportResource
+from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import UnsafeChangeError
-from hvintegration.host import DEFAULT_TIMEOUT
 from hvintegration.operations import GET_GUEST_SERVICES, SET_GUEST_SERVICE
 from hvintegration.transport.base import JsonValue, PowerShellTransport
 from hvintegration.transport.errormap import error_from_record
-from hvintegration.windows.direct import Credential, PowerShellDirectTransport
+from hvintegration.windows.direct import Credential, HostConnection, PowerShellDirectTransport
 from hvintegration.windows.records import GuestServiceState
-
-if TYPE_CHECKING:
-    from hvintegration.host import HyperVHost
 
 __all__ = ["GuestService", "WindowsGuest"]
 
@@ -84,7 +79,7 @@ class WindowsGuest(TransportResource[PowerShellTransport]):
     @classmethod
     def direct(
         cls,
-        host: HyperVHost,
+        host: HostConnection,
         vm: str | uuid.UUID,
         credential: Credential,
         *,
@@ -93,7 +88,8 @@ class WindowsGuest(TransportResource[PowerShellTransport]):
         """Reach a guest through its host with PowerShell Direct. No I/O yet.
 
         Args:
-            host: The connected host; it stays open when the guest closes.
+            host: The connected :class:`~hvintegration.HyperVHost`; it stays
+                open when the guest closes.
             vm: The VM's name or id.
             credential: An account in the guest (an administrator, to change
                 services).

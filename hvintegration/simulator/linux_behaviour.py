@@ -1,0 +1,247 @@
+"""What a simulated Linux guest answers: the library's guest scripts and ``systemctl``.
+
+The guest recognises the library's fixed scripts (status, stop, start, KVP)
+by their exact text and writes the same reports a real guest's ``sh`` would,
+so everything above the transport runs unchanged. ``sudo -n`` succeeds only
+for root or a user with passwordless sudo, and fails the way sudo does
+otherwise. Any other command exits with status 127: there is no shell.
+"""
+
+from __future__ import annotations
+
+from hvintegration.linux.scripts import KVP_SCRIPT, START_SCRIPT, STATUS_SCRIPT, STOP_SCRIPT
+from hvintegration.simulator.linux_model import (
+    POOL_KEY_BYTES,
+    POOL_RECORD_BYTES,
+    LinuxGuestModel,
+)
+
+__all__ = ["Answer", "answer_command", "command_name"]
+
+Answer = tuple[int, bytes, bytes]
+"""Exit status, stdout, stderr."""
+
+_SCRIPTS = {
+    STATUS_SCRIPT: "status",
+    STOP_SCRIPT: "stop",
+    START_SCRIPT: "start",
+    KVP_SCRIPT: "kvp",
+}
+
+
+def command_name(argv: tuple[str, ...]) -> str:
+    """The name a command counts and matches faults under.
+
+    ``status``, ``stop``, ``start`` or ``kvp`` for the library's scripts
+    (also under ``sudo -n --``), ``systemctl``, else the program's name.
+
+    Example:
+        >>> command_name(("sudo", "-n", "--", "systemctl", "stop", "--", "x.service"))
+        'systemctl'
+    """
+    if argv[:3] == ("sudo", "-n", "--") and len(argv) > 3:
+        argv = argv[3:]
+    if argv[:2] == ("sh", "-c") and len(argv) >= 3 and argv[2] in _SCRIPTS:
+        return _SCRIPTS[argv[2]]
+    return argv[0].rsplit("/", 1)[-1]
+
+
+def _hex(text: str | bytes) -> str:
+    return (text.encode() if isinstance(text, str) else text).hex()
+
+
+class _Report:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def out(self, *fields: object) -> None:
+        self.lines.append("\t".join(str(f) for f in fields))
+
+    def data(self) -> bytes:
+        return ("\n".join(self.lines) + "\n").encode()
+
+
+def answer_command(guest: LinuxGuestModel, argv: tuple[str, ...], stdin: bytes) -> Answer:
+    """Run one command on the simulated guest.
+
+    Args:
+        guest: The guest, changed in place.
+        argv: The command.
+        stdin: Its input.
+
+    Returns:
+        Exit status, stdout and stderr.
+    """
+    return _answer(guest, argv, stdin, root=guest.uid == 0)
+
+
+def _answer(guest: LinuxGuestModel, argv: tuple[str, ...], stdin: bytes, *, root: bool) -> Answer:
+    if argv[:3] == ("sudo", "-n", "--"):
+        if not (root or guest.sudo):
+            return 1, b"", b"sudo: a password is required\n"
+        return _answer(guest, argv[3:], stdin, root=True)
+    if argv[:2] == ("sh", "-c") and len(argv) >= 4:
+        script, args = argv[2], list(argv[4:])
+        if script == STATUS_SCRIPT:
+            return 0, _status(guest), b""
+        if script == STOP_SCRIPT:
+            return _stop(guest, args, root)
+        if script == START_SCRIPT:
+            return _start(guest, args, root)
+        if script == KVP_SCRIPT:
+            return _kvp(guest, args, stdin, root)
+    if argv[:1] == ("systemctl",) and len(argv) == 4 and argv[2] == "--":
+        return _systemctl(guest, argv[1], argv[3], root)
+    return 127, b"", f"sh: {argv[0]}: not found\n".encode()
+
+
+def _on_path(path: str) -> int:
+    return int(not path.startswith(("/usr/lib/", "/usr/libexec/")))
+
+
+def _status(g: LinuxGuestModel) -> bytes:
+    r = _Report()
+    r.out("version", 1)
+    r.out("uid", g.uid)
+    r.out("user", g.user)
+    r.out("kernel", g.distro.kernel)
+    r.out("pid1", "systemd" if g.distro.systemd else "init")
+    r.out("btime", g.boot_time)
+    r.out("clk_tck", 100)
+    if g.driver != "absent":
+        r.out("driver_bound", 1)
+        r.out("module_dir", 1)
+        if g.driver == "module":
+            r.out("module_initstate", "live")
+            r.out("module_refcnt", 0)
+            r.out("module_coresize", 20480)
+        for n, class_id in enumerate(g.vmbus_class_ids()):
+            r.out("device", f"{n:08x}-0000-0000-0000-000000000000", class_id, "hv_utils")
+        for node in ("hv_kvp", "hv_vss", "hv_fcopy"):
+            r.out("node", node, "char")
+    for path in sorted(g.installed()):
+        r.out("installed", path, path, _on_path(path), int(path in g.distro.wrappers))
+    for path in g.distro.helpers:
+        r.out("installed", path, path, _on_path(path), 1)
+    if g.distro.systemd:
+        r.out("systemd", 1)
+        for unit in g.distro.units.values():
+            main = next((p for p in g.processes if p.unit == unit), None)
+            r.out("unit", f"Id={unit}")
+            r.out("unit", "LoadState=loaded")
+            r.out("unit", f"ActiveState={'active' if main else 'inactive'}")
+            r.out("unit", f"SubState={'running' if main else 'dead'}")
+            r.out("unit", f"MainPID={main.pid if main else 0}")
+            r.out("unit", "UnitFileState=enabled")
+            r.out("unit", "")
+    for p in g.processes:
+        name = p.program.rsplit("/", 1)[-1][:15]
+        exe = p.program if g.uid == 0 or p.uid == g.uid else ""
+        args = b"".join(a.encode() + b"\0" for a in p.args)
+        r.out(
+            "proc",
+            p.pid,
+            p.uid,
+            "root" if p.uid == 0 else g.user,
+            p.start_ticks,
+            _hex(exe),
+            _hex(name),
+            args.hex(),
+        )
+    r.out("end")
+    return r.data()
+
+
+def _stop(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
+    force = args[1] == "1"
+    r = _Report()
+    left = []
+    for item in args[2:]:
+        pid, _, start = item.partition(":")
+        process = next((p for p in g.processes if str(p.pid) == pid), None)
+        if process is None or str(process.start_ticks) != start:
+            continue
+        if not root and process.uid != g.uid:
+            left.append(process.pid)
+            continue
+        g.signal(process.pid, "TERM")
+        if any(p.pid == process.pid for p in g.processes):
+            if force:
+                g.signal(process.pid, "KILL")
+            else:
+                left.append(process.pid)
+    # Like the real script, end with a fresh status report.
+    if left:
+        r.out("alive", *left)
+        return 3, r.data() + _status(g), b""
+    r.out("stopped")
+    return 0, r.data() + _status(g), b""
+
+
+def _start(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
+    program = args[1]
+    r = _Report()
+    if not root:
+        r.out("launcher", "exited", 1)
+        r.out("log", _hex(f"{program}: must run as root\n"))
+        return 0, r.data() + _status(g), b""
+    if g.start(program) is None:
+        r.out("launcher", "exited", 1)
+        r.out("log", _hex("open /dev/vmbus/hv_* failed; error: 2 No such file or directory\n"))
+    else:
+        r.out("launcher", "exited", 0)
+        r.out("log", "")
+    return 0, r.data() + _status(g), b""
+
+
+def _systemctl(g: LinuxGuestModel, verb: str, unit: str, root: bool) -> Answer:
+    if not g.distro.systemd:
+        return 1, b"", b"System has not been booted with systemd as init system (PID 1).\n"
+    programs = [p for p, u in g.distro.units.items() if u == unit]
+    if not programs:
+        return 5, b"", f"Failed to {verb} {unit}: Unit {unit} not found.\n".encode()
+    if not root:
+        return 1, b"", b"Failed to stop unit: Access denied\n"
+    if verb in ("stop", "restart"):
+        for p in [p for p in g.processes if p.unit == unit]:
+            # systemd sends SIGTERM, then SIGKILL after TimeoutStopSec.
+            g.signal(p.pid, "KILL")
+    idle = not [p for p in g.processes if p.unit == unit]
+    if verb in ("start", "restart") and idle and g.start(programs[0], unit=unit) is None:
+        message = f"Job for {unit} failed because the control process exited with error code."
+        return 1, b"", (message + "\n").encode()
+    return 0, b"", b""
+
+
+def _kvp(g: LinuxGuestModel, args: list[str], stdin: bytes, root: bool) -> Answer:
+    mode = args[0]
+    r = _Report()
+    if mode == "read":
+        for pool in range(5):
+            if pool in g.pools:
+                r.out("pool", pool, "data", g.pools[pool].hex())
+            else:
+                r.out("pool", pool, "missing")
+        return 0, r.data(), b""
+    if not root:
+        return 1, b"", b"PermissionError: [Errno 13] Permission denied\n"
+    data = g.pools.get(1, b"")
+    size, key_size = POOL_RECORD_BYTES, POOL_KEY_BYTES
+    records = [
+        (data[i : i + key_size].split(b"\0", 1)[0], data[i + key_size : i + size])
+        for i in range(0, len(data) - len(data) % size, size)
+    ]
+    for line in stdin.decode().splitlines():
+        op, key_hex, value_hex = line.split("\t")
+        key, value = bytes.fromhex(key_hex), bytes.fromhex(value_hex)
+        padded = value.ljust(size - key_size, b"\0")
+        index = next((i for i, (k, _) in enumerate(records) if k == key), None)
+        if op == "set" and index is not None:
+            records[index] = (key, padded)
+        elif op == "set":
+            records.append((key, padded))
+        elif index is not None:
+            del records[index]
+    g.pools[1] = b"".join(k.ljust(key_size, b"\0") + v for k, v in records)
+    r.out("written", len(records))
+    return 0, r.data(), b""

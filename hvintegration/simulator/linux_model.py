@@ -1,0 +1,197 @@
+"""The data of a simulated Linux guest: driver, programs, processes, KVP pools.
+
+:class:`LinuxGuestModel` models what the library reads and changes on a real
+guest: the ``hv_utils`` driver, the VMBus integration devices and their
+``/dev/vmbus`` nodes, the installed ``hv_*`` programs, a process table of
+daemon instances, systemd units where the distribution has systemd, the
+account (root, passwordless sudo or neither) and the KVP pool files.
+:mod:`~hvintegration.simulator.linux_behaviour` answers commands from it;
+:class:`~hvintegration.simulator.linux.SimulatedLinuxGuest` makes it a target.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import attrs
+
+from hvintegration import catalogue
+from hvintegration.linux.names import DaemonSpec, match_program, resolve_daemon
+from hvintegration.simulator.distros import DISTROS, Distro
+from hvintegration.simulator.faults import SimulatedPeer
+
+__all__ = ["POOL_KEY_BYTES", "POOL_RECORD_BYTES", "LinuxGuestModel", "SimulatedProcess"]
+
+POOL_KEY_BYTES = 512
+"""Bytes of the key field of one KVP pool record (``HV_KVP_EXCHANGE_MAX_KEY_SIZE``)."""
+
+POOL_RECORD_BYTES = 512 + 2048
+"""Bytes of one KVP pool record: the key, then the value (``HV_KVP_EXCHANGE_MAX_VALUE_SIZE``)."""
+
+
+@attrs.define
+class SimulatedProcess:
+    """One process in the simulated guest.
+
+    Attributes:
+        pid: Its id.
+        program: The path it runs from.
+        args: Its command line.
+        uid: Its user id.
+        start_ticks: Clock ticks after boot when it started.
+        ignores_term: Whether it survives ``SIGTERM``.
+        unit: The systemd unit that started it, if any.
+    """
+
+    pid: int
+    program: str
+    args: tuple[str, ...]
+    uid: int = 0
+    start_ticks: int = 100
+    ignores_term: bool = False
+    unit: str | None = None
+
+
+def pool_records(*items: tuple[str, str]) -> bytes:
+    """KVP pool file bytes holding ``(key, value)`` records."""
+    return b"".join(
+        k.encode().ljust(POOL_KEY_BYTES, b"\0")
+        + v.encode().ljust(POOL_RECORD_BYTES - POOL_KEY_BYTES, b"\0")
+        for k, v in items
+    )
+
+
+class LinuxGuestModel(SimulatedPeer):
+    """The data of a simulated Linux guest, seeded per distribution.
+
+    By default every installed daemon runs once (the ``ubuntu-14.04``
+    profile copies the seed document: two ``hv_kvp_daemon`` instances and one
+    ``hv_vss_daemon``), and pool 3 carries the host's facts.
+
+    Args:
+        name: The guest's host name, used in its URL.
+        distro: A key of :data:`~hvintegration.simulator.distros.DISTROS` or
+            a :class:`~hvintegration.simulator.distros.Distro`.
+        user: The login name; ``root`` has uid 0, anyone else 1000.
+        sudo: Whether that user has passwordless sudo.
+        latency: Seconds each command takes.
+
+    Attributes:
+        driver: ``module``, ``built-in`` or ``absent``.
+        processes: The process table.
+        pools: KVP pool number to file bytes.
+        fail_start: Daemon names that exit at once when started, as a
+            daemon does without its device node.
+        ignore_term: Daemon names whose instances survive ``SIGTERM``.
+
+    Raises:
+        ValueError: An unknown distribution key.
+    """
+
+    def __init__(
+        self,
+        name: str = "linuxvm",
+        *,
+        distro: str | Distro = "debian-12",
+        user: str = "root",
+        sudo: bool = True,
+        latency: float = 0.0,
+    ) -> None:
+        if isinstance(distro, str):
+            if distro not in DISTROS:
+                raise ValueError(f"unknown distro {distro!r}; choose from {', '.join(DISTROS)}")
+            distro = DISTROS[distro]
+        super().__init__(latency=latency)
+        self.name = name
+        self.distro = distro
+        self.user = user
+        self.uid = 0 if user == "root" else 1000
+        self.sudo = sudo
+        self.driver = distro.driver
+        self.processes: list[SimulatedProcess] = []
+        self.pools: dict[int, bytes] = {}
+        self.fail_start: set[str] = set()
+        self.ignore_term: set[str] = set()
+        self.boot_time = 1_700_000_000
+        self.ticks = 5000
+        self.next_pid = 1000
+        if distro.key == "ubuntu-14.04":
+            tools = f"/usr/lib/linux-tools/{distro.kernel}"
+            for pid, program in (
+                (1286, f"{tools}/hv_kvp_daemon"),
+                (9333, f"{tools}/hv_kvp_daemon"),
+                (9365, f"{tools}/hv_vss_daemon"),
+            ):
+                self.processes.append(SimulatedProcess(pid, program, (program,)))
+        else:
+            for program in distro.programs:
+                self.start(program, unit=distro.units.get(program))
+        self.pools[3] = pool_records(
+            ("HostName", "HV01"),
+            ("VirtualMachineName", name),
+            ("VirtualMachineId", str(uuid.uuid5(uuid.NAMESPACE_DNS, name)).upper()),
+        )
+        self.pools[2] = pool_records(("FullyQualifiedDomainName", name), ("OSName", distro.name))
+        for pool in (0, 1, 4):
+            self.pools[pool] = b""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.distro.key} user={self.user}>"
+
+    def installed(self) -> dict[str, str]:
+        """Installed path to daemon program name, including wrapper targets."""
+        found = {path: program for program, path in self.distro.programs.items()}
+        if self.distro.wrappers:
+            tools = f"/usr/lib/linux-tools/{self.distro.kernel}"
+            for program in self.distro.programs:
+                found[f"{tools}/{program}"] = program
+        return found
+
+    def _listed(self, names: set[str], spec: DaemonSpec | None) -> bool:
+        return spec is not None and any(resolve_daemon(n) is spec for n in names)
+
+    def start(self, program: str, *, unit: str | None = None) -> SimulatedProcess | None:
+        """Start one instance of a daemon program (by name or path).
+
+        Returns:
+            The new process, or ``None`` when it exits at once.
+        """
+        path = self.distro.programs.get(program, program)
+        spec = match_program(path)
+        if self._listed(self.fail_start, spec):
+            return None
+        # Ubuntu's wrapper execs the binary for the running kernel.
+        if path in self.distro.wrappers:
+            path = f"/usr/lib/linux-tools/{self.distro.kernel}/{path.rsplit('/', 1)[-1]}"
+        self.next_pid += 7
+        self.ticks += 50
+        process = SimulatedProcess(
+            self.next_pid,
+            path,
+            (path, "-n") if unit else (path,),
+            start_ticks=self.ticks,
+            ignores_term=self._listed(self.ignore_term, spec),
+            unit=unit,
+        )
+        self.processes.append(process)
+        return process
+
+    def signal(self, pid: int, signal: str) -> bool:
+        """Deliver ``TERM`` or ``KILL`` to a process.
+
+        Returns:
+            Whether the process existed.
+        """
+        for process in self.processes:
+            if process.pid == pid:
+                if signal == "KILL" or not process.ignores_term:
+                    self.processes.remove(process)
+                return True
+        return False
+
+    def vmbus_class_ids(self) -> Iterable[uuid.UUID]:
+        """The class ids of the integration devices the host offers it."""
+        for spec in catalogue.HOST_SERVICES:
+            if spec.linux is not None and spec.linux.vmbus_class_id is not None:
+                yield spec.linux.vmbus_class_id

@@ -1,0 +1,334 @@
+"""The ``sim://`` and ``sim-linux://`` URLs, and simulated peers kept in state files.
+
+URL forms::
+
+    sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS&state=PATH&guest=VM]
+    sim-linux://[NAME][?distro=KEY&user=NAME&sudo=0|1&latency=SECONDS&state=PATH]
+
+For ``sim://``, ``os`` is a key of :data:`hvintegration.simulator.HOST_OSES`,
+``locale`` a key of :data:`hvintegration.simulator.LOCALES`; ``vms=N`` adds
+``vm001`` ... ``vmN`` beside ``demovm``; ``guest=VM`` connects inside that
+VM, as a connection straight to a Windows guest would. For ``sim-linux://``,
+``distro`` is a key of :data:`hvintegration.simulator.linux.DISTROS`. On
+both, ``state=PATH`` keeps the host or guest in a JSON file so that changes
+outlive the process (each connection otherwise starts afresh); the other
+options then only seed a file that does not exist yet.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import attrs
+
+from hvintegration.errors import InvalidTargetError
+from hvintegration.simulator.distros import DISTROS
+from hvintegration.simulator.engine import (
+    deliver_command,
+    deliver_operation,
+    run_simulated_call,
+    run_simulated_command,
+)
+from hvintegration.simulator.linux import SimulatedLinuxGuest
+from hvintegration.simulator.model import SimulatedHost
+from hvintegration.simulator.profiles import HOST_OSES, LOCALES
+from hvintegration.simulator.state import edit_guest_state, edit_state
+from hvintegration.transport._url import check_options, parse_options
+from hvintegration.transport.base import CompletedCommand
+from hvintegration.transport.simlinux import SimulatedLinuxTransport
+from hvintegration.transport.simulator import SimulatorTransport
+
+if TYPE_CHECKING:
+    from hvintegration.operations import Operation
+    from hvintegration.simulator.engine import CallOutcome
+    from hvintegration.transport.base import JsonValue, OperationResult
+
+__all__ = ["HostStateFile", "LinuxStateFile", "SimulatedLinuxTarget", "SimulatorTarget"]
+
+
+class HostStateFile:
+    """A simulated host kept in a state file, as a target.
+
+    Every call loads the host under the file's lock, answers, and saves it,
+    so several processes can share one lab.
+
+    Args:
+        path: The state file.
+        seed: The host that starts the file when it does not exist yet.
+        guest: Run calls inside this VM (name or id) instead of on the host.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        seed: SimulatedHost | None = None,
+        guest: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.seed = seed if seed is not None else SimulatedHost()
+        self.guest = guest
+
+    def __repr__(self) -> str:
+        return f"<HostStateFile {self.path}>"
+
+    @property
+    def url(self) -> str:
+        """``sim://NAME``, with ``?guest=VM`` inside a VM."""
+        base = self.seed.url
+        return f"{base}?{urllib.parse.urlencode({'guest': self.guest})}" if self.guest else base
+
+    def open(self) -> SimulatorTransport:
+        """A transport whose operations the host in the file answers."""
+        return SimulatorTransport(self)
+
+    def _call(self, operation: str, parameters: Mapping[str, JsonValue]) -> CallOutcome:
+        with edit_state(self.path, create=self.seed) as host:
+            return run_simulated_call(host, operation, parameters, guest=self.guest)
+
+    async def answer_operation(
+        self, operation: Operation, parameters: Mapping[str, JsonValue]
+    ) -> OperationResult:
+        """Answer one operation from the host in the file."""
+        return await deliver_operation(operation, parameters, self._call, target=self.url)
+
+
+class LinuxStateFile:
+    """A simulated Linux guest kept in a state file, as a target.
+
+    Args:
+        path: The state file.
+        seed: The guest that starts the file when it does not exist yet.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, seed: SimulatedLinuxGuest | None = None
+    ) -> None:
+        self.path = os.fspath(path)
+        self.seed = seed if seed is not None else SimulatedLinuxGuest()
+
+    def __repr__(self) -> str:
+        return f"<LinuxStateFile {self.path}>"
+
+    @property
+    def url(self) -> str:
+        """``sim-linux://NAME``."""
+        return self.seed.url
+
+    def open(self) -> SimulatedLinuxTransport:
+        """A transport whose commands the guest in the file answers."""
+        return SimulatedLinuxTransport(self)
+
+    async def answer_command(self, argv: tuple[str, ...], input: bytes | None) -> CompletedCommand:
+        """Answer one command from the guest in the file."""
+        with edit_guest_state(self.path, create=self.seed) as guest:
+            outcome = run_simulated_command(guest, argv, input)
+        return await deliver_command(outcome, target=self.url)
+
+
+def _latency(single: Mapping[str, str], scheme: str, target: str) -> float:
+    try:
+        latency = float(single.get("latency", "0"))
+    except ValueError as exc:
+        raise InvalidTargetError(f"malformed {scheme}:// latency: {exc}", target=target) from exc
+    if not 0 <= latency <= 60:
+        raise InvalidTargetError(f"{scheme}:// takes latency from 0 to 60 seconds", target=target)
+    return latency
+
+
+_DEFAULT_HOST = "HV01"
+_DEFAULT_OS = "windows-server-2022"
+_DEFAULT_LOCALE = "en-US"
+
+
+@attrs.frozen
+class SimulatorTarget:
+    """Settings for a ``sim://`` target: a fresh simulated host per connection.
+
+    Attributes:
+        host_name: The simulated host's name.
+        os: A host OS key.
+        locale: A locale key.
+        extra_vms: How many ``vmNNN`` VMs to add beside ``demovm``.
+        latency: Seconds per round trip.
+        state: A state file that keeps the host between connections and
+            processes; created from the other settings when missing.
+        guest: Connect inside this VM (name or id) instead of to the host,
+            as a connection straight to a Windows guest would.
+
+    Example:
+        >>> from hvintegration.transport import parse_target
+        >>> parse_target("sim://HV02?locale=de-DE&vms=3").url
+        'sim://HV02?locale=de-DE&vms=3'
+    """
+
+    host_name: str = _DEFAULT_HOST
+    os: str = _DEFAULT_OS
+    locale: str = _DEFAULT_LOCALE
+    extra_vms: int = 0
+    latency: float = 0.0
+    state: str | None = None
+    guest: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The target as a URL."""
+        query = {}
+        if self.os != _DEFAULT_OS:
+            query["os"] = self.os
+        if self.locale != _DEFAULT_LOCALE:
+            query["locale"] = self.locale
+        if self.extra_vms:
+            query["vms"] = str(self.extra_vms)
+        if self.latency:
+            query["latency"] = f"{self.latency:g}"
+        if self.state:
+            query["state"] = self.state
+        if self.guest:
+            query["guest"] = self.guest
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return f"sim://{self.host_name}{suffix}"
+
+    @classmethod
+    def from_url(cls, url: urllib.parse.SplitResult) -> SimulatorTarget:
+        """Parse ``sim://`` URL parts.
+
+        Raises:
+            InvalidTargetError: An option is unknown or malformed.
+        """
+        options, single = parse_options(url)
+        text = f"sim://{url.netloc}"
+        allowed = {"os", "locale", "vms", "latency", "state", "guest"}
+        check_options(url, options, allowed, scheme="sim", target=text)
+        os_key = single.get("os", _DEFAULT_OS)
+        if os_key not in HOST_OSES:
+            raise InvalidTargetError(
+                f"unknown simulated host OS {os_key!r} (valid: {', '.join(HOST_OSES)})",
+                target=text,
+            )
+        locale = single.get("locale", _DEFAULT_LOCALE)
+        if locale not in LOCALES:
+            raise InvalidTargetError(
+                f"unknown simulated locale {locale!r} (valid: {', '.join(LOCALES)})", target=text
+            )
+        try:
+            extra_vms = int(single.get("vms", "0"))
+        except ValueError as exc:
+            raise InvalidTargetError(f"malformed sim:// option: {exc}", target=text) from exc
+        if not 0 <= extra_vms <= 10_000:
+            raise InvalidTargetError("sim:// takes vms from 0 to 10000", target=text)
+        return cls(
+            host_name=url.netloc or _DEFAULT_HOST,
+            os=os_key,
+            locale=locale,
+            extra_vms=extra_vms,
+            latency=_latency(single, "sim", text),
+            state=single.get("state") or None,
+            guest=single.get("guest") or None,
+        )
+
+    def build_host(self) -> SimulatedHost:
+        """A new simulated host with these settings."""
+        host = SimulatedHost(self.host_name, os=self.os, locale=self.locale, latency=self.latency)
+        width = max(3, len(str(self.extra_vms)))
+        for number in range(1, self.extra_vms + 1):
+            host.add_vm(f"vm{number:0{width}d}")
+        return host
+
+    def open(self) -> SimulatorTransport:
+        """A transport to a new simulated host, or to the one in the state file."""
+        host = self.build_host()
+        if self.state is not None:
+            return HostStateFile(self.state, seed=host, guest=self.guest).open()
+        if self.guest is not None:
+            return host.inside(self.guest).open()
+        return host.open()
+
+
+_DEFAULT_GUEST = "linuxvm"
+_DEFAULT_DISTRO = "debian-12"
+
+
+@attrs.frozen
+class SimulatedLinuxTarget:
+    """Settings for a ``sim-linux://`` target: a fresh simulated guest per connection.
+
+    Attributes:
+        name: The guest's host name.
+        distro: A key of :data:`~hvintegration.simulator.linux.DISTROS`.
+        user: The login name.
+        sudo: Whether the user has passwordless sudo.
+        latency: Seconds per command.
+        state: A state file that keeps the guest between connections and
+            processes; created from the other settings when missing.
+
+    Example:
+        >>> from hvintegration.transport import parse_target
+        >>> parse_target("sim-linux://web1?distro=rhel-9&user=admin&sudo=0").url
+        'sim-linux://web1?distro=rhel-9&user=admin&sudo=0'
+    """
+
+    name: str = _DEFAULT_GUEST
+    distro: str = _DEFAULT_DISTRO
+    user: str = "root"
+    sudo: bool = True
+    latency: float = 0.0
+    state: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The target as a URL."""
+        query: dict[str, str] = {}
+        if self.distro != _DEFAULT_DISTRO:
+            query["distro"] = self.distro
+        if self.user != "root":
+            query["user"] = self.user
+        if not self.sudo:
+            query["sudo"] = "0"
+        if self.latency:
+            query["latency"] = f"{self.latency:g}"
+        if self.state:
+            query["state"] = self.state
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return f"sim-linux://{self.name}{suffix}"
+
+    @classmethod
+    def from_url(cls, url: urllib.parse.SplitResult) -> SimulatedLinuxTarget:
+        """Parse ``sim-linux://`` URL parts.
+
+        Raises:
+            InvalidTargetError: An option is unknown or malformed.
+        """
+        text = f"sim-linux://{url.netloc}"
+        options, single = parse_options(url)
+        allowed = {"distro", "user", "sudo", "latency", "state"}
+        check_options(url, options, allowed, scheme="sim-linux", target=text)
+        distro = single.get("distro", _DEFAULT_DISTRO)
+        if distro not in DISTROS:
+            raise InvalidTargetError(
+                f"unknown simulated distro {distro!r} (valid: {', '.join(DISTROS)})", target=text
+            )
+        return cls(
+            name=url.netloc or _DEFAULT_GUEST,
+            distro=distro,
+            user=single.get("user") or "root",
+            sudo=single.get("sudo", "1") not in ("0", "false", "no"),
+            latency=_latency(single, "sim-linux", text),
+            state=single.get("state") or None,
+        )
+
+    def build_guest(self) -> SimulatedLinuxGuest:
+        """A new simulated guest with these settings."""
+        return SimulatedLinuxGuest(
+            self.name, distro=self.distro, user=self.user, sudo=self.sudo, latency=self.latency
+        )
+
+    def open(self) -> SimulatedLinuxTransport:
+        """A transport to a new simulated guest, or to the one in the state file."""
+        guest = self.build_guest()
+        if self.state is not None:
+            return LinuxStateFile(self.state, seed=guest).open()
+        return guest.open()

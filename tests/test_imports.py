@@ -1,0 +1,175 @@
+"""No import cycles inside the package, and the core never imports the simulator.
+
+The graph counts every ``import`` and ``from ... import`` anywhere in a
+module: at the top, under ``if TYPE_CHECKING:`` and inside functions, since a
+cycle hidden there still ties the modules together. ``from pkg import name``
+is an edge to ``pkg.name`` when that is a module, else to ``pkg``. A
+submodule's implicit import of its parent package is not an edge.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from pathlib import Path
+
+import hvintegration
+
+PACKAGE = Path(hvintegration.__file__).parent
+
+# The layers that must work without the simulator: resources, records and
+# transports. The simulator builds on them, never the other way round.
+CORE = ("hvintegration._connect", "hvintegration.host", "hvintegration.linux",
+        "hvintegration.windows", "hvintegration.transport")  # fmt: skip
+
+
+def modules_of(root: Path, package: str) -> dict[str, Path]:
+    """Every module under ``root`` by dotted name."""
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = [package, *path.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def _nearest(name: str, modules: Mapping[str, Path]) -> str | None:
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imports_of(name: str, path: Path, modules: Mapping[str, Path]) -> set[str]:
+    """The package's modules that ``name`` imports, anywhere in its text."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    edges: set[str | None] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            edges.update(_nearest(alias.name, modules) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                full = f"{source}.{alias.name}"
+                edges.add(full if full in modules else _nearest(source, modules))
+    edges.discard(None)
+    edges.discard(name)
+    return {edge for edge in edges if edge is not None}
+
+
+def import_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Module to the modules it imports, within one package."""
+    modules = modules_of(root, package)
+    return {name: imports_of(name, path, modules) for name, path in modules.items()}
+
+
+def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for start in sorted(graph):
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _describe(component: list[str], graph: Mapping[str, set[str]]) -> str:
+    inside = set(component)
+    edges = [f"{a} -> {b}" for a in component for b in sorted(graph[a] & inside)]
+    return f"{', '.join(component)}\n    " + "\n    ".join(edges)
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = import_graph(PACKAGE, "hvintegration")
+    found = cycles(graph)
+    assert not found, "import cycles:\n" + "\n".join(_describe(c, graph) for c in found)
+
+
+def test_the_core_never_imports_the_simulator() -> None:
+    graph = import_graph(PACKAGE, "hvintegration")
+    wrong = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        if module.startswith(CORE)
+        for target in targets
+        if target.startswith("hvintegration.simulator")
+    )
+    assert not wrong, "the core imports the simulator:\n" + "\n".join(wrong)
+
+
+def _package(tmp_path: Path, files: Mapping[str, str]) -> Path:
+    root = tmp_path / "pkg"
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_a_cycle_hidden_in_type_checking_or_a_function_is_caught(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "import typing\nif typing.TYPE_CHECKING:\n    from pkg.b import B\n",
+            "b.py": "def f():\n    from pkg import c\n",
+            "c.py": "from . import a\nimport os\n",
+            "sub/__init__.py": "from pkg.sub.leaf import X\n",
+            "sub/leaf.py": "X = 1\n",
+        },
+    )
+    graph = import_graph(root, "pkg")
+    assert graph["pkg.b"] == {"pkg.c"}
+    assert graph["pkg.c"] == {"pkg.a"}
+    # The parent package a submodule implicitly loads is not an edge.
+    assert graph["pkg.sub.leaf"] == set()
+    assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def test_from_package_import_name_is_an_edge_to_the_package(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "from pkg.m import VALUE\n",
+            "m.py": "from pkg import helper_name\nVALUE = 1\n",
+        },
+    )
+    graph = import_graph(root, "pkg")
+    assert graph["pkg.m"] == {"pkg"}
+    assert cycles(graph) == [["pkg", "pkg.m"]]
