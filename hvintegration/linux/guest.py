@@ -1,4 +1,9 @@
-"""``LinuxGuest`` and ``LinuxDaemon``: the seed's Linux procedure, as an API.
+"""``LinuxGuest``: the seed's Linux procedure, as an API.
+
+The guest reads its status and KVP pools and runs commands as root; one
+daemon's start, stop and restart are :class:`~hvintegration.linux.daemon.LinuxDaemon`
+(also importable from here), and the KVP items' checks and encoding are in
+:mod:`hvintegration.linux.kvp`.
 
 Every read is one round trip: the whole status (driver, VMBus devices, device
 nodes, installed and running daemons, systemd units) comes from one fixed
@@ -9,58 +14,27 @@ root, else ``sudo -n``; without either it raises
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
 
 from hvintegration import catalogue
 from hvintegration._connect import Connection, ShellTargetLike, shell_transport_for
 from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
-from hvintegration.errors import (
-    DaemonControlError,
-    DaemonNotFoundError,
-    PermissionDeniedError,
-    RemoteCommandError,
-    UnsafeChangeError,
-)
-from hvintegration.linux.names import NO_RESTART_UNITS, DaemonSpec, resolve_daemon
+from hvintegration.errors import PermissionDeniedError
+from hvintegration.linux._shell import UNITS
+from hvintegration.linux._shell import sh as _sh
+from hvintegration.linux.daemon import LinuxDaemon
+from hvintegration.linux.kvp import KVP_DIRECTORY, check_pool, delete_lines, set_lines
+from hvintegration.linux.kvp import kvp_argv as _kvp_argv
+from hvintegration.linux.names import DaemonSpec, resolve_daemon
 from hvintegration.linux.records import DaemonState, DriverState, KvpItem, LinuxStatus
 from hvintegration.linux.report import parse_kvp_report, parse_status
-from hvintegration.linux.scripts import (
-    KVP_PERL,
-    KVP_PYTHON,
-    KVP_SCRIPT,
-    START_SCRIPT,
-    STATUS_SCRIPT,
-    STOP_SCRIPT,
-)
+from hvintegration.linux.scripts import STATUS_SCRIPT
 from hvintegration.transport.base import CompletedCommand, ShellTransport
 
-if TYPE_CHECKING:
-    pass
-
+# LinuxDaemon and KVP_DIRECTORY live in their own modules and stay importable
+# from here, where they have always been.
 __all__ = ["DEFAULT_TIMEOUT", "KVP_DIRECTORY", "LinuxDaemon", "LinuxGuest"]
-
-
-KVP_DIRECTORY = "/var/lib/hyperv"
-"""Where hv_kvp_daemon keeps its pool files."""
-
-_UNITS: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        unit
-        for spec in catalogue.ALL_SERVICES
-        if spec.linux is not None
-        for unit in spec.linux.units
-    )
-)
-_ACTIVE = ("active", "activating", "reloading", "deactivating")
-_KEY_LIMIT = 512 - 1
-_VALUE_LIMIT = 2048 - 1
-
-
-def _sh(script: str, *args: str) -> list[str]:
-    # The script is fixed text; "hvintegration" becomes $0, values are $1...
-    return ["sh", "-c", script, "hvintegration", *args]
 
 
 class LinuxGuest(TransportResource[ShellTransport]):
@@ -147,7 +121,7 @@ class LinuxGuest(TransportResource[ShellTransport]):
             >>> asyncio.run(main())
             ('module', '/usr/lib/hyper-v/bin/hv_fcopy_uio_daemon')
         """
-        done = await self._run(_sh(STATUS_SCRIPT, *_UNITS))
+        done = await self._run(_sh(STATUS_SCRIPT, *UNITS))
         done.check(target=self.target, operation="linux_status")
         return parse_status(done.stdout, target=self.target)
 
@@ -194,12 +168,12 @@ class LinuxGuest(TransportResource[ShellTransport]):
             >>> asyncio.run(main())
             ('VirtualMachineName', 'web1')
         """
-        pools = tuple(range(5)) if pool is None else (_check_pool(pool),)
+        pools = tuple(range(5)) if pool is None else (check_pool(pool),)
         done = await self._run(_kvp_argv("read"))
         done.check(target=self.target, operation="linux_kvp")
         return RecordList(parse_kvp_report(done.stdout, pools, target=self.target))
 
-    async def set_kvp(self, items: dict[str, str]) -> RecordList[KvpItem]:
+    async def set_kvp(self, items: Mapping[str, str]) -> RecordList[KvpItem]:
         """Write guest-to-host items to pool 1 under the daemon's lock.
 
         Existing keys are replaced in place, new keys appended. Needs root
@@ -226,12 +200,7 @@ class LinuxGuest(TransportResource[ShellTransport]):
              <KvpItem pool=1 'Role'='web'>
             ])
         """
-        lines = []
-        for key, value in items.items():
-            lines.append(
-                f"set\t{_kvp_bytes(key, _KEY_LIMIT, 'key').hex()}\t"
-                f"{_kvp_bytes(value, _VALUE_LIMIT, 'value', empty=True).hex()}"
-            )
+        lines = set_lines(items)
         return await self._write_kvp(lines)
 
     async def delete_kvp(self, keys: Sequence[str]) -> RecordList[KvpItem]:
@@ -245,9 +214,7 @@ class LinuxGuest(TransportResource[ShellTransport]):
         """
         if isinstance(keys, str):
             raise TypeError("keys is a sequence of keys, not one string")
-        return await self._write_kvp(
-            [f"delete\t{_kvp_bytes(key, _KEY_LIMIT, 'key').hex()}\t" for key in keys]
-        )
+        return await self._write_kvp(delete_lines(keys))
 
     async def _write_kvp(self, lines: list[str]) -> RecordList[KvpItem]:
         status = await self.status()
@@ -303,257 +270,3 @@ def _sudo_refused(stderr: str) -> bool:
         line.startswith("sudo:") and any(reason in line for reason in _SUDO_REFUSALS)
         for line in stderr.splitlines()
     )
-
-
-def _check_pool(pool: int) -> int:
-    if isinstance(pool, bool) or not isinstance(pool, int) or not 0 <= pool <= 4:
-        raise ValueError(f"a KVP pool is a number from 0 to 4, not {pool!r}")
-    return pool
-
-
-def _kvp_bytes(text: str, limit: int, what: str, *, empty: bool = False) -> bytes:
-    if not isinstance(text, str):
-        raise TypeError(f"a KVP {what} is a str, not {type(text).__name__}")
-    data = text.encode("utf-8")
-    if (not data and not empty) or b"\0" in data or len(data) > limit:
-        raise ValueError(
-            f"a KVP {what} must be {'' if empty else 'non-empty '}UTF-8 of at most "
-            f"{limit} bytes without NUL"
-        )
-    return data
-
-
-def _kvp_argv(mode: str, interpreter: str = "") -> list[str]:
-    return _sh(KVP_SCRIPT, mode, KVP_DIRECTORY, KVP_PYTHON, KVP_PERL, interpreter)
-
-
-class LinuxDaemon:
-    """One integration daemon on one guest. It holds no state.
-
-    ``start``, ``stop`` and ``restart`` are idempotent and return the state
-    afterwards; stopping the KVP daemon needs ``force=True``. Where systemd
-    runs the guest and has a unit for the daemon they use ``systemctl``;
-    otherwise ``stop`` sends ``SIGTERM`` to every instance and waits
-    (bounded) until they are gone, and ``start`` runs the installed program
-    detached, as root.
-
-    Args:
-        guest: The guest.
-        spec: Which daemon.
-
-    Example:
-        >>> import asyncio
-        >>> async def main():
-        ...     async with LinuxGuest.connect("sim-linux://") as guest:
-        ...         kvp = guest.daemon("hv_kvp_daemon")
-        ...         before = await kvp.state()
-        ...         after = await kvp.restart()
-        ...     return before.running, after.running, before.processes != after.processes
-        >>> asyncio.run(main())
-        (True, True, True)
-    """
-
-    def __init__(self, guest: LinuxGuest, spec: DaemonSpec) -> None:
-        self.guest = guest
-        self.spec = spec
-
-    def __repr__(self) -> str:
-        return f"<LinuxDaemon {self.spec.name} on {self.guest.target}>"
-
-    async def state(self) -> DaemonState:
-        """Its current state. One round trip."""
-        return (await self.guest.status()).daemon(self.spec.name)
-
-    async def _state_of(self) -> tuple[LinuxStatus, DaemonState]:
-        status = await self.guest.status()
-        return status, status.daemon(self.spec.name)
-
-    async def stop(
-        self, *, force: bool = False, grace: float = 10.0, kill: bool = False
-    ) -> DaemonState:
-        """Stop every instance; a no-op when none runs.
-
-        Args:
-            force: Needed to stop the Key-Value Pair Exchange daemon: the
-                host learns the guest's IP addresses through it (the
-                catalogue marks the service critical). Nothing is sent
-                without it.
-            grace: Seconds to wait for instances to exit after ``SIGTERM``.
-            kill: Send ``SIGKILL`` to instances still running after
-                ``grace`` instead of failing.
-
-        Returns:
-            The state afterwards.
-
-        Raises:
-            UnsafeChangeError: A critical service's daemon without ``force``.
-            PermissionDeniedError: Neither root nor passwordless sudo;
-                nothing was signalled.
-            DaemonControlError: Instances outlived ``grace`` (and ``kill``
-                was off), or systemctl failed.
-        """
-        if grace < 0:
-            raise ValueError("grace must not be negative")
-        if self.spec.service.critical and not force:
-            raise UnsafeChangeError(
-                [self.spec.service.name],
-                target=self.guest.target,
-                operation=f"stop {self.spec.name}",
-            )
-        status, state = await self._state_of()
-        what = f"stop {self.spec.name}"
-        if state.unit is not None and state.unit.active_state in _ACTIVE:
-            done = await self.guest._privileged(
-                status, ["systemctl", "stop", "--", state.unit.name], what
-            )
-            self._check(done, what)
-            status, state = await self._state_of()
-        if state.processes:
-            items = [f"{p.pid}:{p.start_ticks}" for p in state.processes]
-            done = await self.guest._privileged(
-                status,
-                _sh(
-                    STOP_SCRIPT,
-                    str(round(grace * 10)),
-                    "1" if kill else "0",
-                    str(len(items)),
-                    *items,
-                    *_UNITS,
-                ),
-                what,
-                timeout=self.guest.timeout + grace + 5,
-            )
-            if done.exit_status not in (0, 3):
-                self._check(done, what)
-            # The stop script ends with a fresh status: no extra round trip.
-            state = parse_status(done.stdout, target=self.guest.target).daemon(self.spec.name)
-            if done.exit_status == 3:
-                pids = [int(pid) for pid in _fields(done.stdout, "alive") if pid.isdigit()]
-                raise DaemonControlError(
-                    f"{self.spec.name} (pid {', '.join(map(str, pids))}) still runs "
-                    f"{grace:g} s after SIGTERM; stop(kill=True) sends SIGKILL",
-                    daemon=self.spec.name,
-                    pids=pids,
-                    target=self.guest.target,
-                    operation=what,
-                )
-        return state
-
-    async def start(self, *, settle: float = 0.5) -> DaemonState:
-        """Start it; a no-op when an instance already runs.
-
-        Args:
-            settle: Seconds to watch a directly started daemon before
-                judging whether it stayed up.
-
-        Returns:
-            The state afterwards.
-
-        Raises:
-            DaemonNotFoundError: It is not installed on the guest.
-            PermissionDeniedError: Neither root nor passwordless sudo.
-            DaemonControlError: It exited at once (the message carries its
-                output), or systemctl failed.
-        """
-        status, state = await self._state_of()
-        if state.running:
-            return state
-        what = f"start {self.spec.name}"
-        if state.unit is not None:
-            unit = state.unit.name
-            done = await self.guest._privileged(status, ["systemctl", "start", "--", unit], what)
-            if done.exit_status != 0:
-                stderr = done.stderr.decode("utf-8", "replace").strip()
-                raise self._start_failed(f"systemctl start {unit} failed", stderr)
-            _, state = await self._state_of()
-            if not state.running:
-                raise self._start_failed(
-                    f"systemctl start {state.unit.name if state.unit else ''} left "
-                    f"{self.spec.name} not running",
-                    "",
-                )
-            return state
-        program = state.program
-        if program is None:
-            raise DaemonNotFoundError(
-                self.spec.name,
-                reason=(
-                    f"{self.spec.name} is not installed (looked on PATH, /usr/sbin, "
-                    f"/usr/lib/hyper-v/bin, /usr/libexec/hypervkvpd and "
-                    f"/usr/lib/linux-tools/{status.kernel or '<kernel>'})"
-                ),
-                target=self.guest.target,
-                operation=what,
-            )
-        done = await self.guest._privileged(
-            status,
-            _sh(START_SCRIPT, str(max(1, round(settle * 10))), program, *_UNITS),
-            what,
-            timeout=self.guest.timeout + settle,
-        )
-        self._check(done, what)
-        # The start script ends with a fresh status: no extra round trip.
-        state = parse_status(done.stdout, target=self.guest.target).daemon(self.spec.name)
-        if not state.running:
-            launcher = _fields(done.stdout, "launcher")
-            log_hex = _fields(done.stdout, "log")
-            log = bytes.fromhex(log_hex[0]).decode("utf-8", "replace").strip() if log_hex else ""
-            how = f" with status {launcher[1]}" if launcher[:1] == ["exited"] else ""
-            raise self._start_failed(f"{program} exited right after starting{how}", log)
-        return state
-
-    async def restart(self, *, grace: float = 10.0, kill: bool = False) -> DaemonState:
-        """Stop every instance, wait until they are gone, then start it.
-
-        A stopped daemon is simply started. Always a stop followed by a
-        start, never ``systemctl restart``: Fedora's packaging says
-        hypervkvpd does not support restarting, and a stop that waits for
-        the old process to go is what it needs. Like a Windows guest's
-        restart, it needs no ``force``: the service comes back.
-
-        Args:
-            grace: As for :meth:`stop`.
-            kill: As for :meth:`stop`.
-
-        Returns:
-            The state afterwards, with new process ids.
-        """
-        await self.stop(force=True, grace=grace, kill=kill)
-        return await self.start()
-
-    def _check(self, done: CompletedCommand, what: str) -> None:
-        try:
-            done.check(target=self.guest.target, operation=what)
-        except RemoteCommandError as exc:
-            raise DaemonControlError(
-                exc.message,
-                daemon=self.spec.name,
-                remote_message=exc.remote_message,
-                target=self.guest.target,
-                operation=what,
-            ) from exc
-
-    def _start_failed(self, message: str, log: str) -> DaemonControlError:
-        units = set(self.spec.units) & NO_RESTART_UNITS
-        if units:
-            message += (
-                f" (Fedora's packaging says {', '.join(sorted(units))} does not support "
-                "restarting; the driver may accept the daemon again only after a reboot)"
-            )
-        if log:
-            message += f": {log.splitlines()[-1]}"
-        return DaemonControlError(
-            message,
-            daemon=self.spec.name,
-            remote_message=log,
-            target=self.guest.target,
-            operation=f"start {self.spec.name}",
-        )
-
-
-def _fields(stdout: bytes, keyword: str) -> list[str]:
-    for line in stdout.decode("utf-8", "replace").splitlines():
-        fields = line.split("\t")
-        if fields[0] == keyword:
-            return fields[1:]
-    return []
