@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 
 import pytest
 
@@ -21,9 +20,9 @@ from hvintegration import (
     VMNotFoundError,
     catalogue,
 )
-from hvintegration.operations import Operation
 from hvintegration.simulator import SimulatedHost
-from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
+from hvintegration.testing import MockTransport
+from hvintegration.transport.base import JsonValue, OperationResult
 
 GSI = "Guest Service Interface"
 
@@ -276,23 +275,9 @@ async def test_connect_rejects_bad_targets() -> None:
         HyperVHost(SimulatedHost().open(), timeout=0)
 
 
-class _GarbageTransport(PowerShellTransport):
+def _garbage(output: list[JsonValue]) -> MockTransport:
     """A peer that answers with objects our scripts never produce."""
-
-    def __init__(self, output: list[JsonValue]) -> None:
-        self.output = output
-
-    @property
-    def target(self) -> str:
-        return "test://garbage"
-
-    async def _run_operation(
-        self, operation: Operation, parameters: Mapping[str, JsonValue], *, timeout: float
-    ) -> OperationResult:
-        return OperationResult(tuple(self.output))  # type: ignore[arg-type]
-
-    async def _aclose(self) -> None:
-        pass
+    return MockTransport(lambda request: OperationResult(tuple(output)))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -322,16 +307,16 @@ class _GarbageTransport(PowerShellTransport):
     ],
 )
 async def test_malformed_output_is_a_protocol_error(output: list[JsonValue]) -> None:
-    async with HyperVHost.connect(_GarbageTransport(output)) as host:
+    async with HyperVHost.connect(_garbage(output)) as host:
         with pytest.raises(ProtocolError, match="unreadable output"):
             await host.vm("demovm").integration_services()
 
 
 async def test_apply_refuses_results_it_did_not_ask_for() -> None:
     bogus: list[JsonValue] = [{"Index": 5, "Changed": True, "Service": {}}]
-    async with HyperVHost.connect(_GarbageTransport(bogus)) as host:
+    async with HyperVHost.connect(_garbage(bogus)) as host:
         with pytest.raises(ProtocolError, match="out of range"):
             await host.vm("demovm").apply({"VSS": True})
-    async with HyperVHost.connect(_GarbageTransport([])) as host:
+    async with HyperVHost.connect(_garbage([])) as host:
         with pytest.raises(ProtocolError, match="no result for change 0"):
             await host.vm("demovm").apply({"VSS": True})

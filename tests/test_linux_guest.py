@@ -25,6 +25,7 @@ from hvintegration.errors import (
 )
 from hvintegration.linux import LinuxGuest
 from hvintegration.linux.guest import _kvp_argv
+from hvintegration.testing import CommandRequest, MockTransport, Request
 from hvintegration.testing.linux_guest import (
     GuestLayout,
     GuestSandbox,
@@ -56,37 +57,18 @@ def sandbox(layout: GuestLayout) -> Iterator[GuestSandbox]:
     # Nothing outlives the sandbox: no sshd, no daemon.
 
 
-class Counting(ShellTransport):
-    """Counts the round trips of the transport it wraps."""
-
-    def __init__(self, inner: ShellTransport) -> None:
-        self.inner = inner
-        self.calls: list[tuple[str, ...]] = []
-
-    @property
-    def target(self) -> str:
-        return self.inner.target
-
-    async def _open(self) -> None:
-        await self.inner.open()
-
-    async def _run_command(
-        self, argv: tuple[str, ...], *, input: bytes | None, timeout: float
-    ) -> CompletedCommand:
-        self.calls.append(argv)
-        return await self.inner.run_command(argv, input=input, timeout=timeout)
-
-    async def _aclose(self) -> None:
-        await self.inner.aclose()
-
-
 async def test_full_status_is_one_round_trip(sandbox: GuestSandbox) -> None:
     inner = parse_target(sandbox.url()).open()
     assert isinstance(inner, ShellTransport)
-    transport = Counting(inner)
-    async with LinuxGuest.connect(transport) as guest:
+
+    async def forward(request: Request) -> CompletedCommand:
+        assert isinstance(request, CommandRequest)
+        return await inner.run_command(request.argv, input=request.input, timeout=request.timeout)
+
+    counting = MockTransport(forward, target=inner.target)
+    async with inner, LinuxGuest.connect(counting) as guest:
         status = await guest.status()
-    assert len(transport.calls) == 1
+    assert len(counting.requests) == 1
     assert (status.uid, status.user, status.systemd) == (0, "root", False)
     assert (status.driver.state, status.driver.bound, status.driver.size) == ("module", True, 20480)
     assert status.driver.source == "sysfs"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -12,8 +14,11 @@ from hvintegration.errors import (
     DaemonControlError,
     DaemonNotFoundError,
     InvalidTargetError,
+    OperationTimeoutError,
     PermissionDeniedError,
     ProtocolError,
+    RemoteCommandError,
+    TransportBrokenError,
     UnsafeChangeError,
 )
 from hvintegration.linux import (
@@ -24,8 +29,17 @@ from hvintegration.linux import (
     resolve_daemon,
 )
 from hvintegration.linux.report import parse_status
+from hvintegration.simulator import SimulatedHost
 from hvintegration.simulator.linux import DISTROS, SimulatedLinuxGuest
-from hvintegration.transport import parse_target
+from hvintegration.simulator.state import (
+    guest_from_json,
+    guest_to_json,
+    host_from_json,
+    host_to_json,
+    load_guest,
+    save_guest,
+)
+from hvintegration.transport import ErrorRecord, parse_target
 
 
 @pytest.mark.parametrize(
@@ -268,3 +282,85 @@ async def test_stopping_the_kvp_daemon_needs_force() -> None:
         assert sim.round_trips == 0
         assert (await guest.daemon("kvp").restart()).running
         assert not (await guest.daemon("vss").stop()).running
+
+
+async def test_injected_faults_take_the_matching_commands_only() -> None:
+    sim = SimulatedLinuxGuest()
+    sim.inject_fault("error", operation="status", record=ErrorRecord("disk on fire"), times=2)
+    sim.inject_fault("disconnect", operation="kvp")
+    async with LinuxGuest.connect(sim) as guest:
+        for _ in range(2):
+            with pytest.raises(RemoteCommandError, match="disk on fire"):
+                await guest.status()
+        assert (await guest.driver()).state == "module"
+        with pytest.raises(TransportBrokenError, match="dropped"):
+            await guest.kvp(3)
+        assert await guest.kvp(3)
+    assert not sim.faults
+    assert sim.calls == ["status", "status", "status", "kvp", "kvp"]
+    assert sim.round_trips == 5
+
+
+async def test_an_error_fault_without_a_record_is_an_io_error() -> None:
+    sim = SimulatedLinuxGuest()
+    sim.inject_fault("error")
+    async with LinuxGuest.connect(sim) as guest:
+        with pytest.raises(RemoteCommandError, match="Input/output error") as caught:
+            await guest.status()
+    assert caught.value.error_id == "exit:1"
+
+
+async def test_a_hanging_guest_ends_with_the_callers_timeout() -> None:
+    sim = SimulatedLinuxGuest()
+    sim.inject_fault("hang", operation="status")
+    async with LinuxGuest.connect(sim, timeout=0.2) as guest:
+        with pytest.raises(OperationTimeoutError):
+            await guest.status()
+        # The next call works: a hang takes one round trip only.
+        assert (await guest.daemon("vss").state()).running
+
+
+async def test_commands_are_counted_by_name() -> None:
+    sim = SimulatedLinuxGuest(distro="rhel-9")
+    async with LinuxGuest.connect(sim) as guest:
+        await guest.status()
+        await guest.set_kvp({"Role": "web"})
+    async with sim.open() as transport:
+        await transport.run_command(["uname", "-r"], timeout=5)
+        await transport.run_command(["sudo", "-n", "--", "systemctl", "stop", "--", "x"], timeout=5)
+    assert sim.calls[0] == "status"
+    assert sim.calls[-3:] == ["kvp", "uname", "systemctl"]
+    assert sim.round_trips == len(sim.calls)
+
+
+async def test_a_state_file_keeps_the_guest_between_connections(tmp_path: Path) -> None:
+    path = tmp_path / "guest.json"
+    url = f"sim-linux://web1?distro=rhel-9&state={path}"
+    assert (
+        parse_target(url).url == f"sim-linux://web1?distro=rhel-9&state={quote(str(path), safe='')}"
+    )
+    async with LinuxGuest.connect(url) as guest:
+        assert not (await guest.daemon("vss").stop()).running
+        await guest.set_kvp({"Role": "web"})
+    saved = load_guest(path)
+    assert saved.distro.key == "rhel-9"
+    assert saved.round_trips >= 2
+    saved.inject_fault("error", operation="status", record=ErrorRecord("from the file"))
+    save_guest(saved, path)
+    # Settings in the URL only seed a file that does not exist yet.
+    async with LinuxGuest.connect(f"sim-linux://other?state={path}") as guest:
+        with pytest.raises(RemoteCommandError, match="from the file"):
+            await guest.status()
+        status = await guest.status()
+        assert not status.daemon("vss").running
+        assert [(i.key, i.value) for i in await guest.kvp(1)] == [("Role", "web")]
+    assert guest_to_json(guest_from_json(guest_to_json(load_guest(path)))) == guest_to_json(
+        load_guest(path)
+    )
+
+
+def test_a_host_state_is_not_a_guest_state() -> None:
+    with pytest.raises(ValueError, match="not a simulated Linux guest"):
+        guest_from_json(host_to_json(SimulatedHost()))
+    with pytest.raises(ValueError, match="not a simulated host"):
+        host_from_json(guest_to_json(SimulatedLinuxGuest()))

@@ -6,13 +6,22 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import attrs
 import pytest
 
-from hvintegration import InvalidTargetError, catalogue
+from hvintegration import (
+    Credential,
+    HyperVHost,
+    InvalidTargetError,
+    RemoteCommandError,
+    WindowsGuest,
+    catalogue,
+)
+from hvintegration.operations import GET_GUEST_SERVICES, LIST_VMS, Operation
 from hvintegration.simulator import GUEST_OSES, HOST_OSES, LOCALES, SimulatedHost
 from hvintegration.simulator.state import edit_state, host_from_json, host_to_json, load_host
-from hvintegration.simulator.targets import SimulatorTarget
-from hvintegration.transport import parse_target
+from hvintegration.simulator.targets import HostStateFile, SimulatorTarget
+from hvintegration.transport import JsonValue, PowerShellTransport, parse_target
 
 
 def test_state_round_trip_keeps_everything() -> None:
@@ -128,3 +137,51 @@ def test_sim_urls() -> None:
 def test_bad_sim_urls(url: str, message: str) -> None:
     with pytest.raises(InvalidTargetError, match=message):
         parse_target(url)
+
+
+def _spliced(operation: Operation) -> Operation:
+    # What a caller value spliced into the script text would look like.
+    return attrs.evolve(operation, script=operation.script + "\n# x")
+
+
+@pytest.mark.parametrize(
+    ("where", "operation", "parameters"),
+    [
+        ("host", LIST_VMS, {"VM": None}),
+        ("inside", GET_GUEST_SERVICES, {"Name": ["vmicvss"]}),
+        ("state-file", LIST_VMS, {"VM": None}),
+    ],
+)
+async def test_the_simulator_runs_only_the_shipped_scripts(
+    where: str, operation: Operation, parameters: dict[str, JsonValue], tmp_path: Path
+) -> None:
+    sim = SimulatedHost()
+    transports: dict[str, PowerShellTransport] = {
+        "host": sim.open(),
+        "inside": sim.inside("demovm").open(),
+        "state-file": HostStateFile(tmp_path / "lab.json", seed=sim).open(),
+    }
+    async with transports[where] as transport:
+        await transport.run_operation(operation, parameters, timeout=5)
+        with pytest.raises(RemoteCommandError, match="not the shipped one") as caught:
+            await transport.run_operation(_spliced(operation), parameters, timeout=5)
+    assert caught.value.error_id == "HvIntegration.Simulator.UnknownScript"
+    # The refused call never reached the simulated host.
+    counted = load_host(tmp_path / "lab.json") if where == "state-file" else sim
+    assert counted.round_trips == 1
+
+
+async def test_the_simulator_refuses_an_operation_it_does_not_ship() -> None:
+    unknown = Operation("list_everything", script="Hyper-V\\Get-VM", parameters=())
+    async with SimulatedHost().open() as transport:
+        with pytest.raises(RemoteCommandError, match="'list_everything' is not the shipped"):
+            await transport.run_operation(unknown, {}, timeout=5)
+
+
+async def test_powershell_direct_runs_only_the_shipped_guest_scripts() -> None:
+    sim = SimulatedHost()
+    async with HyperVHost.connect(sim) as host:
+        guest = WindowsGuest.direct(host, "demovm", Credential("Administrator", "hvintegration"))
+        spliced = _spliced(GET_GUEST_SERVICES)
+        with pytest.raises(RemoteCommandError, match="not one of the library's guest operations"):
+            await guest.transport.run_operation(spliced, {"Name": ["vmicvss"]}, timeout=5)
