@@ -15,7 +15,8 @@ The submodules are test rigs with more needs, each stated in its docstring:
   real child process (the stand-in PowerShell, a PSRP server); over SSH they
   also need OpenSSH's ``sshd``.
 * :mod:`~hvintegration.testing.sshd`: a real OpenSSH ``sshd`` on loopback
-  (needs the ``sshd`` and ``ssh-keygen`` programs; no root).
+  (needs the ``sshd`` program and root, since sshd switches to the
+  logged-in user).
 * :mod:`~hvintegration.testing.linux_guest`: a real guest sandbox with the
   real Hyper-V daemons (needs root, ``unshare``, ``sshd`` and Debian's
   ``hyperv-daemons``); :func:`~hvintegration.testing.linux_guest.sandbox_unavailable_reason`
