@@ -337,7 +337,7 @@ async def test_refused_winrm_credentials_never_show_the_password() -> None:
     transport = PSRPTarget("hv01", user="admin", password=SECRET).open()
     assert isinstance(transport, PSRPTransport)
     refused = psrp.WSManAuthenticationError("401 Unauthorized", http_code=401)
-    error = transport._map_error(refused, None, "list_vms")  # type: ignore[arg-type]
+    error = transport._translate(refused, "list_vms")
     assert isinstance(error, AuthenticationError)
     assert SECRET not in str(error)
     assert "negotiate authentication as admin" in str(error)

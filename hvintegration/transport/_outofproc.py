@@ -12,7 +12,8 @@ weak spots, each guarded here:
   stream so the transport stops waiting at once;
 * closing a broken pool never stops the connection, leaving the child
   running: :meth:`Carrier.kill` releases the child (with its process group)
-  or the SSH connection, whatever state the pool is in.
+  or the SSH connection, whatever state the pool is in, and
+  :meth:`Carrier.abort` does the same without waiting, for a cancelled close.
 
 The settings classes subclass pypsrp's ``ProcessInfo`` and ``SSHInfo`` so
 pypsrp opens runspace pools through them as usual. :class:`Session` holds one
@@ -33,8 +34,9 @@ from typing import Any, TypeVar
 
 from psrpcore.types import RunspacePoolState
 
-from hvintegration.errors import AuthenticationError, HostKeyError, TransportError
-from hvintegration.transport._process import kill_process_group
+from hvintegration.errors import TransportError
+from hvintegration.transport._process import abort_process, kill_process_group
+from hvintegration.transport._ssh_connect import connect
 
 
 class _OptionalImportNoise(logging.Filter):
@@ -114,6 +116,10 @@ class Carrier(psrp.AsyncOutOfProcConnection):
         """Release the process or channel now. Idempotent."""
         raise NotImplementedError
 
+    def abort(self) -> None:
+        """Release the process or channel without waiting. Idempotent; never raises."""
+        raise NotImplementedError
+
 
 class ProcessCarrier(Carrier):
     """PSRP on a child's stdin/stdout, with stderr kept out of the stream."""
@@ -166,6 +172,11 @@ class ProcessCarrier(Carrier):
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.process.wait()), _EXIT_GRACE)
         await self.kill()
+
+    def abort(self) -> None:
+        abort_process(self.process)
+        self.lost.set()
+        self._stderr_task.cancel()
 
     async def kill(self) -> None:
         await kill_process_group(self.process)
@@ -243,6 +254,14 @@ class SSHCarrier(Carrier):
     async def stop(self) -> None:
         await self.kill()
 
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.channel.close()
+        with contextlib.suppress(Exception):
+            self.connection.abort()
+        self.session.incoming.put_nowait(None)
+        self.lost.set()
+
     async def kill(self) -> None:
         self.channel.close()
         self.connection.close()
@@ -287,32 +306,27 @@ class GuardedSSHInfo(psrp.SSHInfo):
     async def create_async(self, pool: Any, callback: Any) -> Carrier:  # type: ignore[override]
         import asyncssh
 
-        where = {"target": self.target}
-        try:
-            connection = await asyncssh.connect(self.hostname, port=self.port, options=self.options)
-        except asyncssh.HostKeyNotVerifiable as exc:
-            raise HostKeyError(
-                f"the host key of {self.hostname} is not trusted: {exc.reason} "
-                "(add it to known_hosts after checking its fingerprint)",
-                **where,
-            ) from exc
-        except asyncssh.PermissionDenied as exc:
-            raise AuthenticationError(
-                "SSH authentication failed (check the user, key, agent or password)", **where
-            ) from exc
-        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
-            raise TransportError(
-                f"cannot connect to {self.hostname}:{self.port} over SSH: {exc}", **where
-            ) from exc
+        # Always built by the shared SSH options builder (never pypsrp's
+        # defaults, which follow the user's OpenSSH configuration).
+        assert self.options is not None
+        connection = await connect(
+            self.hostname, self.port, self.options, target=self.target, operation=None
+        )
         try:
             channel, session = await connection.create_session(
                 _ssh_session, subsystem=self.subsystem, encoding=None
             )
         except (asyncssh.Error, OSError) as exc:
-            connection.close()
+            connection.abort()
             raise TransportError(
-                f"the SSH server did not start the {self.subsystem!r} subsystem: {exc}", **where
+                f"the SSH server did not start the {self.subsystem!r} subsystem: {exc}",
+                target=self.target,
             ) from exc
+        except BaseException:
+            # Cancelled while the channel opened: no carrier holds the
+            # connection yet, so nothing else would close it.
+            connection.abort()
+            raise
         self.carrier = SSHCarrier(pool, callback, self.lost, connection, channel, session)
         return self.carrier
 
@@ -332,6 +346,17 @@ class Session:
         self.failed = False
         self.pipelines: set[asyncio.Task[Any]] = set()
         self.closing: asyncio.Future[None] | None = None
+
+    def abort(self) -> None:
+        """Kill what carries the pool, and stop waiting on it, at once. Never raises."""
+        self.failed = True
+        carrier = self.carrier
+        if carrier is not None:
+            carrier.abort()
+        for task in self.pipelines:
+            task.cancel()
+        if self.closing is not None:
+            self.closing.cancel()
 
     @property
     def carrier(self) -> Carrier | None:

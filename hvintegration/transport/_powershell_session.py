@@ -10,8 +10,8 @@ speaks the wire contract of :mod:`._powershell_wire` with it.
 * One-shot: each call starts a process, sends one request and closes it;
   concurrent calls run in parallel processes.
 
-Every call has a deadline. A call that times out, is cancelled, or gets an
-unreadable answer kills its process (a persistent session starts a fresh
+The transport applies each call's deadline. A call that times out, is
+cancelled, or gets an unreadable answer kills its process (a persistent session starts a fresh
 one next time), because the process may be busy or mid-answer and cannot be
 trusted with the next request.
 """
@@ -38,7 +38,7 @@ from hvintegration.transport._powershell_wire import (
     decode_envelope,
     encode_request,
 )
-from hvintegration.transport.base import JsonValue, OperationResult, within
+from hvintegration.transport.base import JsonValue, OperationResult
 from hvintegration.transport.errormap import error_from_record
 
 if TYPE_CHECKING:
@@ -80,6 +80,9 @@ class PowerShellProcess(Protocol):
         Returns:
             Its exit status, if it exited and the status is known.
         """
+
+    def abort(self) -> None:
+        """Kill it now, without waiting; for a close that cannot wait. Never raises."""
 
 
 Spawner = Callable[[str], Awaitable[PowerShellProcess]]
@@ -137,19 +140,19 @@ class PowerShellSession:
         self._next_id = 0
         self._closed = False
         self._active: set[_Live] = set()
+        # Every process started and not yet seen to the end, including those
+        # being closed, so that abort() can kill what a cancelled close left.
+        self._processes: set[PowerShellProcess] = set()
         self._cleanups: set[asyncio.Task[None]] = set()
-
-    @property
-    def process(self) -> PowerShellProcess | None:
-        """The persistent process, while one runs."""
-        return None if self._live is None else self._live.process
 
     async def run(
         self, operation: Operation, parameters: Mapping[str, JsonValue], *, timeout: float
     ) -> OperationResult:
-        """Run one operation (see :meth:`Transport.run_operation`)."""
-        self._check_open(operation.name)
-        operation.check_parameters(parameters)
+        """Run one checked operation (see :meth:`PowerShellTransport.run_operation`).
+
+        The transport has checked the parameters and applies ``timeout``
+        around this call.
+        """
         self._next_id += 1
         request_id = self._next_id
         try:
@@ -160,13 +163,7 @@ class PowerShellSession:
                 target=self._target,
                 operation=operation.name,
             ) from exc
-        return await within(
-            self._locked_call(operation.name, request_id, request, operation.repeatable),
-            timeout,
-            target=self._target,
-            operation=operation.name,
-            message=f"PowerShell did not answer within {timeout:g} s; its process was stopped",
-        )
+        return await self._locked_call(operation.name, request_id, request, operation.repeatable)
 
     def _check_open(self, operation: str) -> None:
         if self._closed:
@@ -234,13 +231,17 @@ class PowerShellSession:
             task.exception()
 
     async def _acquire(self, operation: str) -> _Live:
-        self._check_open(operation)
         live = self._live
         if live is not None and live.process.alive():
             return live
         if live is not None:
             await self._release(live, graceful=False)
         process = await self._spawn(operation)
+        self._processes.add(process)
+        if self._closed:
+            # The transport closed while the process was starting.
+            await self._close(process, 0.0)
+            self._check_open(operation)
         live = _Live(process, self._max_output)
         self._active.add(live)
         if self.persistent:
@@ -250,13 +251,25 @@ class PowerShellSession:
         except OSError as exc:
             await self._release(live, graceful=False)
             raise await self._broken(live, operation, f"cannot write to PowerShell: {exc}") from exc
+        except BaseException:
+            # Cancelled before the process took its first line: nobody
+            # would ever use it.
+            await self._release(live, graceful=False)
+            raise
         return live
 
     async def _release(self, live: _Live, *, graceful: bool) -> None:
         if self._live is live:
             self._live = None
         self._active.discard(live)
-        await asyncio.shield(live.process.close(_CLOSE_GRACE if graceful else 0.0))
+        await self._close(live.process, _CLOSE_GRACE if graceful else 0.0)
+
+    async def _close(self, process: PowerShellProcess, grace: float) -> int | None:
+        # Shielded: a cancelled caller must not leave a half-closed process.
+        # The process stays known to abort() until its close is done.
+        closing = asyncio.ensure_future(process.close(grace))
+        closing.add_done_callback(lambda _: self._processes.discard(process))
+        return await asyncio.shield(closing)
 
     async def _exchange(
         self, live: _Live, operation: str, request_id: int, request: bytes
@@ -290,7 +303,7 @@ class PowerShellSession:
     async def _broken(
         self, live: _Live, operation: str, message: str, noise: str = ""
     ) -> TransportError:
-        status = await asyncio.shield(live.process.close(0.5))
+        status = await self._close(live.process, 0.5)
         stderr = live.process.stderr_text().strip()
         if live.answered == 0 and (status in _NOT_FOUND_STATUS or _NOT_FOUND_TEXT in stderr):
             return PowerShellNotFoundError(
@@ -313,6 +326,21 @@ class PowerShellSession:
             await self._release(live, graceful=True)
         if self._cleanups:
             await asyncio.gather(*list(self._cleanups), return_exceptions=True)
+
+    def abort(self, *, final: bool) -> None:
+        """Kill every process now, without waiting. Never raises.
+
+        Args:
+            final: The transport is closing: calls in flight fail and no new
+                process starts. Otherwise (a failed connect) the next call
+                starts a new process.
+        """
+        if final:
+            self._closed = True
+        self._live = None
+        self._active.clear()
+        for process in list(self._processes):
+            process.abort()
 
 
 def _last_line(text: str) -> str:

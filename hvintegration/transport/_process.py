@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from hvintegration.errors import OperationTimeoutError
 from hvintegration.transport.base import CompletedCommand
 
-__all__ = ["kill_process_group", "run_process"]
+__all__ = ["abort_process", "kill_process_group", "run_process"]
 
 # A shell answers 127 for a program it cannot find and 126 for one it cannot
 # run; the local transport answers the same, so callers see one behaviour on
@@ -47,6 +47,33 @@ async def kill_process_group(process: asyncio.subprocess.Process) -> None:
     # Reaping cannot hang: SIGKILL cannot be ignored. Shield it so a second
     # cancellation does not leave a zombie.
     await asyncio.shield(process.wait())
+
+
+def abort_process(process: asyncio.subprocess.Process) -> None:
+    """Kill a child started with ``start_new_session=True`` and its group, without waiting.
+
+    For when awaiting is not possible (a cancelled close). The child's pipes
+    are closed too, so asyncio finishes with the child as soon as its exit is
+    seen, even if nobody reads them any more. Never raises.
+    """
+    if process.returncode is None:
+        killpg = getattr(os, "killpg", None)
+        try:
+            if killpg is not None:
+                killpg(process.pid, signal.SIGKILL)
+            else:  # pragma: no cover - Windows has no process groups
+                process.kill()
+        except ProcessLookupError:
+            pass
+        except OSError:
+            with contextlib.suppress(OSError):
+                process.kill()
+    transport = getattr(process, "_transport", None)
+    for fd in (0, 1, 2):
+        with contextlib.suppress(Exception):
+            pipe = transport.get_pipe_transport(fd) if transport is not None else None
+            if pipe is not None:
+                pipe.close()
 
 
 async def run_process(

@@ -34,7 +34,7 @@ from hvintegration.errors import (
 )
 from hvintegration.transport._powershell_session import PowerShellProcess, PowerShellSession
 from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT, powershell_argv
-from hvintegration.transport._process import kill_process_group, run_process
+from hvintegration.transport._process import abort_process, kill_process_group, run_process
 from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import (
     CompletedCommand,
@@ -212,6 +212,10 @@ class LocalTransport(PowerShellTransport, ShellTransport):
         """Stop the PowerShell process; shell commands already running finish on their own."""
         await self._session.aclose()
 
+    def _abort(self) -> None:
+        """Kill the PowerShell processes at once."""
+        self._session.abort(final=self._closed)
+
 
 class _LocalPowerShell:
     """A PowerShell child process in its own process group."""
@@ -252,6 +256,10 @@ class _LocalPowerShell:
 
     def alive(self) -> bool:
         return not self._closed and self._process.returncode is None
+
+    def abort(self) -> None:
+        self._closed = True
+        abort_process(self._process)
 
     async def close(self, grace: float) -> int | None:
         self._closed = True

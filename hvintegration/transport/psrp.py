@@ -24,60 +24,33 @@ form takes ``max_pipelines`` and ``connect_timeout``. A password may be given
 in the URL or to :class:`PSRPTarget`; it never appears in ``repr``, the URL,
 logs or errors.
 
+This module holds the settings (:class:`PSRPTarget`); the live transport is
+:class:`PSRPTransport` (in ``._psrp_transport``, importable from here), and
+what each pypsrp failure becomes is decided in ``._psrp_errors``.
+
 pypsrp's asyncio API exists only in its 1.0 beta, pinned exactly. The guards
-here cover what that beta gets wrong: every await has a timeout; a peer that
-goes away mid-pipeline is noticed at once instead of waited on forever; the
-peer's stderr is kept out of the protocol stream; a broken pool is killed
-(child process or SSH channel) and a new one opened on the next operation.
+(``._outofproc``) cover what that beta gets wrong: every await has a
+timeout; a peer that goes away mid-pipeline is noticed at once instead of
+waited on forever; the peer's stderr is kept out of the protocol stream; a
+broken pool is killed (child process or SSH channel) and a new one opened on
+the next operation; each operation runs in a local scope, so nothing it
+defines stays in the pooled runspace for the next.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ssl
 import urllib.parse
-from collections.abc import Mapping
 from ssl import SSLContext
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import attrs
-from psrpcore.types import RunspacePoolState
 
-from hvintegration.errors import (
-    AuthenticationError,
-    HostKeyError,
-    HvIntegrationError,
-    InvalidTargetError,
-    OperationStoppedError,
-    OperationTimeoutError,
-    ProtocolError,
-    TransportBrokenError,
-    TransportClosedError,
-    TransportError,
-)
-from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
-from hvintegration.transport._outofproc import (
-    Discarded,
-    GuardedProcessInfo,
-    GuardedSSHInfo,
-    PeerGone,
-    Session,
-    close_wsman,
-    psrp,
-)
+from hvintegration.errors import InvalidTargetError
+from hvintegration.transport._outofproc import GuardedProcessInfo, GuardedSSHInfo, psrp
+from hvintegration.transport._psrp_transport import PSRPTransport
+from hvintegration.transport._ssh_connect import client_options
 from hvintegration.transport._url import check_options, parse_options
-from hvintegration.transport.base import (
-    ErrorRecord,
-    JsonValue,
-    OperationResult,
-    PowerShellTransport,
-)
-from hvintegration.transport.errormap import error_from_record
-from hvintegration.transport.ssh import known_hosts_option
-
-if TYPE_CHECKING:
-    from hvintegration.operations import Operation
 
 __all__ = ["PSRPTarget", "PSRPTransport"]
 
@@ -92,9 +65,6 @@ _VIA_OPTIONS = {
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-_STOP_TIMEOUT = 5.0
-_CLOSE_TIMEOUT = 5.0
-_EXIT_GRACE = 2.0
 
 
 def _flag(text: str, name: str) -> bool:
@@ -354,353 +324,15 @@ class PSRPTarget:
         )
 
     def _ssh_options(self) -> Any:
-        import asyncssh
-
-        options: dict[str, Any] = {"connect_timeout": self.connect_timeout}
-        if self.user is not None:
-            options["username"] = self.user
-        if self.password is not None:
-            options["password"] = self.password
-        options["known_hosts"] = known_hosts_option(self.known_hosts)
-        if self.client_keys is not None:
-            options["client_keys"] = list(self.client_keys)
-            options["agent_path"] = None
-        try:
-            return asyncssh.SSHClientConnectionOptions(**options)
-        except (OSError, asyncssh.KeyImportError, ValueError) as exc:
-            raise InvalidTargetError(
-                f"cannot read an SSH key or known_hosts file: {exc}", target=self.url
-            ) from exc
+        return client_options(
+            target=self.url,
+            user=self.user,
+            password=self.password,
+            known_hosts=self.known_hosts,
+            client_keys=self.client_keys,
+            connect_timeout=self.connect_timeout,
+        )
 
     def open(self) -> PSRPTransport:
         """A transport for this target; it opens its runspace pool on first use."""
         return PSRPTransport(self)
-
-
-_E = TypeVar("_E", bound=BaseException)
-
-
-def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
-    """``exc`` or the first exception it was raised from that is a ``kind``."""
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None:
-            return None
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _fill(exc: HvIntegrationError, target: str, operation: str) -> HvIntegrationError:
-    if exc.target is None:
-        exc.target = target
-    if exc.operation is None:
-        exc.operation = operation
-    return exc
-
-
-class PSRPTransport(PowerShellTransport):
-    """One runspace pool to one target, opened lazily and reused by every operation.
-
-    Up to ``settings.max_pipelines`` operations run at once on the pool; more
-    wait for a free slot (the wait counts towards their timeout). A pool that
-    breaks (the peer dies, the stream turns unreadable, a pipeline cannot be
-    stopped) is discarded with everything it started, and the next operation
-    opens a new one.
-
-    Args:
-        settings: The target settings.
-
-    Example::
-
-        async with PSRPTarget("hv01", user="admin", password=secret, ssl=True).open() as t:
-            result = await t.run_operation(LIST_VMS, {"VM": None}, timeout=30)
-    """
-
-    def __init__(self, settings: PSRPTarget) -> None:
-        self.settings = settings
-        self._session: Session | None = None
-        self._lock = asyncio.Lock()
-        self._slots = asyncio.Semaphore(settings.max_pipelines)
-        self._cleanups: set[asyncio.Task[None]] = set()
-        self.pools_opened = 0
-        """How many runspace pools this transport has opened so far."""
-
-    @property
-    def target(self) -> str:
-        """The target URL, with no secret in it."""
-        return self.settings.url
-
-    def _closed_error(self, operation: str) -> TransportClosedError:
-        return TransportClosedError(
-            "the transport is closed", target=self.target, operation=operation
-        )
-
-    async def _open(self) -> None:
-        """Open the runspace pool now, so that connection errors surface early.
-
-        Raises:
-            TransportError: The pool could not be opened (a subclass says
-                why: authentication, host key or certificate, protocol).
-            OperationTimeoutError: Not open within ``connect_timeout``.
-        """
-        await self._session_for("open", self.settings.connect_timeout)
-
-    async def _session_for(self, operation: str, timeout: float) -> Session:
-        if self._closed:
-            raise self._closed_error(operation)
-        async with self._lock:
-            session = self._session
-            if session is not None and not session.broken:
-                return session
-            if session is not None:
-                self._session = None
-                await self._discard(session)
-            session = await self._open_session(operation, timeout)
-            if self._closed:
-                # aclose() ran while the pool was opening.
-                await self._discard(session)
-                raise self._closed_error(operation)
-            self._session = session
-            return session
-
-    async def _open_session(self, operation: str, timeout: float) -> Session:
-        try:
-            info = self.settings.connection_info()
-        except HvIntegrationError as exc:
-            raise _fill(exc, self.target, operation) from None
-        pool = psrp.AsyncRunspacePool(info, max_runspaces=self.settings.max_pipelines)
-        session = Session(pool, info)
-        limit = min(timeout, self.settings.connect_timeout)
-        try:
-            await asyncio.wait_for(session.watch(pool.open()), limit)
-        except asyncio.TimeoutError:
-            await self._discard(session)
-            raise OperationTimeoutError(
-                f"the runspace pool did not open within {limit:g} s",
-                timeout=limit,
-                target=self.target,
-                operation=operation,
-            ) from None
-        except BaseException as exc:
-            await self._discard(session)
-            if isinstance(exc, Exception):
-                raise self._map_error(exc, session, operation) from exc
-            raise
-        self.pools_opened += 1
-        return session
-
-    async def _discard(self, session: Session) -> None:
-        """Close a pool, politely when it is healthy; then kill what is left.
-
-        Safe to call more than once and from several tasks: they all wait for
-        the one close.
-        """
-        if session.closing is None:
-            session.closing = asyncio.ensure_future(self._close_session(session))
-        await asyncio.shield(session.closing)
-
-    async def _close_session(self, session: Session) -> None:
-        healthy = not session.broken
-        session.failed = True
-        if healthy:
-            # A peer that never acknowledges the close would hold pypsrp
-            # forever; closing is bounded like connecting.
-            limit = min(_CLOSE_TIMEOUT, self.settings.connect_timeout)
-            with contextlib.suppress(Exception, asyncio.TimeoutError):
-                await asyncio.wait_for(session.pool.close(), limit)
-        for task in session.pipelines:
-            task.cancel()
-        if session.pipelines:
-            await asyncio.gather(*session.pipelines, return_exceptions=True)
-        carrier = session.carrier
-        if carrier is not None:
-            await carrier.kill()
-            # The listener task ends once the stream does; wait for it so
-            # that nothing of this pool outlives the transport.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(carrier.finished.wait(), _EXIT_GRACE)
-        else:
-            await close_wsman(session.pool)
-
-    async def _retire(self, session: Session) -> None:
-        async with self._lock:
-            if self._session is session:
-                self._session = None
-        await self._discard(session)
-
-    async def _run_operation(
-        self,
-        operation: Operation,
-        parameters: Mapping[str, JsonValue],
-        *,
-        timeout: float,
-    ) -> OperationResult:
-        # Parameters travel as PSRP parameters. A terminating error becomes
-        # the exception its record stands for; a pipeline stopped on the
-        # remote side raises OperationStoppedError; a broken pool raises
-        # TransportBrokenError (or ProtocolError when the peer sent something
-        # unreadable) and the next call opens a new pool.
-        try:
-            wire = {name: to_wire(value) for name, value in parameters.items()}
-        except TypeError as exc:
-            raise ProtocolError(
-                f"the parameters cannot travel as PSRP values: {exc}",
-                target=self.target,
-                operation=operation.name,
-            ) from exc
-        return await self._run(operation, wire, timeout)
-
-    async def _run(
-        self, operation: Operation, wire: Mapping[str, Any], timeout: float
-    ) -> OperationResult:
-        name = operation.name
-        async with self._slots:
-            session = await self._session_for(name, timeout)
-            shell = psrp.AsyncPowerShell(session.pool)
-            shell.add_script(operation.script)
-            for key in operation.parameters:
-                if key in wire:
-                    shell.add_parameter(key, wire[key])
-            pipeline: asyncio.Task[Any] | None = None
-            try:
-                started: asyncio.Task[list[Any]] = await session.watch(shell.invoke_async())
-                pipeline = started
-                session.pipelines.add(started)
-                output = await session.watch(started)
-            except asyncio.CancelledError:
-                self._abandon(session, shell, pipeline)
-                raise
-            except Exception as exc:
-                # Kill a broken pool first: the error then reports how the
-                # peer ended, and no child outlives the error.
-                was_broken = session.broken
-                if was_broken:
-                    await self._retire(session)
-                error = self._map_error(exc, session, name)
-                if not was_broken and isinstance(error, TransportError):
-                    session.failed = True
-                    await self._retire(session)
-                raise error from exc
-            finally:
-                if pipeline is not None and pipeline.done():
-                    session.pipelines.discard(pipeline)
-        return self._result(output, shell, name)
-
-    def _result(self, output: list[Any], shell: Any, operation: str) -> OperationResult:
-        objects = []
-        for index, item in enumerate(output):
-            value = from_wire(item)
-            if not isinstance(value, dict):
-                raise ProtocolError(
-                    f"output object {index} is {type(value).__name__}, not an object",
-                    target=self.target,
-                    operation=operation,
-                )
-            objects.append(value)
-        errors = tuple(error_from_ps(record) for record in shell.streams.error)
-        return OperationResult(tuple(objects), errors)
-
-    def _abandon(self, session: Session, shell: Any, pipeline: asyncio.Task[Any] | None) -> None:
-        """Stop a pipeline whose caller gave up, in the background."""
-        task = asyncio.ensure_future(self._stop_pipeline(session, shell, pipeline))
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
-
-    async def _stop_pipeline(
-        self, session: Session, shell: Any, pipeline: asyncio.Task[Any] | None
-    ) -> None:
-        stopped = False
-        if pipeline is not None and not session.broken:
-            try:
-                await asyncio.wait_for(shell.stop(), _STOP_TIMEOUT)
-                await asyncio.wait_for(asyncio.shield(pipeline), _STOP_TIMEOUT)
-                stopped = True
-            except psrp.PipelineStopped:
-                stopped = True
-            except asyncio.CancelledError:
-                # The pool was discarded under the pipeline meanwhile.
-                if not pipeline.cancelled():
-                    raise
-            except (Exception, asyncio.TimeoutError):
-                stopped = False
-        if pipeline is not None:
-            session.pipelines.discard(pipeline)
-            if not pipeline.done():
-                pipeline.cancel()
-            with contextlib.suppress(BaseException):
-                await pipeline
-        if not stopped:
-            # A pipeline that was half sent, or that would not stop, leaves
-            # the pool in an unknown state: start again with a new one.
-            await self._retire(session)
-
-    def _map_error(self, exc: Exception, session: Session, operation: str) -> HvIntegrationError:
-        where = {"target": self.target, "operation": operation}
-        if isinstance(exc, HvIntegrationError):
-            return _fill(exc, self.target, operation)
-        if isinstance(exc, psrp.PipelineFailed):
-            record = (
-                error_from_ps(exc.error_record)
-                if exc.error_record is not None
-                else ErrorRecord(str(exc) or "the pipeline failed")
-            )
-            return error_from_record(record, **where)
-        if isinstance(exc, psrp.PipelineStopped):
-            return OperationStoppedError(
-                f"the remote side stopped the operation before it finished: {exc}",
-                error_id="PipelineStopped",
-                category="OperationStopped",
-                remote_message=str(exc),
-                **where,
-            )
-        if isinstance(exc, psrp.WSManAuthenticationError):
-            return AuthenticationError(
-                f"the WinRM service refused the credentials ({self.settings.auth} "
-                f"authentication as {self.settings.user or 'the current user'})",
-                **where,
-            )
-        refused = _cause(exc, ssl.SSLCertVerificationError)
-        if refused is not None:
-            return HostKeyError(
-                f"the certificate of {self.settings.host} could not be verified: "
-                f"{refused.verify_message or refused}; pass the issuing CA with ca=PATH",
-                **where,
-            )
-        if self._closed and isinstance(exc, (PeerGone, Discarded, psrp.PSRPError, OSError)):
-            # The caller closed the transport under this operation.
-            return TransportClosedError("the transport was closed while the operation ran", **where)
-        carrier = session.carrier
-        if session.lost and carrier is not None:
-            return TransportBrokenError(f"{carrier.describe_end()}, before it answered", **where)
-        if isinstance(exc, PeerGone):
-            return TransportBrokenError("the peer went away", **where)
-        if isinstance(exc, Discarded):
-            return TransportBrokenError("the runspace pool was discarded", **where)
-        if isinstance(exc, psrp.PSRPError) and session.pool.state == RunspacePoolState.Broken:
-            return ProtocolError(
-                f"the runspace pool broke on an unreadable answer: {str(exc)[:300]}", **where
-            )
-        if isinstance(exc, psrp.WSManHTTPError):
-            return TransportError(
-                f"the WinRM service answered HTTP {exc.http_code}: {exc}", **where
-            )
-        if isinstance(exc, (psrp.PSRPError, ValueError, KeyError)):
-            return ProtocolError(f"unexpected PSRP answer: {str(exc)[:300]}", **where)
-        if isinstance(exc, OSError):
-            return TransportBrokenError(f"the connection failed: {exc}", **where)
-        module = type(exc).__module__.split(".", 1)[0]
-        if module in {"httpx", "httpcore", "spnego", "psrpcore"}:
-            return TransportError(f"{type(exc).__name__}: {str(exc)[:300]}", **where)
-        raise exc
-
-    async def _aclose(self) -> None:
-        """Close the runspace pool and everything it started."""
-        cleanups = list(self._cleanups)
-        if cleanups:
-            await asyncio.gather(*cleanups, return_exceptions=True)
-        async with self._lock:
-            session, self._session = self._session, None
-        if session is not None:
-            await self._discard(session)

@@ -32,17 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shlex
 import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from hvintegration.errors import (
-    AuthenticationError,
-    HostKeyError,
     InvalidTargetError,
     OperationTimeoutError,
     TransportBrokenError,
@@ -54,6 +51,16 @@ from hvintegration.transport._powershell_wire import (
     DEFAULT_MAX_OUTPUT,
     command_line,
     validate_executable,
+)
+from hvintegration.transport._ssh_connect import client_options, connect, known_hosts_option
+from hvintegration.transport._ssh_process import (
+    KILL_TIMEOUT,
+    PID_PREFIX,
+    SSHPowerShell,
+    as_bytes,
+    kill_remote,
+    read_pid,
+    signal_number,
 )
 from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import (
@@ -69,39 +76,12 @@ if TYPE_CHECKING:
 
     from hvintegration.operations import Operation
 
-__all__ = ["SSHTarget", "SSHTransport"]
+__all__ = ["SSHTarget", "SSHTransport", "known_hosts_option"]
 
 _SHELLS = ("posix", "powershell", "cmd")
 _MODES = ("persistent", "oneshot")
-_KILL_TIMEOUT = 5.0
-_STDERR_KEPT = 8192
-# Every shell command first reports its process id on stderr, then becomes
-# the command (exec keeps the id), so that a timed-out or cancelled command
-# can be killed on the remote side.
-_PID_MARKER = b"hvintegration-pid:"
-_PID_PREFIX = 'printf "hvintegration-pid:%s\\n" "$$" >&2 && exec '
 
 _OPTIONS = {"known_hosts", "key", "shell", "connect_timeout", "executable", "mode"}
-
-
-def known_hosts_option(path: str | None) -> str | tuple[list[str], list[str], list[str]]:
-    """What to pass asyncssh as ``known_hosts`` so that host keys are always checked.
-
-    Left unset, asyncssh would follow the user's OpenSSH configuration, and
-    ``UserKnownHostsFile none`` there would silently accept any host key. So
-    the library always names the trust store itself.
-
-    Args:
-        path: A known_hosts file, or ``None`` for ``~/.ssh/known_hosts``.
-
-    Returns:
-        The file to read, or empty trust lists (every host key is then
-        refused) when the default file does not exist.
-    """
-    if path is not None:
-        return path
-    default = os.path.expanduser("~/.ssh/known_hosts")
-    return default if os.path.exists(default) else ([], [], [])
 
 
 @attrs.frozen
@@ -228,29 +208,24 @@ class SSHTarget:
             mode=single.get("mode", "persistent"),
         )
 
-    def connect_options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`asyncssh.connect`.
+    def client_options(self) -> asyncssh.SSHClientConnectionOptions:
+        """The asyncssh options for this target (login, keys, host keys, timeouts).
 
         Returns:
             The options; secrets included, so never log them.
+
+        Raises:
+            InvalidTargetError: A key or known_hosts file cannot be read.
         """
-        options: dict[str, Any] = {
-            "host": self.host,
-            "port": self.port,
-            "connect_timeout": self.connect_timeout,
-            "keepalive_interval": 30,
-        }
-        if self.user is not None:
-            options["username"] = self.user
-        if self.password is not None:
-            options["password"] = self.password
-        options["known_hosts"] = (
-            known_hosts_option(self.known_hosts) if self.verify_host_key else None
+        return client_options(
+            target=self.url,
+            user=self.user,
+            password=self.password,
+            known_hosts=self.known_hosts,
+            client_keys=self.client_keys,
+            connect_timeout=self.connect_timeout,
+            verify_host_key=self.verify_host_key,
         )
-        if self.client_keys is not None:
-            options["client_keys"] = list(self.client_keys)
-            options["agent_path"] = None
-        return options
 
     def open(self) -> SSHTransport:
         """A transport for this target; it connects on first use."""
@@ -260,7 +235,9 @@ class SSHTarget:
 class SSHTransport(PowerShellTransport, ShellTransport):
     """One SSH connection to one target, made lazily and reused by every call.
 
-    A broken connection is dropped and made again on the next call.
+    A broken connection is dropped and made again on the next call. Closing
+    kills the commands still running on the target, then closes the
+    connection; a cancelled close drops the connection at once.
 
     Args:
         settings: The target settings.
@@ -270,6 +247,8 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         self.settings = settings
         self._connection: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
+        # Shell commands in flight, with their remote process ids once known.
+        self._commands: dict[asyncssh.SSHClientProcess[bytes], int | None] = {}
         self._session = PowerShellSession(
             self._spawn,
             target=self.target,
@@ -288,68 +267,28 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         await self._connect("open")
 
     async def _connect(self, operation: str) -> asyncssh.SSHClientConnection:
-        if self._closed:
-            raise TransportClosedError(
-                "the transport is closed", target=self.target, operation=operation
-            )
+        self._check_open(operation)
         async with self._lock:
             connection = self._connection
             if connection is not None and not connection.is_closed():
                 return connection
             self._connection = None
-            connection = await self._dial(operation)
+            options = self.settings.client_options()
+            connection = await connect(
+                self.settings.host,
+                self.settings.port,
+                options,
+                target=self.target,
+                operation=operation,
+            )
             if self._closed:
                 # aclose() ran while we were connecting.
-                connection.close()
+                connection.abort()
                 raise TransportClosedError(
                     "the transport is closed", target=self.target, operation=operation
                 )
             self._connection = connection
             return connection
-
-    async def _dial(self, operation: str) -> asyncssh.SSHClientConnection:
-        import asyncssh
-
-        where = {"target": self.target, "operation": operation}
-        settings = self.settings.connect_options()
-        host, port = settings.pop("host"), settings.pop("port")
-        try:
-            options = asyncssh.SSHClientConnectionOptions(**settings)
-        except (OSError, asyncssh.KeyImportError, ValueError) as exc:
-            # A key or known_hosts file that is missing or unreadable is a
-            # settings problem, not a network one.
-            raise InvalidTargetError(
-                f"cannot read an SSH key or known_hosts file: {exc}", **where
-            ) from exc
-        try:
-            return await asyncssh.connect(host, port, options=options)
-        except asyncssh.HostKeyNotVerifiable as exc:
-            raise HostKeyError(
-                f"the host key of {self.settings.host} is not trusted: {exc.reason} "
-                "(add it to known_hosts after checking its fingerprint)",
-                **where,
-            ) from exc
-        except asyncssh.PermissionDenied as exc:
-            raise AuthenticationError(
-                f"authentication as {self.settings.user or 'the local user'} failed "
-                "(check the key, agent or password)",
-                **where,
-            ) from exc
-        except asyncssh.DisconnectError as exc:
-            raise TransportError(f"SSH connection refused: {exc.reason}", **where) from exc
-        except asyncio.TimeoutError as exc:
-            raise OperationTimeoutError(
-                f"no SSH connection within {self.settings.connect_timeout:g} s",
-                timeout=self.settings.connect_timeout,
-                **where,
-            ) from exc
-        except OSError as exc:
-            raise TransportError(
-                f"cannot reach {self.settings.host}:{self.settings.port}: {exc.strerror or exc}",
-                **where,
-            ) from exc
-        except asyncssh.Error as exc:
-            raise TransportError(f"SSH connection failed: {exc}", **where) from exc
 
     def _drop(self, connection: asyncssh.SSHClientConnection) -> None:
         if self._connection is connection:
@@ -377,24 +316,27 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         connection = await self._connect("run_command")
         try:
             process = await connection.create_process(
-                _PID_PREFIX + shlex.join(command), encoding=None
+                PID_PREFIX + shlex.join(command), encoding=None
             )
         except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
             self._drop(connection)
             raise TransportBrokenError(
                 f"cannot open an SSH channel: {exc}", target=self.target, operation="run_command"
             ) from exc
+        self._commands[process] = None
         pid: int | None = None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
-            pid, prelude = await asyncio.wait_for(_read_pid(process), timeout)
+            pid, prelude = await asyncio.wait_for(read_pid(process), timeout)
+            if process in self._commands:
+                self._commands[process] = pid
             stdout, stderr = await asyncio.wait_for(
                 process.communicate(input or b""), max(0.0, deadline - loop.time())
             )
-            stderr = prelude + _as_bytes(stderr)
+            stderr = prelude + as_bytes(stderr)
         except asyncio.TimeoutError:
-            await self._kill_remote(connection, process, pid)
+            await kill_remote(connection, process, pid)
             raise OperationTimeoutError(
                 f"{command[0]} did not finish within {timeout:g} s",
                 timeout=timeout,
@@ -408,8 +350,10 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                 f"the SSH connection broke: {exc}", target=self.target, operation="run_command"
             ) from exc
         except BaseException:
-            await self._kill_remote(connection, process, pid)
+            await kill_remote(connection, process, pid)
             raise
+        finally:
+            self._commands.pop(process, None)
         status = process.exit_status
         if status is None or status < 0:
             if connection.is_closed():
@@ -420,23 +364,8 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                     operation="run_command",
                 )
             signal_name = process.exit_signal[0] if process.exit_signal else "unknown"
-            status = 128 + _signal_number(signal_name)
-        return CompletedCommand(command, status, _as_bytes(stdout), _as_bytes(stderr))
-
-    async def _kill_remote(
-        self,
-        connection: asyncssh.SSHClientConnection,
-        process: asyncssh.SSHClientProcess[bytes],
-        pid: int | None,
-    ) -> None:
-        # Closing a channel without a terminal does not stop the remote
-        # command; sshd started it as the leader of its own process group,
-        # so kill that group over a second channel, then close the first.
-        if pid is not None and not connection.is_closed():
-            kill = connection.run(f"kill -KILL -- -{pid} {pid} 2>/dev/null", check=False)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.wait_for(kill, _KILL_TIMEOUT))
-        process.close()
+            status = 128 + signal_number(signal_name)
+        return CompletedCommand(command, status, as_bytes(stdout), as_bytes(stderr))
 
     async def _run_operation(
         self,
@@ -459,7 +388,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         posix = self.settings.shell == "posix"
         command = command_line(self.settings.powershell)
         if posix:
-            command = _PID_PREFIX + command
+            command = PID_PREFIX + command
         connection = await self._connect(operation)
         try:
             process = await connection.create_process(command, encoding=None)
@@ -470,132 +399,41 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             ) from exc
         pid = None
         if posix:
+            limit = self.settings.connect_timeout
             try:
-                pid, _ = await asyncio.wait_for(_read_pid(process), self.settings.connect_timeout)
+                pid, _ = await asyncio.wait_for(read_pid(process), limit)
+            except asyncio.TimeoutError:
+                process.close()
+                raise TransportBrokenError(
+                    f"the remote login shell did not start PowerShell within {limit:g} s",
+                    target=self.target,
+                    operation=operation,
+                ) from None
             except BaseException:
+                # Closing the channel ends the remote PowerShell's stdin,
+                # and with it the PowerShell.
                 process.close()
                 raise
-        return _SSHPowerShell(self, connection, process, pid)
+        return SSHPowerShell(connection, process, pid, self._drop)
 
     async def _aclose(self) -> None:
-        """Close every PowerShell channel, then the connection."""
+        """Close every PowerShell channel, kill running commands, then close the connection."""
         await self._session.aclose()
+        connection = self._connection
+        if connection is None:
+            return
+        for process, pid in list(self._commands.items()):
+            await kill_remote(connection, process, pid)
+        connection.close()
+        await asyncio.wait_for(connection.wait_closed(), KILL_TIMEOUT)
+        self._connection = None
+
+    def _abort(self) -> None:
+        """Close every channel and drop the connection at once."""
+        self._session.abort(final=self._closed)
+        for process in list(self._commands):
+            with contextlib.suppress(Exception):
+                process.close()
         connection, self._connection = self._connection, None
         if connection is not None:
-            connection.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.wait_closed(), 5)
-
-
-class _SSHPowerShell:
-    """A remote PowerShell on one SSH channel."""
-
-    def __init__(
-        self,
-        transport: SSHTransport,
-        connection: asyncssh.SSHClientConnection,
-        process: asyncssh.SSHClientProcess[bytes],
-        pid: int | None,
-    ) -> None:
-        self._transport = transport
-        self._connection = connection
-        self._process = process
-        self._pid = pid
-        self._stderr = bytearray()
-        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
-        self._closed = False
-
-    async def _drain_stderr(self) -> None:
-        while chunk := await self._process.stderr.read(65536):
-            self._stderr += _as_bytes(chunk)
-            del self._stderr[:-_STDERR_KEPT]
-
-    async def write(self, data: bytes) -> None:
-        import asyncssh
-
-        try:
-            self._process.stdin.write(data)
-            await self._process.stdin.drain()
-        except (asyncssh.Error, BrokenPipeError) as exc:
-            raise ConnectionResetError(str(exc)) from exc
-
-    async def read(self, size: int) -> bytes:
-        import asyncssh
-
-        try:
-            return _as_bytes(await self._process.stdout.read(size))
-        except asyncssh.Error as exc:
-            raise ConnectionResetError(str(exc)) from exc
-
-    def stderr_text(self) -> str:
-        return self._stderr.decode("utf-8", "replace")
-
-    def alive(self) -> bool:
-        return (
-            not self._closed
-            and self._process.exit_status is None
-            and not self._connection.is_closed()
-        )
-
-    async def close(self, grace: float) -> int | None:
-        self._closed = True
-        process = self._process
-        if grace > 0 and not self._connection.is_closed():
-            # End of stdin ends the remote loop, which exits on its own.
-            with contextlib.suppress(Exception):
-                process.stdin.write_eof()
-                await asyncio.wait_for(process.wait_closed(), grace)
-        if process.exit_status is None:
-            # Still running: closing the channel ends its stdin, which the
-            # remote loop watches even mid-operation; on a POSIX shell the
-            # process group is also killed by id.
-            await self._transport._kill_remote(self._connection, process, self._pid)
-        process.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(process.wait_closed(), _KILL_TIMEOUT)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
-        self._stderr_task.cancel()
-        if self._connection.is_closed():
-            self._transport._drop(self._connection)
-        status = process.exit_status
-        return None if status is None or status < 0 else status
-
-
-_PRELUDE_LIMIT = 64 * 1024
-
-
-async def _read_pid(process: asyncssh.SSHClientProcess[bytes]) -> tuple[int | None, bytes]:
-    """The remote process id from the marker line, and any stderr before it.
-
-    Login shells may print to stderr before running the command (a noisy
-    ``.bashrc``), so the marker is searched for rather than assumed first;
-    what came before it is kept as the command's stderr.
-    """
-    prelude = b""
-    while len(prelude) < _PRELUDE_LIMIT:
-        line = _as_bytes(await process.stderr.readline())
-        if not line:
-            break
-        if line.startswith(_PID_MARKER):
-            text = line[len(_PID_MARKER) :].strip()
-            return (int(text) if text.isdigit() else None), prelude
-        prelude += line
-    return None, prelude
-
-
-def _as_bytes(data: object) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, str):
-        return data.encode()
-    return b""
-
-
-def _signal_number(name: str) -> int:
-    import signal
-
-    try:
-        return int(signal.Signals[f"SIG{name}"])
-    except KeyError:
-        return 0
+            connection.abort()

@@ -1,0 +1,325 @@
+"""The live side of ``psrp://``: one runspace pool, reused by every operation.
+
+Settings and URL parsing are :class:`~hvintegration.transport.psrp.PSRPTarget`;
+the connections that carry a pool over a child process or SSH are
+:mod:`._outofproc`; what each failure becomes is :mod:`._psrp_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from psrpcore.types import RunspacePoolState
+
+from hvintegration.errors import (
+    HvIntegrationError,
+    OperationTimeoutError,
+    ProtocolError,
+    TransportClosedError,
+    TransportError,
+)
+from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
+from hvintegration.transport._outofproc import Session, close_wsman, psrp
+from hvintegration.transport._psrp_errors import PoolState, map_psrp_error
+from hvintegration.transport.base import (
+    JsonValue,
+    OperationResult,
+    PowerShellTransport,
+)
+
+if TYPE_CHECKING:
+    from hvintegration.operations import Operation
+    from hvintegration.transport.psrp import PSRPTarget
+
+__all__ = ["PSRPTransport"]
+
+_STOP_TIMEOUT = 5.0
+_CLOSE_TIMEOUT = 5.0
+_EXIT_GRACE = 2.0
+
+
+class PSRPTransport(PowerShellTransport):
+    """One runspace pool to one target, opened lazily and reused by every operation.
+
+    Up to ``settings.max_pipelines`` operations run at once on the pool; more
+    wait for a free slot (the wait counts towards their timeout). A pool that
+    breaks (the peer dies, the stream turns unreadable, a pipeline cannot be
+    stopped) is discarded with everything it started, and the next operation
+    opens a new one.
+
+    Args:
+        settings: The target settings.
+
+    Example::
+
+        async with PSRPTarget("hv01", user="admin", password=secret, ssl=True).open() as t:
+            result = await t.run_operation(LIST_VMS, {"VM": None}, timeout=30)
+    """
+
+    def __init__(self, settings: PSRPTarget) -> None:
+        self.settings = settings
+        self._session: Session | None = None
+        # Every pool opened or opening and not yet closed to the end, so that
+        # abort() can kill what a cancelled close or a failed open left.
+        self._sessions: set[Session] = set()
+        self._lock = asyncio.Lock()
+        self._slots = asyncio.Semaphore(settings.max_pipelines)
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self.pools_opened = 0
+        """How many runspace pools this transport has opened so far."""
+
+    @property
+    def target(self) -> str:
+        """The target URL, with no secret in it."""
+        return self.settings.url
+
+    def _closed_error(self, operation: str) -> TransportClosedError:
+        return TransportClosedError(
+            "the transport is closed", target=self.target, operation=operation
+        )
+
+    async def _open(self) -> None:
+        """Open the runspace pool now, so that connection errors surface early.
+
+        Raises:
+            TransportError: The pool could not be opened (a subclass says
+                why: authentication, host key or certificate, protocol).
+            OperationTimeoutError: Not open within ``connect_timeout``.
+        """
+        await self._session_for("open", self.settings.connect_timeout)
+
+    async def _session_for(self, operation: str, timeout: float) -> Session:
+        if self._closed:
+            raise self._closed_error(operation)
+        async with self._lock:
+            session = self._session
+            if session is not None and not session.broken:
+                return session
+            if session is not None:
+                self._session = None
+                await self._discard(session)
+            session = await self._open_session(operation, timeout)
+            if self._closed:
+                # aclose() ran while the pool was opening.
+                await self._discard(session)
+                raise self._closed_error(operation)
+            self._session = session
+            return session
+
+    async def _open_session(self, operation: str, timeout: float) -> Session:
+        try:
+            info = self.settings.connection_info()
+        except HvIntegrationError as exc:
+            exc.operation = exc.operation or operation
+            raise
+        pool = psrp.AsyncRunspacePool(info, max_runspaces=self.settings.max_pipelines)
+        session = Session(pool, info)
+        self._sessions.add(session)
+        limit = min(timeout, self.settings.connect_timeout)
+        try:
+            await asyncio.wait_for(session.watch(pool.open()), limit)
+        except asyncio.TimeoutError:
+            await self._discard(session)
+            raise OperationTimeoutError(
+                f"the runspace pool did not open within {limit:g} s",
+                timeout=limit,
+                target=self.target,
+                operation=operation,
+            ) from None
+        except BaseException as exc:
+            await self._discard(session)
+            error = self._map_error(exc, session, operation) if isinstance(exc, Exception) else None
+            if error is None:
+                raise
+            raise error from exc
+        self.pools_opened += 1
+        return session
+
+    async def _discard(self, session: Session) -> None:
+        """Close a pool, politely when it is healthy; then kill what is left.
+
+        Safe to call more than once and from several tasks: they all wait for
+        the one close.
+        """
+        if session.closing is None:
+            session.closing = asyncio.ensure_future(self._close_session(session))
+            session.closing.add_done_callback(lambda _: self._sessions.discard(session))
+        await asyncio.shield(session.closing)
+
+    async def _close_session(self, session: Session) -> None:
+        healthy = not session.broken
+        session.failed = True
+        if healthy:
+            # A peer that never acknowledges the close would hold pypsrp
+            # forever; closing is bounded like connecting.
+            limit = min(_CLOSE_TIMEOUT, self.settings.connect_timeout)
+            with contextlib.suppress(Exception, asyncio.TimeoutError):
+                await asyncio.wait_for(session.pool.close(), limit)
+        for task in session.pipelines:
+            task.cancel()
+        if session.pipelines:
+            await asyncio.gather(*session.pipelines, return_exceptions=True)
+        carrier = session.carrier
+        if carrier is not None:
+            await carrier.kill()
+            # The listener task ends once the stream does; wait for it so
+            # that nothing of this pool outlives the transport.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(carrier.finished.wait(), _EXIT_GRACE)
+        else:
+            await close_wsman(session.pool)
+
+    async def _retire(self, session: Session) -> None:
+        async with self._lock:
+            if self._session is session:
+                self._session = None
+        await self._discard(session)
+
+    async def _run_operation(
+        self,
+        operation: Operation,
+        parameters: Mapping[str, JsonValue],
+        *,
+        timeout: float,
+    ) -> OperationResult:
+        # Parameters travel as PSRP parameters. A terminating error becomes
+        # the exception its record stands for; a pipeline stopped on the
+        # remote side raises OperationStoppedError; a broken pool raises
+        # TransportBrokenError (or ProtocolError when the peer sent something
+        # unreadable) and the next call opens a new pool.
+        try:
+            wire = {name: to_wire(value) for name, value in parameters.items()}
+        except TypeError as exc:
+            raise ProtocolError(
+                f"the parameters cannot travel as PSRP values: {exc}",
+                target=self.target,
+                operation=operation.name,
+            ) from exc
+        return await self._run(operation, wire, timeout)
+
+    async def _run(
+        self, operation: Operation, wire: Mapping[str, Any], timeout: float
+    ) -> OperationResult:
+        name = operation.name
+        async with self._slots:
+            session = await self._session_for(name, timeout)
+            shell = psrp.AsyncPowerShell(session.pool)
+            # A local scope, not dot-sourced into the pooled runspace: no
+            # variable or function of one operation is seen by the next.
+            shell.add_script(operation.script, use_local_scope=True)
+            for key in operation.parameters:
+                if key in wire:
+                    shell.add_parameter(key, wire[key])
+            pipeline: asyncio.Task[Any] | None = None
+            try:
+                started: asyncio.Task[list[Any]] = await session.watch(shell.invoke_async())
+                pipeline = started
+                session.pipelines.add(started)
+                output = await session.watch(started)
+            except asyncio.CancelledError:
+                self._abandon(session, shell, pipeline)
+                raise
+            except Exception as exc:
+                # Kill a broken pool first: the error then reports how the
+                # peer ended, and no child outlives the error.
+                was_broken = session.broken
+                if was_broken:
+                    await self._retire(session)
+                error = self._map_error(exc, session, name)
+                if error is None:
+                    raise
+                if not was_broken and isinstance(error, TransportError):
+                    session.failed = True
+                    await self._retire(session)
+                raise error from exc
+            finally:
+                if pipeline is not None and pipeline.done():
+                    session.pipelines.discard(pipeline)
+        return self._result(output, shell, name)
+
+    def _result(self, output: list[Any], shell: Any, operation: str) -> OperationResult:
+        objects = []
+        for index, item in enumerate(output):
+            value = from_wire(item)
+            if not isinstance(value, dict):
+                raise ProtocolError(
+                    f"output object {index} is {type(value).__name__}, not an object",
+                    target=self.target,
+                    operation=operation,
+                )
+            objects.append(value)
+        errors = tuple(error_from_ps(record) for record in shell.streams.error)
+        return OperationResult(tuple(objects), errors)
+
+    def _abandon(self, session: Session, shell: Any, pipeline: asyncio.Task[Any] | None) -> None:
+        """Stop a pipeline whose caller gave up, in the background."""
+        task = asyncio.ensure_future(self._stop_pipeline(session, shell, pipeline))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _stop_pipeline(
+        self, session: Session, shell: Any, pipeline: asyncio.Task[Any] | None
+    ) -> None:
+        stopped = False
+        if pipeline is not None and not session.broken:
+            try:
+                await asyncio.wait_for(shell.stop(), _STOP_TIMEOUT)
+                await asyncio.wait_for(asyncio.shield(pipeline), _STOP_TIMEOUT)
+                stopped = True
+            except psrp.PipelineStopped:
+                stopped = True
+            except asyncio.CancelledError:
+                # The pool was discarded under the pipeline meanwhile.
+                if not pipeline.cancelled():
+                    raise
+            except (Exception, asyncio.TimeoutError):
+                stopped = False
+        if pipeline is not None:
+            session.pipelines.discard(pipeline)
+            if not pipeline.done():
+                pipeline.cancel()
+            with contextlib.suppress(BaseException):
+                await pipeline
+        if not stopped:
+            # A pipeline that was half sent, or that would not stop, leaves
+            # the pool in an unknown state: start again with a new one.
+            await self._retire(session)
+
+    def _map_error(
+        self, exc: Exception, session: Session, operation: str
+    ) -> HvIntegrationError | None:
+        """The error for a failure on ``session``; ``None`` for an unknown exception."""
+        carrier = session.carrier
+        pool = PoolState(
+            closed=self._closed,
+            ended=carrier.describe_end() if session.lost and carrier is not None else None,
+            broken=session.pool.state == RunspacePoolState.Broken,
+        )
+        return map_psrp_error(exc, settings=self.settings, operation=operation, pool=pool)
+
+    def _translate(self, exc: Exception, operation: str) -> HvIntegrationError:
+        error = map_psrp_error(exc, settings=self.settings, operation=operation)
+        return error if error is not None else super()._translate(exc, operation)
+
+    async def _aclose(self) -> None:
+        """Close the runspace pool and everything it started."""
+        cleanups = list(self._cleanups)
+        if cleanups:
+            await asyncio.gather(*cleanups, return_exceptions=True)
+        async with self._lock:
+            session, self._session = self._session, None
+        if session is not None:
+            await self._discard(session)
+
+    def _abort(self) -> None:
+        """Kill every pool's child process or SSH connection at once."""
+        if self._closed:
+            self._session = None
+            for task in list(self._cleanups):
+                task.cancel()
+        for session in list(self._sessions):
+            session.abort()
+        self._sessions.clear()

@@ -1,0 +1,167 @@
+"""SSH connections, made the same way for every transport that uses SSH.
+
+``ssh://`` and ``psrp://...?via=ssh`` both reach their target through
+asyncssh. This module is the one place that decides how: which options a
+connection gets (:func:`client_options`), which host keys are trusted
+(:func:`known_hosts_option`), and which of the library's errors a failed
+connect becomes (:func:`connect`). So a host key, a refused login or a
+connect timeout reads the same whichever transport met it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from hvintegration.errors import (
+    AuthenticationError,
+    HostKeyError,
+    InvalidTargetError,
+    OperationTimeoutError,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    import asyncssh
+
+__all__ = ["KEEPALIVE_INTERVAL", "client_options", "connect", "known_hosts_option"]
+
+KEEPALIVE_INTERVAL = 30.0
+"""Seconds between keepalive requests, so a dead peer is noticed on an idle connection."""
+
+
+def known_hosts_option(path: str | None) -> str | tuple[list[str], list[str], list[str]]:
+    """What to pass asyncssh as ``known_hosts`` so that host keys are always checked.
+
+    Left unset, asyncssh would follow the user's OpenSSH configuration, and
+    ``UserKnownHostsFile none`` there would silently accept any host key. So
+    the library always names the trust store itself.
+
+    Args:
+        path: A known_hosts file, or ``None`` for ``~/.ssh/known_hosts``.
+
+    Returns:
+        The file to read, or empty trust lists (every host key is then
+        refused) when the default file does not exist.
+    """
+    if path is not None:
+        return path
+    default = os.path.expanduser("~/.ssh/known_hosts")
+    return default if os.path.exists(default) else ([], [], [])
+
+
+def client_options(
+    *,
+    target: str,
+    user: str | None,
+    password: str | None,
+    known_hosts: str | None,
+    client_keys: Sequence[str] | None,
+    connect_timeout: float,
+    verify_host_key: bool = True,
+) -> asyncssh.SSHClientConnectionOptions:
+    """The asyncssh options for one SSH target.
+
+    Args:
+        target: The target URL, for errors.
+        user: Login name; the local user's when ``None``.
+        password: A password, or ``None``.
+        known_hosts: A known_hosts file; the user's own when ``None``.
+        client_keys: Private key files; the user's default keys and agent
+            when ``None``.
+        connect_timeout: Seconds the connection and login may take.
+        verify_host_key: Whether the host key must be known.
+
+    Returns:
+        The options. They hold secrets: never log them.
+
+    Raises:
+        InvalidTargetError: A key or known_hosts file is missing or unreadable.
+    """
+    import asyncssh
+
+    options: dict[str, Any] = {
+        "connect_timeout": connect_timeout,
+        "keepalive_interval": KEEPALIVE_INTERVAL,
+        "known_hosts": known_hosts_option(known_hosts) if verify_host_key else None,
+    }
+    if user is not None:
+        options["username"] = user
+    if password is not None:
+        options["password"] = password
+    if client_keys is not None:
+        options["client_keys"] = list(client_keys)
+        options["agent_path"] = None
+    try:
+        return asyncssh.SSHClientConnectionOptions(**options)
+    except (OSError, asyncssh.KeyImportError, ValueError) as exc:
+        # A key or known_hosts file that is missing or unreadable is a
+        # settings problem, not a network one.
+        raise InvalidTargetError(
+            f"cannot read an SSH key or known_hosts file: {exc}", target=target
+        ) from exc
+
+
+async def connect(
+    host: str,
+    port: int,
+    options: asyncssh.SSHClientConnectionOptions,
+    *,
+    target: str,
+    operation: str | None,
+) -> asyncssh.SSHClientConnection:
+    """Connect and log in, mapping every failure into the library's errors.
+
+    A connection that fails or is cancelled half-way is released by asyncssh
+    before this returns.
+
+    Args:
+        host: Host name or address.
+        port: TCP port.
+        options: From :func:`client_options`.
+        target: The target URL, for errors.
+        operation: The operation that needed the connection, for errors.
+
+    Returns:
+        The connection, logged in.
+
+    Raises:
+        HostKeyError: The host key is not trusted.
+        AuthenticationError: The login was refused.
+        OperationTimeoutError: No connection within the options'
+            ``connect_timeout``.
+        TransportError: The host cannot be reached or refused the connection.
+    """
+    import asyncssh
+
+    where: dict[str, Any] = {"target": target, "operation": operation}
+    try:
+        return await asyncssh.connect(host, port, options=options)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise HostKeyError(
+            f"the host key of {host} is not trusted: {exc.reason} "
+            "(add it to known_hosts after checking its fingerprint)",
+            **where,
+        ) from exc
+    except asyncssh.PermissionDenied as exc:
+        user = options.username or "the local user"
+        raise AuthenticationError(
+            f"SSH authentication as {user} failed (check the key, agent or password)", **where
+        ) from exc
+    except asyncssh.DisconnectError as exc:
+        raise TransportError(f"SSH connection refused: {exc.reason}", **where) from exc
+    except asyncio.TimeoutError as exc:
+        timeout = options.connect_timeout
+        raise OperationTimeoutError(
+            f"no SSH connection to {host}:{port} within {timeout:g} s"
+            if timeout
+            else f"no SSH connection to {host}:{port}",
+            timeout=timeout,
+            **where,
+        ) from exc
+    except OSError as exc:
+        raise TransportError(f"cannot reach {host}:{port}: {exc.strerror or exc}", **where) from exc
+    except asyncssh.Error as exc:
+        raise TransportError(f"SSH connection failed: {exc}", **where) from exc
