@@ -21,6 +21,7 @@ catch either::
      │    ├── FileCopyUnavailableError  Guest Service Interface off on a side
      │    ├── DestinationExistsError (FileExistsError)
      │    ├── HyperVModuleMissingError  the host has no Hyper-V PowerShell module
+     │    ├── UnsupportedPowerShellError  a constrained language mode, or no native Hyper-V
      │    ├── OperationStoppedError     the remote side stopped it midway
      │    └── DaemonControlError        a Linux daemon would not stop or start
      ├── TransportError (ConnectionError)
@@ -74,6 +75,7 @@ __all__ = [
     "TransportClosedError",
     "TransportError",
     "UnsafeChangeError",
+    "UnsupportedPowerShellError",
     "VMNotFoundError",
     "VMNotRunningError",
 ]
@@ -440,6 +442,28 @@ class HyperVModuleMissingError(RemoteCommandError):
             operation=operation,
         )
         self.command = command
+
+
+class UnsupportedPowerShellError(RemoteCommandError):
+    """The target's PowerShell cannot run the library's scripts; the message says what to use.
+
+    Two cases, told apart by :attr:`error_id`:
+
+    * ``HvIntegration.LanguageModeUnsupported`` (and PowerShell's own
+      refusals such as ``ScriptsNotAllowed``): the session runs in
+      Constrained Language, RestrictedLanguage or NoLanguage mode (a WDAC or
+      AppLocker lockdown, or a JEA endpoint). Connect to an endpoint in
+      FullLanguage mode, such as WinRM's default ``Microsoft.PowerShell``.
+    * ``HvIntegration.PowerShellCoreWithoutHyperV``: PowerShell 7 on a host
+      older than Windows Server 2019 / Windows 10 1809, which has no native
+      Hyper-V module. Use Windows PowerShell 5.1 (``executable=powershell``,
+      or ``configuration=Microsoft.PowerShell`` over WinRM).
+
+    Example:
+        >>> err = UnsupportedPowerShellError("needs FullLanguage", target="psrp://hv01")
+        >>> isinstance(err, RemoteCommandError)
+        True
+    """
 
 
 class UnsafeChangeError(HvIntegrationError, ValueError):

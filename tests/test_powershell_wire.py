@@ -22,6 +22,7 @@ from hvintegration.transport._powershell_wire import (
     ENVELOPE_PREFIX,
     RUNNER,
     RUNNER_LINE,
+    SUSPICIOUS_STRINGS,
     EndOfOutput,
     FrameReader,
     Reply,
@@ -97,6 +98,10 @@ def test_the_syntax_check_catches_broken_scripts(broken: str) -> None:
 
 def test_the_command_line_is_short_fixed_and_shell_neutral() -> None:
     line = command_line("powershell")
+    # Nothing sent is subject to execution policy, and the flag is a
+    # detection signature on hardened hosts.
+    assert "-ExecutionPolicy" not in line
+    assert "Bypass" not in line
     # cmd.exe refuses command lines over 8,191 characters.
     assert len(line) < 2000
     assert line == command_line("powershell")
@@ -113,12 +118,14 @@ def test_the_command_line_is_short_fixed_and_shell_neutral() -> None:
 def test_the_runner_travels_as_the_first_stdin_line() -> None:
     assert RUNNER_LINE.endswith(b"\n")
     assert RUNNER_LINE.count(b"\n") == 1
-    assert base64.b64decode(RUNNER_LINE).decode("utf-8") == RUNNER
+    # The bootstrap turns the tabs back into line ends.
+    assert '$hvStdin.ReadLine().Replace("`t", "`n")' in BOOTSTRAP
+    assert RUNNER_LINE.decode("ascii").rstrip("\n").replace("\t", "\n") == RUNNER.rstrip("\n")
 
 
 def test_minify_keeps_code_and_drops_comment_lines() -> None:
     assert minify("# a\n  $x = 1 # keep\n\n\tWrite-Output $x\n") == "$x = 1 # keep\nWrite-Output $x"
-    assert "#" not in BOOTSTRAP
+    assert not any(line.startswith("#") for line in BOOTSTRAP.splitlines())
 
 
 @pytest.mark.parametrize(
@@ -168,8 +175,9 @@ def _decode(frame: bytes, request_id: int = 3) -> Reply:
 
 
 def _body(line: bytes) -> bytes:
-    assert line.startswith(ENVELOPE_PREFIX)
-    return line[len(ENVELOPE_PREFIX) :].rstrip(b"\n")
+    # Every answer starts on a line of its own.
+    assert line.startswith(b"\n" + ENVELOPE_PREFIX)
+    return line[1 + len(ENVELOPE_PREFIX) :].rstrip(b"\n")
 
 
 def test_envelopes_round_trip_output_and_records() -> None:
@@ -279,3 +287,103 @@ async def test_the_end_of_output_inside_an_answer_is_reported_as_partial() -> No
     with pytest.raises(EndOfOutput) as caught:
         await reader.next_frame(target="t", operation="o")
     assert caught.value.partial
+
+
+async def test_a_frame_is_found_after_a_banner_without_a_line_end() -> None:
+    reader = _reader([b"Windows PowerShell banner\r\nPS C:\\> ", b'#hvi1:{"a":1}\n'])
+    assert await reader.next_frame(target="t", operation="o") == b'{"a":1}'
+    reader = _reader([b"PS C:\\> " + encode_envelope(3)])
+    assert _decode(await reader.next_frame(target="t", operation="o")).error is None
+
+
+async def test_the_end_inside_an_answer_after_noise_is_partial() -> None:
+    reader = _reader([b'PS C:\\> #hvi1:{"v":1'])
+    with pytest.raises(EndOfOutput) as caught:
+        await reader.next_frame(target="t", operation="o")
+    assert caught.value.partial
+
+
+def test_a_null_id_with_an_error_fails_the_request_in_flight() -> None:
+    record = ErrorRecord("PowerShell runs in ConstrainedLanguage mode.", error_id="x")
+    reply = _decode(_body(encode_envelope(None, error=record)), request_id=12)
+    assert reply.error == record
+    with pytest.raises(ProtocolError, match="answers request None"):
+        _decode(_body(encode_envelope(None)), request_id=12)
+
+
+def test_the_bootstraps_refusal_is_an_envelope_for_the_session() -> None:
+    (line,) = [line for line in BOOTSTRAP.splitlines() if line.startswith("'#hvi1:")]
+    # Evaluate the one expression: single-quoted pieces and $hvMode.
+    pieces = line.split(" + ")
+    text = "".join(
+        "ConstrainedLanguage" if piece == "$hvMode" else piece.strip("'") for piece in pieces
+    )
+    assert text.startswith(ENVELOPE_PREFIX.decode())
+    reply = _decode(text[len(ENVELOPE_PREFIX) :].encode(), request_id=1)
+    assert reply.error is not None
+    assert reply.error.error_id == "HvIntegration.LanguageModeUnsupported"
+    assert "ConstrainedLanguage" in reply.error.message
+    # It checks the mode before the first .NET call, which that mode refuses.
+    assert BOOTSTRAP.index("LanguageMode") < BOOTSTRAP.index("::")
+
+
+def suspicious_content(text: str) -> set[str]:
+    """The suspicious strings in ``text``, as any PowerShell would find them.
+
+    PowerShell 7 matches each string inside any run of letters and hyphens
+    (CompiledScriptBlock.cs, SuspiciousContentChecker.Match); earlier
+    versions matched whole words of letters and hyphens (before commit
+    51c985495f, "Speed up check for suspicious content"). A plain
+    case-insensitive search of the whole text finds everything either finds,
+    and also the strings with digits neither can match.
+    """
+    folded = text.lower()
+    return {pattern for pattern in SUSPICIOUS_STRINGS if pattern.lower() in folded}
+
+
+def _suspicious_nodes(text: str) -> list[str]:
+    """Constructs PowerShell's SemanticChecks marks suspicious: the [Type]
+    type, a member named by an expression, static access on a variable."""
+    source = text.encode("utf-8")
+    found: list[str] = []
+
+    def walk(node: tree_sitter.Node) -> None:
+        snippet = source[node.start_byte : node.end_byte].decode("utf-8", "replace")
+        if node.type == "type_name" and snippet.lower() in ("type", "system.type"):
+            found.append(f"[{snippet}]")
+        if node.type == "member_name" and not snippet[:1].isalpha():
+            found.append(f"dynamic member {snippet}")
+        static = node.type in ("member_access", "invokation_expression") and "::" in snippet
+        if static and node.children and node.children[0].type == "variable":
+            found.append(f"static access on a variable {snippet[:40]}")
+        for child in node.children:
+            walk(child)
+
+    walk(_PARSER.parse(source).root_node)
+    return found
+
+
+def test_the_suspicious_content_check_matches_powershells() -> None:
+    assert suspicious_content("$v.PSObject.Properties") == {"Properties"}
+    assert suspicious_content("[Convert]::FromBase64String($x)") == {"FromBase64String"}
+    # Inside a longer word and in comments too, as PowerShell matches.
+    assert suspicious_content("# emitted") == {"Emit"}
+    assert suspicious_content("$p.PSObject.Members.Match('*', 'NoteProperty')") == set()
+    assert _suspicious_nodes("[Type]::GetTypeCode($x)") == ["[Type]"]
+    assert _suspicious_nodes("$x.$name") == ["dynamic member $name"]
+    assert _suspicious_nodes("$t::Now") == ["static access on a variable $t::Now"]
+    assert _suspicious_nodes("[Convert]::GetTypeCode($x); $x.Name") == []
+
+
+@pytest.mark.parametrize(("name", "text"), list(_sent_texts()), ids=lambda v: str(v)[:40])
+def test_nothing_sent_is_logged_as_suspicious(name: str, text: str) -> None:
+    # PowerShell logs a script block containing any of these at Warning
+    # level even with script block logging off (event 4104).
+    assert suspicious_content(text) == set(), name
+    assert _suspicious_nodes(text) == [], name
+
+
+@pytest.mark.parametrize(("name", "text"), list(_sent_texts()), ids=lambda v: str(v)[:40])
+def test_every_script_is_ascii(name: str, text: str) -> None:
+    # No console code page or editor can change what an ASCII script means.
+    assert text.isascii(), name

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from hvintegration.simulator.model import SimulatedHost
@@ -44,18 +44,29 @@ class LocalStandInPeer(StateFilePeer):
         directory: A private directory for the state file, the wrappers and
             the log.
         mode: ``persistent`` or ``oneshot``.
+        environment: More variables for the stand-in (see
+            :func:`~hvintegration.testing.standin_powershell.install_standin`),
+            to play a banner, a language mode or an older PowerShell.
 
     Attributes:
         executable: The ``pwsh`` wrapper the transport starts.
         log: The stand-in's log of starts and requests (JSON lines).
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, mode: str = "persistent") -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        mode: str = "persistent",
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
         folder = Path(directory)
         super().__init__(folder / "host.json")
         self.mode = mode
         self.log = folder / "standin.log"
-        self.executable = install_standin(folder / "bin", self.path, log=self.log)["pwsh"]
+        self.executable = install_standin(
+            folder / "bin", self.path, log=self.log, environment=environment
+        )["pwsh"]
 
     def target(self) -> LocalTarget:
         """The ``local://`` settings that start the stand-in."""

@@ -24,7 +24,10 @@ On the happy path it writes nothing but protocol to stdout and nothing at
 all to stderr: pypsrp's client reads both from one stream on some
 connections. ``--garbage-on``, ``--stderr-on`` and ``--stop-on``, each
 followed by an operation name, and ``--ignore-close`` make it misbehave on
-purpose, for fault tests.
+purpose, for fault tests. ``--language-mode`` plays an endpoint in another
+language mode (``NoLanguage`` for a JEA endpoint), and ``--edition Core``
+with ``--os-build`` plays PowerShell 7 on an older Windows build; each
+answers as PowerShell and the shipped scripts would there.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.engine import CallOutcome, run_simulated_call
 from hvintegration.simulator.model import FaultKind
 from hvintegration.simulator.state import edit_state
+from hvintegration.testing.standin_powershell import edition_refusal
 from hvintegration.transport._clixml import (
     category_to_ps,
     details_to_ps,
@@ -65,7 +69,7 @@ from hvintegration.transport._clixml import (
 )
 from hvintegration.transport.base import ErrorRecord, JsonValue
 
-__all__ = ["GARBAGE", "PSRPTestServer", "main", "serve"]
+__all__ = ["GARBAGE", "PSRPTestServer", "language_refusal", "main", "serve"]
 
 _EMPTY = uuid.UUID(int=0)
 _DISCONNECT_STATUS = 3
@@ -123,6 +127,61 @@ def _identify(commands: Sequence[Command]) -> tuple[str, dict[str, JsonValue]]:
     return name, parameters
 
 
+def language_refusal(operation: str, mode: str) -> ErrorRecord | None:
+    """How a runspace in language ``mode`` answers a shipped operation script.
+
+    ``None`` in ``FullLanguage``. NoLanguage refuses every script
+    (``Command.CreateCommandProcessor`` in PowerShell's
+    ``engine/hostifaces/Command.cs``); RestrictedLanguage refuses the
+    script's ``param()`` block (``RestrictedLanguageChecker`` in
+    ``engine/parser/SemanticChecks.cs``); ConstrainedLanguage runs the
+    script, whose prelude reports the mode, or, without that check, fails at
+    its first method call on a type that is not a core type (``Binders.cs``).
+
+    Args:
+        operation: The operation name.
+        mode: The language mode.
+
+    Returns:
+        The terminating error record, or ``None``.
+    """
+    if mode == "FullLanguage":
+        return None
+    if mode == "NoLanguage":
+        return ErrorRecord(
+            "The syntax is not supported by this runspace. This can occur if the runspace is "
+            "in no-language mode.",
+            error_id="ScriptsNotAllowed",
+            category="ParserError",
+            exception_type="System.Management.Automation.ParseException",
+        )
+    if mode == "RestrictedLanguage":
+        return ErrorRecord(
+            "Parameter declarations are not allowed in restricted language mode or a Data section.",
+            error_id="ParameterDeclarationNotSupportedInDataSection",
+            category="ParserError",
+            exception_type="System.Management.Automation.ParseException",
+        )
+    script = OPERATIONS[operation].script
+    if "$ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage'" in script:
+        return ErrorRecord(
+            f"This PowerShell session runs in {mode} mode; the library needs FullLanguage: "
+            "connect to an endpoint that is not constrained (the default Microsoft.PowerShell "
+            "session configuration, not a JEA endpoint).",
+            error_id="HvIntegration.LanguageModeUnsupported",
+            category="PermissionDenied",
+            exception_type="Microsoft.PowerShell.Commands.WriteErrorException",
+            target_object=mode,
+        )
+    return ErrorRecord(
+        "Cannot invoke method. Method invocation is supported only on core types in this "
+        "language mode.",
+        error_id="MethodInvocationNotSupportedInConstrainedLanguage",
+        category="InvalidOperation",
+        exception_type="System.Management.Automation.RuntimeException",
+    )
+
+
 class PSRPTestServer:
     """The protocol state of one out-of-process PSRP session.
 
@@ -138,6 +197,9 @@ class PSRPTestServer:
         stop_on: Operations whose pipeline the server stops by itself, as an
             administrator or a shutting-down host would.
         ignore_close: Never answer the client closing the pool.
+        language_mode: The language mode the endpoint plays.
+        edition: ``Desktop`` (Windows PowerShell 5.1) or ``Core`` (PowerShell 7).
+        os_build: The Windows build the endpoint plays.
     """
 
     def __init__(
@@ -149,8 +211,14 @@ class PSRPTestServer:
         stderr_on: Sequence[str] = (),
         stop_on: Sequence[str] = (),
         ignore_close: bool = False,
+        language_mode: str = "FullLanguage",
+        edition: str = "Desktop",
+        os_build: int = 20348,
     ) -> None:
         self.state_path = state_path
+        self._language_mode = language_mode
+        self._edition = edition
+        self._os_build = os_build
         self._write = write
         self._garbage_on = frozenset(garbage_on)
         self._stderr_on = frozenset(stderr_on)
@@ -267,6 +335,12 @@ class PSRPTestServer:
 
     async def _answer(self, pipeline: ServerPipeline, commands: Sequence[Command]) -> None:
         name, parameters = _identify(commands)
+        refusal = language_refusal(name, self._language_mode) or edition_refusal(
+            name, self._edition, self._os_build
+        )
+        if refusal is not None:
+            self._fail(pipeline, refusal)
+            return
         if name in self._stderr_on:
             os.write(2, b"WARNING: noise on stderr that is not PSRP\n")
         if name in self._garbage_on:
@@ -324,6 +398,9 @@ async def serve(
     stderr_on: Sequence[str] = (),
     stop_on: Sequence[str] = (),
     ignore_close: bool = False,
+    language_mode: str = "FullLanguage",
+    edition: str = "Desktop",
+    os_build: int = 20348,
 ) -> int:
     """Serve one PSRP session on stdin/stdout until the pool closes or stdin ends.
 
@@ -333,6 +410,9 @@ async def serve(
         stderr_on: Operations before which the server writes to stderr.
         stop_on: Operations whose pipeline the server stops by itself.
         ignore_close: Never answer the client closing the pool.
+        language_mode: The language mode the endpoint plays.
+        edition: ``Desktop`` or ``Core``.
+        os_build: The Windows build the endpoint plays.
 
     Returns:
         The exit status: 0 after a clean close or end of input.
@@ -365,6 +445,9 @@ async def serve(
         stderr_on=stderr_on,
         stop_on=stop_on,
         ignore_close=ignore_close,
+        language_mode=language_mode,
+        edition=edition,
+        os_build=os_build,
     )
     buffer = b""
     while not server.closed:
@@ -419,6 +502,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="never answer the client closing the pool (fault tests)",
     )
+    parser.add_argument(
+        "--language-mode",
+        default="FullLanguage",
+        choices=["FullLanguage", "ConstrainedLanguage", "RestrictedLanguage", "NoLanguage"],
+        help="play an endpoint in this language mode (NoLanguage: a JEA endpoint)",
+    )
+    parser.add_argument(
+        "--edition",
+        default="Desktop",
+        choices=["Desktop", "Core"],
+        help="play Windows PowerShell 5.1 (Desktop) or PowerShell 7 (Core)",
+    )
+    parser.add_argument(
+        "--os-build", type=int, default=20348, help="the Windows build to play (14393: 2016)"
+    )
     options = parser.parse_args(argv)
     # psrpcore logs warnings for messages it does not act on; with no handler
     # Python would print them on stderr, which the protocol must not see.
@@ -431,6 +529,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stderr_on=options.stderr_on,
                 stop_on=options.stop_on,
                 ignore_close=options.ignore_close,
+                language_mode=options.language_mode,
+                edition=options.edition,
+                os_build=options.os_build,
             )
         )
     return 0

@@ -19,6 +19,16 @@ naming a VM to play PowerShell inside that Windows guest);
 :func:`install_standin` writes small ``pwsh`` and ``powershell`` wrappers
 that do both.
 
+More variables make it play a PowerShell that is not the usual one:
+:data:`BANNER_VARIABLE` (text the outer shell prints without a line end
+before the loop starts, as a profile or a login banner would),
+:data:`LANGUAGE_VARIABLE` (a language mode other than ``FullLanguage``) and
+:data:`EDITION_VARIABLE` with :data:`BUILD_VARIABLE` (PowerShell 7 on an
+older Windows build). For those it does what the shipped scripts do there,
+read from their text: the bootstrap's language check, the prelude's
+edition check. Where a script has no such check it fails as PowerShell
+itself would.
+
 Example:
     >>> import asyncio, tempfile, os
     >>> from hvintegration.operations import LIST_VMS
@@ -43,7 +53,7 @@ import select
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from hvintegration.operations import OPERATIONS
@@ -58,7 +68,18 @@ from hvintegration.transport._powershell_wire import (
 )
 from hvintegration.transport.base import ErrorRecord
 
-__all__ = ["GUEST_VARIABLE", "LOG_VARIABLE", "STATE_VARIABLE", "install_standin", "main"]
+__all__ = [
+    "BANNER_VARIABLE",
+    "BUILD_VARIABLE",
+    "EDITION_VARIABLE",
+    "GUEST_VARIABLE",
+    "LANGUAGE_VARIABLE",
+    "LOG_VARIABLE",
+    "STATE_VARIABLE",
+    "edition_refusal",
+    "install_standin",
+    "main",
+]
 
 STATE_VARIABLE = "HVINTEGRATION_STANDIN_STATE"
 """Names the simulated host's state file (required)."""
@@ -73,6 +94,30 @@ LOG_VARIABLE = "HVINTEGRATION_STANDIN_LOG"
 and process id) and per request (the decoded operation and parameters), so
 tests can see exactly what arrived."""
 
+BANNER_VARIABLE = "HVINTEGRATION_STANDIN_BANNER"
+"""Text written to stdout, with no line end, before the session loop starts."""
+
+LANGUAGE_VARIABLE = "HVINTEGRATION_STANDIN_LANGUAGE_MODE"
+"""The language mode to play (``FullLanguage`` when unset), such as
+``ConstrainedLanguage`` under a WDAC or AppLocker lockdown."""
+
+EDITION_VARIABLE = "HVINTEGRATION_STANDIN_EDITION"
+"""``Desktop`` (Windows PowerShell 5.1, when unset) or ``Core`` (PowerShell 7)."""
+
+BUILD_VARIABLE = "HVINTEGRATION_STANDIN_OS_BUILD"
+"""The Windows build to play (``20348``, Windows Server 2022, when unset);
+Windows Server 2016 is ``14393``."""
+
+# PowerShell 7 runs the Hyper-V module natively from Windows Server 2019 /
+# Windows 10 1809 (build 17763) on ("PowerShell 7 module compatibility").
+_NATIVE_HYPERV_BUILD = 17763
+# Operations whose scripts pass Get-VM's objects to a -VM parameter.
+_VM_PARAMETER_OPERATIONS = {
+    "get_integration_services",
+    "set_integration_services",
+    "copy_vm_file",
+    "invoke_in_vm",
+}
 _SWITCHES = {"-nologo", "-noprofile", "-noninteractive"}
 _VALUED = {"-executionpolicy", "-outputformat", "-inputformat"}
 _ENCODED = {"-encodedcommand", "-enc", "-ec", "-e"}
@@ -164,6 +209,81 @@ def _write(data: bytes) -> None:
         view = view[os.write(1, view) :]
 
 
+def _bootstrap_refusal(mode: str) -> bytes | None:
+    """What the shipped bootstrap writes in ``mode``, read from its text.
+
+    The bootstrap outputs an empty line and then one string built from
+    single-quoted pieces and ``$hvMode``; ``None`` when it has no such check.
+    """
+    lines = BOOTSTRAP.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("'#hvi1:"):
+            text = ""
+            for piece in line.split(" + "):
+                if piece == "$hvMode":
+                    text += mode
+                elif len(piece) >= 2 and piece[0] == piece[-1] == "'":
+                    text += piece[1:-1].replace("''", "'")
+                else:
+                    return None
+            blank = "\n" if index > 0 and lines[index - 1] == "''" else ""
+            return (blank + text + "\n").encode("ascii")
+    return None
+
+
+def edition_refusal(operation: str, edition: str, build: int) -> ErrorRecord | None:
+    """How PowerShell ``edition`` on Windows ``build`` answers a shipped operation.
+
+    ``None`` where it runs the operation normally. PowerShell 7 (``Core``)
+    on a build older than 17763 answers a host operation with the prelude's
+    own error where the script checks for it, else with the parameter
+    binding error the Hyper-V cmdlets give deserialized objects.
+
+    Args:
+        operation: The operation name.
+        edition: ``Desktop`` or ``Core``.
+        build: The Windows build number.
+
+    Returns:
+        The terminating error record, or ``None``.
+    """
+    if edition != "Core" or build >= _NATIVE_HYPERV_BUILD:
+        return None
+    known = OPERATIONS.get(operation)
+    if known is None or known.side != "host":
+        return None
+    if "Import-HvHyperV" in known.script and f"-lt {_NATIVE_HYPERV_BUILD}" in known.script:
+        return ErrorRecord(
+            f"PowerShell 7.4.6 on 'STANDIN' (Windows build {build}) has no native Hyper-V "
+            f"module; it needs Windows build {_NATIVE_HYPERV_BUILD} or newer. Use Windows "
+            "PowerShell 5.1 instead: executable=powershell for local:// and ssh://, or the "
+            "default WinRM endpoint configuration=Microsoft.PowerShell for psrp://.",
+            error_id="HvIntegration.PowerShellCoreWithoutHyperV,Import-HvHyperV",
+            category="NotImplemented",
+            exception_type="Microsoft.PowerShell.Commands.WriteErrorException",
+            target_object="STANDIN",
+        )
+    if operation not in _VM_PARAMETER_OPERATIONS:
+        return None
+    # What the Hyper-V cmdlets say to the deserialized objects that Windows
+    # PowerShell compatibility hands back.
+    return ErrorRecord(
+        "Cannot bind parameter 'VM'. Cannot convert the \"demovm\" value of type "
+        '"Deserialized.Microsoft.HyperV.PowerShell.VirtualMachine" to type '
+        '"Microsoft.HyperV.PowerShell.VirtualMachine".',
+        error_id="CannotConvertArgumentNoMessage,"
+        "Microsoft.HyperV.PowerShell.Commands.GetVMIntegrationService",
+        category="InvalidArgument",
+        exception_type="System.Management.Automation.ParameterBindingException",
+    )
+
+
+def _edition() -> tuple[str, int]:
+    return os.environ.get(EDITION_VARIABLE) or "Desktop", int(
+        os.environ.get(BUILD_VARIABLE) or "20348"
+    )
+
+
 def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
     while True:
         line = stdin.readline()
@@ -188,6 +308,10 @@ def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
                 category="InvalidData",
             )
             _write(encode_envelope(request.id, error=record))
+            continue
+        refusal = None if guest is not None else edition_refusal(request.operation, *_edition())
+        if refusal is not None:
+            _write(encode_envelope(request.id, error=refusal))
             continue
         with edit_state(state) as host:
             outcome = run_simulated_call(host, request.operation, request.parameters, guest=guest)
@@ -236,6 +360,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = os.environ.get(STATE_VARIABLE)
     if not state or not os.path.exists(state):
         return _fail(f"stand-in PowerShell: set {STATE_VARIABLE} to a simulated host state file")
+    mode = os.environ.get(LANGUAGE_VARIABLE) or "FullLanguage"
+    if mode != "FullLanguage":
+        refusal = _bootstrap_refusal(mode)
+        if refusal is None:
+            # What PowerShell itself says to the bootstrap's first .NET call.
+            return _fail(
+                "Cannot invoke method. Method invocation is supported only on core types "
+                "in this language mode."
+            )
+        _write(refusal)
+        return 1
+    banner = os.environ.get(BANNER_VARIABLE)
+    if banner:
+        _write(banner.encode("utf-8"))
     stdin = _Stdin()
     first = stdin.readline()
     if first is None:
@@ -253,6 +391,7 @@ def install_standin(
     log: str | os.PathLike[str] | None = None,
     guest: str | None = None,
     python: str = sys.executable,
+    environment: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write executable wrappers that start the stand-in on a state file.
 
@@ -268,6 +407,8 @@ def install_standin(
         guest: A VM name for :data:`GUEST_VARIABLE`: PowerShell inside
             that Windows guest instead of on the host.
         python: The interpreter that runs the stand-in.
+        environment: More variables for the stand-in, such as
+            :data:`BANNER_VARIABLE` or :data:`LANGUAGE_VARIABLE`.
 
     Returns:
         Each name's wrapper path.
@@ -281,6 +422,8 @@ def install_standin(
         lines.append(f"export {LOG_VARIABLE}={shlex.quote(_absolute(log))}")
     if guest is not None:
         lines.append(f"export {GUEST_VARIABLE}={shlex.quote(guest)}")
+    for name, value in (environment or {}).items():
+        lines.append(f"export {name}={shlex.quote(value)}")
     lines.append(f'exec {shlex.quote(python)} -m hvintegration.testing.standin_powershell "$@"')
     script = "\n".join(lines) + "\n"
     wrappers = {}

@@ -11,8 +11,11 @@ The contract, version 1:
    executable, a few flags and ``-EncodedCommand`` with the shipped
    ``_bootstrap.ps1`` (comment lines and indentation stripped, UTF-16LE,
    base64). No caller value is ever part of it.
-2. The first stdin line is the shipped session loop ``_runner.ps1``, base64
-   of its UTF-8 text; the bootstrap runs it.
+2. The first stdin line is the shipped session loop ``_runner.ps1``, its
+   lines joined by tabs (it has none, and is ASCII); the bootstrap turns the
+   tabs back into line ends and runs it. Plain text, not base64: the
+   bootstrap needs no ``FromBase64String``, one of the strings listed in
+   :data:`SUSPICIOUS_STRINGS`.
 3. Each further stdin line is one request, an ASCII JSON object: ``v``,
    ``id``, ``operation``, ``script`` (the operation's shipped text) and
    ``parameters``. Every string inside ``parameters`` carries a one-character
@@ -23,8 +26,14 @@ The contract, version 1:
 4. Each request gets one stdout line: ``#hvi1:`` and an ASCII JSON envelope
    with ``v``, ``id``, ``output`` (a list of objects), ``errors`` (the
    non-terminating error records) and ``error`` (the terminating record, or
-   ``null``). Lines without that prefix are noise and are skipped, within
-   the output size limit.
+   ``null``). The loop writes a line end before each answer, so that text
+   the outer shell left without one (a banner, a prompt) stays on a line of
+   its own; the reader also finds an answer after such text on the same
+   line. Other text is noise and is skipped, within the output size limit.
+   An envelope whose ``id`` is ``null`` and which carries an ``error`` is a
+   failure of the session itself (the bootstrap refusing a constrained
+   language mode, or a request the loop could not read): it answers the
+   request in flight.
 5. Closing stdin ends the process, also in the middle of an operation.
 
 The decoder is strict: anything that is not exactly such an envelope, for
@@ -52,6 +61,7 @@ __all__ = [
     "POWERSHELL_FLAGS",
     "RUNNER",
     "RUNNER_LINE",
+    "SUSPICIOUS_STRINGS",
     "WIRE_VERSION",
     "EndOfOutput",
     "FrameReader",
@@ -103,21 +113,162 @@ BOOTSTRAP = minify(script_text("_bootstrap.ps1"))
 RUNNER = script_text("_runner.ps1")
 """The session loop exactly as sent on the first stdin line."""
 
-RUNNER_LINE = base64.b64encode(RUNNER.encode("utf-8")) + b"\n"
-"""The first stdin line of every PowerShell process."""
+if "\t" in RUNNER or "\r" in RUNNER or not RUNNER.isascii():
+    raise RuntimeError("_runner.ps1 must be ASCII without tabs or carriage returns")
+RUNNER_LINE = RUNNER.rstrip("\n").replace("\n", "\t").encode("ascii") + b"\n"
+"""The first stdin line of every PowerShell process: the session loop, its
+lines joined by tabs."""
 
 POWERSHELL_FLAGS = (
     "-NoLogo",
     "-NoProfile",
     "-NonInteractive",
-    "-ExecutionPolicy",
-    "Bypass",
     "-OutputFormat",
     "Text",
     "-EncodedCommand",
 )
 """The flags before the encoded bootstrap: no banner, no profile, no
-prompts, no execution policy prompt for the shipped text, plain text."""
+prompts, plain text.
+
+No ``-ExecutionPolicy Bypass``: execution policy decides whether PowerShell
+loads configuration files and runs script *files* ("about_Execution_Policies",
+https://learn.microsoft.com/powershell/module/microsoft.powershell.core/about/about_execution_policies;
+PowerShell's ``PSAuthorizationManager.IsAllowedToRun`` in
+``src/System.Management.Automation/security/SecurityManager.cs`` checks a
+file's path and signature). Everything the library sends is text on the
+command line or stdin, never a file, and ``-NoProfile`` loads no
+configuration file; even the ``Restricted`` policy admits the Hyper-V
+module's format files, which live under System32. The flag is also a
+common detection signature on hardened hosts."""
+
+SUSPICIOUS_STRINGS = (
+    "Add-Type",
+    "DllImport",
+    "DefineDynamicAssembly",
+    "DefineDynamicModule",
+    "DefineType",
+    "DefineConstructor",
+    "CreateType",
+    "DefineLiteral",
+    "DefineEnum",
+    "DefineField",
+    "ILGenerator",
+    "Emit",
+    "UnverifiableCodeAttribute",
+    "DefinePInvokeMethod",
+    "GetTypes",
+    "GetAssemblies",
+    "Methods",
+    "Properties",
+    "GetConstructor",
+    "GetConstructors",
+    "GetDefaultMembers",
+    "GetEvent",
+    "GetEvents",
+    "GetField",
+    "GetFields",
+    "GetInterface",
+    "GetInterfaceMap",
+    "GetInterfaces",
+    "GetMember",
+    "GetMembers",
+    "GetMethod",
+    "GetMethods",
+    "GetNestedType",
+    "GetNestedTypes",
+    "GetProperties",
+    "GetProperty",
+    "InvokeMember",
+    "MakeArrayType",
+    "MakeByRefType",
+    "MakeGenericType",
+    "MakePointerType",
+    "DeclaringMethod",
+    "DeclaringType",
+    "ReflectedType",
+    "TypeHandle",
+    "TypeInitializer",
+    "UnderlyingSystemType",
+    "InteropServices",
+    "Marshal",
+    "AllocHGlobal",
+    "PtrToStructure",
+    "StructureToPtr",
+    "FreeHGlobal",
+    "IntPtr",
+    "MemoryStream",
+    "DeflateStream",
+    "FromBase64String",
+    "EncodedCommand",
+    "Bypass",
+    "ToBase64String",
+    "ExpandString",
+    "GetPowerShell",
+    "OpenProcess",
+    "VirtualAlloc",
+    "VirtualFree",
+    "WriteProcessMemory",
+    "CreateUserThread",
+    "CloseHandle",
+    "GetDelegateForFunctionPointer",
+    "kernel32",
+    "CreateThread",
+    "memcpy",
+    "LoadLibrary",
+    "GetModuleHandle",
+    "GetProcAddress",
+    "VirtualProtect",
+    "FreeLibrary",
+    "ReadProcessMemory",
+    "CreateRemoteThread",
+    "AdjustTokenPrivileges",
+    "WriteByte",
+    "WriteInt32",
+    "OpenThreadToken",
+    "PtrToString",
+    "ZeroFreeGlobalAllocUnicode",
+    "OpenProcessToken",
+    "GetTokenInformation",
+    "SetThreadToken",
+    "ImpersonateLoggedOnUser",
+    "RevertToSelf",
+    "GetLogonSessionData",
+    "CreateProcessWithToken",
+    "DuplicateTokenEx",
+    "OpenWindowStation",
+    "OpenDesktop",
+    "MiniDumpWriteDump",
+    "AddSecurityPackage",
+    "EnumerateSecurityPackages",
+    "GetProcessHandle",
+    "DangerousGetHandle",
+    "CryptoServiceProvider",
+    "Cryptography",
+    "RijndaelManaged",
+    "SHA1Managed",
+    "CryptoStream",
+    "CreateEncryptor",
+    "CreateDecryptor",
+    "TransformFinalBlock",
+    "DeviceIoControl",
+    "SetInformationProcess",
+    "PasswordDeriveBytes",
+    "GetAsyncKeyState",
+    "GetKeyboardState",
+    "GetForegroundWindow",
+    "BindingFlags",
+    "NonPublic",
+    "ScriptBlockLogging",
+    "LogPipelineExecutionDetails",
+    "ProtectedEventLogging",
+)
+"""The strings for which PowerShell logs a script block at Warning level
+(event 4104) even when script block logging is off, copied from
+``SuspiciousContentChecker.LookupHash`` in PowerShell's
+``src/System.Management.Automation/engine/runtime/CompiledScriptBlock.cs``.
+It matches them case-insensitively anywhere inside a run of letters and
+hyphens, comments included. None of them occurs in a script the library
+sends (``tests/test_powershell_wire.py`` checks)."""
 
 
 def encoded_bootstrap() -> str:
@@ -301,7 +452,8 @@ def encode_envelope(
         error: The terminating error record, if the script failed.
 
     Returns:
-        The prefix, ASCII JSON and a newline.
+        A line end (an answer always starts on a line of its own), the
+        prefix, ASCII JSON and a line end.
     """
     envelope = {
         "v": WIRE_VERSION,
@@ -311,7 +463,7 @@ def encode_envelope(
         "error": None if error is None else _record_json(error),
     }
     text = json.dumps(envelope, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    return ENVELOPE_PREFIX + text.encode("ascii") + b"\n"
+    return b"\n" + ENVELOPE_PREFIX + text.encode("ascii") + b"\n"
 
 
 @attrs.frozen
@@ -365,7 +517,7 @@ def decode_envelope(
 
     Example:
         >>> frame = encode_envelope(7, output=({"Name": "demovm"},))
-        >>> body = frame[len(ENVELOPE_PREFIX) :].rstrip()
+        >>> body = frame.strip()[len(ENVELOPE_PREFIX) :]
         >>> reply = decode_envelope(body, request_id=7, target="local://", operation="x")
         >>> reply.result.output, reply.error
         (({'Name': 'demovm'},), None)
@@ -378,7 +530,11 @@ def decode_envelope(
             )
         if data["v"] != WIRE_VERSION:
             raise ValueError(f"unknown envelope version {data['v']!r}")
-        if data["id"] != request_id or type(data["id"]) is not int:
+        # A null id with an error is the session failing as a whole (the
+        # bootstrap refusing a constrained language mode, or a request the
+        # loop could not read): it answers whatever request is in flight.
+        session_failure = data["id"] is None and data["error"] is not None
+        if not session_failure and (data["id"] != request_id or type(data["id"]) is not int):
             raise ValueError(f"it answers request {data['id']!r}, not {request_id}")
         output, errors = data["output"], data["errors"]
         if not isinstance(output, list) or not isinstance(errors, list):
@@ -463,8 +619,13 @@ class FrameReader:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
                 consumed += end + 1
-                if line.startswith(ENVELOPE_PREFIX):
-                    return line[len(ENVELOPE_PREFIX) :].rstrip(b"\r")
+                # An answer may follow text the shell wrote without a line
+                # end (a banner, a prompt) on the same line.
+                start = line.find(ENVELOPE_PREFIX)
+                if start >= 0:
+                    if start:
+                        self._noise = (self._noise + line[:start] + b"\n")[-self._NOISE_KEPT :]
+                    return line[start + len(ENVELOPE_PREFIX) :].rstrip(b"\r")
                 self._noise = (self._noise + line + b"\n")[-self._NOISE_KEPT :]
                 end = self._buffer.find(b"\n")
             searched = len(self._buffer)
@@ -477,7 +638,8 @@ class FrameReader:
                 )
             chunk = await self._read(self._CHUNK)
             if not chunk:
-                partial = bytes(self._buffer).startswith(ENVELOPE_PREFIX[: len(self._buffer)])
+                rest = bytes(self._buffer)
+                partial = ENVELOPE_PREFIX in rest or rest.startswith(ENVELOPE_PREFIX[: len(rest)])
                 raise EndOfOutput(
                     partial=bool(self._buffer) and partial,
                     noise=(self._noise + bytes(self._buffer)).decode("utf-8", "replace").strip(),

@@ -23,6 +23,7 @@ from hvintegration.errors import (
     PowerShellDirectError,
     RemoteCommandError,
     ServiceNotFoundError,
+    UnsupportedPowerShellError,
     VMNotFoundError,
     VMNotRunningError,
 )
@@ -33,7 +34,26 @@ __all__ = ["error_from_record", "is_powershell_direct_failure"]
 _PERMISSION_TYPES = ("System.UnauthorizedAccessException",)
 # The cmdlets the scripts call that only the Hyper-V module provides; a
 # CommandNotFoundException for one of them means the module is missing.
-_HYPERV_COMMAND = re.compile(r"^(Get|Enable|Disable|Copy)-VM[A-Za-z]*$", re.IGNORECASE)
+_HYPERV_COMMAND = re.compile(r"^(Hyper-V\\)?(Get|Enable|Disable|Copy)-VM[A-Za-z]*$", re.IGNORECASE)
+# How PowerShell refuses a script outside FullLanguage mode, by error id:
+# NoLanguage (JEA endpoints) refuses any script ("ScriptsNotAllowed",
+# Command.CreateCommandProcessor in PowerShell's
+# src/System.Management.Automation/engine/hostifaces/Command.cs);
+# RestrictedLanguage reports the first construct it does not allow
+# (RestrictedLanguageChecker in engine/parser/SemanticChecks.cs, ids ending
+# in "InDataSection"); Constrained Language refuses .NET calls at run time
+# (ids naming ConstrainedLanguage). The scripts' own check reports
+# HvIntegration.LanguageModeUnsupported.
+_LANGUAGE_MODE_IDS = re.compile(
+    r"^(HvIntegration\.LanguageModeUnsupported|ScriptsNotAllowed|\w*InDataSection"
+    r"|CmdletNotInAllowedListForDataSection|DataSectionAllowedCommandDisallowed"
+    r"|\w*ConstrainedLanguage\w*)$"
+)
+_FULL_LANGUAGE_HINT = (
+    "the library needs a session in FullLanguage mode; connect to an endpoint that is not "
+    "constrained, such as WinRM's default configuration Microsoft.PowerShell (not a JEA endpoint), "
+    "or run where no WDAC/AppLocker lockdown applies"
+)
 
 
 def _lines(text: str) -> tuple[str, ...]:
@@ -96,6 +116,21 @@ def error_from_record(
         "remote_message": record.message,
         **where,
     }
+    if _LANGUAGE_MODE_IDS.match(base_id):
+        return UnsupportedPowerShellError(
+            f"the target's PowerShell refused the library's script: {record.message} "
+            f"({_FULL_LANGUAGE_HINT})",
+            **remote,
+        )
+    if base_id == "HvIntegration.PowerShellCoreWithoutHyperV":
+        return UnsupportedPowerShellError(record.message, **remote)
+    if base_id == "HvIntegration.HyperVModuleMissing":
+        return HyperVModuleMissingError(
+            "Hyper-V\\Get-VM",
+            error_id=record.error_id,
+            remote_message=record.message,
+            **where,
+        )
     if base_id == "HvIntegration.VMNotFound":
         return VMNotFoundError(item, choices=_lines(record.details), **where)
     if base_id == "HvIntegration.AmbiguousVMName":

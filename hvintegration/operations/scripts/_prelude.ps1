@@ -1,7 +1,69 @@
 # Shared helpers, placed before every operation script. Values reach these
 # scripts only as parameters; nothing here is built from caller text.
+# Every cmdlet is called by its module-qualified name (Hyper-V\Get-VM,
+# Microsoft.PowerShell.Management\Get-Service): a qualified name never
+# resolves to another module's command of the same name (VMware PowerCLI also
+# exports Get-VM), nor to an alias or function a profile defined.
+# tests/test_script_commands.py checks every command of every shipped script.
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
+
+# Constrained Language (a WDAC or AppLocker lockdown) refuses the .NET calls
+# the operations make, so stop here with one clear error instead of a
+# confusing one later. "about_Language_Modes": the LanguageMode property of
+# the session state tells the mode; JEA endpoints (NoLanguage) refuse any
+# script before this line runs, and the library maps that refusal itself.
+if ($ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage') {
+    Microsoft.PowerShell.Utility\Write-Error -ErrorId 'HvIntegration.LanguageModeUnsupported' `
+        -Category 'PermissionDenied' -TargetObject ([string] $ExecutionContext.SessionState.LanguageMode) `
+        -Message ("This PowerShell session runs in $($ExecutionContext.SessionState.LanguageMode) mode; " +
+            'the library needs FullLanguage: connect to an endpoint that is not constrained ' +
+            '(the default Microsoft.PowerShell session configuration, not a JEA endpoint).') `
+        -ErrorAction 'Stop'
+}
+
+function Import-HvHyperV {
+    # Host operations load the Hyper-V module explicitly, so that a host
+    # without it gets one specific error naming the host and the module,
+    # and refuse a PowerShell whose Hyper-V cmdlets are not native.
+    # PowerShell 7 runs Hyper-V natively only from Windows Server 2019 /
+    # Windows 10 1809 (build 17763) on ("PowerShell 7 module compatibility",
+    # https://learn.microsoft.com/powershell/windows/module-compatibility:
+    # Hyper-V, Natively Compatible, Windows Server 1809+). On older builds it
+    # loads the module through Windows PowerShell compatibility, whose
+    # commands are proxy functions returning deserialized objects
+    # (about_Windows_PowerShell_Compatibility), which -VM parameters refuse.
+    $computer = [string] $env:COMPUTERNAME
+    $advice = 'Use Windows PowerShell 5.1 instead: executable=powershell for local:// and ssh://, ' +
+        'or the default WinRM endpoint configuration=Microsoft.PowerShell for psrp://.'
+    $build = [Environment]::OSVersion.Version.Build
+    if ($PSVersionTable.PSEdition -eq 'Core' -and $build -lt 17763) {
+        Microsoft.PowerShell.Utility\Write-Error -ErrorId 'HvIntegration.PowerShellCoreWithoutHyperV' `
+            -Category 'NotImplemented' -TargetObject $computer `
+            -Message ("PowerShell $($PSVersionTable.PSVersion) on '$computer' (Windows build $build) " +
+                "has no native Hyper-V module; it needs Windows build 17763 or newer. $advice") `
+            -ErrorAction 'Stop'
+    }
+    try {
+        Microsoft.PowerShell.Core\Import-Module -Name 'Hyper-V' -ErrorAction 'Stop'
+    } catch {
+        Microsoft.PowerShell.Utility\Write-Error -ErrorId 'HvIntegration.HyperVModuleMissing' `
+            -Category 'ObjectNotFound' -TargetObject $computer `
+            -Message ("The Hyper-V PowerShell module (Hyper-V) is not installed on '$computer': " +
+                "$($_.Exception.Message) Install the Hyper-V management tools " +
+                '(Windows feature Hyper-V-PowerShell, or Microsoft-Hyper-V-Management-PowerShell).') `
+            -ErrorAction 'Stop'
+    }
+    $getVM = Microsoft.PowerShell.Core\Get-Command -Name 'Get-VM' -Module 'Hyper-V' -CommandType 'Cmdlet' `
+        -ErrorAction 'SilentlyContinue'
+    if ($null -eq $getVM) {
+        Microsoft.PowerShell.Utility\Write-Error -ErrorId 'HvIntegration.PowerShellCoreWithoutHyperV' `
+            -Category 'NotImplemented' -TargetObject $computer `
+            -Message ("PowerShell $($PSVersionTable.PSVersion) on '$computer' loaded the Hyper-V module " +
+                "through Windows PowerShell compatibility, whose objects the Hyper-V cmdlets refuse. $advice") `
+            -ErrorAction 'Stop'
+    }
+}
 
 function Write-HvError {
     # A non-terminating error that names the batch item it belongs to, so a
@@ -19,7 +81,7 @@ function Write-HvError {
         $record.ErrorDetails = [System.Management.Automation.ErrorDetails]::new($Message)
         $record.ErrorDetails.RecommendedAction = $Details
     }
-    Write-Error -ErrorRecord $record -ErrorAction 'Continue'
+    Microsoft.PowerShell.Utility\Write-Error -ErrorRecord $record -ErrorAction 'Continue'
 }
 
 function Write-HvFailure {
@@ -31,7 +93,7 @@ function Write-HvFailure {
     )
     $record = [System.Management.Automation.ErrorRecord]::new(
         $Failure.Exception, $Failure.FullyQualifiedErrorId, $Failure.CategoryInfo.Category, $Target)
-    Write-Error -ErrorRecord $record -ErrorAction 'Continue'
+    Microsoft.PowerShell.Utility\Write-Error -ErrorRecord $record -ErrorAction 'Continue'
 }
 
 function Get-HvRefText {
@@ -50,20 +112,21 @@ function Resolve-HvVM {
     )
     if ($null -ne $Ref.Id -and "$($Ref.Id)" -ne '') {
         $wanted = [guid] "$($Ref.Id)"
-        $found = @($All | Where-Object { $_.Id -eq $wanted })
+        $found = @($All | Microsoft.PowerShell.Core\Where-Object { $_.Id -eq $wanted })
     } else {
         $wanted = [string] $Ref.Name
-        $found = @($All | Where-Object { $_.Name -eq $wanted })
+        $found = @($All | Microsoft.PowerShell.Core\Where-Object { $_.Name -eq $wanted })
     }
     if ($found.Count -eq 1) { return $found[0] }
     $text = Get-HvRefText -Ref $Ref
     if ($found.Count -eq 0) {
-        $known = ($All | Select-Object -First 50 | ForEach-Object { $_.Name }) -join "`n"
+        $known = ($All | Microsoft.PowerShell.Utility\Select-Object -First 50 |
+            Microsoft.PowerShell.Core\ForEach-Object { $_.Name }) -join "`n"
         Write-HvError -ErrorId 'HvIntegration.VMNotFound' -Category 'ObjectNotFound' `
             -Message "Hyper-V was unable to find a virtual machine with name or id '$text'." `
             -Target $Target -Details $known
     } else {
-        $ids = ($found | ForEach-Object { "$($_.Id)" }) -join "`n"
+        $ids = ($found | Microsoft.PowerShell.Core\ForEach-Object { "$($_.Id)" }) -join "`n"
         Write-HvError -ErrorId 'HvIntegration.AmbiguousVMName' -Category 'InvalidArgument' `
             -Message "More than one virtual machine is named '$text'." `
             -Target $Target -Details $ids
@@ -86,7 +149,7 @@ function Select-HvVM {
 }
 
 function ConvertTo-HvService {
-    # Only the properties the records need; enums become their names here
+    # Only the fields the records need; enums become their names here
     # so that every transport carries plain strings.
     param([object] $Service)
     [pscustomobject] @{
@@ -97,7 +160,8 @@ function ConvertTo-HvService {
         Enabled                    = [bool] $Service.Enabled
         PrimaryStatusDescription   = [string] $Service.PrimaryStatusDescription
         SecondaryStatusDescription = [string] $Service.SecondaryStatusDescription
-        OperationalStatus          = [string[]] @($Service.OperationalStatus | ForEach-Object { $_.ToString() })
+        OperationalStatus          = [string[]] @(
+            $Service.OperationalStatus | Microsoft.PowerShell.Core\ForEach-Object { $_.ToString() })
     }
 }
 

@@ -1,21 +1,27 @@
 # The session loop of every PowerShell transport: the second stage of the
-# bootstrap (_bootstrap.ps1), which receives it base64-encoded as its first
-# stdin line and runs it with the stdin reader it opened.
+# bootstrap (_bootstrap.ps1), which receives it as its first stdin line
+# (lines joined by tabs) and runs it with the stdin reader it opened.
 # Wire contract, version 1 (hvintegration/transport/_powershell_wire.py is
 # the other side):
 # - stdin: one JSON request per line, pure ASCII: v, id, operation, script
 #   and parameters. Every string inside parameters carries a one-character
-#   '~' tag, so that PowerShell 7's ConvertFrom-Json never turns a name that
-#   looks like a date into a DateTime.
+#   '~' tag, so that no JSON reader turns a name that looks like a date into
+#   a DateTime.
 # - stdout: one line per request, '#hvi1:' and a pure ASCII JSON envelope:
 #   v, id, output (objects), errors (non-terminating records), error (the
-#   terminating record or null).
+#   terminating record or null). Each answer starts with a line end of its
+#   own, so that text the outer shell wrote without one (a banner, a
+#   prompt) cannot run into it.
 # - stdin closing while an operation runs stops it and ends the process, so
 #   closing the channel leaves nothing behind even where signals do not
 #   reach (Windows OpenSSH).
 # Operations run in a private runspace that lives as long as the process
 # (modules load once), with no host: Write-Host, progress, warnings and
 # verbose text cannot reach stdout.
+# Requests are parsed by .NET calls, not the ConvertFrom-Json cmdlet:
+# with module logging on, a cmdlet's bound parameters land in the event log
+# (about_Logging_Windows), and a PowerShell Direct request carries the
+# guest password.
 param(
     [IO.TextReader] $Stdin
 )
@@ -27,11 +33,52 @@ $stdout = [Console]::OpenStandardOutput()
 $runspace = [runspacefactory]::CreateRunspace()
 $runspace.Open()
 
+# Windows PowerShell 5.1 (.NET Framework) has JavaScriptSerializer in
+# System.Web.Extensions; PowerShell 7 (.NET) has System.Text.Json instead.
+$coreEdition = $PSVersionTable.PSEdition -eq 'Core'
+if (-not $coreEdition) {
+    $webExtensions = 'System.Web.Extensions, Version=4.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35'
+    [void][Reflection.Assembly]::Load($webExtensions)
+    $serializer = [System.Web.Script.Serialization.JavaScriptSerializer]::new()
+    $serializer.MaxJsonLength = [int]::MaxValue
+}
+
+function ConvertFrom-HvJsonElement($Element) {
+    # A System.Text.Json element as dictionaries, arrays and plain values.
+    switch ([string]$Element.ValueKind) {
+        'Object' {
+            $result = [ordered]@{}
+            foreach ($member in $Element.EnumerateObject()) {
+                $result[$member.Name] = ConvertFrom-HvJsonElement $member.Value
+            }
+            return $result
+        }
+        'Array' { return , @(foreach ($item in $Element.EnumerateArray()) { ConvertFrom-HvJsonElement $item }) }
+        'String' { return $Element.GetString() }
+        'True' { return $true }
+        'False' { return $false }
+        'Number' {
+            $whole = [long]0
+            if ($Element.TryGetInt64([ref]$whole)) { return $whole }
+            return $Element.GetDouble()
+        }
+    }
+    return $null
+}
+
+function ConvertFrom-HvJson([string]$Text) {
+    if ($coreEdition) {
+        $document = [System.Text.Json.JsonDocument]::Parse($Text)
+        try { return ConvertFrom-HvJsonElement $document.RootElement } finally { $document.Dispose() }
+    }
+    return $serializer.DeserializeObject($Text)
+}
+
 function ConvertFrom-HvWire($Value) {
     if ($Value -is [string]) { return $Value.Substring(1) }
-    if ($Value -is [Management.Automation.PSCustomObject]) {
+    if ($Value -is [Collections.IDictionary]) {
         $result = [ordered]@{}
-        foreach ($p in $Value.PSObject.Properties) { $result[$p.Name] = ConvertFrom-HvWire $p.Value }
+        foreach ($key in $Value.Keys) { $result[[string]$key] = ConvertFrom-HvWire $Value[$key] }
         return [pscustomobject]$result
     }
     if ($Value -is [Collections.IList]) { return , @(foreach ($i in $Value) { ConvertFrom-HvWire $i }) }
@@ -48,7 +95,7 @@ function ConvertTo-HvWire($Value, [int]$Depth) {
     if ($Value -is [enum]) { return $Value.ToString() }
     # Casts make fresh values: a value wrapped with extra members (as from
     # Get-Content) would otherwise serialise as an object in 5.1.
-    $code = [int][Type]::GetTypeCode($Value.GetType())
+    $code = [int][Convert]::GetTypeCode($Value)
     if ($code -eq 3) { return [bool]$Value }
     if ($code -ge 5 -and $code -le 11) { return [long]$Value }
     if ($code -eq 12 -or $code -eq 15) { return [decimal]$Value }
@@ -64,7 +111,9 @@ function ConvertTo-HvWire($Value, [int]$Depth) {
     }
     if ($Value -is [Management.Automation.PSCustomObject]) {
         $result = [ordered]@{}
-        foreach ($p in $Value.PSObject.Properties) { $result[$p.Name] = ConvertTo-HvWire $p.Value ($Depth + 1) }
+        foreach ($member in $Value.PSObject.Members.Match('*', 'NoteProperty')) {
+            $result[$member.Name] = ConvertTo-HvWire $member.Value ($Depth + 1)
+        }
         return $result
     }
     if ($Value -is [Collections.IEnumerable]) { return , @(foreach ($i in $Value) { ConvertTo-HvWire $i ($Depth + 1) }) }
@@ -90,10 +139,12 @@ function ConvertTo-HvRecord($Record) {
 }
 
 function Write-HvEnvelope($Envelope) {
-    $json = ConvertTo-Json -InputObject $Envelope -Depth 100 -Compress
+    $json = Microsoft.PowerShell.Utility\ConvertTo-Json -InputObject $Envelope -Depth 100 -Compress
     # ASCII only: no console code page or re-encoding shell can change it.
     $json = [regex]::Replace($json, '[^\x00-\x7e]', { param($m) '\u{0:x4}' -f [int]$m.Value[0] })
-    $bytes = $utf8.GetBytes("#hvi1:$json`n")
+    # A line end first: the answer starts on a line of its own. (Two strings:
+    # tree-sitter-powershell misreads a "#" right after an escape sequence.)
+    $bytes = $utf8.GetBytes("`n" + "#hvi1:$json`n")
     $stdout.Write($bytes, 0, $bytes.Length)
     $stdout.Flush()
 }
@@ -108,12 +159,13 @@ while ($true) {
     $envelope = [ordered]@{ v = 1; id = $null; output = @(); errors = @(); error = $null }
     $shell = [powershell]::Create()
     try {
-        $request = ConvertFrom-Json $line
-        $envelope.id = $request.id
+        $request = ConvertFrom-HvJson $line
+        $envelope.id = $request['id']
         $shell.Runspace = $runspace
-        [void]$shell.AddScript([string]$request.script, $true)
-        foreach ($p in $request.parameters.PSObject.Properties) {
-            [void]$shell.AddParameter($p.Name, (ConvertFrom-HvWire $p.Value))
+        [void]$shell.AddScript([string]$request['script'], $true)
+        $parameters = $request['parameters']
+        foreach ($name in $parameters.Keys) {
+            [void]$shell.AddParameter([string]$name, (ConvertFrom-HvWire $parameters[$name]))
         }
         $async = $shell.BeginInvoke()
         while (-not $async.AsyncWaitHandle.WaitOne(50)) {

@@ -10,13 +10,15 @@ param(
     [bool] $Overwrite = $false
 )
 
-$all = @(Get-VM)
+Import-HvHyperV
+$all = @(Hyper-V\Get-VM)
 $target = Get-HvRefText -Ref $VM
 $machine = Resolve-HvVM -Ref $VM -All $all -Target $target
 if ($null -eq $machine) { return }
 $interfaceId = '6c09bb55-d683-4da0-8931-c9bf705f6480'
-$interface = @(Get-VMIntegrationService -VM $machine) |
-    Where-Object { (Get-HvComponentId -Service $_) -eq $interfaceId } | Select-Object -First 1
+$interface = @(Hyper-V\Get-VMIntegrationService -VM $machine) |
+    Microsoft.PowerShell.Core\Where-Object { (Get-HvComponentId -Service $_) -eq $interfaceId } |
+    Microsoft.PowerShell.Utility\Select-Object -First 1
 if ($null -eq $interface) {
     Write-HvError -ErrorId 'HvIntegration.ServiceNotFound' -Category 'ObjectNotFound' `
         -Message 'This host has no Guest Service Interface (it arrived with Windows Server 2012 R2).' `
@@ -42,17 +44,17 @@ if ([string] $interface.PrimaryOperationalStatus -ne 'Ok') {
         -Target $target
     return
 }
-if (-not (Test-Path -LiteralPath $SourcePath -PathType 'Leaf')) {
+if (-not (Microsoft.PowerShell.Management\Test-Path -LiteralPath $SourcePath -PathType 'Leaf')) {
     Write-HvError -ErrorId 'HvIntegration.SourceNotFound' -Category 'ObjectNotFound' `
         -Message "The host has no file '$SourcePath'." -Target $target
     return
 }
-Copy-VMFile -VM $machine -SourcePath $SourcePath -DestinationPath $DestinationPath `
+Hyper-V\Copy-VMFile -VM $machine -SourcePath $SourcePath -DestinationPath $DestinationPath `
     -FileSource 'Host' -CreateFullPath:$CreateFullPath -Force:$Overwrite
 [pscustomobject] @{
     VMName          = [string] $machine.Name
     VMId            = [string] $machine.Id
     SourcePath      = $SourcePath
     DestinationPath = $DestinationPath
-    Size            = [long] (Get-Item -LiteralPath $SourcePath).Length
+    Size            = [long] (Microsoft.PowerShell.Management\Get-Item -LiteralPath $SourcePath).Length
 }

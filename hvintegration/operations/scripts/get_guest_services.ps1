@@ -7,7 +7,7 @@ param(
 
 foreach ($serviceName in $Name) {
     Assert-HvGuestServiceName -Name $serviceName
-    $service = Get-Service -Name $serviceName -ErrorAction 'SilentlyContinue'
+    $service = Microsoft.PowerShell.Management\Get-Service -Name $serviceName -ErrorAction 'SilentlyContinue'
     if ($null -eq $service) {
         [pscustomobject] @{
             Name         = $serviceName

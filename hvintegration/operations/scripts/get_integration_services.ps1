@@ -5,9 +5,10 @@ param(
     [object[]] $VM
 )
 
-$machines = @(Select-HvVM -Refs $VM -All @(Get-VM))
+Import-HvHyperV
+$machines = @(Select-HvVM -Refs $VM -All @(Hyper-V\Get-VM))
 if ($machines.Count -gt 0) {
-    foreach ($service in @(Get-VMIntegrationService -VM $machines)) {
+    foreach ($service in @(Hyper-V\Get-VMIntegrationService -VM $machines)) {
         ConvertTo-HvService -Service $service
     }
 }

@@ -11,13 +11,16 @@ param(
     [object] $Parameters
 )
 
-if (-not (Get-Command -Name 'Invoke-Command').Parameters.ContainsKey('VMId')) {
+Import-HvHyperV
+$invoke = Microsoft.PowerShell.Core\Get-Command -Name 'Invoke-Command' -Module 'Microsoft.PowerShell.Core' `
+    -CommandType 'Cmdlet'
+if (-not $invoke.Parameters.ContainsKey('VMId')) {
     Write-HvError -ErrorId 'HvIntegration.PowerShellDirectUnsupported' -Category 'NotImplemented' `
         -Message 'PowerShell Direct needs a Windows 10 or Windows Server 2016 host or newer.' `
         -Target (Get-HvRefText -Ref $VM)
     return
 }
-$all = @(Get-VM)
+$all = @(Hyper-V\Get-VM)
 $machine = Resolve-HvVM -Ref $VM -All $all -Target (Get-HvRefText -Ref $VM)
 if ($null -eq $machine) { return }
 if ($machine.State -ne 'Running') {
@@ -30,7 +33,10 @@ $splat = @{}
 if ($Parameters -is [System.Collections.IDictionary]) {
     foreach ($key in $Parameters.Keys) { $splat[[string] $key] = $Parameters[$key] }
 } elseif ($null -ne $Parameters) {
-    foreach ($property in $Parameters.PSObject.Properties) { $splat[$property.Name] = $property.Value }
+    # Note members are what a deserialized or JSON-built object carries.
+    foreach ($member in $Parameters.PSObject.Members.Match('*', 'NoteProperty')) {
+        $splat[$member.Name] = $member.Value
+    }
 }
 # Not ConvertTo-SecureString: with module logging on, a cmdlet's bound
 # parameters land in the event log, and this one would be the password.
@@ -40,7 +46,7 @@ $credential = [System.Management.Automation.PSCredential]::new($UserName, $secre
 # -ErrorAction Continue: the guest's own non-terminating errors, and a
 # session that cannot be opened, come back as error records beside any
 # output instead of ending the call and losing that output.
-Invoke-Command -VMId $machine.Id -Credential $credential -ErrorAction 'Continue' `
+Microsoft.PowerShell.Core\Invoke-Command -VMId $machine.Id -Credential $credential -ErrorAction 'Continue' `
     -ArgumentList $Script, $splat -ScriptBlock {
     param($InnerScript, $InnerParameters)
     $block = [scriptblock]::Create($InnerScript)

@@ -3,7 +3,8 @@ param(
     [object[]] $VM
 )
 
-$machines = @(Select-HvVM -Refs $VM -All @(Get-VM))
+Import-HvHyperV
+$machines = @(Select-HvVM -Refs $VM -All @(Hyper-V\Get-VM))
 foreach ($machine in $machines) {
     [pscustomobject] @{
         Name                       = [string] $machine.Name

@@ -9,7 +9,7 @@ param(
 )
 
 Assert-HvGuestServiceName -Name $Name
-$service = Get-Service -Name $Name -ErrorAction 'SilentlyContinue'
+$service = Microsoft.PowerShell.Management\Get-Service -Name $Name -ErrorAction 'SilentlyContinue'
 if ($null -eq $service) {
     Write-HvError -ErrorId 'HvIntegration.GuestServiceNotFound' -Category 'ObjectNotFound' `
         -Message "The guest has no service named '$Name'." -Target $Name
@@ -56,13 +56,13 @@ try {
         }
         'enable' {
             if ($service.StartType -eq 'Disabled') {
-                Set-Service -Name $Name -StartupType 'Manual'
+                Microsoft.PowerShell.Management\Set-Service -Name $Name -StartupType 'Manual'
                 $changed = $true
             }
         }
         'disable' {
             if ($service.StartType -ne 'Disabled') {
-                Set-Service -Name $Name -StartupType 'Disabled'
+                Microsoft.PowerShell.Management\Set-Service -Name $Name -StartupType 'Disabled'
                 $changed = $true
             }
         }
@@ -94,5 +94,5 @@ try {
 }
 [pscustomobject] @{
     Changed = $changed
-    Service = ConvertTo-HvGuestService -Service (Get-Service -Name $Name)
+    Service = ConvertTo-HvGuestService -Service (Microsoft.PowerShell.Management\Get-Service -Name $Name)
 }

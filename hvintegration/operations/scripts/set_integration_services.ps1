@@ -7,7 +7,8 @@ param(
     [object[]] $Changes
 )
 
-$all = @(Get-VM)
+Import-HvHyperV
+$all = @(Hyper-V\Get-VM)
 $done = @{}
 for ($index = 0; $index -lt $Changes.Count; $index++) {
     $change = $Changes[$index]
@@ -25,10 +26,12 @@ for ($index = 0; $index -lt $Changes.Count; $index++) {
     }
     $done[$pair] = $true
     try {
-        $services = @(Get-VMIntegrationService -VM $machine)
-        $service = $services | Where-Object { (Get-HvComponentId -Service $_) -eq $componentId } | Select-Object -First 1
+        $services = @(Hyper-V\Get-VMIntegrationService -VM $machine)
+        $service = $services |
+            Microsoft.PowerShell.Core\Where-Object { (Get-HvComponentId -Service $_) -eq $componentId } |
+            Microsoft.PowerShell.Utility\Select-Object -First 1
         if ($null -eq $service) {
-            $offered = ($services | ForEach-Object { $_.Name }) -join "`n"
+            $offered = ($services | Microsoft.PowerShell.Core\ForEach-Object { $_.Name }) -join "`n"
             Write-HvError -ErrorId 'HvIntegration.ServiceNotFound' -Category 'ObjectNotFound' `
                 -Message "The virtual machine '$($machine.Name)' has no integration service with id '$componentId'." `
                 -Target $index -Details $offered
@@ -37,12 +40,13 @@ for ($index = 0; $index -lt $Changes.Count; $index++) {
         $wanted = [bool] $change.Enabled
         $changed = ([bool] $service.Enabled) -ne $wanted
         if ($changed -and $wanted) {
-            Enable-VMIntegrationService -VMIntegrationService $service
+            Hyper-V\Enable-VMIntegrationService -VMIntegrationService $service
         } elseif ($changed) {
-            Disable-VMIntegrationService -VMIntegrationService $service
+            Hyper-V\Disable-VMIntegrationService -VMIntegrationService $service
         }
-        $after = @(Get-VMIntegrationService -VM $machine) |
-            Where-Object { (Get-HvComponentId -Service $_) -eq $componentId } | Select-Object -First 1
+        $after = @(Hyper-V\Get-VMIntegrationService -VM $machine) |
+            Microsoft.PowerShell.Core\Where-Object { (Get-HvComponentId -Service $_) -eq $componentId } |
+            Microsoft.PowerShell.Utility\Select-Object -First 1
         [pscustomobject] @{
             Index   = $index
             Changed = $changed
