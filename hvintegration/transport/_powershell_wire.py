@@ -266,8 +266,9 @@ SUSPICIOUS_STRINGS = (
 (event 4104) even when script block logging is off, copied from
 ``SuspiciousContentChecker.LookupHash`` in PowerShell's
 ``src/System.Management.Automation/engine/runtime/CompiledScriptBlock.cs``.
-It matches them case-insensitively anywhere inside a run of letters and
-hyphens, comments included. None of them occurs in a script the library
+PowerShell 7 matches them case-insensitively anywhere inside a run of
+letters and hyphens, comments included; earlier versions (``s_signatures``)
+matched whole words of letters and hyphens. None of them occurs in a script the library
 sends (``tests/test_powershell_wire.py`` checks)."""
 
 
