@@ -16,6 +16,7 @@ import tree_sitter_powershell
 
 from hvintegration.errors import HyperVModuleMissingError, UnsupportedPowerShellError
 from hvintegration.operations import GET_INTEGRATION_SERVICES, LIST_VMS, OPERATIONS
+from hvintegration.simulator.engine import _unqualified_get_vm, powercli_get_vm_record
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import save_host
 from hvintegration.testing.powershell_peers import LocalStandInPeer
@@ -191,3 +192,28 @@ def test_the_password_never_reaches_a_cmdlet(name: str) -> None:
         if "\\" in command:
             assert "$password" not in arguments.lower(), (command, arguments)
             assert "$secret" not in arguments.lower(), (command, arguments)
+
+
+async def test_a_host_with_powercli_runs_the_qualified_hyperv_cmdlets(tmp_path: Path) -> None:
+    peer = LocalStandInPeer(tmp_path)
+    with peer.edit() as sim:
+        sim.powercli = True
+    async with peer.open_transport() as transport:
+        result = await transport.run_operation(LIST_VMS, ALL, timeout=10)
+    assert [vm["Name"] for vm in result.output] == ["demovm"]
+    with peer.edit() as sim:
+        assert sim.powercli  # kept in the state file
+
+
+def test_the_simulated_powercli_host_refuses_an_unqualified_get_vm() -> None:
+    assert _unqualified_get_vm("$all = @(Get-VM)")
+    assert _unqualified_get_vm("Get-VM | Microsoft.PowerShell.Core\\Where-Object { $_ }")
+    assert not _unqualified_get_vm("$all = @(Hyper-V\\Get-VM)\n# Get-VM in a comment")
+    assert not _unqualified_get_vm("Hyper-V\\Get-VMIntegrationService -VM $m")
+    for operation in OPERATIONS.values():
+        assert not _unqualified_get_vm(operation.script), operation.name
+    record = powercli_get_vm_record()
+    assert record.error_id == (
+        "Core_BaseCmdlet_NotConnectedError,VMware.VimAutomation.ViCore.Cmdlets.Commands.GetVM"
+    )
+    assert record.message.startswith("You are not currently connected to any servers.")

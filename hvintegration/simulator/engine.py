@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,7 @@ __all__ = [
     "access_denied_record",
     "deliver_command",
     "deliver_operation",
+    "powercli_get_vm_record",
     "run_simulated_call",
     "run_simulated_command",
     "unshipped_script_record",
@@ -176,6 +178,36 @@ def _dispatch(
     )
 
 
+# VMware PowerCLI exports Get-VM too; on a host where it is installed an
+# unqualified Get-VM may run PowerCLI's cmdlet, which fails until
+# Connect-VIServer has run (issue 11's field report). A qualified
+# Hyper-V\Get-VM always runs Hyper-V's.
+# (A name in quotes is a string, such as Get-Command's -Name, not a call.)
+_UNQUALIFIED_GET_VM = re.compile(r"(?<![\\\w'\"-])Get-VM(?![\w'\"-])", re.IGNORECASE)
+
+
+def _unqualified_get_vm(script: str) -> bool:
+    """Whether a script calls ``Get-VM`` without its module, outside comments."""
+    return any(
+        _UNQUALIFIED_GET_VM.search(line)
+        for line in script.splitlines()
+        if not line.lstrip().startswith("#")
+    )
+
+
+def powercli_get_vm_record() -> ErrorRecord:
+    """What VMware PowerCLI's ``Get-VM`` answers when no vCenter is connected."""
+    return ErrorRecord(
+        "You are not currently connected to any servers. Please connect first using a "
+        "Connect cmdlet.",
+        error_id="Core_BaseCmdlet_NotConnectedError,"
+        "VMware.VimAutomation.ViCore.Cmdlets.Commands.GetVM",
+        category="ResourceUnavailable",
+        exception_type="VMware.VimAutomation.ViCore.Types.V1.ErrorHandling.VimException."
+        "ViServerConnectionException",
+    )
+
+
 def run_simulated_call(
     host: HostModel,
     operation: str,
@@ -203,6 +235,9 @@ def run_simulated_call(
             record = fault.record or access_denied_record(host.name)
             return CallOutcome(error=record, latency=latency)
         return CallOutcome(fault=fault.kind, latency=latency)
+    known = OPERATIONS.get(operation)
+    if guest is None and host.powercli and known and _unqualified_get_vm(known.script):
+        return CallOutcome(error=powercli_get_vm_record(), latency=latency)
     try:
         result = _dispatch(host, operation, parameters, guest)
     except SimulatedScriptError as exc:

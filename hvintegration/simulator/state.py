@@ -170,6 +170,7 @@ def host_to_json(host: SimulatedHost) -> dict[str, Any]:
             for vm in host.vms
         ],
         "host_files": {path: base64.b64encode(data).decode() for path, data in host.files.items()},
+        "powercli": host.powercli,
     }
 
 
@@ -183,6 +184,7 @@ def host_from_json(data: dict[str, Any]) -> SimulatedHost:
         raise ValueError("not a simulated host state (unknown format)")
     try:
         host = SimulatedHost(data["name"], os=HOST_OSES[data["os"]], locale=data["locale"], vms=[])
+        host.powercli = bool(data.get("powercli", False))
         _peer_from_json(host, data)
         for item in data["vms"]:
             vm = SimulatedVM(

@@ -101,6 +101,10 @@ class HostModel(SimulatedPeer):
             service names the host reports.
         vms: The VMs; ``None`` seeds ``demovm``.
         latency: Seconds each round trip takes.
+        powercli: VMware PowerCLI is installed too, so an unqualified
+            ``Get-VM`` may run PowerCLI's cmdlet, which fails with
+            ``Core_BaseCmdlet_NotConnectedError``; the shipped scripts call
+            ``Hyper-V\\Get-VM`` and are not affected.
 
     Example:
         >>> host = HostModel()
@@ -118,6 +122,7 @@ class HostModel(SimulatedPeer):
         locale: str = "en-US",
         vms: Iterable[SimulatedVM] | None = None,
         latency: float = 0.0,
+        powercli: bool = False,
     ) -> None:
         if isinstance(os, str):
             if os not in HOST_OSES:
@@ -131,6 +136,7 @@ class HostModel(SimulatedPeer):
         self.locale = locale
         self.vms: list[SimulatedVM] = []
         self.files: dict[str, bytes] = {}
+        self.powercli = powercli
         for vm in [SimulatedVM("demovm")] if vms is None else vms:
             self._adopt(vm)
 
