@@ -8,7 +8,8 @@ two round trips (three with systemd) and returns the state afterwards.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from hvintegration.errors import (
     DaemonControlError,
@@ -23,10 +24,36 @@ from hvintegration.linux.report import parse_status
 from hvintegration.linux.scripts import START_SCRIPT, STOP_SCRIPT
 from hvintegration.transport.base import CompletedCommand
 
-if TYPE_CHECKING:
-    from hvintegration.linux.guest import LinuxGuest
-
 __all__ = ["LinuxDaemon"]
+
+
+class LinuxGuestLike(Protocol):
+    """What a daemon needs of its guest (:class:`~hvintegration.linux.LinuxGuest`).
+
+    Spelled out here so that this module need not import the guest's, which
+    imports this one.
+    """
+
+    timeout: float
+
+    @property
+    def target(self) -> str:
+        """The guest's URL."""
+        ...
+
+    async def status(self) -> LinuxStatus:
+        """The guest's whole status. One round trip."""
+        ...
+
+    async def _privileged(
+        self,
+        status: LinuxStatus,
+        argv: Sequence[str],
+        what: str,
+        *,
+        input: bytes | None = None,
+        timeout: float | None = None,
+    ) -> CompletedCommand: ...
 
 
 class LinuxDaemon:
@@ -56,7 +83,7 @@ class LinuxDaemon:
         (True, True, True)
     """
 
-    def __init__(self, guest: LinuxGuest, spec: DaemonSpec) -> None:
+    def __init__(self, guest: LinuxGuestLike, spec: DaemonSpec) -> None:
         self.guest = guest
         self.spec = spec
 
