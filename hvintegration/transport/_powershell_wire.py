@@ -320,7 +320,7 @@ def command_line(executable: str) -> str:
 
     Example:
         >>> line = command_line("powershell")
-        >>> line.startswith("powershell -NoLogo") and len(line) < 1200
+        >>> line.startswith("powershell -NoLogo") and len(line) < 2000
         True
     """
     return " ".join(powershell_argv(executable))
