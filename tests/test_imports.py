@@ -133,6 +133,99 @@ def test_the_core_never_imports_the_simulator() -> None:
     assert not wrong, "the core imports the simulator:\n" + "\n".join(wrong)
 
 
+# The layers of docs/architecture.md, from the bottom up. A module may import
+# its own layer and those below; the most specific prefix decides a module's
+# layer, and the package root (the public facade) sits with the command line.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "records and catalogue",
+        (
+            "hvintegration.errors",
+            "hvintegration.catalogue",
+            "hvintegration.records",
+            "hvintegration.windows.records",
+            "hvintegration.linux.records",
+            "hvintegration.linux.names",
+            "hvintegration._table",
+            "hvintegration.maintenance",
+            "hvintegration.maintenance_data",
+        ),
+    ),
+    (
+        "operations",
+        ("hvintegration.operations", "hvintegration.linux.scripts", "hvintegration.linux._shell"),
+    ),
+    ("transports", ("hvintegration.transport",)),
+    (
+        "resources",
+        (
+            "hvintegration._resource",
+            "hvintegration._decode",
+            "hvintegration._connect",
+            "hvintegration.host",
+            "hvintegration._host_wire",
+            "hvintegration.windows",
+            "hvintegration.linux",
+        ),
+    ),
+    ("simulator", ("hvintegration.simulator",)),
+    ("testing", ("hvintegration.testing",)),
+    ("command line", ("hvintegration.cli", "hvintegration.__main__", "hvintegration")),
+)
+
+
+def layer_of(module: str) -> int | None:
+    """The index in :data:`LAYERS` of the layer ``module`` belongs to."""
+    best: tuple[int, int] | None = None
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and (
+                best is None or len(prefix) > best[1]
+            ):
+                best = (index, len(prefix))
+    return None if best is None else best[0]
+
+
+def test_every_module_has_a_layer() -> None:
+    graph = import_graph(PACKAGE, "hvintegration")
+    assert not [module for module in graph if layer_of(module) is None]
+
+
+def layer_violations(graph: Mapping[str, set[str]]) -> list[str]:
+    """Every import of a module in a higher layer, as ``a (layer) -> b (layer)``."""
+    wrong = []
+    for module, targets in sorted(graph.items()):
+        own = layer_of(module)
+        for target in sorted(targets):
+            theirs = layer_of(target)
+            if own is None or theirs is None or theirs > own:
+                name = "none" if own is None else LAYERS[own][0]
+                other = "none" if theirs is None else LAYERS[theirs][0]
+                wrong.append(f"{module} ({name}) -> {target} ({other})")
+    return wrong
+
+
+def test_no_layer_imports_one_above_it() -> None:
+    wrong = layer_violations(import_graph(PACKAGE, "hvintegration"))
+    assert not wrong, "imports against the layers of docs/architecture.md:\n" + "\n".join(wrong)
+
+
+def test_the_layer_check_sees_an_upward_import() -> None:
+    assert layer_of("hvintegration.linux.records") == 0
+    assert layer_of("hvintegration.linux.guest") == 3
+    graph = {
+        "hvintegration.catalogue": {"hvintegration.errors"},
+        "hvintegration.host": {"hvintegration.catalogue", "hvintegration.transport.base"},
+        "hvintegration.linux.records": {"hvintegration.linux.guest"},
+        "hvintegration.transport.ssh": {"hvintegration.simulator.engine"},
+    }
+    assert layer_violations(graph) == [
+        "hvintegration.linux.records (records and catalogue) -> "
+        "hvintegration.linux.guest (resources)",
+        "hvintegration.transport.ssh (transports) -> hvintegration.simulator.engine (simulator)",
+    ]
+
+
 def _package(tmp_path: Path, files: Mapping[str, str]) -> Path:
     root = tmp_path / "pkg"
     for name, text in files.items():
