@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -27,7 +28,8 @@ from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import save_host
 from hvintegration.testing.conformance import StateFilePeer, TransportConformance
 from hvintegration.testing.sshd import OpenSSHServer, sshd_unavailable_reason
-from hvintegration.transport.base import Transport
+from hvintegration.transport._outofproc import psrp
+from hvintegration.transport.base import PowerShellTransport
 from hvintegration.transport.psrp import PSRPTarget, PSRPTransport
 
 SERVER = ("-m", "hvintegration.testing.psrp_server")
@@ -42,7 +44,7 @@ def server_target(state: str | os.PathLike[str], *extra: str) -> PSRPTarget:
 class ProcessPeer(StateFilePeer):
     """The PSRP test server as a child process of this one."""
 
-    def open_transport(self) -> Transport:
+    def open_transport(self) -> PowerShellTransport:
         return server_target(self.path).open()
 
 
@@ -89,7 +91,7 @@ class SSHPeer(StateFilePeer):
             subsystem=subsystem,
         )
 
-    def open_transport(self) -> Transport:
+    def open_transport(self) -> PowerShellTransport:
         return self.target().open()
 
 
@@ -180,3 +182,37 @@ async def test_a_psrp_url_reaches_the_server_end_to_end(tmp_path: Path) -> None:
         gsi = await host.vm("demovm").integration_service("Guest Service Interface").enable()
     assert [vm.name for vm in vms] == ["demovm"]
     assert gsi.enabled is True
+
+
+async def _two_calls(state: Path) -> tuple[Any, Any]:
+    async with server_target(state).open() as transport:
+        first = await transport.run_operation(LIST_VMS, {"VM": None}, timeout=10)
+        second = await transport.run_operation(LIST_VMS, {"VM": None}, timeout=10)
+    return first, second
+
+
+async def test_an_operation_runs_in_a_local_scope_so_the_next_sees_none_of_its_variables(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "host.json"
+    save_host(SimulatedHost(), state)
+    first, second = await _two_calls(state)
+    assert first.errors == second.errors == ()
+    assert len(second.output) == 1
+
+
+async def test_the_server_sees_variables_a_dot_sourced_operation_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check above proves something only if the server notices a leak.
+    add_script = psrp.AsyncPowerShell.add_script
+
+    def dot_sourced(self: Any, script: str, use_local_scope: bool | None = None) -> Any:
+        return add_script(self, script)
+
+    monkeypatch.setattr(psrp.AsyncPowerShell, "add_script", dot_sourced)
+    state = tmp_path / "host.json"
+    save_host(SimulatedHost(), state)
+    first, second = await _two_calls(state)
+    assert first.errors == ()
+    assert [e.base_id for e in second.errors] == ["HvIntegrationTest.VariableFromEarlierOperation"]

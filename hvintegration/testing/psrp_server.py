@@ -12,7 +12,11 @@ Instead of running PowerShell, it recognises the library's fixed operation
 scripts by their exact text, reads the PSRP parameters of the call, and
 answers through :func:`~hvintegration.simulator.engine.run_simulated_call`
 on a host kept in a state file, so a test can change that host between
-calls. Faults injected into the host behave as on a wire: ``hang`` never
+calls. Like a real runspace pool, it keeps a session scope across pipelines: a
+script sent without ``use_local_scope`` runs dot-sourced, so the variables
+it assigns stay in that scope, and every later pipeline that would see them
+answers with an extra error record (``HvIntegrationTest.VariableFromEarlierOperation``)
+naming them. Faults injected into the host behave as on a wire: ``hang`` never
 answers that pipeline, ``disconnect`` makes the server exit abruptly in the
 middle of the pipeline, and the host's latency delays each answer.
 
@@ -38,6 +42,7 @@ import base64
 import contextlib
 import logging
 import os
+import re
 import sys
 import threading
 import uuid
@@ -73,6 +78,7 @@ __all__ = ["GARBAGE", "PSRPTestServer", "language_refusal", "main", "serve"]
 
 _EMPTY = uuid.UUID(int=0)
 _DISCONNECT_STATUS = 3
+_ASSIGNED = re.compile(r"\$(?:script:|global:)?([A-Za-z_][A-Za-z0-9_]*)\s*[-+*/]?=(?!=)")
 GARBAGE = b"this is not PSRP <<<\n"
 """The line ``--garbage-on`` writes to stdout instead of an answer."""
 
@@ -81,6 +87,11 @@ class _ScriptRejected(Exception):
     def __init__(self, record: ErrorRecord) -> None:
         super().__init__(record.message)
         self.record = record
+
+
+def _assigned_variables(script: str) -> set[str]:
+    """The variables a script assigns: what dot-sourcing it leaves in the session scope."""
+    return {match.group(1).lower() for match in _ASSIGNED.finditer(script)} - {"null"}
 
 
 def _identify(commands: Sequence[Command]) -> tuple[str, dict[str, JsonValue]]:
@@ -226,6 +237,8 @@ class PSRPTestServer:
         self._ignore_close = ignore_close
         self._pool = ServerRunspacePool()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.session_variables: set[str] = set()
+        """Variables left in the pool's session scope by dot-sourced scripts."""
         self.closed = False
 
     def _packet(self, tag: str, ps_guid: uuid.UUID | None) -> None:
@@ -335,6 +348,9 @@ class PSRPTestServer:
 
     async def _answer(self, pipeline: ServerPipeline, commands: Sequence[Command]) -> None:
         name, parameters = _identify(commands)
+        seen = sorted(self.session_variables)
+        if not commands[0].use_local_scope:
+            self.session_variables |= _assigned_variables(commands[0].command_text)
         refusal = language_refusal(name, self._language_mode) or edition_refusal(
             name, self._edition, self._os_build
         )
@@ -366,7 +382,17 @@ class PSRPTestServer:
         assert outcome.result is not None
         for item in outcome.result.output:
             pipeline.write_output(to_wire(item))
-        for record in outcome.result.errors:
+        errors = list(outcome.result.errors)
+        if seen:
+            errors.append(
+                ErrorRecord(
+                    "The script sees variables an earlier operation left in the session "
+                    f"scope: {', '.join(seen)}.",
+                    error_id="HvIntegrationTest.VariableFromEarlierOperation",
+                    category="InvalidOperation",
+                )
+            )
+        for record in errors:
             pipeline.write_error(
                 exception_to_ps(record),
                 category_to_ps(record),

@@ -83,6 +83,7 @@ async def run_process(
     timeout: float,
     target: str,
     env: Mapping[str, str] | None = None,
+    running: set[asyncio.subprocess.Process] | None = None,
 ) -> CompletedCommand:
     """Run ``argv`` to completion and collect its output.
 
@@ -92,6 +93,8 @@ async def run_process(
         timeout: Seconds before the child is killed.
         target: The target URL, for errors.
         env: The child's environment; the current one when ``None``.
+        running: Holds the child while it runs, so that its owner can kill
+            it when closing.
 
     Returns:
         The completed command; a program that does not exist or cannot be
@@ -117,6 +120,8 @@ async def run_process(
     except PermissionError:
         message = f"{command[0]}: permission denied\n".encode()
         return CompletedCommand(command, _NOT_EXECUTABLE, b"", message)
+    if running is not None:
+        running.add(process)
     try:
         stdout, stderr = await asyncio.wait_for(process.communicate(input or b""), timeout)
     except asyncio.TimeoutError:
@@ -130,6 +135,9 @@ async def run_process(
     except BaseException:
         await kill_process_group(process)
         raise
+    finally:
+        if running is not None:
+            running.discard(process)
     status = process.returncode
     assert status is not None
     # Killed by a signal: report it as a shell would (128 + signal number).

@@ -30,6 +30,7 @@ import attrs
 from hvintegration.errors import (
     InvalidTargetError,
     PowerShellNotFoundError,
+    TransportClosedError,
     TransportError,
 )
 from hvintegration.transport._powershell_session import PowerShellProcess, PowerShellSession
@@ -151,6 +152,7 @@ class LocalTransport(PowerShellTransport, ShellTransport):
             persistent=self.settings.mode == "persistent",
             max_output=self.settings.max_output,
         )
+        self._running: set[asyncio.subprocess.Process] = set()
 
     @property
     def target(self) -> str:
@@ -164,7 +166,16 @@ class LocalTransport(PowerShellTransport, ShellTransport):
         input: bytes | None,
         timeout: float,
     ) -> CompletedCommand:
-        return await run_process(argv, input=input, timeout=timeout, target=self.target)
+        done = await run_process(
+            argv, input=input, timeout=timeout, target=self.target, running=self._running
+        )
+        if self._closed:
+            raise TransportClosedError(
+                f"the transport was closed while {argv[0]} ran; it was killed",
+                target=self.target,
+                operation="run_command",
+            )
+        return done
 
     async def _run_operation(
         self,
@@ -209,11 +220,16 @@ class LocalTransport(PowerShellTransport, ShellTransport):
         return _LocalPowerShell(process)
 
     async def _aclose(self) -> None:
-        """Stop the PowerShell process; shell commands already running finish on their own."""
+        """Kill the shell commands still running, then stop the PowerShell process."""
+        for process in list(self._running):
+            await kill_process_group(process)
         await self._session.aclose()
 
     def _abort(self) -> None:
-        """Kill the PowerShell processes at once."""
+        """Kill the shell commands and PowerShell processes at once."""
+        if self._closed:
+            for process in list(self._running):
+                abort_process(process)
         self._session.abort(final=self._closed)
 
 

@@ -304,15 +304,32 @@ class SSHTransport(PowerShellTransport, ShellTransport):
     ) -> CompletedCommand:
         # Every argument is quoted with shlex.join, so the remote shell
         # passes it on as one word and never interprets it.
-        import asyncssh
-
         if self.settings.shell != "posix":
             raise TransportError(
                 f"shell commands need a POSIX login shell; this target's is {self.settings.shell}",
                 target=self.target,
                 operation="run_command",
             )
-        command = argv
+        closed = TransportClosedError(
+            f"the transport was closed while {argv[0]} ran; it was killed",
+            target=self.target,
+            operation="run_command",
+        )
+        try:
+            done = await self._run_remote(argv, input=input, timeout=timeout)
+        except TransportError as exc:
+            if not self._closed or isinstance(exc, TransportClosedError):
+                raise
+            raise closed from exc
+        if self._closed:
+            raise closed
+        return done
+
+    async def _run_remote(
+        self, command: tuple[str, ...], *, input: bytes | None, timeout: float
+    ) -> CompletedCommand:
+        import asyncssh
+
         connection = await self._connect("run_command")
         try:
             process = await connection.create_process(
