@@ -11,7 +11,7 @@ it, its peer gone, the pool broken) comes in as a :class:`PoolState`.
 from __future__ import annotations
 
 import ssl
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 
@@ -30,15 +30,32 @@ from hvintegration.transport._outofproc import Discarded, PeerGone, psrp
 from hvintegration.transport.base import ErrorRecord
 from hvintegration.transport.errormap import error_from_record
 
-if TYPE_CHECKING:
-    from hvintegration.transport.psrp import PSRPTarget
-
-__all__ = ["PoolState", "map_psrp_error"]
+__all__ = ["PoolState", "TargetNames", "map_psrp_error"]
 
 _E = TypeVar("_E", bound=BaseException)
 # Exceptions from these packages are failures of the connection, whatever
 # their type.
 _BACKENDS = frozenset({"httpx", "httpcore", "spnego", "psrpcore"})
+
+
+class TargetNames(Protocol):
+    """What messages say about a target (a ``PSRPTarget``); never its password."""
+
+    @property
+    def url(self) -> str:
+        """The target URL."""
+
+    @property
+    def host(self) -> str:
+        """The host name."""
+
+    @property
+    def user(self) -> str | None:
+        """The login name."""
+
+    @property
+    def auth(self) -> str:
+        """The WinRM authentication."""
 
 
 @attrs.frozen
@@ -70,7 +87,7 @@ def _cause(exc: BaseException, kind: type[_E]) -> _E | None:
 
 
 def map_psrp_error(
-    exc: Exception, *, settings: PSRPTarget, operation: str, pool: PoolState | None = None
+    exc: Exception, *, settings: TargetNames, operation: str, pool: PoolState | None = None
 ) -> HvIntegrationError | None:
     """The library's error for one exception from pypsrp or its layers.
 

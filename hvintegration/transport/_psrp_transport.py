@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from psrpcore.types import RunspacePoolState
 
@@ -23,7 +23,7 @@ from hvintegration.errors import (
 )
 from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
 from hvintegration.transport._outofproc import Session, close_wsman, psrp
-from hvintegration.transport._psrp_errors import PoolState, map_psrp_error
+from hvintegration.transport._psrp_errors import PoolState, TargetNames, map_psrp_error
 from hvintegration.transport.base import (
     JsonValue,
     OperationResult,
@@ -32,13 +32,29 @@ from hvintegration.transport.base import (
 
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
-    from hvintegration.transport.psrp import PSRPTarget
 
-__all__ = ["PSRPTransport"]
+__all__ = ["PSRPSettings", "PSRPTransport"]
 
 _STOP_TIMEOUT = 5.0
 _CLOSE_TIMEOUT = 5.0
 _EXIT_GRACE = 2.0
+
+
+class PSRPSettings(TargetNames, Protocol):
+    """The settings a :class:`PSRPTransport` runs on: a
+    :class:`~hvintegration.transport.psrp.PSRPTarget`. (A protocol, so that
+    the settings module may import the transport and not the reverse.)"""
+
+    @property
+    def max_pipelines(self) -> int:
+        """How many operations run at once on the pool."""
+
+    @property
+    def connect_timeout(self) -> float:
+        """Seconds to open the runspace pool."""
+
+    def connection_info(self) -> psrp.ConnectionInfo:
+        """The pypsrp connection settings for one runspace pool."""
 
 
 class PSRPTransport(PowerShellTransport):
@@ -59,7 +75,7 @@ class PSRPTransport(PowerShellTransport):
             result = await t.run_operation(LIST_VMS, {"VM": None}, timeout=30)
     """
 
-    def __init__(self, settings: PSRPTarget) -> None:
+    def __init__(self, settings: PSRPSettings) -> None:
         self.settings = settings
         self._session: Session | None = None
         # Every pool opened or opening and not yet closed to the end, so that
