@@ -42,6 +42,7 @@ from hvintegration.errors import (
     TransportClosedError,
     TransportError,
     UnsafeChangeError,
+    UnsupportedPowerShellError,
     VMNotFoundError,
     VMNotRunningError,
 )
@@ -128,6 +129,7 @@ __all__ = [
     "TransportClosedError",
     "TransportError",
     "UnsafeChangeError",
+    "UnsupportedPowerShellError",
     "VMNotFoundError",
     "VMNotRunningError",
     "VMRef",
