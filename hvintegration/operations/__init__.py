@@ -31,9 +31,11 @@ __all__ = [
     "COPY_VM_FILE",
     "GET_GUEST_SERVICES",
     "GET_INTEGRATION_SERVICES",
+    "GUEST_PREFLIGHT",
     "INVOKE_IN_VM",
     "LIST_VMS",
     "OPERATIONS",
+    "PREFLIGHT",
     "SET_GUEST_SERVICE",
     "SET_INTEGRATION_SERVICES",
     "Operation",
@@ -151,6 +153,14 @@ SET_GUEST_SERVICE = Operation.load("set_guest_service", side="guest")
 """Start, stop, restart, enable or disable one ``vmic*`` service: ``Name``,
 ``Action``, ``WaitSeconds``."""
 
+PREFLIGHT = Operation.load("preflight")
+"""Read-only facts about a host for ``doctor``: session, rights, the Hyper-V
+module, PowerShell Direct, and a dry read of each host operation. No parameters."""
+
+GUEST_PREFLIGHT = Operation.load("guest_preflight", side="guest")
+"""Read-only facts about a Windows guest for ``doctor``: session, rights, and a
+dry read of the named ``vmic*`` services (parameter ``Name``)."""
+
 OPERATIONS = MappingProxyType(
     {
         op.name: op
@@ -162,6 +172,8 @@ OPERATIONS = MappingProxyType(
             INVOKE_IN_VM,
             GET_GUEST_SERVICES,
             SET_GUEST_SERVICE,
+            PREFLIGHT,
+            GUEST_PREFLIGHT,
         )
     }
 )
