@@ -254,7 +254,10 @@ def test_linux_daemon_control() -> None:
     status, out, _ = _run("-t", target, "--json", "linux", "stop", "vss")
     assert status == 0
     assert json.loads(out)[0]["running"] is False
-    status, out, _ = _run("-t", target, "--json", "linux", "restart", "hv_kvp_daemon")
+    status, _, err = _run("-t", target, "linux", "restart", "hv_kvp_daemon")
+    assert status == EXIT_CODES["usage"]
+    assert "--force" in err
+    status, out, _ = _run("-t", target, "--json", "linux", "restart", "hv_kvp_daemon", "--force")
     assert status == 0
     assert json.loads(out)[0]["running"] is True
     status, _, err = _run("-t", target, "linux", "start", "telepathy")

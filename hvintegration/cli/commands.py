@@ -124,7 +124,7 @@ async def run_linux(args: argparse.Namespace, target: str, out: TextIO) -> None:
         elif args.action == "stop":
             state = await daemon.stop(force=args.force, grace=args.grace, kill=args.kill)
         else:
-            state = await daemon.restart(grace=args.grace, kill=args.kill)
+            state = await daemon.restart(force=args.force, grace=args.grace, kill=args.kill)
         if as_json:
             print(json.dumps([state.as_dict()], indent=2, ensure_ascii=False), file=out)
         else:

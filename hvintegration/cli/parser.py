@@ -161,11 +161,12 @@ def _add_linux(
             action.add_argument(
                 "--kill", action="store_true", help="SIGKILL what outlives the grace period"
             )
-        if verb == "stop":
+        if verb in ("stop", "restart"):
             action.add_argument(
                 "--force",
                 action="store_true",
-                help="allow stopping hv_kvp_daemon (the host learns IP addresses through it)",
+                help=f"allow {'stopping' if verb == 'stop' else 'restarting'} hv_kvp_daemon "
+                "(the host learns IP addresses through it)",
             )
     kvp = actions.add_parser("kvp", help="the KVP pool files", parents=[common])
     kvp.add_argument(

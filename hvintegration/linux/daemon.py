@@ -77,7 +77,7 @@ class LinuxDaemon:
         ...     async with LinuxGuest.connect("sim-linux://") as guest:
         ...         kvp = guest.daemon("hv_kvp_daemon")
         ...         before = await kvp.state()
-        ...         after = await kvp.restart()
+        ...         after = await kvp.restart(force=True)
         ...     return before.running, after.running, before.processes != after.processes
         >>> asyncio.run(main())
         (True, True, True)
@@ -244,24 +244,38 @@ class LinuxDaemon:
             raise self._start_failed(f"{program} exited right after starting{how}", log)
         return state
 
-    async def restart(self, *, grace: float = 10.0, kill: bool = False) -> DaemonState:
+    async def restart(
+        self, *, force: bool = False, grace: float = 10.0, kill: bool = False
+    ) -> DaemonState:
         """Stop every instance, wait until they are gone, then start it.
 
         A stopped daemon is simply started. Always a stop followed by a
         start, never ``systemctl restart``: Fedora's packaging says
         hypervkvpd does not support restarting, and a stop that waits for
-        the old process to go is what it needs. Like a Windows guest's
-        restart, it needs no ``force``: the service comes back.
+        the old process to go is what it needs.
 
         Args:
+            force: Needed for the Key-Value Pair Exchange daemon, as for
+                :meth:`stop`: when the start half fails (Red Hat's and
+                Fedora's hypervkvpd may not come back until a reboot) the
+                daemon stays stopped. Nothing is sent without it.
             grace: As for :meth:`stop`.
             kill: As for :meth:`stop`.
 
         Returns:
             The state afterwards, with new process ids.
+
+        Raises:
+            UnsafeChangeError: A critical service's daemon without ``force``.
         """
         if grace < 0:
             raise ValueError("grace must not be negative")
+        if self.spec.service.critical and not force:
+            raise UnsafeChangeError(
+                [self.spec.service.name],
+                target=self.guest.target,
+                operation=f"restart {self.spec.name}",
+            )
         # The stop ends with a fresh status; the start needs no other.
         status, state = await self._stop(grace=grace, kill=kill)
         return await self._start(status, state, settle=0.5)
