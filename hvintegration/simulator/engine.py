@@ -24,6 +24,11 @@ from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.behaviour import HANDLERS, SimulatedScriptError
 from hvintegration.simulator.faults import FaultKind
 from hvintegration.simulator.linux_behaviour import answer_command, command_name
+from hvintegration.simulator.session import (
+    PREFLIGHT_HANDLERS,
+    access_denied_record,
+    session_refusal,
+)
 from hvintegration.simulator.windows_behaviour import (
     GUEST_HANDLERS,
     HOST_HANDLERS,
@@ -48,18 +53,6 @@ __all__ = [
     "run_simulated_command",
     "unshipped_script_record",
 ]
-
-
-def access_denied_record(host_name: str) -> ErrorRecord:
-    """What Hyper-V answers a user who is neither an administrator nor a
-    member of Hyper-V Administrators."""
-    return ErrorRecord(
-        "You do not have the required permission to complete this task. Contact the "
-        f"administrator of the authorization policy for the computer '{host_name}'.",
-        error_id="InvalidOperation,Microsoft.HyperV.PowerShell.Commands.GetVM",
-        category="PermissionDenied",
-        exception_type="Microsoft.HyperV.PowerShell.VirtualizationException",
-    )
 
 
 def unshipped_script_record(operation: Operation) -> ErrorRecord | None:
@@ -133,7 +126,11 @@ def _dispatch(
     host: HostModel, operation: str, parameters: Mapping[str, JsonValue], guest: str | None
 ) -> OperationResult:
     if guest is None:
-        handler = HANDLERS.get(operation) or HOST_HANDLERS.get(operation)
+        handler = (
+            HANDLERS.get(operation)
+            or HOST_HANDLERS.get(operation)
+            or PREFLIGHT_HANDLERS.get(operation)
+        )
         if handler is not None:
             return handler(host, parameters)
         if operation in GUEST_HANDLERS:
@@ -157,7 +154,7 @@ def _dispatch(
             )
         if operation in GUEST_HANDLERS:
             return run_guest_operation(vm, operation, parameters, True)
-        if operation in HANDLERS or operation in HOST_HANDLERS:
+        if operation in HANDLERS or operation in HOST_HANDLERS or operation in PREFLIGHT_HANDLERS:
             # Inside a guest the Hyper-V module is not there.
             raise SimulatedScriptError(
                 ErrorRecord(
@@ -238,6 +235,9 @@ def run_simulated_call(
     known = OPERATIONS.get(operation)
     if guest is None and host.powercli and known and _unqualified_get_vm(known.script):
         return CallOutcome(error=powercli_get_vm_record(), latency=latency)
+    refusal = session_refusal(host, operation, guest=guest is not None)
+    if refusal is not None:
+        return CallOutcome(error=refusal, latency=latency)
     try:
         result = _dispatch(host, operation, parameters, guest)
     except SimulatedScriptError as exc:

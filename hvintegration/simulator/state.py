@@ -171,6 +171,12 @@ def host_to_json(host: SimulatedHost) -> dict[str, Any]:
         ],
         "host_files": {path: base64.b64encode(data).decode() for path, data in host.files.items()},
         "powercli": host.powercli,
+        "session": {
+            "rights": host.rights,
+            "hyperv_module": host.hyperv_module,
+            "language_mode": host.language_mode,
+            "edition": host.edition,
+        },
     }
 
 
@@ -185,6 +191,11 @@ def host_from_json(data: dict[str, Any]) -> SimulatedHost:
     try:
         host = SimulatedHost(data["name"], os=HOST_OSES[data["os"]], locale=data["locale"], vms=[])
         host.powercli = bool(data.get("powercli", False))
+        session = data.get("session", {})
+        host.rights = str(session.get("rights", "administrator"))
+        host.hyperv_module = bool(session.get("hyperv_module", True))
+        host.language_mode = str(session.get("language_mode", "FullLanguage"))
+        host.edition = str(session.get("edition", "Desktop"))
         _peer_from_json(host, data)
         for item in data["vms"]:
             vm = SimulatedVM(

@@ -2,13 +2,19 @@
 
 URL forms::
 
-    sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS&state=PATH&guest=VM]
+    sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS&state=PATH&guest=VM
+                     &rights=R&hyperv=0|1&language=MODE&edition=E&powercli=0|1]
     sim-linux://[NAME][?distro=KEY&user=NAME&sudo=0|1&latency=SECONDS&state=PATH]
 
 For ``sim://``, ``os`` is a key of :data:`hvintegration.simulator.HOST_OSES`,
 ``locale`` a key of :data:`hvintegration.simulator.LOCALES`; ``vms=N`` adds
 ``vm001`` ... ``vmN`` beside ``demovm``; ``guest=VM`` connects inside that
-VM, as a connection straight to a Windows guest would. For ``sim-linux://``,
+VM, as a connection straight to a Windows guest would. The session options
+play a host as ``doctor`` may find it: ``rights`` (``administrator``,
+``hyperv-administrators`` or ``none``), ``hyperv=0`` (no Hyper-V module),
+``language`` (a language mode such as ``ConstrainedLanguage``), ``edition``
+(``Desktop`` or ``Core``) and ``powercli=1`` (VMware PowerCLI installed). For
+``sim-linux://``,
 ``distro`` is a key of :data:`hvintegration.simulator.linux.DISTROS`. On
 both, ``state=PATH`` keeps the host or guest in a JSON file so that changes
 outlive the process (each connection otherwise starts afresh); the other
@@ -20,7 +26,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -35,6 +41,7 @@ from hvintegration.simulator.engine import (
 from hvintegration.simulator.linux import SimulatedLinuxGuest
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.profiles import HOST_OSES, LOCALES
+from hvintegration.simulator.session import EDITIONS, LANGUAGE_MODES, RIGHTS
 from hvintegration.simulator.state import edit_guest_state, edit_state
 from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import CompletedCommand
@@ -139,6 +146,40 @@ def _latency(single: Mapping[str, str], scheme: str, target: str) -> float:
     return latency
 
 
+_SESSION_OPTIONS = ("rights", "hyperv", "language", "edition", "powercli")
+_FALSE = ("0", "false", "no")
+_TRUE = ("1", "true", "yes")
+
+
+def _flag(single: Mapping[str, str], name: str, default: bool, target: str) -> bool:
+    value = single.get(name)
+    if value is None:
+        return default
+    if value.lower() not in _FALSE + _TRUE:
+        raise InvalidTargetError(f"sim:// takes {name}=0 or {name}=1, not {value!r}", target=target)
+    return value.lower() in _TRUE
+
+
+def _choice(single: Mapping[str, str], name: str, valid: tuple[str, ...], target: str) -> str:
+    value = single.get(name, valid[0])
+    if value not in valid:
+        raise InvalidTargetError(
+            f"unknown sim:// {name} {value!r} (valid: {', '.join(valid)})", target=target
+        )
+    return value
+
+
+def _session_options(single: Mapping[str, str], target: str) -> dict[str, Any]:
+    """The session settings of a ``sim://`` URL: what ``doctor`` checks."""
+    return {
+        "rights": _choice(single, "rights", RIGHTS, target),
+        "hyperv_module": _flag(single, "hyperv", True, target),
+        "language_mode": _choice(single, "language", LANGUAGE_MODES, target),
+        "edition": _choice(single, "edition", tuple(EDITIONS), target),
+        "powercli": _flag(single, "powercli", False, target),
+    }
+
+
 _DEFAULT_HOST = "HV01"
 _DEFAULT_OS = "windows-server-2022"
 _DEFAULT_LOCALE = "en-US"
@@ -158,6 +199,12 @@ class SimulatorTarget:
             processes; created from the other settings when missing.
         guest: Connect inside this VM (name or id) instead of to the host,
             as a connection straight to a Windows guest would.
+        rights: What the account may do (``administrator``,
+            ``hyperv-administrators``, ``none``).
+        hyperv_module: Whether the Hyper-V PowerShell module is installed.
+        language_mode: The session's language mode.
+        edition: ``Desktop`` or ``Core``.
+        powercli: Whether VMware PowerCLI is installed too.
 
     Example:
         >>> from hvintegration.transport import parse_target
@@ -172,6 +219,11 @@ class SimulatorTarget:
     latency: float = 0.0
     state: str | None = None
     guest: str | None = None
+    rights: str = "administrator"
+    hyperv_module: bool = True
+    language_mode: str = "FullLanguage"
+    edition: str = "Desktop"
+    powercli: bool = False
 
     @property
     def url(self) -> str:
@@ -189,6 +241,16 @@ class SimulatorTarget:
             query["state"] = self.state
         if self.guest:
             query["guest"] = self.guest
+        if self.rights != "administrator":
+            query["rights"] = self.rights
+        if not self.hyperv_module:
+            query["hyperv"] = "0"
+        if self.language_mode != "FullLanguage":
+            query["language"] = self.language_mode
+        if self.edition != "Desktop":
+            query["edition"] = self.edition
+        if self.powercli:
+            query["powercli"] = "1"
         suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
         return f"sim://{self.host_name}{suffix}"
 
@@ -201,7 +263,7 @@ class SimulatorTarget:
         """
         options, single = parse_options(url)
         text = f"sim://{url.netloc}"
-        allowed = {"os", "locale", "vms", "latency", "state", "guest"}
+        allowed = {"os", "locale", "vms", "latency", "state", "guest", *_SESSION_OPTIONS}
         check_options(url, options, allowed, scheme="sim", target=text)
         os_key = single.get("os", _DEFAULT_OS)
         if os_key not in HOST_OSES:
@@ -228,11 +290,22 @@ class SimulatorTarget:
             latency=_latency(single, "sim", text),
             state=single.get("state") or None,
             guest=single.get("guest") or None,
+            **_session_options(single, text),
         )
 
     def build_host(self) -> SimulatedHost:
         """A new simulated host with these settings."""
-        host = SimulatedHost(self.host_name, os=self.os, locale=self.locale, latency=self.latency)
+        host = SimulatedHost(
+            self.host_name,
+            os=self.os,
+            locale=self.locale,
+            latency=self.latency,
+            powercli=self.powercli,
+            rights=self.rights,
+            hyperv_module=self.hyperv_module,
+            language_mode=self.language_mode,
+            edition=self.edition,
+        )
         width = max(3, len(str(self.extra_vms)))
         for number in range(1, self.extra_vms + 1):
             host.add_vm(f"vm{number:0{width}d}")

@@ -16,6 +16,7 @@ from hvintegration import catalogue
 from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.behaviour import JsonObject, SimulatedScriptError, _resolve
 from hvintegration.simulator.guest_state import SimulatedService, WindowsGuestState
+from hvintegration.simulator.session import GUEST_PREFLIGHT_HANDLERS
 from hvintegration.simulator.world import HostModel, SimulatedVM
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 
@@ -245,6 +246,7 @@ GUEST_HANDLERS: Mapping[str, GuestHandler] = MappingProxyType(
     {
         "get_guest_services": get_guest_services,
         "set_guest_service": set_guest_service,
+        **GUEST_PREFLIGHT_HANDLERS,
     }
 )
 """The simulated implementation of every guest operation, by name."""

@@ -105,6 +105,15 @@ class HostModel(SimulatedPeer):
             ``Get-VM`` may run PowerCLI's cmdlet, which fails with
             ``Core_BaseCmdlet_NotConnectedError``; the shipped scripts call
             ``Hyper-V\\Get-VM`` and are not affected.
+        rights: What the account may do: ``administrator`` (elevated),
+            ``hyperv-administrators`` (a member of Hyper-V Administrators),
+            or ``none``, whom Hyper-V refuses with an access-denied error.
+        hyperv_module: Whether the Hyper-V PowerShell module is installed.
+        language_mode: The session's language mode; anything but
+            ``FullLanguage`` refuses every operation, as the prelude does.
+        edition: ``Desktop`` (Windows PowerShell 5.1) or ``Core``
+            (PowerShell 7), which has no native Hyper-V module before
+            Windows build 17763 (``os="windows-server-2016"`` is 14393).
 
     Example:
         >>> host = HostModel()
@@ -123,6 +132,10 @@ class HostModel(SimulatedPeer):
         vms: Iterable[SimulatedVM] | None = None,
         latency: float = 0.0,
         powercli: bool = False,
+        rights: str = "administrator",
+        hyperv_module: bool = True,
+        language_mode: str = "FullLanguage",
+        edition: str = "Desktop",
     ) -> None:
         if isinstance(os, str):
             if os not in HOST_OSES:
@@ -137,6 +150,10 @@ class HostModel(SimulatedPeer):
         self.vms: list[SimulatedVM] = []
         self.files: dict[str, bytes] = {}
         self.powercli = powercli
+        self.rights = rights
+        self.hyperv_module = hyperv_module
+        self.language_mode = language_mode
+        self.edition = edition
         for vm in [SimulatedVM("demovm")] if vms is None else vms:
             self._adopt(vm)
 
