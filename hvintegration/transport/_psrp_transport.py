@@ -230,13 +230,28 @@ class PSRPTransport(PowerShellTransport):
                 if key in wire:
                     shell.add_parameter(key, wire[key])
             pipeline: asyncio.Task[Any] | None = None
+            # Starting a pipeline sends its CreatePipeline message; cut short,
+            # it would leave the pool half told of a pipeline and pypsrp's
+            # own task for it orphaned. So the start runs as a task of its
+            # own that a cancelled caller does not interrupt (watch() never
+            # cancels a task): the pipeline is stopped once it has started,
+            # and the pool with the other calls on it carries on.
+            starting: asyncio.Task[asyncio.Task[list[Any]]] = asyncio.ensure_future(
+                shell.invoke_async()
+            )
+            # Known to the pool, so that discarding the pool ends it too.
+            session.pipelines.add(starting)
+            starting.add_done_callback(session.pipelines.discard)
             try:
-                started: asyncio.Task[list[Any]] = await session.watch(shell.invoke_async())
+                started = await session.watch(starting)
                 pipeline = started
                 session.pipelines.add(started)
                 output = await session.watch(started)
             except asyncio.CancelledError:
-                self._abandon(session, shell, pipeline)
+                if pipeline is None:
+                    self._abandon(session, shell, starting, starting=True)
+                else:
+                    self._abandon(session, shell, pipeline)
                 raise
             except Exception as exc:
                 # Kill a broken pool first: the error then reports how the
@@ -270,16 +285,56 @@ class PSRPTransport(PowerShellTransport):
         errors = tuple(error_from_ps(record) for record in shell.streams.error)
         return OperationResult(tuple(objects), errors)
 
-    def _abandon(self, session: Session, shell: Any, pipeline: asyncio.Task[Any] | None) -> None:
-        """Stop a pipeline whose caller gave up, in the background."""
-        task = asyncio.ensure_future(self._stop_pipeline(session, shell, pipeline))
+    def _abandon(
+        self, session: Session, shell: Any, pending: asyncio.Task[Any], *, starting: bool = False
+    ) -> None:
+        """Stop a pipeline whose caller gave up, in the background.
+
+        ``pending`` is the running pipeline, or (``starting``) the task still
+        starting it.
+        """
+        task = asyncio.ensure_future(self._stop_pipeline(session, shell, pending, starting))
         self._cleanups.add(task)
         task.add_done_callback(self._cleanups.discard)
 
+    async def _started(self, session: Session, pending: asyncio.Task[Any]) -> Any:
+        """The pipeline task once its start is done; ``None`` if it never started.
+
+        Raises:
+            asyncio.TimeoutError: The start did not finish in time.
+        """
+        try:
+            result = await asyncio.wait_for(asyncio.shield(pending), _STOP_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise
+        except asyncio.CancelledError:
+            if not pending.cancelled():
+                raise
+            return None
+        except Exception:
+            # The start failed: the peer refused the pipeline, or the pool
+            # broke (which session.broken then tells).
+            return None
+        if isinstance(result, asyncio.Task):
+            session.pipelines.add(result)
+            return result
+        return None
+
     async def _stop_pipeline(
-        self, session: Session, shell: Any, pipeline: asyncio.Task[Any] | None
+        self, session: Session, shell: Any, pending: asyncio.Task[Any], starting: bool
     ) -> None:
         stopped = False
+        pipeline: asyncio.Task[Any] | None = pending
+        if starting:
+            # Cancelled while the pipeline was starting: let the start
+            # finish, then stop the pipeline like any other.
+            try:
+                pipeline = await self._started(session, pending)
+            except asyncio.TimeoutError:
+                pending.cancel()
+                pipeline = None
+            else:
+                stopped = pipeline is None and not session.broken
         if pipeline is not None and not session.broken:
             try:
                 await asyncio.wait_for(shell.stop(), _STOP_TIMEOUT)
