@@ -63,11 +63,15 @@ from hvintegration.linux import (
     LinuxStatus,
 )
 from hvintegration.maintenance import Advice, advise
+from hvintegration.preflight import doctor
 from hvintegration.records import (
     ApplyResult,
+    Check,
     FileCopy,
     IntegrationServiceState,
+    PreflightReport,
     ServiceChange,
+    Verdict,
     VMSummary,
 )
 from hvintegration.transport import Target, Transport, parse_target
@@ -88,6 +92,7 @@ __all__ = [
     "ApplyResult",
     "AuthenticationError",
     "BatchError",
+    "Check",
     "Credential",
     "DaemonControlError",
     "DaemonNotFoundError",
@@ -116,6 +121,7 @@ __all__ = [
     "PermissionDeniedError",
     "PowerShellDirectError",
     "PowerShellDirectTransport",
+    "PreflightReport",
     "ProtocolError",
     "RecordList",
     "RemoteCommandError",
@@ -134,10 +140,12 @@ __all__ = [
     "VMNotRunningError",
     "VMRef",
     "VMSummary",
+    "Verdict",
     "VirtualMachine",
     "WindowsGuest",
     "advise",
     "catalogue",
+    "doctor",
     "parse_target",
     "__version__",
 ]

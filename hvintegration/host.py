@@ -38,7 +38,14 @@ from hvintegration.operations import (
     SET_INTEGRATION_SERVICES,
     Operation,
 )
-from hvintegration.records import ApplyResult, FileCopy, IntegrationServiceState, VMSummary
+from hvintegration.preflight import preflight_host
+from hvintegration.records import (
+    ApplyResult,
+    FileCopy,
+    IntegrationServiceState,
+    PreflightReport,
+    VMSummary,
+)
 from hvintegration.transport import PowerShellTransport
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 from hvintegration.transport.errormap import error_from_record
@@ -137,6 +144,31 @@ class HyperVHost(TransportResource[PowerShellTransport]):
         self, record: ErrorRecord, operation: Operation, name: str | None = None
     ) -> HvIntegrationError:
         return error_from_record(record, target=self.target, operation=operation.name, name=name)
+
+    async def preflight(self) -> PreflightReport:
+        """Check, read-only, that the library can work on this host. One round trip.
+
+        Reports the session (PowerShell edition, version, language mode),
+        the rights of the account, the Hyper-V module and which command a
+        plain ``Get-VM`` runs, what PowerShell Direct needs, the transport's
+        settings, and a dry read of every host operation. A problem is a
+        verdict in the report, not an exception: see
+        :class:`~hvintegration.preflight.PreflightReport`.
+
+        Returns:
+            The report; ``report.ok`` is False when any check failed.
+
+        Example:
+            >>> import asyncio
+            >>> from hvintegration import HyperVHost
+            >>> async def main():
+            ...     async with HyperVHost.connect("sim://?hyperv=0") as host:
+            ...         report = await host.preflight()
+            ...     return report.ok, [check.name for check in report.failed]
+            >>> asyncio.run(main())
+            (False, ['hyperv-module'])
+        """
+        return await preflight_host(self.transport, timeout=self.timeout)
 
     def vm(self, ref: str | uuid.UUID) -> VirtualMachine:
         """A VM by name or id. No I/O: a missing VM is reported when used.

@@ -1,4 +1,4 @@
-"""Immutable records of Hyper-V host state.
+"""Immutable records of Hyper-V host state, and of the checks ``doctor`` makes.
 
 Records are what ``Get-VM`` and ``Get-VMIntegrationService`` would show a
 person, as typed fields. They never do I/O; an action returns a new record
@@ -7,8 +7,11 @@ instead of changing an old one (use :func:`attrs.evolve` for a changed copy).
 
 from __future__ import annotations
 
+import enum
+import sys
 import uuid
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import attrs
 
@@ -17,10 +20,13 @@ from hvintegration.catalogue import ServiceSpec
 
 __all__ = [
     "ApplyResult",
+    "Check",
     "FileCopy",
     "IntegrationServiceState",
+    "PreflightReport",
     "ServiceChange",
     "VMSummary",
+    "Verdict",
 ]
 
 
@@ -224,3 +230,139 @@ class FileCopy:
 
     def _repr_html_(self) -> str:
         return html_table([self])
+
+
+class Verdict(enum.Enum):
+    """How one check came out."""
+
+    OK = "ok"
+    """Nothing to do."""
+    WARNING = "warning"
+    """Works, or works in part; the remedy says what would be better."""
+    FAIL = "fail"
+    """The library cannot work here until the remedy is applied."""
+    SKIPPED = "skipped"
+    """Not checked, because an earlier failure hid it."""
+
+
+@attrs.frozen
+class Check:
+    """One check's outcome.
+
+    Attributes:
+        name: The check, e.g. ``rights`` or ``read:list_vms``.
+        verdict: How it came out.
+        found: What was found, in one line.
+        remedy: What to do; empty when there is nothing to do.
+
+    Example:
+        >>> Check("rights", Verdict.OK, "HV01\\\\admin is an administrator")
+        <Check rights: ok>
+    """
+
+    name: str
+    verdict: Verdict
+    found: str
+    remedy: str = ""
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Check", lambda r: r.name),
+        ("Verdict", lambda r: r.verdict.value),
+        ("Found", lambda r: r.found),
+        ("Remedy", lambda r: r.remedy),
+    )
+
+    def __repr__(self) -> str:
+        return f"<Check {self.name}: {self.verdict.value}>"
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
+
+
+@attrs.frozen(eq=False)
+class PreflightReport:
+    """Every check of one target.
+
+    Attributes:
+        target: The target URL (never with a password).
+        side: ``host`` or ``guest``.
+        checks: The checks, in the order of
+            :data:`hvintegration.preflight.HOST_CHECKS` or ``GUEST_CHECKS``.
+        facts: What the target said about itself (the preflight script's
+            output object), empty when it could not be asked.
+
+    Example:
+        >>> report = PreflightReport("sim://", "host", (Check("connection", Verdict.OK, "up"),))
+        >>> report.ok, [c.name for c in report.failed]
+        (True, [])
+    """
+
+    target: str
+    side: str
+    checks: tuple[Check, ...]
+    facts: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether no check failed (warnings and skipped checks allowed)."""
+        return not self.failed
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        """The checks whose verdict is ``fail``."""
+        return tuple(check for check in self.checks if check.verdict is Verdict.FAIL)
+
+    def check(self, name: str) -> Check:
+        """One check by name.
+
+        Raises:
+            KeyError: No check of that name.
+        """
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report as plain JSON data, with the library and Python versions.
+
+        Returns:
+            ``target``, ``side``, ``ok``, ``client``, ``checks`` (name,
+            verdict, found, remedy) and ``facts``.
+        """
+        from importlib import metadata
+
+        try:
+            version = metadata.version("hvintegration")
+        except metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+            version = "unknown"
+        return {
+            "target": self.target,
+            "side": self.side,
+            "ok": self.ok,
+            "client": {
+                "hvintegration": version,
+                "python": sys.version.split()[0],
+                "platform": sys.platform,
+            },
+            "checks": [
+                {
+                    "name": check.name,
+                    "verdict": check.verdict.value,
+                    "found": check.found,
+                    "remedy": check.remedy,
+                }
+                for check in self.checks
+            ],
+            "facts": dict(self.facts),
+        }
+
+    def __repr__(self) -> str:
+        counts = {verdict: 0 for verdict in Verdict}
+        for check in self.checks:
+            counts[check.verdict] += 1
+        summary = ", ".join(f"{n} {v.value}" for v, n in counts.items() if n)
+        return f"<PreflightReport {self.side} {self.target}: {summary}>"
+
+    def _repr_html_(self) -> str:
+        return html_table(self.checks)

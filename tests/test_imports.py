@@ -163,6 +163,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "hvintegration._decode",
             "hvintegration._connect",
             "hvintegration.host",
+            "hvintegration.preflight",
             "hvintegration._host_wire",
             "hvintegration.windows",
             "hvintegration.linux",

@@ -7,6 +7,7 @@ It mirrors what the vendor's how-to does by hand::
     hvintegration --target sim:// host disable demovm "Guest Service Interface"
     hvintegration --target sim:// windows --vm demovm services
     hvintegration advise --host-os "Windows 10" --guest-os "Windows 7"
+    hvintegration --target psrp://admin@hv01?ssl=true doctor
 
 The target comes from ``--target`` or ``HVINTEGRATION_TARGET``; without
 either, the built-in simulator is used and a note says so. Output is a table
@@ -23,7 +24,13 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from hvintegration import catalogue
-from hvintegration.cli.commands import run_advise, run_host, run_linux, run_windows
+from hvintegration.cli.commands import (
+    run_advise,
+    run_doctor,
+    run_host,
+    run_linux,
+    run_windows,
+)
 from hvintegration.cli.parser import ENVIRONMENT_TARGET, build_parser, default_target
 from hvintegration.cli.render import render
 from hvintegration.errors import (
@@ -53,7 +60,8 @@ EXIT_CODES = {
 """Exit status by outcome: 2 for bad arguments (argparse's own) and for a
 critical service turned off without ``--force``, 3 when a
 VM or service does not exist, 4 for missing rights, 5 for a timeout, 6 when
-the target cannot be reached, 1 for any other failure."""
+the target cannot be reached, 1 for any other failure. ``doctor`` exits 1
+when any check fails (its report says which), 0 otherwise."""
 
 
 def _exit_code(error: HvIntegrationError) -> int:
@@ -112,6 +120,9 @@ def run(
             file=err,
         )
     try:
+        if args.side == "doctor":
+            passed = asyncio.run(run_doctor(args, target, out))
+            return EXIT_CODES["ok"] if passed else EXIT_CODES["error"]
         command = {"host": run_host, "windows": run_windows, "linux": run_linux}[args.side]
         asyncio.run(command(args, target, out))
     except BatchError as error:

@@ -16,9 +16,11 @@ from hvintegration.cli.render import render
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
 from hvintegration.linux import LinuxGuest, resolve_daemon
 from hvintegration.maintenance import advise
+from hvintegration.preflight import doctor
+from hvintegration.records import Verdict
 from hvintegration.windows import Credential, GuestServiceState, WindowsGuest
 
-__all__ = ["run_advise", "run_host", "run_linux", "run_windows"]
+__all__ = ["run_advise", "run_doctor", "run_host", "run_linux", "run_windows"]
 
 
 def _options(args: argparse.Namespace) -> tuple[bool, float]:
@@ -147,3 +149,37 @@ def run_advise(args: argparse.Namespace, out: TextIO) -> None:
     if advice.sources:
         lines += ["", "Sources:", *(f"- {source}" for source in advice.sources)]
     print("\n".join(lines), file=out)
+
+
+async def run_doctor(args: argparse.Namespace, target: str, out: TextIO) -> bool:
+    """``hvintegration doctor``: read-only checks of a host or a Windows guest.
+
+    Prints the checks as a table with a summary line, or with ``--json`` the
+    whole report (what to paste into a bug report; it holds no secret).
+
+    Returns:
+        Whether no check failed.
+    """
+    as_json, timeout = _options(args)
+    side = "guest" if getattr(args, "guest", False) else "host"
+    report = await doctor(target, side=side, timeout=timeout)
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False), file=out)
+        return report.ok
+    counts = {verdict: 0 for verdict in Verdict}
+    for check in report.checks:
+        counts[check.verdict] += 1
+    summary = ", ".join(f"{count} {verdict.value}" for verdict, count in counts.items() if count)
+    name_width = max(len("Check"), *(len(check.name) for check in report.checks))
+    lines = [f"{'Check'.ljust(name_width)} {'Verdict'.ljust(7)} Found"]
+    lines.append(f"{'-' * name_width} {'-' * 7} {'-' * 5}")
+    lines += [
+        f"{check.name.ljust(name_width)} {check.verdict.value.ljust(7)} {check.found}".rstrip()
+        for check in report.checks
+    ]
+    remedies = [f"- {check.name}: {check.remedy}" for check in report.checks if check.remedy]
+    if remedies:
+        lines += ["", "What to do:", *remedies]
+    lines += ["", f"{report.target} ({side}): {summary}"]
+    print("\n".join(lines), file=out)
+    return report.ok

@@ -31,6 +31,8 @@ def default_target(args: argparse.Namespace) -> str:
     the host), or a simulated Linux guest for ``linux``."""
     if args.side == "linux":
         return "sim-linux://"
+    if args.side == "doctor" and getattr(args, "guest", False):
+        return "sim://?guest=demovm"
     if args.side == "windows" and getattr(args, "vm", None) is None:
         return "sim://?guest=demovm"
     return DEFAULT_TARGET
@@ -196,6 +198,21 @@ def _add_advise(sides: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     advise.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
 
+def _add_doctor(
+    sides: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    doctor = sides.add_parser(
+        "doctor",
+        help="read-only checks of a host (or, with --guest, a Windows guest) before real work",
+        parents=[common],
+    )
+    doctor.add_argument(
+        "--guest",
+        action="store_true",
+        help="the target is a Windows guest, not a Hyper-V host",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser.
 
@@ -213,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_host(sides, common)
     _add_windows(sides, common)
     _add_linux(sides, common)
+    _add_doctor(sides, common)
     sides.add_parser("catalogue", help="every integration service and its names", parents=[common])
     _add_advise(sides)
     return parser

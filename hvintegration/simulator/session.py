@@ -271,13 +271,23 @@ def guest_preflight(
     parts = (vm.guest.integration_services_version or "0.0.0").split(".")
     version = ".".join([*parts, "0", "0", "0"][:3])
     user = f"{computer}\\{'Administrator' if administrator else 'user'}"
+    # Not a Windows guest: no Get-Service or Set-Service there, as the
+    # other guest operations find (windows_behaviour's _windows).
+    read_error = (
+        ("", "")
+        if state is not None
+        else (
+            "CommandNotFoundException",
+            "The term 'Get-Service' is not recognized as a cmdlet on this system.",
+        )
+    )
     facts: dict[str, JsonValue] = {
         **_session(computer, user, version, "Desktop"),
         "IsAdministrator": administrator,
         "Services": services,
-        "ReadErrorId": "",
-        "ReadMessage": "",
-        "SetServiceFound": True,
+        "ReadErrorId": read_error[0],
+        "ReadMessage": read_error[1],
+        "SetServiceFound": state is not None,
     }
     return OperationResult((facts,))
 

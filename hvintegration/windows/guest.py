@@ -17,6 +17,8 @@ from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import UnsafeChangeError
 from hvintegration.operations import GET_GUEST_SERVICES, SET_GUEST_SERVICE
+from hvintegration.preflight import preflight_guest
+from hvintegration.records import PreflightReport
 from hvintegration.transport.base import JsonValue, PowerShellTransport
 from hvintegration.transport.errormap import error_from_record
 from hvintegration.windows.direct import Credential, HostConnection, PowerShellDirectTransport
@@ -109,6 +111,29 @@ class WindowsGuest(TransportResource[PowerShellTransport]):
         """
         transport = PowerShellDirectTransport(host, vm, credential)
         return cls(transport, timeout=host.timeout if timeout is None else timeout)
+
+    async def preflight(self) -> PreflightReport:
+        """Check, read-only, that the library can work in this guest. One round trip.
+
+        Reports the session (PowerShell edition, version, language mode),
+        whether the account may change services, what PowerShell Direct
+        needs in the guest, the transport, and a dry read of the guest
+        operations; problems are verdicts in the report, not exceptions.
+
+        Returns:
+            The report; ``report.ok`` is False when any check failed.
+
+        Example:
+            >>> import asyncio
+            >>> from hvintegration.windows import WindowsGuest
+            >>> async def main():
+            ...     async with WindowsGuest.connect("sim://?guest=demovm") as guest:
+            ...         report = await guest.preflight()
+            ...     return report.ok, report.check("rights").verdict.value
+            >>> asyncio.run(main())
+            (True, 'ok')
+        """
+        return await preflight_guest(self.transport, timeout=self.timeout)
 
     async def services(self) -> RecordList[GuestServiceState]:
         """Every Hyper-V guest service, as ``Get-Service -Name vm*`` lists them.
