@@ -17,7 +17,8 @@ WinRM options: ``auth`` (``negotiate``, ``ntlm``, ``kerberos``, ``credssp``,
 ``basic``), ``ssl`` (HTTPS; the default port becomes 5986), ``ca`` (a PEM CA
 bundle to verify the server certificate against instead of the system
 store), ``cert_validation=false`` (labs only), ``configuration`` (a session
-configuration such as a JEA endpoint). SSH options: ``known_hosts``, ``key``
+configuration such as a JEA endpoint), ``max_answer`` (the bytes one WinRM
+answer may have before it is refused; 32 MiB by default). SSH options: ``known_hosts``, ``key``
 (repeatable), ``subsystem``. Process options: ``executable`` and ``arg``
 (repeatable); the default runs ``pwsh -NoProfile -NoLogo -ServerMode``. Any
 form takes ``max_pipelines`` and ``connect_timeout``. A password may be given
@@ -49,6 +50,7 @@ import attrs
 from hvintegration.errors import InvalidTargetError
 from hvintegration.transport._outofproc import GuardedProcessInfo, GuardedSSHInfo, psrp
 from hvintegration.transport._psrp_transport import PSRPTransport
+from hvintegration.transport._psrp_wsman import DEFAULT_MAX_ANSWER, GuardedWSManInfo
 from hvintegration.transport._ssh_connect import client_options
 from hvintegration.transport._url import check_options, parse_options
 
@@ -59,7 +61,7 @@ _AUTHS = ("negotiate", "ntlm", "kerberos", "credssp", "basic")
 _PWSH_SERVER_ARGS = ("-NoProfile", "-NoLogo", "-ServerMode")
 _COMMON_OPTIONS = {"via", "max_pipelines", "connect_timeout"}
 _VIA_OPTIONS = {
-    "wsman": {"auth", "ssl", "ca", "cert_validation", "configuration"},
+    "wsman": {"auth", "ssl", "ca", "cert_validation", "configuration", "max_answer"},
     "ssh": {"known_hosts", "key", "subsystem"},
     "process": {"executable", "arg"},
 }
@@ -107,6 +109,8 @@ class PSRPTarget:
             ``-NoProfile -NoLogo -ServerMode``.
         max_pipelines: How many operations run at once on the pool.
         connect_timeout: Seconds to open the runspace pool.
+        max_answer: For WinRM, the bytes one HTTP answer may have; a larger
+            one is refused with a ``ProtocolError`` before it is read whole.
 
     Example:
         >>> target = PSRPTarget("hv01.example.com", user="admin", password="s3cret", ssl=True)
@@ -133,6 +137,7 @@ class PSRPTarget:
     arguments: tuple[str, ...] | None = None
     max_pipelines: int = 8
     connect_timeout: float = 30.0
+    max_answer: int = DEFAULT_MAX_ANSWER
 
     def __attrs_post_init__(self) -> None:
         if self.via not in _VIAS:
@@ -159,6 +164,8 @@ class PSRPTarget:
             raise InvalidTargetError("max_pipelines must be from 1 to 64", target=self.url)
         if not self.connect_timeout > 0:
             raise InvalidTargetError("connect_timeout must be positive", target=self.url)
+        if self.max_answer < 65536:
+            raise InvalidTargetError("max_answer must be at least 65536 bytes", target=self.url)
 
     @property
     def effective_port(self) -> int | None:
@@ -189,6 +196,8 @@ class PSRPTarget:
                 query.append(("cert_validation", "false"))
             if self.configuration != "Microsoft.PowerShell":
                 query.append(("configuration", self.configuration))
+            if self.max_answer != DEFAULT_MAX_ANSWER:
+                query.append(("max_answer", str(self.max_answer)))
         elif self.via == "ssh":
             if self.known_hosts is not None:
                 query.append(("known_hosts", self.known_hosts))
@@ -245,9 +254,11 @@ class PSRPTarget:
         try:
             max_pipelines = int(single.get("max_pipelines", "8"))
             connect_timeout = float(single.get("connect_timeout", "30"))
+            max_answer = int(single.get("max_answer", str(DEFAULT_MAX_ANSWER)))
         except ValueError:
             raise InvalidTargetError(
-                "max_pipelines must be a whole number and connect_timeout a number of seconds"
+                "max_pipelines must be a whole number, max_answer a whole number of bytes "
+                "and connect_timeout a number of seconds"
             ) from None
         return cls(
             host=url.hostname,
@@ -271,6 +282,7 @@ class PSRPTarget:
             arguments=tuple(options["arg"]) if "arg" in options else None,
             max_pipelines=max_pipelines,
             connect_timeout=connect_timeout,
+            max_answer=max_answer,
         )
 
     def tls_context(self) -> SSLContext:
@@ -311,11 +323,13 @@ class PSRPTarget:
             return GuardedSSHInfo(
                 self.url, self.host, self.effective_port or 22, self.subsystem, self._ssh_options()
             )
-        return psrp.WSManInfo(
+        return GuardedWSManInfo(
+            self.url,
+            self.max_answer,
             self.host,
             scheme="https" if self.ssl else "http",
             port=self.effective_port or -1,
-            auth=self.auth,  # type: ignore[arg-type] # checked against _AUTHS
+            auth=self.auth,  # checked against _AUTHS
             username=self.user,
             password=self.password,
             ssl_context=self.tls_context() if self.ssl else None,
