@@ -40,12 +40,15 @@ from hvintegration.errors import (
     HostKeyError,
     HvIntegrationError,
     HyperVModuleMissingError,
+    NotFoundError,
     OperationTimeoutError,
     PermissionDeniedError,
+    PowerShellDirectError,
     PowerShellNotFoundError,
     ProtocolError,
     TransportError,
     UnsupportedPowerShellError,
+    VMNotRunningError,
 )
 from hvintegration.operations import GUEST_PREFLIGHT, PREFLIGHT, Operation
 from hvintegration.records import Check, PreflightReport, Verdict
@@ -367,9 +370,7 @@ def _host_checks(facts: _Facts) -> list[Check]:
             loaded,
         )
     )
-    checks.append(
-        _probe_check("copy_vm_file", probes, "Copy-VMFile found, not run", loaded)
-    )
+    checks.append(_probe_check("copy_vm_file", probes, "Copy-VMFile found, not run", loaded))
     if not loaded:
         checks.append(
             Check("read:invoke_in_vm", Verdict.SKIPPED, "the Hyper-V module did not load")
@@ -561,6 +562,17 @@ def _error_checks(error: HvIntegrationError) -> list[Check]:
                 "Check the host name and port, that the service listens (WinRM: "
                 "Enable-PSRemoting; SSH: sshd), and the firewall "
                 f"({_GUIDE}).",
+            )
+        ]
+    if isinstance(error, (PowerShellDirectError, VMNotRunningError, NotFoundError)):
+        return [
+            Check(
+                "connection",
+                Verdict.FAIL,
+                text,
+                "PowerShell Direct needs the VM running, a Windows 10 / Windows Server 2016 or "
+                "newer guest with vmicvmsession enabled, and a guest account; 'hvintegration "
+                "doctor' on the host shows which VMs are ready.",
             )
         ]
     answered = Check("connection", Verdict.OK, "the target answered")
