@@ -260,7 +260,7 @@ def test_records_render_for_notebooks() -> None:
 async def test_doctor_refuses_a_bad_url_and_side() -> None:
     with pytest.raises(InvalidTargetError):
         await doctor("nope://x")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="side"):
         await doctor("sim://", side="linux")
 
 
