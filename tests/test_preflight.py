@@ -267,11 +267,13 @@ async def test_doctor_refuses_a_bad_url_and_side() -> None:
 def test_the_cli_prints_a_table_and_exits_non_zero_on_a_failure() -> None:
     status, out, err = _cli("--target", "sim://", "doctor")
     assert (status, err) == (0, "")
-    assert "read:invoke_in_vm" in out and "14 ok" in out
+    assert "read:invoke_in_vm" in out
+    assert "14 ok" in out
     status, out, err = _cli("--target", "sim://?hyperv=0", "doctor")
     assert status == 1
     assert "hyperv-module                 fail" in out
-    assert "What to do:" in out and "Install-WindowsFeature Hyper-V-PowerShell" in out
+    assert "What to do:" in out
+    assert "Install-WindowsFeature Hyper-V-PowerShell" in out
     status, out, _ = _cli("doctor", "--guest", "--json")
     assert status == 0
     assert json.loads(out)["side"] == "guest"
@@ -287,7 +289,8 @@ def test_the_json_report_holds_no_secret() -> None:
         assert status == 1, err
         data = json.loads(out)
         assert data["checks"][0] == {**data["checks"][0], "name": "connection", "verdict": "fail"}
-        assert secret not in out and secret not in err
+        assert secret not in out
+        assert secret not in err
         assert "pa55" not in out
     status, out, _ = _cli("--target", "sim://", "doctor", "--json")
     data = json.loads(out)
