@@ -5,21 +5,23 @@ PowerShell and the PSRP test server run as child processes and keep their
 host in a file, and ``sim://?state=PATH`` keeps a lab across CLI runs, as
 ``sim-linux://?state=PATH`` keeps a Linux guest. Changes go through
 :func:`edit_state` (or :func:`edit_guest_state`), which holds an exclusive
-``fcntl`` lock on the file for the whole read-modify-write, so concurrent
-processes never lose each other's changes.
+lock on the file for the whole read-modify-write (``fcntl.flock`` on POSIX,
+``msvcrt.locking`` on Windows), so concurrent processes never lose each
+other's changes.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
+import importlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import attrs
 
@@ -252,16 +254,57 @@ def load_host(path: str | os.PathLike[str]) -> SimulatedHost:
     return host_from_json(_read_json(path))
 
 
+_LOCK_RETRY = 0.01
+
+
+def _lock(handle: IO[bytes]) -> None:
+    try:
+        fcntl: Any = importlib.import_module("fcntl")
+    except ImportError:
+        _lock_windows(handle)
+    else:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+
+
+def _unlock(handle: IO[bytes]) -> None:
+    try:
+        fcntl: Any = importlib.import_module("fcntl")
+    except ImportError:
+        msvcrt: Any = importlib.import_module("msvcrt")
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_windows(handle: IO[bytes]) -> None:
+    # Windows has no fcntl. msvcrt.locking locks bytes from the file's
+    # position (https://docs.python.org/3/library/msvcrt.html#msvcrt.locking);
+    # every process locks the first byte of the lock file, which may lie
+    # past its end. LK_LOCK gives up after ten one-second tries, so the
+    # non-blocking form is retried here for as long as another process holds
+    # the lock, as flock(LOCK_EX) waits.
+    msvcrt: Any = importlib.import_module("msvcrt")
+    while True:
+        handle.seek(0)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            time.sleep(_LOCK_RETRY)
+        else:
+            return
+
+
 @contextlib.contextmanager
 def _locked(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     lock_path = target.with_name(f".{target.name}.lock")
     with open(lock_path, "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock(lock)
         try:
             yield target
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            _unlock(lock)
 
 
 @contextlib.contextmanager

@@ -41,10 +41,12 @@ from hvintegration.transport._ssh_connect import connect
 
 class _OptionalImportNoise(logging.Filter):
     # pypsrp 1.0.0b1 logs an ERROR with a traceback on import when psutil,
-    # which only its named-pipe connection needs, is missing. We never use
-    # that connection, so the message would only alarm.
+    # which only its named-pipe connection needs, is missing, and likewise
+    # for its SSH connection without asyncssh. We never use the first, and
+    # a psrp:// target over SSH says itself what it needs, so the messages
+    # would only alarm.
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Optional Named Pipe")
+        return not str(record.msg).startswith(("Optional Named Pipe", "Optional SSH"))
 
 
 _noise = _OptionalImportNoise()
@@ -293,7 +295,24 @@ def _ssh_session() -> Any:
     return Session()
 
 
-class GuardedSSHInfo(psrp.SSHInfo):
+class _NoSSHInfo(psrp.ConnectionInfo):
+    """What stands for ``psrp.SSHInfo`` when pypsrp could not import it (no asyncssh)."""
+
+    def __init__(self, hostname: str, **kwargs: Any) -> None:
+        self.hostname = hostname
+        self.port = kwargs.get("port", 22)
+        self.subsystem = kwargs.get("subsystem", "powershell")
+        self.options = kwargs.get("options")
+
+    async def create_async(self, pool: Any, callback: Any) -> Any:
+        raise NotImplementedError
+
+
+# pypsrp defines SSHInfo only where asyncssh imports (the ssh extra).
+_SSHInfo: Any = getattr(psrp, "SSHInfo", None) or _NoSSHInfo
+
+
+class GuardedSSHInfo(_SSHInfo):  # type: ignore[misc]
     """``psrp.SSHInfo`` that verifies the host, maps its errors and sees the end."""
 
     def __init__(self, target: str, hostname: str, port: int, subsystem: str, options: Any):
@@ -303,8 +322,14 @@ class GuardedSSHInfo(psrp.SSHInfo):
         self.lost = asyncio.Event()
 
     # Returns our own out-of-process connection, not pypsrp's SSH one.
-    async def create_async(self, pool: Any, callback: Any) -> Carrier:  # type: ignore[override]
-        import asyncssh
+    async def create_async(self, pool: Any, callback: Any) -> Carrier:
+        try:
+            import asyncssh
+        except ImportError as exc:
+            raise TransportError(
+                "psrp:// over SSH needs asyncssh: pip install 'hvintegration[ssh]'",
+                target=self.target,
+            ) from exc
 
         # Always built by the shared SSH options builder (never pypsrp's
         # defaults, which follow the user's OpenSSH configuration).

@@ -10,16 +10,19 @@ URL form::
 
     local://[?executable=PATH&mode=persistent|oneshot]
 
-``executable`` is the PowerShell program: ``powershell.exe`` by default on
-Windows, ``pwsh`` elsewhere. ``mode=persistent`` (the default) keeps one
-PowerShell process for every operation of the transport; ``mode=oneshot``
-starts one per operation.
+``executable`` is the PowerShell program: Windows PowerShell by default on
+Windows (see :func:`default_powershell`), ``pwsh`` elsewhere.
+``mode=persistent`` (the default) keeps one PowerShell process for every
+operation of the transport; ``mode=oneshot`` starts one per operation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ntpath
+import os
+import platform
 import sys
 import urllib.parse
 from collections.abc import Mapping
@@ -48,7 +51,7 @@ from hvintegration.transport.base import (
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
 
-__all__ = ["MODES", "LocalTarget", "LocalTransport", "default_powershell"]
+__all__ = ["MODES", "LocalTarget", "LocalTransport", "default_powershell", "windows_powershell"]
 
 MODES = ("persistent", "oneshot")
 """How PowerShell processes serve operations: one long-lived process per
@@ -58,8 +61,50 @@ _STDERR_KEPT = 8192
 
 
 def default_powershell() -> str:
-    """``powershell.exe`` on Windows, ``pwsh`` elsewhere."""
-    return "powershell.exe" if sys.platform == "win32" else "pwsh"
+    """The PowerShell that ``local://`` starts unless told otherwise.
+
+    ``pwsh`` off Windows. On Windows, Windows PowerShell 5.1:
+    ``powershell.exe``, except under a 32-bit Python on 64-bit Windows,
+    where that name finds the 32-bit PowerShell in ``SysWOW64``, which has no
+    Hyper-V module; there it is the 64-bit one, through the ``Sysnative``
+    alias (see :func:`windows_powershell`).
+    """
+    if sys.platform != "win32":
+        return "pwsh"
+    return windows_powershell(os.environ, platform.architecture()[0])
+
+
+def windows_powershell(environ: Mapping[str, str], python_bits: str) -> str:
+    """The Windows PowerShell to start on Windows, for a Python of ``python_bits``.
+
+    A 32-bit process on 64-bit Windows runs under WOW64, whose file system
+    redirector sends ``System32`` to ``SysWOW64``; such a process reaches the
+    real ``System32`` as ``%SystemRoot%\\Sysnative`` ("File System
+    Redirector",
+    https://learn.microsoft.com/windows/win32/winprog64/file-system-redirector).
+    WOW64 sets ``PROCESSOR_ARCHITEW6432`` (the machine's real architecture)
+    in such processes only ("WOW64 Implementation Details",
+    https://learn.microsoft.com/windows/win32/winprog64/wow64-implementation-details).
+    The Hyper-V module is 64-bit only.
+
+    Args:
+        environ: The environment (``os.environ``).
+        python_bits: ``platform.architecture()[0]``: ``32bit`` or ``64bit``.
+
+    Returns:
+        ``powershell.exe``, or the full ``Sysnative`` path under WOW64.
+
+    Example:
+        >>> wow64 = {"PROCESSOR_ARCHITEW6432": "AMD64", "SystemRoot": "C:\\\\Windows"}
+        >>> print(windows_powershell(wow64, "32bit"))
+        C:\\Windows\\Sysnative\\WindowsPowerShell\\v1.0\\powershell.exe
+        >>> windows_powershell({}, "64bit")
+        'powershell.exe'
+    """
+    if python_bits == "32bit" and environ.get("PROCESSOR_ARCHITEW6432"):
+        root = environ.get("SystemRoot") or environ.get("SYSTEMROOT") or "C:\\Windows"
+        return ntpath.join(root, "Sysnative", "WindowsPowerShell", "v1.0", "powershell.exe")
+    return "powershell.exe"
 
 
 @attrs.frozen
@@ -67,7 +112,8 @@ class LocalTarget:
     """Settings for the local machine as a target.
 
     Attributes:
-        executable: The PowerShell program for operations.
+        executable: The PowerShell program for operations
+            (:func:`default_powershell` by default).
         mode: ``persistent`` (one PowerShell process for every operation)
             or ``oneshot`` (one process per operation).
         max_output: Bytes one operation may write before its answer is
