@@ -18,6 +18,7 @@ catch either::
      ├── RemoteCommandError
      │    ├── VMNotRunningError
      │    ├── PowerShellDirectError
+     │    │    └── GuestNotReadyError  the guest takes no session (booting, too old)
      │    ├── FileCopyUnavailableError  Guest Service Interface off on a side
      │    ├── DestinationExistsError (FileExistsError)
      │    ├── HyperVModuleMissingError  the host has no Hyper-V PowerShell module
@@ -57,6 +58,7 @@ __all__ = [
     "DaemonNotFoundError",
     "DestinationExistsError",
     "FileCopyUnavailableError",
+    "GuestNotReadyError",
     "HostKeyError",
     "HvIntegrationError",
     "HyperVModuleMissingError",
@@ -386,6 +388,25 @@ class PowerShellDirectError(RemoteCommandError):
 
     The host must run Windows 10 or Windows Server 2016 or newer, the guest
     likewise, and the guest's ``vmicvmsession`` service must not be disabled.
+    """
+
+
+class GuestNotReadyError(PowerShellDirectError):
+    """The VM runs, but its guest took no PowerShell Direct session.
+
+    PowerShell Direct connects over a Hyper-V socket to the guest's
+    ``vmicvmsession`` service. Nothing answers there while the guest is
+    still booting, in a guest older than Windows 10 / Windows Server 2016
+    (which has no such service), or when the service is disabled; PowerShell
+    then reports the session as broken (``PSSessionStateBroken``, category
+    ``OpenError``) or as ``VMSessionConnectFailed``. Wait for the guest to
+    finish booting and retry; an old guest needs another way in (a network
+    transport such as ``ssh://`` or ``psrp://``).
+
+    Example:
+        >>> err = GuestNotReadyError("no session", target="sim://#vm=demovm")
+        >>> isinstance(err, PowerShellDirectError)
+        True
     """
 
 

@@ -13,6 +13,7 @@ from hvintegration import (
     Credential,
     DestinationExistsError,
     FileCopyUnavailableError,
+    GuestNotReadyError,
     HyperVHost,
     NotFoundError,
     OperationTimeoutError,
@@ -172,14 +173,14 @@ async def test_powershell_direct_failures(sim: SimulatedHost) -> None:
             await host.vm("ghost").windows(ADMIN).services()
         with pytest.raises(VMNotRunningError, match="Off"):
             await host.vm("off").windows(ADMIN).services()
-        with pytest.raises(PowerShellDirectError, match="Windows 10"):
+        with pytest.raises(GuestNotReadyError, match="Windows 10"):
             await host.vm("legacy").windows(ADMIN).services()
         with pytest.raises(PowerShellDirectError):
             await host.vm("penguin").windows(ADMIN).services()
         windows = sim.vm("demovm").windows
         assert windows is not None
         windows.services["vmicvmsession"].start_type = "Disabled"
-        with pytest.raises(PowerShellDirectError, match="vmicvmsession service is disabled"):
+        with pytest.raises(GuestNotReadyError, match="vmicvmsession service disabled"):
             await host.vm("demovm").windows(ADMIN).services()
     assert "wrong" not in repr(host.vm("demovm").windows(Credential("x", "wrong")).transport)
 

@@ -118,12 +118,15 @@ class WindowsGuestState:
         services: The installed ``vmic*`` services by name.
         credentials: Accepted accounts, user name to password.
         administrators: Accounts that may start, stop and configure services.
+        booting: The VM runs but Windows inside has not finished starting:
+            nothing answers PowerShell Direct yet.
     """
 
     computer_name: str
     services: dict[str, SimulatedService]
     credentials: dict[str, str] = attrs.field(factory=lambda: dict([DEFAULT_CREDENTIAL]))
     administrators: set[str] = attrs.field(factory=lambda: {DEFAULT_CREDENTIAL[0]})
+    booting: bool = False
 
     @classmethod
     def for_guest(cls, computer_name: str, guest: GuestOS) -> WindowsGuestState:

@@ -106,6 +106,7 @@ def _windows_to_json(state: WindowsGuestState | None) -> dict[str, Any] | None:
         },
         "credentials": dict(state.credentials),
         "administrators": sorted(state.administrators),
+        "booting": state.booting,
     }
 
 
@@ -120,6 +121,7 @@ def _windows_from_json(data: dict[str, Any] | None) -> WindowsGuestState | None:
         },
         credentials=dict(data["credentials"]),
         administrators=set(data["administrators"]),
+        booting=bool(data.get("booting", False)),
     )
 
 

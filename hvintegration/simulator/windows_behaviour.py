@@ -27,9 +27,14 @@ GuestHandler = Callable[[SimulatedVM, Mapping[str, JsonValue], bool], OperationR
 administrator of the guest."""
 
 _VMSESSION = catalogue.POWERSHELL_DIRECT.windows_service
-_RUNSPACE_FAILED = (
-    "CreateRemoteRunspaceForVMFailed,Microsoft.PowerShell.Commands.InvokeCommandCommand"
-)
+# Invoke-Command -VMId opens the session in the background: a session that
+# cannot be opened breaks the runspace, and the job reports the runspace's
+# reason under this id, category OpenError, with the VM's name as the target
+# object (PSRemotingChildJob.ProcessJobFailure in PowerShell's
+# src/System.Management.Automation/engine/remoting/client/Job.cs). The
+# script passes -ErrorAction Continue, so it arrives as a non-terminating
+# error.
+_SESSION_BROKEN = "PSSessionStateBroken"
 _DISPLAY_NAMES = {
     spec.windows_service: spec.windows_display_name for spec in catalogue.ALL_SERVICES
 }
@@ -328,47 +333,11 @@ def invoke_in_vm(host: HostModel, parameters: Mapping[str, JsonValue]) -> Operat
         )
     state = vm.windows
     session = None if state is None else state.services.get(_VMSESSION)
-    if state is None or session is None or session.start_type == "Disabled":
-        # The guest must be Windows 10 / Server 2016 or newer with the
-        # vmicvmsession service available; otherwise the session fails.
-        reason = (
-            "its vmicvmsession service is disabled"
-            if session is not None
-            else "it does not run Windows 10 / Windows Server 2016 or newer"
-        )
-        # Invoke-Command -VMId reports a session it cannot open as
-        # CreateRemoteRunspaceForVMFailed; the script passes -ErrorAction
-        # Continue, so it arrives as a non-terminating error.
-        return OperationResult(
-            (),
-            (
-                ErrorRecord(
-                    "An error has occurred which Windows PowerShell cannot handle. A remote "
-                    f"session might have ended. (The guest '{vm.name}' cannot open a "
-                    f"PowerShell Direct session: {reason}.)",
-                    error_id=_RUNSPACE_FAILED,
-                    category="InvalidOperation",
-                    exception_type=(
-                        "System.Management.Automation.Remoting.PSRemotingDataStructureException"
-                    ),
-                ),
-            ),
-        )
+    if state is None or session is None or session.start_type == "Disabled" or state.booting:
+        return OperationResult((), (_session_broken(vm, state),))
     user = _text(parameters, "UserName")
-    if state.credentials.get(user) != _text(parameters, "Password"):
-        # A wrong account or password: a PSDirectException, category
-        # InvalidArgument, under the same error id.
-        return OperationResult(
-            (),
-            (
-                ErrorRecord(
-                    "The credential is invalid.",
-                    error_id=_RUNSPACE_FAILED,
-                    category="InvalidArgument",
-                    exception_type="System.Management.Automation.Remoting.PSDirectException",
-                ),
-            ),
-        )
+    if not user or state.credentials.get(user) != _text(parameters, "Password"):
+        return OperationResult((), (_credential_refused(vm, user),))
     # vmicvmsession is trigger-started: a session starts it.
     session.status = "Running"
     inner = parameters.get("Parameters") or {}
@@ -380,6 +349,51 @@ def invoke_in_vm(host: HostModel, parameters: Mapping[str, JsonValue]) -> Operat
     # Invoke-Command tags every object it returns with the computer it came from.
     output = tuple({**obj, "PSComputerName": state.computer_name} for obj in result.output)
     return OperationResult(output, result.errors)
+
+
+def _session_broken(vm: SimulatedVM, state: WindowsGuestState | None) -> ErrorRecord:
+    """What Invoke-Command -VMId reports when nothing in the guest takes the session.
+
+    The client connects a Hyper-V socket to the guest's vmicvmsession
+    service (RemoteSessionHyperVSocketClient.Connect, PowerShell's
+    engine/remoting/common/RemoteSessionHyperVSocket.cs). A guest that is
+    still booting does not answer yet: the transport manager fails with
+    VMSessionConnectFailed (VMHyperVSocketClientSessionTransportManager in
+    engine/remoting/fanin/OutOfProcTransportManager.cs). A guest older than
+    Windows 10 / Server 2016 has no vmicvmsession at all, and a disabled one
+    never starts; Windows PowerShell then reports the remoting error a
+    public report shows for such a guest.
+    """
+    if state is not None and state.booting:
+        return ErrorRecord(
+            "A failure occurred while attempting to connect to the target virtual machine.",
+            error_id=_SESSION_BROKEN,
+            category="OpenError",
+            exception_type="System.Management.Automation.PSInvalidOperationException",
+            target_object=vm.name,
+        )
+    return ErrorRecord(
+        "An error has occurred which Windows PowerShell cannot handle. A remote session "
+        "might have ended.",
+        error_id=_SESSION_BROKEN,
+        category="OpenError",
+        exception_type="System.Management.Automation.Remoting.PSRemotingDataStructureException",
+        target_object=vm.name,
+    )
+
+
+def _credential_refused(vm: SimulatedVM, user: str) -> ErrorRecord:
+    """A refused credential: the guest answers FAIL and the client throws
+    PSDirectException (RemoteSessionHyperVSocketClient.Connect; the messages
+    are RemotingErrorIdStrings InvalidCredential and InvalidUsername)."""
+    message = "The credential is invalid." if user else "The input username cannot be empty."
+    return ErrorRecord(
+        message,
+        error_id=_SESSION_BROKEN,
+        category="OpenError",
+        exception_type="System.Management.Automation.Remoting.PSDirectException",
+        target_object=vm.name,
+    )
 
 
 def _copy_error(message: str, code: str) -> SimulatedScriptError:

@@ -9,12 +9,14 @@ same on every transport.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from hvintegration.errors import (
     AmbiguousVMError,
     AuthenticationError,
     DestinationExistsError,
     FileCopyUnavailableError,
+    GuestNotReadyError,
     HvIntegrationError,
     HyperVModuleMissingError,
     NotFoundError,
@@ -72,18 +74,70 @@ def _permission_hint(operation: str) -> str:
     return _GUEST_HINT if known is not None and known.side == "guest" else _HOST_HINT
 
 
+# How a PowerShell Direct session that cannot be opened is reported, from
+# PowerShell's source (src/System.Management.Automation/...):
+# * Invoke-Command -VMId opens the session in the background; a session that
+#   fails to open breaks its runspace, and the job reports the runspace's
+#   reason as "PSSessionStateBroken", category OpenError
+#   (PSRemotingChildJob.ProcessJobFailure, engine/remoting/client/Job.cs);
+# * creating the runspace synchronously fails as "CreateRemoteRunspaceForVMFailed"
+#   (InvokeCommandCommand, EnterPSSessionCommand), category InvalidOperation
+#   or InvalidArgument;
+# * a VM socket that connects to nothing throws VMSessionConnectFailed,
+#   "A failure occurred while attempting to connect to the target virtual
+#   machine." (VMHyperVSocketClientSessionTransportManager.CreateAsync,
+#   engine/remoting/fanin/OutOfProcTransportManager.cs);
+# * a refused credential is a PSDirectException, "The credential is invalid."
+#   (RemotingErrorIdStrings.InvalidCredential), and an empty user name
+#   likewise, "The input username cannot be empty."
+#   (RemoteSessionHyperVSocketClient.Connect,
+#   engine/remoting/common/RemoteSessionHyperVSocket.cs).
+_DIRECT_IDS = frozenset(
+    {"PSSessionStateBroken", "CreateRemoteRunspaceForVMFailed", "VMSessionConnectFailed"}
+)
+_DIRECT_UNSUPPORTED = "HvIntegration.PowerShellDirectUnsupported"
+_GUEST_HINT_NOT_READY = (
+    "the guest may still be booting (wait and retry), run a Windows older than Windows 10 / "
+    "Windows Server 2016 (which has no PowerShell Direct), or have its vmicvmsession service "
+    "disabled"
+)
+
+
+def _error_ids(record: ErrorRecord) -> tuple[str, ...]:
+    return tuple(part.strip() for part in record.error_id.split(","))
+
+
 def is_powershell_direct_failure(record: ErrorRecord) -> bool:
     """Whether a record says PowerShell Direct could not reach the guest.
 
-    ``Invoke-Command -VMId`` reports it as ``CreateRemoteRunspaceForVMFailed``
-    with a ``PSDirectException`` (category ``InvalidArgument`` for a refused
-    credential) or a remoting exception; the library's own check for a host
-    too old for PowerShell Direct has its own id.
+    ``Invoke-Command -VMId`` reports a session it could not open as
+    ``PSSessionStateBroken`` (category ``OpenError``), or, when the session
+    could not even be created, as ``CreateRemoteRunspaceForVMFailed``; the
+    exception is a ``PSDirectException`` for a refused credential. The
+    library's own check for a host too old for PowerShell Direct has its own
+    id.
     """
-    return record.base_id in (
-        "CreateRemoteRunspaceForVMFailed",
-        "HvIntegration.PowerShellDirectUnsupported",
-    ) or record.exception_type.endswith("PSDirectException")
+    ids = _error_ids(record)
+    return (
+        any(part in _DIRECT_IDS for part in ids)
+        or record.base_id == _DIRECT_UNSUPPORTED
+        or record.exception_type.endswith("PSDirectException")
+    )
+
+
+def _direct_error(record: ErrorRecord, remote: dict[str, Any]) -> HvIntegrationError:
+    where = {"target": remote["target"], "operation": remote["operation"]}
+    if record.exception_type.endswith("PSDirectException"):
+        # Only the credential checks throw PSDirectException on a VM
+        # session (the other one is for containers).
+        return AuthenticationError(f"the guest refused the credential: {record.message}", **where)
+    if record.base_id == _DIRECT_UNSUPPORTED:
+        return PowerShellDirectError(f"PowerShell Direct failed: {record.message}", **remote)
+    return GuestNotReadyError(
+        f"the guest did not accept a PowerShell Direct session: {record.message} "
+        f"({_GUEST_HINT_NOT_READY})",
+        **remote,
+    )
 
 
 def error_from_record(
@@ -148,14 +202,7 @@ def error_from_record(
     if base_id == "HvIntegration.VMNotRunning":
         return VMNotRunningError(record.message, **remote)
     if is_powershell_direct_failure(record):
-        if record.exception_type.endswith("PSDirectException") and record.category in (
-            "InvalidArgument",
-            "AuthenticationError",
-        ):
-            return AuthenticationError(
-                f"the guest refused the credential: {record.message}", **where
-            )
-        return PowerShellDirectError(f"PowerShell Direct failed: {record.message}", **remote)
+        return _direct_error(record, remote)
     if base_id == "HvIntegration.GuestServiceInterfaceDisabled":
         return FileCopyUnavailableError(
             f"{record.message} Enable it first, e.g. "
