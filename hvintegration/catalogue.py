@@ -61,11 +61,16 @@ class LinuxSide:
         daemons: User-space daemons that serve it, newest name first; empty
             when the kernel does all the work (heartbeat, shutdown, time
             synchronisation).
-        debian_units: systemd units on Debian and Ubuntu.
-        redhat_units: systemd units on RHEL, CentOS and Fedora.
-        suse_units: systemd units on SUSE and Arch Linux.
+        debian_units: systemd units on Debian and Ubuntu, current names
+            first (Debian 11 and later), then Debian 9 and 10's.
+        redhat_units: systemd units on RHEL, CentOS, Fedora and Azure Linux.
+        suse_units: systemd units on SUSE, Arch Linux, Gentoo and Photon.
         vmbus_class_id: The VMBus device class id the kernel matches the
             channel by, as listed under ``/sys/bus/vmbus/devices/*/class_id``.
+        other_units: systemd units of other distributions (NixOS).
+
+    A unit name no distribution here uses is still found: the status asks
+    systemd which unit runs each daemon instance.
     """
 
     driver: str
@@ -74,11 +79,12 @@ class LinuxSide:
     redhat_units: tuple[str, ...]
     suse_units: tuple[str, ...]
     vmbus_class_id: uuid.UUID | None
+    other_units: tuple[str, ...] = ()
 
     @property
     def units(self) -> tuple[str, ...]:
         """Every systemd unit name any supported distribution uses."""
-        return self.debian_units + self.redhat_units + self.suse_units
+        return self.debian_units + self.redhat_units + self.suse_units + self.other_units
 
 
 @attrs.frozen
@@ -154,6 +160,27 @@ def _kernel_only(class_id: str) -> LinuxSide:
 # Component GUIDs are the suffix of the Id property Hyper-V reports for each
 # integration service; class ids are the VMBus device classes in the Linux
 # kernel's include/linux/hyperv.h.
+#
+# Unit names, from each distribution's packaging:
+# - Debian 11 and 12 (hyperv-daemons 5.10, 6.1): hv-kvp-daemon.service etc.,
+#   which declare Conflicts=hyperv-daemons.hv-kvp-daemon.service, the name
+#   Debian 9 and 10 (hyperv-daemons 4.9, 4.19) used; Ubuntu's
+#   linux-cloud-tools-common ships the same hv-*-daemon.service names.
+# - Fedora, RHEL, CentOS and Azure Linux (hyperv-daemons.spec:
+#   r0x0d/fedora-rpm-specs specs/hyperv-daemons.spec, microsoft/azurelinux
+#   SPECS/hyperv-daemons/hyperv-daemons.spec): hypervkvpd.service,
+#   hypervvssd.service, hypervfcopyd.service, programs /usr/sbin/hyperv*d.
+# - openSUSE and SLES (hyper-v.spec, 2024): hv_kvp_daemon.service,
+#   hv_vss_daemon.service, hv_fcopy_daemon.service (ConditionPathExists=
+#   /dev/vmbus/hv_fcopy) and hv_fcopy_uio_daemon.service (ConditionPathExists=
+#   /sys/bus/vmbus/drivers/uio_hv_generic/new_id and !/dev/vmbus/hv_fcopy),
+#   programs in /usr/lib/hyper-v/bin; Arch's hyperv, Gentoo's hyperv-daemons
+#   and Photon's hyper-v (vmware/photon SPECS/hyper-v/hyper-v.spec) use the
+#   same hv_*_daemon.service names.
+# - NixOS (nixpkgs pkgs/os-specific/linux/hyperv-daemons/default.nix):
+#   hv-kvp.service, hv-vss.service, hv-fcopy.service, running
+#   /nix/store/...-hyperv-daemons-bin/bin/hv_*_daemon, where hv_kvp_daemon
+#   is a makeWrapper script (exec -a "$0" .../.hv_kvp_daemon-wrapped).
 GUEST_SERVICE_INTERFACE = ServiceSpec(
     key="guest_service_interface",
     name="Guest Service Interface",
@@ -164,10 +191,11 @@ GUEST_SERVICE_INTERFACE = ServiceSpec(
     linux=LinuxSide(
         driver="hv_utils",
         daemons=("hv_fcopy_uio_daemon", "hv_fcopy_daemon"),
-        debian_units=("hv-fcopy-daemon.service",),
+        debian_units=("hv-fcopy-daemon.service", "hyperv-daemons.hv-fcopy-daemon.service"),
         redhat_units=("hypervfcopyd.service",),
         suse_units=("hv_fcopy_uio_daemon.service", "hv_fcopy_daemon.service"),
         vmbus_class_id=_id("34D14BE3-DEE4-41C8-9AE7-6B174977C192"),
+        other_units=("hv-fcopy.service",),
     ),
     host_toggle=True,
     critical=False,
@@ -197,10 +225,11 @@ KEY_VALUE_PAIR_EXCHANGE = ServiceSpec(
     linux=LinuxSide(
         driver="hv_utils",
         daemons=("hv_kvp_daemon",),
-        debian_units=("hv-kvp-daemon.service",),
+        debian_units=("hv-kvp-daemon.service", "hyperv-daemons.hv-kvp-daemon.service"),
         redhat_units=("hypervkvpd.service",),
         suse_units=("hv_kvp_daemon.service",),
         vmbus_class_id=_id("A9A0F4E7-5A45-4D96-B827-8A841E8C03E6"),
+        other_units=("hv-kvp.service",),
     ),
     host_toggle=True,
     critical=True,
@@ -243,10 +272,11 @@ VSS = ServiceSpec(
     linux=LinuxSide(
         driver="hv_utils",
         daemons=("hv_vss_daemon",),
-        debian_units=("hv-vss-daemon.service",),
+        debian_units=("hv-vss-daemon.service", "hyperv-daemons.hv-vss-daemon.service"),
         redhat_units=("hypervvssd.service",),
         suse_units=("hv_vss_daemon.service",),
         vmbus_class_id=_id("35FA2E29-EA23-4236-96AE-3A6EBACBA440"),
+        other_units=("hv-vss.service",),
     ),
     host_toggle=True,
     critical=False,

@@ -309,7 +309,7 @@ async def test_a_daemon_that_exits_at_once_is_reported(sandbox: GuestSandbox) ->
     # Without /dev/vmbus/hv_vss the real hv_vss_daemon exits right away.
     async with LinuxGuest.connect(sandbox.url()) as guest:
         (await guest.transport.run_command(["rm", "/dev/vmbus/hv_vss"], timeout=10)).check()
-        with pytest.raises(DaemonControlError, match="exited right after starting"):
+        with pytest.raises(DaemonControlError, match="exited with status 1 right after starting"):
             await guest.daemon("vss").start()
 
 

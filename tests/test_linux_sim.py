@@ -106,16 +106,16 @@ def test_decode_pool_cases() -> None:
 
 def test_a_cut_report_is_a_protocol_error() -> None:
     with pytest.raises(ProtocolError, match="cut short"):
-        parse_status(b"version\t1\nuid\t0\n", target="t")
+        parse_status(b"version\t2\nuid\t0\n", target="t")
     with pytest.raises(ProtocolError, match="unreadable line"):
-        parse_status(b"version\t1\nuid\t0\ndevice\tx\tnot-a-uuid\t\nend\n", target="t")
+        parse_status(b"version\t2\nuid\t0\ndevice\tx\tnot-a-uuid\t\nend\n", target="t")
     with pytest.raises(ProtocolError, match="no user id"):
-        parse_status(b"version\t1\nend\n", target="t")
+        parse_status(b"version\t2\nend\n", target="t")
     with pytest.raises(ProtocolError, match="version"):
-        parse_status(b"version\t2\nuid\t0\nend\n", target="t")
+        parse_status(b"version\t1\nuid\t0\nend\n", target="t")
 
 
-REPORT_HEAD = b"version\t1\nuid\t0\nuser\troot\nkernel\t6.1.0\n"
+REPORT_HEAD = b"version\t2\nuid\t0\nuser\troot\nkernel\t6.1.0\n"
 
 
 @pytest.mark.parametrize(
@@ -192,8 +192,14 @@ async def test_systemd_guest_uses_units() -> None:
         assert stopped.unit is not None
         assert stopped.unit.active_state == "inactive"
         sim.fail_start.add("kvp")
-        with pytest.raises(DaemonControlError, match="does not support restarting"):
+        # Fedora's note belongs to a restart of hypervkvpd, not to a start.
+        with pytest.raises(DaemonControlError) as caught:
             await guest.daemon("kvp").start()
+        assert "does not support restarting" not in str(caught.value)
+        assert str(caught.value).startswith("open /dev/vmbus/hv_kvp failed")
+        assert "result exit-code, exit status 1" in str(caught.value)
+        with pytest.raises(DaemonControlError, match="does not support restarting"):
+            await guest.daemon("kvp").restart(force=True)
 
 
 async def test_start_failure_carries_the_daemons_output() -> None:

@@ -2,8 +2,14 @@
 
 Where systemd runs the guest and has a unit for the daemon, ``systemctl``;
 otherwise signals and a detached start, as the seed document does by hand.
-Every change reads the status first and ends with a fresh one, so a change is
-two round trips (three with systemd) and returns the state afterwards.
+Every change reads the status first and ends with a fresh one (the guest
+scripts end with the status report), so a change is two round trips and
+returns the state afterwards.
+
+Which unit and program are the daemon's is decided by
+:func:`~hvintegration.linux.report.parse_status` (see
+:attr:`~hvintegration.linux.records.DaemonState.unit`); this module only acts
+on it, and never starts a daemon outside systemd while a unit owns it.
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ from hvintegration.errors import (
 )
 from hvintegration.linux._shell import ACTIVE_STATES, UNITS, report_fields, sh
 from hvintegration.linux.names import NO_RESTART_UNITS, DaemonSpec
-from hvintegration.linux.records import DaemonState, LinuxStatus
+from hvintegration.linux.records import DaemonState, LinuxStatus, UnitState
 from hvintegration.linux.report import parse_status
-from hvintegration.linux.scripts import START_SCRIPT, STOP_SCRIPT
+from hvintegration.linux.scripts import START_SCRIPT, STOP_SCRIPT, UNIT_SCRIPT
 from hvintegration.transport.base import CompletedCommand
 
 __all__ = ["LinuxDaemon"]
@@ -130,19 +136,19 @@ class LinuxDaemon:
                 target=self.guest.target,
                 operation=f"stop {self.spec.name}",
             )
-        _, state = await self._stop(grace=grace, kill=kill)
+        _, state, _ = await self._stop(grace=grace, kill=kill)
         return state
 
-    async def _stop(self, *, grace: float, kill: bool) -> tuple[LinuxStatus, DaemonState]:
-        """Stop it; returns the guest's status afterwards, which a restart reuses."""
+    async def _stop(
+        self, *, grace: float, kill: bool
+    ) -> tuple[LinuxStatus, DaemonState, UnitState | None]:
+        """Stop it; returns the status afterwards (a restart reuses it) and the unit before."""
         status, state = await self._state_of()
+        owner = state.unit
         what = f"stop {self.spec.name}"
         if state.unit is not None and state.unit.active_state in ACTIVE_STATES:
-            done = await self.guest._privileged(
-                status, ["systemctl", "stop", "--", state.unit.name], what
-            )
-            self._check(done, what)
-            status, state = await self._state_of()
+            status, _ = await self._unit("stop", state.unit.name, status, what)
+            state = status.daemon(self.spec.name)
         if state.processes:
             items = [f"{p.pid}:{p.start_ticks}" for p in state.processes]
             done = await self.guest._privileged(
@@ -153,7 +159,7 @@ class LinuxDaemon:
                     "1" if kill else "0",
                     str(len(items)),
                     *items,
-                    *UNITS,
+                    *_units(owner),
                 ),
                 what,
                 timeout=self.guest.timeout + grace + 5,
@@ -173,7 +179,32 @@ class LinuxDaemon:
                     target=self.guest.target,
                     operation=what,
                 )
-        return status, state
+        return status, state, owner
+
+    async def _unit(
+        self, verb: str, unit: str, status: LinuxStatus, what: str, *, settle: float = 0.0
+    ) -> tuple[LinuxStatus, bytes]:
+        """``systemctl VERB UNIT``, then the status, in one round trip."""
+        done = await self.guest._privileged(
+            status,
+            sh(UNIT_SCRIPT, verb, str(max(0, round(settle * 10))), unit, *UNITS, unit),
+            what,
+            timeout=self.guest.timeout + settle,
+        )
+        self._check(done, what)
+        after = parse_status(done.stdout, target=self.guest.target)
+        rc, _, err_hex = (*report_fields(done.stdout, "systemctl"), "", "")[:3]
+        if rc != "0":
+            err = _unhex(err_hex)
+            raise self._failed(
+                f"systemctl {verb} {unit} failed"
+                + (f": {err.splitlines()[0]}" if err else f" with status {rc}"),
+                err,
+                what,
+                after,
+                unit,
+            )
+        return after, done.stdout
 
     async def start(self, *, settle: float = 0.5) -> DaemonState:
         """Start it; a no-op when an instance already runs.
@@ -195,34 +226,47 @@ class LinuxDaemon:
         return await self._start(status, state, settle=settle)
 
     async def _start(
-        self, status: LinuxStatus, state: DaemonState, *, settle: float
+        self,
+        status: LinuxStatus,
+        state: DaemonState,
+        *,
+        settle: float,
+        owner: UnitState | None = None,
+        restarting: bool = False,
     ) -> DaemonState:
-        """Start it, given a status read just before."""
+        """Start it, given a status read just before and the unit that ran it, if any."""
         if state.running:
             return state
-        what = f"start {self.spec.name}"
-        if state.unit is not None:
-            unit = state.unit.name
-            done = await self.guest._privileged(status, ["systemctl", "start", "--", unit], what)
-            if done.exit_status != 0:
-                stderr = done.stderr.decode("utf-8", "replace").strip()
-                raise self._start_failed(f"systemctl start {unit} failed", stderr)
-            _, state = await self._state_of()
+        what = f"{'restart' if restarting else 'start'} {self.spec.name}"
+        # The unit that ran it before a stop stays its unit, whatever its name.
+        unit = state.unit or owner
+        if unit is not None:
+            after, stdout = await self._unit("start", unit.name, status, what, settle=settle)
+            state = after.daemon(self.spec.name)
             if not state.running:
-                raise self._start_failed(
-                    f"systemctl start {state.unit.name if state.unit else ''} left "
-                    f"{self.spec.name} not running",
-                    "",
+                journal = _unhex((report_fields(stdout, "journal") or [""])[0])
+                raise self._failed(
+                    f"systemctl start {unit.name} left {self.spec.name} not running",
+                    journal,
+                    what,
+                    after,
+                    unit.name,
+                    before=status,
+                    restarting=restarting,
                 )
             return state
         program = state.program
         if program is None:
+            untrusted = [i.path for i in state.installed if not i.trusted]
             raise DaemonNotFoundError(
                 self.spec.name,
                 reason=(
                     f"{self.spec.name} is not installed (looked on PATH, /usr/sbin, "
                     f"/usr/lib/hyper-v/bin, /usr/libexec/hypervkvpd and "
                     f"/usr/lib/linux-tools/{status.kernel or '<kernel>'})"
+                    if not untrusted
+                    else f"{self.spec.name} is installed only where others than root could "
+                    f"have written it ({', '.join(untrusted)}); it is never started"
                 ),
                 target=self.guest.target,
                 operation=what,
@@ -235,13 +279,21 @@ class LinuxDaemon:
         )
         self._check(done, what)
         # The start script ends with a fresh status: no extra round trip.
-        state = parse_status(done.stdout, target=self.guest.target).daemon(self.spec.name)
+        after = parse_status(done.stdout, target=self.guest.target)
+        state = after.daemon(self.spec.name)
         if not state.running:
             launcher = report_fields(done.stdout, "launcher")
-            log_hex = report_fields(done.stdout, "log")
-            log = bytes.fromhex(log_hex[0]).decode("utf-8", "replace").strip() if log_hex else ""
+            log = _unhex((report_fields(done.stdout, "log") or [""])[0])
             how = f" with status {launcher[1]}" if launcher[:1] == ["exited"] else ""
-            raise self._start_failed(f"{program} exited right after starting{how}", log)
+            raise self._failed(
+                f"{program} exited{how} right after starting",
+                log,
+                what,
+                after,
+                None,
+                before=status,
+                restarting=restarting,
+            )
         return state
 
     async def restart(
@@ -277,8 +329,8 @@ class LinuxDaemon:
                 operation=f"restart {self.spec.name}",
             )
         # The stop ends with a fresh status; the start needs no other.
-        status, state = await self._stop(grace=grace, kill=kill)
-        return await self._start(status, state, settle=0.5)
+        status, state, owner = await self._stop(grace=grace, kill=kill)
+        return await self._start(status, state, settle=0.5, owner=owner, restarting=True)
 
     def _check(self, done: CompletedCommand, what: str) -> None:
         try:
@@ -292,19 +344,87 @@ class LinuxDaemon:
                 operation=what,
             ) from exc
 
-    def _start_failed(self, message: str, log: str) -> DaemonControlError:
-        units = set(self.spec.units) & NO_RESTART_UNITS
-        if units:
-            message += (
-                f" (Fedora's packaging says {', '.join(sorted(units))} does not support "
-                "restarting; the driver may accept the daemon again only after a reboot)"
+    def _failed(
+        self,
+        message: str,
+        log: str,
+        what: str,
+        after: LinuxStatus,
+        unit: str | None,
+        *,
+        before: LinuxStatus | None = None,
+        restarting: bool = False,
+    ) -> DaemonControlError:
+        """An error that leads with the daemon's own words and names the likely cause."""
+        lines = [line.strip() for line in log.splitlines() if line.strip()]
+        parts = []
+        if lines:
+            # The daemon's (or the wrapper's) first line says what went wrong;
+            # the lines after it are usually hints.
+            parts.append(lines[0])
+        parts.append(message)
+        unit_state = next((u for u in after.units if u.name == unit), None)
+        if unit_state is not None:
+            if unit_state.condition_result == "no":
+                parts.append(f"{unit} did not start: its start conditions (Condition...=) failed")
+            elif unit_state.result and unit_state.result != "success":
+                status = unit_state.exec_main_status
+                parts.append(
+                    f"{unit}: result {unit_state.result}"
+                    + (f", exit status {status}" if status else "")
+                )
+        if len(lines) > 1:
+            parts.append("last output: " + " | ".join(lines[-5:]))
+        missing = _missing_interface(self.spec, before or after)
+        if missing:
+            parts.append(f"{missing}: is this VM running on Hyper-V?")
+        if restarting and self._fedora(after, unit):
+            parts.append(
+                "Fedora's packaging says hypervkvpd does not support restarting; the "
+                "driver may accept the daemon again only after a reboot"
             )
-        if log:
-            message += f": {log.splitlines()[-1]}"
         return DaemonControlError(
-            message,
+            "; ".join(parts),
             daemon=self.spec.name,
             remote_message=log,
             target=self.guest.target,
-            operation=f"start {self.spec.name}",
+            operation=what,
         )
+
+    def _fedora(self, status: LinuxStatus, unit: str | None) -> bool:
+        # Only Fedora and RHEL's hypervkvpd (unit or program) has the note.
+        if unit in NO_RESTART_UNITS:
+            return True
+        state = status.daemon(self.spec.name)
+        return any(
+            i.path.rsplit("/", 1)[-1] + ".service" in NO_RESTART_UNITS for i in state.installed[:1]
+        )
+
+
+def _units(owner: UnitState | None) -> tuple[str, ...]:
+    return (*UNITS, owner.name) if owner is not None and owner.name not in UNITS else UNITS
+
+
+def _unhex(text: str) -> str:
+    try:
+        return bytes.fromhex(text).decode("utf-8", "replace").strip()
+    except ValueError:
+        return ""
+
+
+_NODES = {"hv_kvp_daemon": "hv_kvp", "hv_vss_daemon": "hv_vss", "hv_fcopy_uio_daemon": "hv_fcopy"}
+
+
+def _missing_interface(spec: DaemonSpec, status: LinuxStatus) -> str:
+    """What of the kernel's side is missing for this daemon, as a phrase; empty when nothing."""
+    node = _NODES.get(spec.name, "")
+    missing = []
+    has_node = any(n.name == node for n in status.nodes)
+    if spec.name == "hv_fcopy_uio_daemon":
+        if not has_node and not status.uio_driver:
+            missing.append("neither /dev/vmbus/hv_fcopy nor the uio_hv_generic driver is there")
+    elif node and not has_node:
+        missing.append(f"/dev/vmbus/{node} is missing")
+    if not status.driver.loaded:
+        missing.append("the hv_utils driver is not loaded")
+    return " and ".join(missing)

@@ -15,7 +15,7 @@ import attrs
 from hvintegration import catalogue
 from hvintegration.errors import DaemonNotFoundError, ServiceNotFoundError
 
-__all__ = ["DAEMONS", "DaemonSpec", "match_program", "resolve_daemon"]
+__all__ = ["DAEMONS", "DaemonSpec", "match_program", "program_name", "resolve_daemon"]
 
 # Fedora's hyperv-daemons packaging never restarts hypervkvpd on upgrade: its
 # spec says the daemon does not support restarting (older hv_utils drivers
@@ -89,6 +89,40 @@ for _spec in DAEMONS:
 _VERSION_SUFFIX = re.compile(r"(?:[-_.]v?[0-9][0-9A-Za-z.+~_-]*)?")
 
 
+def _base(path: str) -> str:
+    base = path.rsplit("/", 1)[-1].removesuffix(" (deleted)")
+    # makeWrapper (NixOS) renames the real program .NAME-wrapped and installs
+    # a script NAME that runs it with exec -a "$0".
+    if base.startswith(".") and base.endswith("-wrapped"):
+        base = base[1 : -len("-wrapped")]
+    return base
+
+
+def program_name(path: str) -> tuple[DaemonSpec, str] | None:
+    """The daemon a program file is, and which of its program names, by file name.
+
+    Args:
+        path: A path or file name.
+
+    Returns:
+        The daemon and the program name (``hv_fcopy_daemon``, never taken
+        for ``hv_fcopy_uio_daemon``), or ``None``.
+
+    Example:
+        >>> program_name("/usr/sbin/hv_fcopy_daemon")[1]
+        'hv_fcopy_daemon'
+        >>> program_name("/nix/store/x-hyperv-daemons-bin/bin/.hv_kvp_daemon-wrapped")[1]
+        'hv_kvp_daemon'
+    """
+    base = _base(path)
+    for spec in DAEMONS:
+        # Longest first, so hv_fcopy_uio_daemon is never taken for hv_fcopy_daemon.
+        for program in sorted(spec.programs, key=len, reverse=True):
+            if base.startswith(program) and _VERSION_SUFFIX.fullmatch(base[len(program) :]):
+                return spec, program
+    return None
+
+
 def match_program(path: str) -> DaemonSpec | None:
     """The daemon a program file is, judged by its file name.
 
@@ -106,12 +140,8 @@ def match_program(path: str) -> DaemonSpec | None:
         >>> match_program("/usr/sbin/hv_get_dns_info") is None
         True
     """
-    base = path.rsplit("/", 1)[-1]
-    for spec in DAEMONS:
-        for program in spec.programs:
-            if base.startswith(program) and _VERSION_SUFFIX.fullmatch(base[len(program) :]):
-                return spec
-    return None
+    found = program_name(path)
+    return found[0] if found else None
 
 
 def resolve_daemon(ref: str | DaemonSpec | catalogue.ServiceSpec) -> DaemonSpec:

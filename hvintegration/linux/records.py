@@ -14,7 +14,7 @@ import attrs
 
 from hvintegration import catalogue
 from hvintegration._table import Column, RecordList, Tabular, html_table
-from hvintegration.linux.names import DaemonSpec
+from hvintegration.linux.names import DaemonSpec, program_name
 
 __all__ = [
     "DaemonProcess",
@@ -142,6 +142,10 @@ class InstalledProgram:
             private directory such as ``/usr/lib/hyper-v/bin``.
         script: Whether it is a script, such as Ubuntu's wrapper that runs
             the binary for the running kernel.
+        trusted: Whether only root could have written it: the file it
+            resolves to and that file's directory are owned by root and
+            writable by no one else. An untrusted program is listed but
+            never started.
     """
 
     path: str
@@ -149,13 +153,21 @@ class InstalledProgram:
     daemon: DaemonSpec | None
     on_path: bool
     script: bool
+    trusted: bool = True
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Program", lambda r: r.path.rsplit("/", 1)[-1]),
-        ("Daemon", lambda r: r.daemon.name if r.daemon else ""),
+        ("Daemon", lambda r: r.name),
         ("OnPath", lambda r: r.on_path),
+        ("Trusted", lambda r: r.trusted),
         ("Path", lambda r: r.path),
     )
+
+    @property
+    def name(self) -> str:
+        """The daemon program it is (``hv_fcopy_daemon``), empty for helpers."""
+        found = program_name(self.path) or program_name(self.real_path)
+        return found[1] if found else ""
 
     def __repr__(self) -> str:
         return f"<InstalledProgram {self.path}>"
@@ -177,6 +189,10 @@ class DaemonProcess:
         started: When it started, in UTC.
         start_ticks: Its start time in clock ticks since boot, which with
             the pid identifies it even if the pid is reused.
+        problem: Empty for a daemon instance; for a process listed in
+            :attr:`LinuxStatus.unrecognised`, why it does not count (its
+            executable is not a trusted installed program).
+        args_cut: Whether the command line was longer than the status lists.
     """
 
     pid: int
@@ -188,14 +204,22 @@ class DaemonProcess:
     user: str
     started: datetime.datetime | None
     start_ticks: int | None
+    problem: str = ""
+    args_cut: bool = False
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("PID", lambda r: r.pid),
         ("User", lambda r: r.user),
         ("Started", lambda r: r.started.strftime("%Y-%m-%d %H:%M:%S") if r.started else ""),
-        ("Daemon", lambda r: r.daemon.name),
-        ("Command", lambda r: " ".join(r.args)),
+        ("Daemon", lambda r: r.name),
+        ("Command", lambda r: " ".join(r.args) + (" ..." if r.args_cut else "")),
     )
+
+    @property
+    def name(self) -> str:
+        """The daemon program it runs (``hv_fcopy_daemon``), by its program path."""
+        found = program_name(self.program) or program_name(self.exe)
+        return found[1] if found else self.daemon.name
 
     def __repr__(self) -> str:
         return f"<DaemonProcess {self.pid} {self.program} user={self.user}>"
@@ -212,6 +236,12 @@ class UnitState:
         sub_state: ``running``, ``dead``...
         main_pid: The main process, 0 when none.
         unit_file_state: ``enabled``, ``disabled``, ``static``...
+        result: How its last run ended: ``success``, ``exit-code``,
+            ``signal``...; empty where unknown.
+        exec_main_status: The main process's exit status, where known.
+        condition_result: ``yes`` or ``no``: whether its start conditions
+            (``ConditionPathExists=``...) held when last checked.
+        exec_start: The program its ``ExecStart=`` runs, where known.
     """
 
     name: str
@@ -220,6 +250,10 @@ class UnitState:
     sub_state: str
     main_pid: int
     unit_file_state: str
+    result: str = ""
+    exec_main_status: int | None = None
+    condition_result: str = ""
+    exec_start: str = ""
 
     @property
     def exists(self) -> bool:
@@ -234,9 +268,13 @@ class DaemonState:
     Attributes:
         daemon: Which daemon.
         installed: Its programs found on the guest, the one a start runs
-            first.
+            first: trusted before untrusted, then the program the kernel's
+            interface needs (``/dev/vmbus/hv_fcopy``: ``hv_fcopy_daemon``;
+            the ``uio_hv_generic`` driver: ``hv_fcopy_uio_daemon``).
         processes: Every running instance.
-        unit: Its systemd unit where the guest runs systemd and has one.
+        unit: Its systemd unit where the guest runs systemd and has one: the
+            unit whose main process is an instance, else an active one,
+            else the one whose program matches the kernel's interface.
 
     Example:
         >>> from hvintegration.linux import resolve_daemon
@@ -275,8 +313,8 @@ class DaemonState:
 
     @property
     def program(self) -> str | None:
-        """The program a start would run, ``None`` when not installed."""
-        return self.installed[0].path if self.installed else None
+        """The program a start would run, ``None`` when no trusted one is installed."""
+        return next((i.path for i in self.installed if i.trusted), None)
 
     def as_dict(self) -> JsonDict:
         """The state as JSON-ready data (what ``linux start|stop|restart --json`` prints).
@@ -295,18 +333,7 @@ class DaemonState:
             "running": self.running,
             "program": self.program,
             "unit": None if self.unit is None else attrs.asdict(self.unit),
-            "processes": [
-                {
-                    "pid": p.pid,
-                    "program": p.program,
-                    "exe": p.exe,
-                    "args": list(p.args),
-                    "uid": p.uid,
-                    "user": p.user,
-                    "started": p.started.isoformat() if p.started else None,
-                }
-                for p in self.processes
-            ],
+            "processes": [_process_dict(p) for p in self.processes],
         }
 
     def __repr__(self) -> str:
@@ -315,6 +342,21 @@ class DaemonState:
 
     def _repr_html_(self) -> str:
         return html_table([self])
+
+
+def _process_dict(p: DaemonProcess) -> JsonDict:
+    return {
+        "pid": p.pid,
+        "daemon": p.name,
+        "program": p.program,
+        "exe": p.exe,
+        "args": list(p.args),
+        "args_cut": p.args_cut,
+        "uid": p.uid,
+        "user": p.user,
+        "started": p.started.isoformat() if p.started else None,
+        "problem": p.problem,
+    }
 
 
 @attrs.frozen
@@ -374,6 +416,13 @@ class LinuxStatus:
         nodes: The ``/dev/vmbus/hv_*`` nodes.
         installed: Every ``hv_*`` program found.
         daemons: One state per integration daemon, in catalogue order.
+        units: Every systemd unit the status read (the catalogue's names
+            and the units running a daemon instance).
+        unrecognised: Processes named like a daemon whose executable is not
+            a trusted installed program; they never count as the daemon.
+        omitted: What the status left out to stay within its size bound
+            (``"12 more processes"``); empty when nothing was.
+        uio_driver: Whether the ``uio_hv_generic`` driver is present.
 
     Example:
         >>> import asyncio
@@ -396,6 +445,10 @@ class LinuxStatus:
     nodes: tuple[DeviceNode, ...]
     installed: tuple[InstalledProgram, ...]
     daemons: tuple[DaemonState, ...]
+    units: tuple[UnitState, ...] = ()
+    unrecognised: tuple[DaemonProcess, ...] = ()
+    omitted: tuple[str, ...] = ()
+    uio_driver: bool = False
 
     @property
     def processes(self) -> RecordList[DaemonProcess]:
@@ -445,13 +498,16 @@ class LinuxStatus:
                 {
                     "path": i.path,
                     "real_path": i.real_path,
-                    "daemon": i.daemon.name if i.daemon else None,
+                    "daemon": i.name or None,
                     "on_path": i.on_path,
                     "script": i.script,
+                    "trusted": i.trusted,
                 }
                 for i in self.installed
             ],
             "daemons": [d.as_dict() for d in self.daemons],
+            "unrecognised": [_process_dict(p) for p in self.unrecognised],
+            "omitted": list(self.omitted),
         }
 
     def sections(self) -> tuple[tuple[str, RecordList[Tabular]], ...]:
@@ -471,7 +527,7 @@ class LinuxStatus:
             >>> asyncio.run(main())
             ['Driver', 'Daemons', 'Running', 'Installed', 'VMBus devices', 'Device nodes']
         """
-        return (
+        sections: tuple[tuple[str, RecordList[Tabular]], ...] = (
             ("Driver", RecordList([self.driver])),
             ("Daemons", RecordList(self.daemons)),
             ("Running", RecordList(self.processes)),
@@ -479,6 +535,10 @@ class LinuxStatus:
             ("VMBus devices", RecordList(self.devices)),
             ("Device nodes", RecordList(self.nodes)),
         )
+        if self.unrecognised:
+            # Listed apart: named like a daemon, but not a trusted program.
+            sections += (("Unrecognised", RecordList(self.unrecognised)),)
+        return sections
 
     def __repr__(self) -> str:
         running = ", ".join(d.daemon.name for d in self.daemons if d.running) or "none"

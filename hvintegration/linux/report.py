@@ -15,7 +15,8 @@ import attrs
 
 from hvintegration import catalogue
 from hvintegration.errors import ProtocolError
-from hvintegration.linux.names import DAEMONS, DaemonSpec, match_program
+from hvintegration.linux._shell import ACTIVE_STATES
+from hvintegration.linux.names import DAEMONS, DaemonSpec, program_name
 from hvintegration.linux.records import (
     DaemonProcess,
     DaemonState,
@@ -28,7 +29,17 @@ from hvintegration.linux.records import (
     VMBusDevice,
 )
 
-__all__ = ["decode_pool", "parse_kvp_report", "parse_status", "report_lines"]
+__all__ = ["MAX_REPORT_BYTES", "decode_pool", "parse_kvp_report", "parse_status", "report_lines"]
+
+MAX_REPORT_BYTES = 2 * 1024 * 1024
+"""The largest status report read. The guest-side script bounds what it
+lists (:data:`~hvintegration.linux.scripts.MAX_LISTED` processes and
+programs, :data:`~hvintegration.linux.scripts.MAX_ARGS_BYTES` of each command
+line), so a larger report is not the library's script talking."""
+
+# Interpreters that run a daemon written as a script: the kernel names the
+# process after the script (comm) while /proc/PID/exe is the interpreter.
+_INTERPRETERS = ("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox", "python", "perl")
 
 RECORD_SIZE = 2560
 KEY_SIZE = 512
@@ -45,8 +56,16 @@ def report_lines(stdout: bytes, *, target: str, operation: str) -> Iterator[list
     """Split a report into fields, checking that it ends with its ``end`` line.
 
     Raises:
-        ProtocolError: The output is not UTF-8 or was cut short.
+        ProtocolError: The output is larger than :data:`MAX_REPORT_BYTES`,
+            not UTF-8, or was cut short.
     """
+    if len(stdout) > MAX_REPORT_BYTES:
+        raise ProtocolError(
+            f"the guest's report is {len(stdout):,} bytes, over the {MAX_REPORT_BYTES:,}-byte "
+            "bound of a status report; refusing to read it",
+            target=target,
+            operation=operation,
+        )
     try:
         text = stdout.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -79,6 +98,7 @@ class _Raw:
     installed: list[InstalledProgram] = attrs.field(factory=list)
     units: list[dict[str, str]] = attrs.field(factory=list)
     procs: list[list[str]] = attrs.field(factory=list)
+    omitted: list[str] = attrs.field(factory=list)
     modules_line: list[str] | None = None
     modules_source: str = ""
 
@@ -91,8 +111,10 @@ def _collect(lines: Iterator[list[str]], target: str, operation: str) -> _Raw:
         key, values = fields[0], fields[1:]
         try:
             if key == "version":
-                if values != ["1"]:
-                    raise ValueError(f"report version {values} is not 1")
+                if values != ["2"]:
+                    raise ValueError(f"report version {values} is not 2")
+            elif key == "more":
+                raw.omitted.append(f"{int(values[1])} more {values[0]}")
             elif key in ("procmodules", "lsmod"):
                 raw.modules_line = values
                 raw.modules_source = "/proc/modules" if key == "procmodules" else "lsmod"
@@ -106,18 +128,20 @@ def _collect(lines: Iterator[list[str]], target: str, operation: str) -> _Raw:
             elif key == "node":
                 raw.nodes.append(DeviceNode(values[0], values[1]))
             elif key == "installed":
-                path, real, on_path, script = values
+                path, real, on_path, script, facts = values
                 if real in seen_real:
                     # /sbin and /usr/sbin are one directory on merged-/usr systems.
                     continue
                 seen_real.add(real)
+                found = program_name(path) or program_name(real)
                 raw.installed.append(
                     InstalledProgram(
                         path,
                         real,
-                        match_program(path) or match_program(real),
+                        found[0] if found else None,
                         on_path == "1",
                         script == "1",
+                        _trusted(facts),
                     )
                 )
             elif key == "unit":
@@ -130,8 +154,8 @@ def _collect(lines: Iterator[list[str]], target: str, operation: str) -> _Raw:
                     name, _, value = line.partition("=")
                     unit[name] = value
             elif key == "proc":
-                if len(values) != 7:
-                    raise ValueError("a proc line needs 7 fields")
+                if len(values) != 11:
+                    raise ValueError("a proc line needs 11 fields")
                 raw.procs.append(values)
             else:
                 raw.fields[key] = values[0] if values else ""
@@ -179,17 +203,34 @@ def _driver(raw: _Raw) -> DriverState:
     return DriverState("hv_utils", state, bound, size, used_by, refcount, source)
 
 
-def _processes(raw: _Raw) -> list[DaemonProcess]:
+def _trusted(facts: str) -> bool:
+    """Whether ``UID MODE DIRUID DIRMODE`` describe a file only root could have written."""
+    fields = facts.split()
+    if len(fields) != 4 or not all(f.isdigit() for f in fields):
+        return False
+    uid, mode, dir_uid, dir_mode = fields
+    return (
+        uid == "0"
+        and dir_uid == "0"
+        and int(mode, 8) & 0o022 == 0
+        and int(dir_mode, 8) & 0o022 == 0
+    )
+
+
+def _processes(raw: _Raw) -> tuple[list[DaemonProcess], list[DaemonProcess]]:
+    """The daemon instances, and the processes named like one that are not."""
     btime = _int(raw.fields.get("btime"))
     ticks_per_second = _int(raw.fields.get("clk_tck")) or 100
-    found = []
-    for pid, uid, user, start, exe_hex, comm_hex, args_hex in raw.procs:
+    found: list[DaemonProcess] = []
+    unrecognised: list[DaemonProcess] = []
+    for fields in raw.procs:
+        pid, uid, user, start, exe_hex, comm_hex, args_hex, cut, f_exe, f_a0, f_a1 = fields
         exe = _text(_unhex(exe_hex))
         comm = _text(_unhex(comm_hex))
         args = tuple(_text(a) for a in _unhex(args_hex).split(b"\0"))
         if args and args[-1] == "":
             args = args[:-1]
-        spec, program = _identify(exe, comm, args)
+        spec, program, problem = _identify(exe, comm, args, _int(uid), f_exe, f_a0, f_a1)
         if spec is None:
             continue
         ticks = _int(start)
@@ -198,30 +239,80 @@ def _processes(raw: _Raw) -> list[DaemonProcess]:
             started = datetime.datetime.fromtimestamp(
                 btime + ticks / ticks_per_second, tz=datetime.timezone.utc
             ).replace(microsecond=0)
-        found.append(
-            DaemonProcess(int(pid), spec, program, exe, args, _int(uid), user, started, ticks)
+        process = DaemonProcess(
+            int(pid),
+            spec,
+            program,
+            exe,
+            args,
+            _int(uid),
+            user,
+            started,
+            ticks,
+            problem,
+            cut == "1",
         )
-    return found
+        (unrecognised if problem else found).append(process)
+    return found, unrecognised
 
 
-def _identify(exe: str, comm: str, args: tuple[str, ...]) -> tuple[DaemonSpec | None, str]:
-    # By program name, wherever it runs from: the command's first word, the
-    # executable, or (for a script run by an interpreter) the script, which
-    # the kernel names the process after.
-    for candidate in args[:1]:
-        spec = match_program(candidate)
-        if spec is not None:
-            return spec, candidate
+def _identify(
+    exe: str,
+    comm: str,
+    args: tuple[str, ...],
+    uid: int | None,
+    f_exe: str,
+    f_a0: str,
+    f_a1: str,
+) -> tuple[DaemonSpec | None, str, str]:
+    """Which daemon a process runs, its program path, and why it does not count (or "").
+
+    By what the process runs, not what it is called: its executable
+    (``/proc/PID/exe``; a makeWrapper ``.NAME-wrapped`` file counts as NAME),
+    or the script an interpreter runs. The command's first word stands in
+    for the executable only where the login may not read it (another
+    user's process); then only a root process counts, since no other user
+    can start one. The program must be trusted: it and its directory owned
+    by root and writable by no one else.
+    """
+    a0 = args[0] if args else ""
+    a1 = args[1] if len(args) > 1 else ""
+    named = program_name(a0)
+    exe_base = exe.rsplit("/", 1)[-1].removesuffix(" (deleted)")
+    interpreter = any(exe_base.startswith(name) for name in _INTERPRETERS)
+    script = program_name(a1) if a1.rsplit("/", 1)[-1][:15] == comm else None
+    if exe and not interpreter:
+        by_exe = program_name(exe)
+        if by_exe is None:
+            if named is None:
+                return None, "", ""
+            return named[0], a0, f"its executable {exe} is not a daemon program"
+        # The command's own name where it is the same daemon (a wrapper's
+        # exec -a "$0" keeps the name users know), else the executable.
+        program = a0 if named is not None and named[0] is by_exe[0] else exe
+        if not _trusted(f_exe):
+            return by_exe[0], program, _untrusted(exe)
+        return by_exe[0], program, ""
+    if script is not None:
+        # A script run by an interpreter: the script is the program.
+        if not a1.startswith("/") or not _trusted(f_a1) or (not exe and uid != 0):
+            return script[0], a1, _untrusted(a1)
+        return script[0], a1, ""
+    if named is None:
+        return None, "", ""
     if exe:
-        spec = match_program(exe.removesuffix(" (deleted)"))
-        if spec is not None:
-            return spec, exe
-    for candidate in args[1:]:
-        if candidate.rsplit("/", 1)[-1][:15] == comm:
-            spec = match_program(candidate)
-            if spec is not None:
-                return spec, candidate
-    return None, ""
+        # An interpreter whose first word claims to be a daemon.
+        return named[0], a0, f"its executable {exe} is not a daemon program"
+    if uid != 0 or not a0.startswith("/") or not _trusted(f_a0):
+        return named[0], a0, _untrusted(a0)
+    return named[0], a0, ""
+
+
+def _untrusted(path: str) -> str:
+    return (
+        f"{path} is not a trusted installed program (it and its directory must be owned "
+        "by root and writable by no one else, and the process run by root)"
+    )
 
 
 def _units(raw: _Raw) -> dict[str, UnitState]:
@@ -230,6 +321,9 @@ def _units(raw: _Raw) -> dict[str, UnitState]:
         name = props.get("Id", "")
         if not name:
             continue
+        exec_start = props.get("ExecStart", "")
+        # "{ path=/usr/sbin/hv_kvp_daemon ; argv[]=/usr/sbin/hv_kvp_daemon -n ; ... }"
+        path = exec_start.partition("path=")[2].split(" ", 1)[0] if "path=" in exec_start else ""
         units[name] = UnitState(
             name,
             props.get("LoadState", ""),
@@ -237,8 +331,74 @@ def _units(raw: _Raw) -> dict[str, UnitState]:
             props.get("SubState", ""),
             _int(props.get("MainPID")) or 0,
             props.get("UnitFileState", ""),
+            props.get("Result", ""),
+            _int(props.get("ExecMainStatus")),
+            props.get("ConditionResult", ""),
+            path,
         )
     return units
+
+
+def _interface_programs(spec: DaemonSpec, raw: _Raw) -> tuple[str, ...]:
+    """The program names the kernel's interface calls for, most fitting first.
+
+    File copy has two: ``/dev/vmbus/hv_fcopy`` (kernels before 6.10) is
+    served by hv_fcopy_daemon, the ``uio_hv_generic`` driver by
+    hv_fcopy_uio_daemon, as SUSE's units' ConditionPathExists= say.
+    """
+    if "hv_fcopy_daemon" not in spec.programs:
+        return ()
+    old = ("hv_fcopy_daemon", "hypervfcopyd")
+    if any(n.name == "hv_fcopy" for n in raw.nodes):
+        return old
+    if raw.fields.get("uio_driver") == "1":
+        return ("hv_fcopy_uio_daemon",)
+    return ()
+
+
+def _program_rank(spec: DaemonSpec, path: str, preferred: tuple[str, ...]) -> int:
+    found = program_name(path)
+    name = found[1] if found and found[0] is spec else ""
+    if name in preferred:
+        return preferred.index(name)
+    return len(preferred) + (spec.programs.index(name) if name else len(spec.programs))
+
+
+def _choose_unit(
+    spec: DaemonSpec,
+    units: dict[str, UnitState],
+    processes: list[DaemonProcess],
+    preferred: tuple[str, ...],
+) -> UnitState | None:
+    """The unit that is the daemon's: see :attr:`DaemonState.unit`."""
+    pids = {p.pid for p in processes}
+    candidates = [
+        u
+        for u in units.values()
+        if u.exists
+        and (
+            u.name in spec.units
+            or (u.main_pid and u.main_pid in pids)
+            or (u.exec_start and (program_name(u.exec_start) or (None,))[0] is spec)
+        )
+    ]
+    if not candidates:
+        return None
+    for unit in candidates:
+        if unit.main_pid and unit.main_pid in pids:
+            return unit
+    for unit in candidates:
+        if unit.active_state in ACTIVE_STATES:
+            return unit
+
+    def rank(unit: UnitState) -> tuple[int, int]:
+        order = spec.units.index(unit.name) if unit.name in spec.units else len(spec.units)
+        if unit.exec_start:
+            return _program_rank(spec, unit.exec_start, preferred), order
+        # No ExecStart known: judge by the name (hv_fcopy_uio_daemon.service).
+        return _program_rank(spec, unit.name.removesuffix(".service"), preferred), order
+
+    return min(candidates, key=rank)
 
 
 def parse_status(stdout: bytes, *, target: str, operation: str = "linux_status") -> LinuxStatus:
@@ -259,24 +419,23 @@ def parse_status(stdout: bytes, *, target: str, operation: str = "linux_status")
     f = raw.fields
     if "uid" not in f or _int(f["uid"]) is None:
         raise ProtocolError("the guest's report has no user id", target=target, operation=operation)
-    processes = _processes(raw)
+    processes, unrecognised = _processes(raw)
     units = _units(raw)
     systemd = f.get("systemd") == "1"
     daemons = []
     for spec in DAEMONS:
+        preferred = _interface_programs(spec, raw)
         installed = sorted(
             (p for p in raw.installed if p.daemon is spec),
-            key=lambda p: (spec.programs.index(_program_of(spec, p.path)), not p.on_path),
+            key=lambda p: (
+                not p.trusted,
+                _program_rank(spec, p.path, preferred),
+                not p.on_path,
+            ),
         )
-        unit = next((units[u] for u in spec.units if u in units and units[u].exists), None)
-        daemons.append(
-            DaemonState(
-                spec,
-                tuple(installed),
-                tuple(p for p in processes if p.daemon is spec),
-                unit if systemd else None,
-            )
-        )
+        mine = [p for p in processes if p.daemon is spec]
+        unit = _choose_unit(spec, units, mine, preferred) if systemd else None
+        daemons.append(DaemonState(spec, tuple(installed), tuple(mine), unit))
     return LinuxStatus(
         target=target,
         kernel=f.get("kernel", ""),
@@ -288,16 +447,11 @@ def parse_status(stdout: bytes, *, target: str, operation: str = "linux_status")
         nodes=tuple(raw.nodes),
         installed=tuple(raw.installed),
         daemons=tuple(daemons),
+        units=tuple(units.values()) if systemd else (),
+        unrecognised=tuple(unrecognised),
+        omitted=tuple(raw.omitted),
+        uio_driver=f.get("uio_driver") == "1",
     )
-
-
-def _program_of(spec: DaemonSpec, path: str) -> str:
-    base = path.rsplit("/", 1)[-1]
-    # Longest first, so hv_fcopy_uio_daemon is never taken for hv_fcopy_daemon.
-    for program in sorted(spec.programs, key=len, reverse=True):
-        if base.startswith(program):
-            return program
-    return spec.programs[-1]
 
 
 def decode_pool(pool: int, data: bytes) -> list[KvpItem]:

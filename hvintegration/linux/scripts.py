@@ -13,7 +13,24 @@ They use only POSIX ``sh`` and tools every distribution (and BusyBox) has:
 
 from __future__ import annotations
 
-__all__ = ["KVP_PERL", "KVP_PYTHON", "KVP_SCRIPT", "START_SCRIPT", "STATUS_SCRIPT", "STOP_SCRIPT"]
+__all__ = [
+    "KVP_PERL",
+    "KVP_PYTHON",
+    "KVP_SCRIPT",
+    "MAX_ARGS_BYTES",
+    "MAX_LISTED",
+    "START_SCRIPT",
+    "STATUS_SCRIPT",
+    "STOP_SCRIPT",
+    "UNIT_SCRIPT",
+]
+
+MAX_LISTED = 64
+"""At most this many candidate processes and installed programs are listed;
+the report says how many more there were."""
+
+MAX_ARGS_BYTES = 4096
+"""A process's command line is listed up to this many bytes, and marked cut."""
 
 _COMMON = r"""
 tab=$(printf '\t')
@@ -23,11 +40,28 @@ out() { printf '%s' "$1"; shift; for f in "$@"; do printf '\t%s' "$f"; done; pri
 hex() { od -An -v -tx1 | tr -d ' \n'; }
 """
 
-_STATUS_FUNCTION = r"""
+_STATUS_FUNCTION = (
+    r"""
+# facts PATH: "UID MODE DIRUID DIRMODE" of the file PATH resolves to and of
+# its directory, so that the reader can tell a program only root could have
+# written from one anyone could have planted; "- - - -" when unknown.
+facts() {
+    fr=$(readlink -f -- "$1" 2>/dev/null) || fr=
+    case $fr in /*) ;; *) printf '%s' '- - - -'; return 0 ;; esac
+    ff=$(stat -L -c '%u %a' -- "$fr" "${fr%/*}/" 2>/dev/null | tr '\n' ' ') || ff=
+    set -f
+    # shellcheck disable=SC2086
+    set -- $ff
+    set +f
+    if [ $# -eq 4 ]; then printf '%s %s %s %s' "$1" "$2" "$3" "$4"; else printf '%s' '- - - -'; fi
+}
+
 # status_report UNIT...: the whole status; the units are systemd unit names.
 status_report() {
     PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
-    out version 1
+    # Unit names have no blanks; the process loop below reuses "$@".
+    asked=$*
+    out version 2
     out uid "$(id -u)"
     out user "$(id -un 2>/dev/null)"
     out kernel "$(uname -r)"
@@ -39,6 +73,9 @@ status_report() {
     # The driver: sysfs first (built in and module alike), /proc/modules and
     # lsmod where the kernel has them.
     [ -d /sys/bus/vmbus/drivers/hv_utils ] && out driver_bound 1
+    # The generic UIO driver, through which hv_fcopy_uio_daemon (kernel 6.10
+    # and later) reaches the file copy channel.
+    [ -d /sys/bus/vmbus/drivers/uio_hv_generic ] && out uio_driver 1
     m=/sys/module/hv_utils
     if [ -d "$m" ]; then
         out module_dir 1
@@ -76,19 +113,27 @@ status_report() {
     done
 
     # Installed programs: what compgen -c hv_ finds on PATH, then the private
-    # directories of SUSE, Red Hat and older Ubuntu.
+    # directories of SUSE, Red Hat and older Ubuntu, then the programs the
+    # units run; each with the owner and mode of the file and its directory.
+    listed=0
+    one() {
+        # one PATH REAL ON_PATH
+        case $1 in *"$tab"*|*"$nl"*) return 0 ;; esac
+        listed=$((listed + 1))
+        [ "$listed" -gt @MAX_LISTED@ ] && return 0
+        script=0
+        case $(head -c 2 -- "$1" 2>/dev/null) in '#!') script=1 ;; esac
+        out installed "$1" "$2" "$3" "$script" "$(facts "$1")"
+    }
     scan() {
         [ -d "$1" ] || return 0
         # Resolve the directory once (merged /usr makes /sbin and /usr/sbin one).
         realdir=$(cd "$1" 2>/dev/null && pwd -P) || realdir=$1
         for f in "$1"/hv_* "$1"/hyperv*; do
             [ -f "$f" ] && [ -x "$f" ] || continue
-            case $f in *"$tab"*|*"$nl"*) continue ;; esac
             real=$realdir/${f##*/}
             if [ -L "$f" ]; then real=$(readlink -f -- "$f" 2>/dev/null) || real=$f; fi
-            script=0
-            case $(head -c 2 -- "$f" 2>/dev/null) in '#!') script=1 ;; esac
-            out installed "$f" "$real" "$2" "$script"
+            one "$f" "$real" "$2"
         done
     }
     old_ifs=$IFS
@@ -105,20 +150,46 @@ status_report() {
         scan "$dir" 0
     done
 
-    # systemd units, when systemd runs the guest (sd_booted(3): /run/systemd/system).
-    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        out systemd 1
-        systemctl show --no-pager -p Id -p LoadState -p ActiveState -p SubState \
-            -p MainPID -p UnitFileState -- "$@" 2>/dev/null |
-            while IFS= read -r line; do out unit "$line"; done
-    fi
-
-    # Running daemons, from /proc: kernel threads have an empty command line.
+    # Running daemons, from /proc. A candidate is a process whose name
+    # (comm) or an argument names an hv_ or hyperv program: a wrapper's
+    # exec -a "$0" leaves argv[0] the program's while comm is the wrapped
+    # file's. The reader decides which candidates are daemons.
+    cands=" "
     for d in /proc/[0-9]*; do
         read -r comm 2>/dev/null < "$d/comm" || continue
-        case $comm in hv_*|hyperv*) ;; *) continue ;; esac
-        args=$(hex 2>/dev/null < "$d/cmdline") || continue
+        case $comm in hv_*|hyperv*|.hv_*|.hyperv*) cands="$cands${d#/proc/} " ;; esac
+    done
+    if command -v grep >/dev/null 2>&1; then
+        # Each argument is one NUL-terminated record (-z): any whose file
+        # name starts hv_ or hyperv makes a candidate.
+        for f in $(grep -l -z -a -E '^([^[:cntrl:]]*/)?[.]?(hv_|hyperv)' /proc/[0-9]*/cmdline \
+            2>/dev/null); do
+            pid=${f#/proc/}; pid=${pid%/cmdline}
+            case $cands in *" $pid "*) ;; *) cands="$cands$pid " ;; esac
+        done
+    fi
+    seen=0
+    pids=" "
+    for pid in $cands; do
+        # Not this script, whose arguments name units.
+        [ "$pid" = "$$" ] && continue
+        d=/proc/$pid
+        read -r comm 2>/dev/null < "$d/comm" || continue
+        # Kernel threads have an empty command line. Only the first
+        # @MAX_ARGS_BYTES@ bytes are listed, so one process cannot swell the report.
+        args=$(head -c @MAX_ARGS_BYTES_1@ "$d/cmdline" 2>/dev/null | hex) || continue
         [ -n "$args" ] || continue
+        seen=$((seen + 1))
+        [ "$seen" -gt @MAX_LISTED@ ] && continue
+        cut=0
+        if [ "${#args}" -gt @MAX_ARGS_HEX@ ]; then
+            args=$(printf '%s' "$args" | head -c @MAX_ARGS_HEX@)
+            cut=1
+        fi
+        a0=""; a1=""
+        { IFS= read -r a0 || :; IFS= read -r a1 || :; } <<EOF
+$(head -c @MAX_ARGS_BYTES@ "$d/cmdline" 2>/dev/null | tr '\0' '\n' | head -n 2)
+EOF
         exe=$(readlink "$d/exe" 2>/dev/null) || exe=""
         uid=""
         while read -r key value _; do
@@ -133,15 +204,76 @@ status_report() {
         start=${20:-}
         user=$( (getent passwd "$uid" || grep "^[^:]*:[^:]*:$uid:" /etc/passwd) 2>/dev/null |
             head -n 1)
-        out proc "${d#/proc/}" "$uid" "${user%%:*}" "$start" "$(printf '%s' "$exe" | hex)" \
-            "$(printf '%s' "$comm" | hex)" "$args"
+        fe="- - - -"; f0="- - - -"; f1="- - - -"
+        [ -n "$exe" ] && fe=$(facts "$exe")
+        case $a0 in /*) f0=$(facts "$a0") ;; esac
+        case $a1 in /*) f1=$(facts "$a1") ;; esac
+        pids="$pids$pid "
+        out proc "$pid" "$uid" "${user%%:*}" "$start" "$(printf '%s' "$exe" | hex)" \
+            "$(printf '%s' "$comm" | hex)" "$args" "$cut" "$fe" "$f0" "$f1"
     done
+    [ "$seen" -gt @MAX_LISTED@ ] && out more processes $((seen - @MAX_LISTED@))
+
+    # systemd units, when systemd runs the guest (sd_booted(3): /run/systemd/system):
+    # the units asked for, and any running service whose main process is a
+    # candidate, whatever it is called.
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        out systemd 1
+        owners=""
+        if [ "$pids" != " " ]; then
+            running=$(systemctl list-units --type=service --state=running --no-legend --plain \
+                2>/dev/null | while read -r u _; do printf '%s\n' "$u"; done)
+            if [ -n "$running" ]; then
+                set -f
+                # Properties come in systemd's order, not the -p order.
+                # shellcheck disable=SC2086
+                owners=$(systemctl show -p Id -p MainPID -- $running 2>/dev/null | {
+                    u=""; mp=""
+                    while IFS= read -r line; do
+                        case $line in
+                        Id=*) u=${line#Id=} ;;
+                        MainPID=*) mp=${line#MainPID=} ;;
+                        "") case $pids in *" $mp "*) [ -n "$u" ] && printf '%s\n' "$u" ;; esac
+                            u=""; mp="" ;;
+                        esac
+                    done
+                    case $pids in *" $mp "*) [ -n "$u" ] && printf '%s\n' "$u" ;; esac
+                })
+                set +f
+            fi
+        fi
+        set -f
+        # shellcheck disable=SC2086
+        shown=$(systemctl show --no-pager -p Id -p LoadState -p ActiveState -p SubState \
+            -p MainPID -p UnitFileState -p Result -p ExecMainStatus -p ConditionResult \
+            -p ExecStart -- $asked $owners 2>/dev/null)
+        set +f
+        while IFS= read -r line; do
+            out unit "$line"
+            # The program a unit runs, wherever it is installed.
+            case $line in
+            ExecStart=*path=*)
+                p=${line#*path=}; p=${p%% *}
+                case ${p##*/} in
+                hv_*|hyperv*|.hv_*)
+                    if [ -f "$p" ] && [ -x "$p" ]; then one "$p" "$(readlink -f -- "$p")" 0; fi ;;
+                esac ;;
+            esac
+        done <<EOF
+$shown
+EOF
+    fi
+    [ "$listed" -gt @MAX_LISTED@ ] && out more installed $((listed - @MAX_LISTED@))
     out end
 }
-"""
+""".replace("@MAX_LISTED@", str(MAX_LISTED))
+    .replace("@MAX_ARGS_BYTES_1@", str(MAX_ARGS_BYTES + 1))
+    .replace("@MAX_ARGS_BYTES@", str(MAX_ARGS_BYTES))
+    .replace("@MAX_ARGS_HEX@", str(MAX_ARGS_BYTES * 2))
+)
 
 STATUS_SCRIPT = (
-    "# hvintegration linux status v1; arguments: systemd unit names\n"
+    "# hvintegration linux status v2; arguments: systemd unit names\n"
     + _COMMON
     + _STATUS_FUNCTION
     + 'status_report "$@"\n'
@@ -207,25 +339,32 @@ exit $rc
 )
 
 START_SCRIPT = (
-    "# hvintegration linux start v1; arguments: SETTLE_TENTHS PROGRAM UNIT...\n"
+    "# hvintegration linux start v2; arguments: SETTLE_TENTHS PROGRAM UNIT...\n"
     + _COMMON
     + _STATUS_FUNCTION
     + r"""
 settle=$1; program=$2; shift 2
 # The program runs with this script's rights, often root's: refuse one that
-# someone other than root could have replaced.
-owner=$(stat -c %u -- "$program" 2>/dev/null) || owner=
-perms=$(stat -c %a -- "$program" 2>/dev/null) || perms=
-if [ "$owner" != 0 ] || [ -z "$perms" ] || [ $((0$perms & 022)) -ne 0 ]; then
+# someone other than root could have replaced. Packaging installs symbolic
+# links to daemons: the file and directory they resolve to are what count.
+set -f
+# shellcheck disable=SC2046
+set -- $(facts "$program") "$@"
+set +f
+if [ "$1" != 0 ] || [ "$3" != 0 ] || [ $((0$2 & 022)) -ne 0 ] || [ $((0$4 & 022)) -ne 0 ]; then
     echo "refusing to start $program: it must be owned by root and writable by no one else" >&2
     exit 77
 fi
+shift 4
 # No predictable fallback name: a planted symlink there could make root
 # overwrite another file.
 log=$(mktemp) || { echo "mktemp is needed to start a daemon" >&2; exit 71; }
 # Detached: a new session, no terminal, stdio away from this channel, so the
-# daemon outlives the SSH session and a closed channel never kills it.
-setsid "$program" < /dev/null > "$log" 2>&1 &
+# daemon outlives the SSH session and a closed channel never kills it. In
+# the foreground (-n, as every packaging's unit runs it): the process
+# watched is the daemon itself, whose exit status is its own, not that of a
+# parent that forked it and left.
+setsid "$program" -n < /dev/null > "$log" 2>&1 &
 launcher=$!
 ticks=$settle
 while [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
@@ -237,6 +376,28 @@ else
 fi
 out log "$(head -c 4000 "$log" | hex)"
 rm -f "$log"
+status_report "$@"
+"""
+)
+
+UNIT_SCRIPT = (
+    "# hvintegration linux unit v1; arguments: start|stop SETTLE_TENTHS UNIT UNIT...\n"
+    + _COMMON
+    + _STATUS_FUNCTION
+    + r"""
+verb=$1; settle=$2; unit=$3; shift 3
+err=$(systemctl "$verb" -- "$unit" 2>&1 >/dev/null)
+out systemctl "$?" "$(printf '%s' "$err" | head -c 4000 | hex)"
+if [ "$verb" = start ]; then
+    # A simple service counts as started once forked: watch it settle, then
+    # keep what it logged (systemd sends a service's output to the journal).
+    ticks=$settle
+    while [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
+    if command -v journalctl >/dev/null 2>&1; then
+        out journal "$(journalctl -u "$unit" -n 10 --no-pager -o cat 2>/dev/null | tail -n 10 |
+            head -c 4000 | hex)"
+    fi
+fi
 status_report "$@"
 """
 )

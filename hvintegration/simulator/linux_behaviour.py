@@ -9,7 +9,13 @@ otherwise. Any other command exits with status 127: there is no shell.
 
 from __future__ import annotations
 
-from hvintegration.linux.scripts import KVP_SCRIPT, START_SCRIPT, STATUS_SCRIPT, STOP_SCRIPT
+from hvintegration.linux.scripts import (
+    KVP_SCRIPT,
+    START_SCRIPT,
+    STATUS_SCRIPT,
+    STOP_SCRIPT,
+    UNIT_SCRIPT,
+)
 from hvintegration.simulator.linux_model import (
     POOL_KEY_BYTES,
     POOL_RECORD_BYTES,
@@ -25,6 +31,7 @@ _SCRIPTS = {
     STATUS_SCRIPT: "status",
     STOP_SCRIPT: "stop",
     START_SCRIPT: "start",
+    UNIT_SCRIPT: "unit",
     KVP_SCRIPT: "kvp",
 }
 
@@ -32,7 +39,7 @@ _SCRIPTS = {
 def command_name(argv: tuple[str, ...]) -> str:
     """The name a command counts and matches faults under.
 
-    ``status``, ``stop``, ``start`` or ``kvp`` for the library's scripts
+    ``status``, ``stop``, ``start``, ``unit`` or ``kvp`` for the library's scripts
     (also under ``sudo -n --``), ``systemctl``, else the program's name.
 
     Example:
@@ -88,6 +95,8 @@ def _answer(guest: LinuxGuestModel, argv: tuple[str, ...], stdin: bytes, *, root
             return _stop(guest, args, root)
         if script == START_SCRIPT:
             return _start(guest, args, root)
+        if script == UNIT_SCRIPT:
+            return _unit_script(guest, args, root)
         if script == KVP_SCRIPT:
             return _kvp(guest, args, stdin, root)
     if argv[:1] == ("systemctl",) and len(argv) == 4 and argv[2] == "--":
@@ -99,9 +108,12 @@ def _on_path(path: str) -> int:
     return int(not path.startswith(("/usr/lib/", "/usr/libexec/")))
 
 
+_TRUSTED = "0 755 0 755"
+
+
 def _status(g: LinuxGuestModel) -> bytes:
     r = _Report()
-    r.out("version", 1)
+    r.out("version", 2)
     r.out("uid", g.uid)
     r.out("user", g.user)
     r.out("kernel", g.distro.kernel)
@@ -110,6 +122,8 @@ def _status(g: LinuxGuestModel) -> bytes:
     r.out("clk_tck", 100)
     if g.driver != "absent":
         r.out("driver_bound", 1)
+        if g.distro.fcopy_interface == "uio":
+            r.out("uio_driver", 1)
         r.out("module_dir", 1)
         if g.driver == "module":
             r.out("module_initstate", "live")
@@ -117,26 +131,23 @@ def _status(g: LinuxGuestModel) -> bytes:
             r.out("module_coresize", 20480)
         for n, class_id in enumerate(g.vmbus_class_ids()):
             r.out("device", f"{n:08x}-0000-0000-0000-000000000000", class_id, "hv_utils")
-        for node in ("hv_kvp", "hv_vss", "hv_fcopy"):
+        nodes = ["hv_kvp", "hv_vss"]
+        if g.distro.fcopy_interface == "node":
+            nodes.append("hv_fcopy")
+        for node in nodes:
             r.out("node", node, "char")
-    for path in sorted(g.installed()):
-        r.out("installed", path, path, _on_path(path), int(path in g.distro.wrappers))
+    # The Nix store is outside every scanned directory: its programs are
+    # found through the units' ExecStart below, as on a real guest.
+    for path in sorted(p for p in g.installed() if not p.startswith("/nix/")):
+        r.out("installed", path, path, _on_path(path), int(path in g.distro.wrappers), _TRUSTED)
     for path in g.distro.helpers:
-        r.out("installed", path, path, _on_path(path), 1)
-    if g.distro.systemd:
-        r.out("systemd", 1)
-        for unit in g.distro.units.values():
-            main = next((p for p in g.processes if p.unit == unit), None)
-            r.out("unit", f"Id={unit}")
-            r.out("unit", "LoadState=loaded")
-            r.out("unit", f"ActiveState={'active' if main else 'inactive'}")
-            r.out("unit", f"SubState={'running' if main else 'dead'}")
-            r.out("unit", f"MainPID={main.pid if main else 0}")
-            r.out("unit", "UnitFileState=enabled")
-            r.out("unit", "")
+        r.out("installed", path, path, _on_path(path), 1, _TRUSTED)
     for p in g.processes:
-        name = p.program.rsplit("/", 1)[-1][:15]
-        exe = p.program if g.uid == 0 or p.uid == g.uid else ""
+        name = (p.exe or p.program).rsplit("/", 1)[-1][:15]
+        visible = g.uid == 0 or p.uid == g.uid
+        exe = (p.exe or p.program) if visible else ""
+        owner = p.owner_uid
+        facts = f"{owner} 755 {owner} {'755' if owner == 0 else '1777'}"
         args = b"".join(a.encode() + b"\0" for a in p.args)
         r.out(
             "proc",
@@ -147,7 +158,39 @@ def _status(g: LinuxGuestModel) -> bytes:
             _hex(exe),
             _hex(name),
             args.hex(),
+            0,
+            facts if exe else "- - - -",
+            facts if p.args[0].startswith("/") else "- - - -",
+            "- - - -",
         )
+    if g.distro.systemd:
+        r.out("systemd", 1)
+        for program, unit in g.distro.units.items():
+            main = next((p for p in g.processes if p.unit == unit), None)
+            result, status, condition = g.unit_results.get(unit, ("success", 0, "yes"))
+            path = g.distro.programs[program]
+            # systemd lists a service's own properties before the unit's.
+            r.out("unit", f"MainPID={main.pid if main else 0}")
+            r.out("unit", f"ExecMainStatus={status}")
+            r.out(
+                "unit",
+                f"ExecStart={{ path={path} ; argv[]={path} -n ; ignore_errors=no ; "
+                "start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }",
+            )
+            r.out("unit", f"Result={result}")
+            r.out("unit", f"Id={unit}")
+            r.out("unit", "LoadState=loaded")
+            active = "active" if main else ("failed" if result != "success" else "inactive")
+            r.out("unit", f"ActiveState={active}")
+            r.out(
+                "unit",
+                f"SubState={'running' if main else ('failed' if active == 'failed' else 'dead')}",
+            )
+            r.out("unit", "UnitFileState=enabled")
+            r.out("unit", f"ConditionResult={condition}")
+            r.out("unit", "")
+            if path.startswith("/nix/"):
+                r.out("installed", path, path, 0, 1, _TRUSTED)
     r.out("end")
     return r.data()
 
@@ -185,12 +228,27 @@ def _start(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
         r.out("launcher", "exited", 1)
         r.out("log", _hex(f"{program}: must run as root\n"))
         return 0, r.data() + _status(g), b""
-    if g.start(program) is None:
+    # Started in the foreground (-n): the exit status is the daemon's own.
+    failure = g.failure(program)
+    if failure is not None:
+        r.out("launcher", "exited", failure[0])
+        r.out("log", _hex(failure[1]))
+    elif g.start(program) is None:
         r.out("launcher", "exited", 1)
-        r.out("log", _hex("open /dev/vmbus/hv_* failed; error: 2 No such file or directory\n"))
-    else:
-        r.out("launcher", "exited", 0)
         r.out("log", "")
+    else:
+        r.out("launcher", "running")
+        r.out("log", "")
+    return 0, r.data() + _status(g), b""
+
+
+def _unit_script(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
+    verb, unit = args[0], args[2]
+    r = _Report()
+    status, _, err = _systemctl(g, verb, unit, root)
+    r.out("systemctl", status, err.strip().hex())
+    if verb == "start":
+        r.out("journal", _hex(g.journal.get(unit, "")))
     return 0, r.data() + _status(g), b""
 
 
@@ -206,10 +264,23 @@ def _systemctl(g: LinuxGuestModel, verb: str, unit: str, root: bool) -> Answer:
         for p in [p for p in g.processes if p.unit == unit]:
             # systemd sends SIGTERM, then SIGKILL after TimeoutStopSec.
             g.signal(p.pid, "KILL")
+        g.unit_results[unit] = ("success", 0, g.unit_results.get(unit, ("", 0, "yes"))[2])
     idle = not [p for p in g.processes if p.unit == unit]
-    if verb in ("start", "restart") and idle and g.start(programs[0], unit=unit) is None:
-        message = f"Job for {unit} failed because the control process exited with error code."
-        return 1, b"", (message + "\n").encode()
+    if verb in ("start", "restart") and idle:
+        path = g.distro.programs[programs[0]]
+        if not g.condition(path):
+            # A failed condition skips the unit; systemctl start still succeeds.
+            g.unit_results[unit] = ("success", 0, "no")
+            return 0, b"", b""
+        failure = g.failure(path)
+        if failure is not None:
+            # A simple service: systemctl returns once it forked; the daemon
+            # then exits and the unit fails, its output in the journal.
+            g.unit_results[unit] = ("exit-code", failure[0], "yes")
+            g.journal[unit] = failure[1]
+            return 0, b"", b""
+        g.start(programs[0], unit=unit)
+        g.unit_results[unit] = ("success", 0, "yes")
     return 0, b"", b""
 
 

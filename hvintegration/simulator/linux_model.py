@@ -42,6 +42,10 @@ class SimulatedProcess:
         start_ticks: Clock ticks after boot when it started.
         ignores_term: Whether it survives ``SIGTERM``.
         unit: The systemd unit that started it, if any.
+        exe: Its executable when that is not ``program`` (a makeWrapper
+            script's ``.NAME-wrapped``).
+        owner_uid: The owner of the executable file; a file someone other
+            than root owns is not a trusted daemon.
     """
 
     pid: int
@@ -51,6 +55,8 @@ class SimulatedProcess:
     start_ticks: int = 100
     ignores_term: bool = False
     unit: str | None = None
+    exe: str = ""
+    owner_uid: int = 0
 
 
 def pool_records(*items: tuple[str, str]) -> bytes:
@@ -84,6 +90,12 @@ class LinuxGuestModel(SimulatedPeer):
         fail_start: Daemon names that exit at once when started, as a
             daemon does without its device node.
         ignore_term: Daemon names whose instances survive ``SIGTERM``.
+        missing_tools: Ubuntu's wrappers find no per-kernel tools
+            (``linux-cloud-tools-<kernel>`` not installed): they print
+            their warning and exit 2.
+        unit_results: Unit name to how its last run ended
+            (``Result``, ``ExecMainStatus``, ``ConditionResult``).
+        journal: Unit name to what its last run printed.
 
     Raises:
         ValueError: An unknown distribution key.
@@ -113,6 +125,9 @@ class LinuxGuestModel(SimulatedPeer):
         self.pools: dict[int, bytes] = {}
         self.fail_start: set[str] = set()
         self.ignore_term: set[str] = set()
+        self.missing_tools = False
+        self.unit_results: dict[str, tuple[str, int, str]] = {}
+        self.journal: dict[str, str] = {}
         self.boot_time = 1_700_000_000
         self.ticks = 5000
         self.next_pid = 1000
@@ -126,7 +141,9 @@ class LinuxGuestModel(SimulatedPeer):
                 self.processes.append(SimulatedProcess(pid, program, (program,)))
         else:
             for program in distro.programs:
-                self.start(program, unit=distro.units.get(program))
+                unit = distro.units.get(program)
+                if self.condition(program):
+                    self.start(program, unit=unit)
         self.pools[3] = pool_records(
             ("HostName", "HV01"),
             ("VirtualMachineName", name),
@@ -148,6 +165,45 @@ class LinuxGuestModel(SimulatedPeer):
                 found[f"{tools}/{program}"] = program
         return found
 
+    def condition(self, program: str) -> bool:
+        """Whether the kernel offers what a daemon program needs (its unit's condition).
+
+        ``hv_fcopy_daemon`` needs ``/dev/vmbus/hv_fcopy``; ``hv_fcopy_uio_daemon``
+        the ``uio_hv_generic`` driver and no ``/dev/vmbus/hv_fcopy``, as
+        SUSE's units say; every daemon needs the driver.
+        """
+        if self.driver == "absent":
+            return False
+        name = program.rsplit("/", 1)[-1]
+        if name in ("hv_fcopy_daemon", "hypervfcopyd"):
+            return self.distro.fcopy_interface == "node"
+        if name == "hv_fcopy_uio_daemon":
+            return self.distro.fcopy_interface == "uio"
+        return True
+
+    def failure(self, program: str) -> tuple[int, str] | None:
+        """How starting a program in the foreground fails: exit status and output, or ``None``."""
+        path = self.distro.programs.get(program, program)
+        name = path.rsplit("/", 1)[-1]
+        if path in self.distro.wrappers and self.missing_tools:
+            # Ubuntu's wrapper (debian/tools/generic in the kernel package).
+            flavour = self.distro.kernel.rsplit("-", 1)[-1]
+            return 2, (
+                f"WARNING: {name} not found for kernel {self.distro.kernel}\n\n"
+                "  You may need to install the following packages for this specific kernel:\n"
+                f"    linux-tools-{self.distro.kernel}\n"
+                f"    linux-cloud-tools-{self.distro.kernel}\n\n"
+                "  You may also want to install one of the following packages to keep up to "
+                "date:\n"
+                f"    linux-tools-{flavour}\n"
+                f"    linux-cloud-tools-{flavour}\n"
+            )
+        spec = match_program(path)
+        if self._listed(self.fail_start, spec) or self.driver == "absent":
+            node = "hv_" + (spec.short if spec else "kvp")
+            return 1, f"open /dev/vmbus/{node} failed; error: 2 No such file or directory\n"
+        return None
+
     def _listed(self, names: set[str], spec: DaemonSpec | None) -> bool:
         return spec is not None and any(resolve_daemon(n) is spec for n in names)
 
@@ -159,20 +215,26 @@ class LinuxGuestModel(SimulatedPeer):
         """
         path = self.distro.programs.get(program, program)
         spec = match_program(path)
-        if self._listed(self.fail_start, spec):
+        if self.failure(path) is not None:
             return None
         # Ubuntu's wrapper execs the binary for the running kernel.
         if path in self.distro.wrappers:
             path = f"/usr/lib/linux-tools/{self.distro.kernel}/{path.rsplit('/', 1)[-1]}"
+        exe = ""
+        if self.distro.wrapped:
+            # makeWrapper: exec -a "$0" /nix/store/.../.NAME-wrapped "$@".
+            directory, _, name = path.rpartition("/")
+            exe = f"{directory}/.{name}-wrapped"
         self.next_pid += 7
         self.ticks += 50
         process = SimulatedProcess(
             self.next_pid,
             path,
-            (path, "-n") if unit else (path,),
+            (path, "-n"),
             start_ticks=self.ticks,
             ignores_term=self._listed(self.ignore_term, spec),
             unit=unit,
+            exe=exe,
         )
         self.processes.append(process)
         return process

@@ -53,6 +53,7 @@ from hvintegration import catalogue
 from hvintegration.testing.sshd import OpenSSHServer, sshd_unavailable_reason
 
 __all__ = [
+    "FAKE_JOURNALCTL",
     "FAKE_SYSTEMCTL",
     "REAL_DAEMONS",
     "GuestLayout",
@@ -129,9 +130,18 @@ def fake_daemon_script(name: str, *, node: str | None, ignore_term: bool = False
 
 
 FAKE_SYSTEMCTL = r"""#!/bin/sh
-# FAKE systemctl for hvintegration tests: just enough of `show`, `start` and
-# `stop` to run the real unit files of Debian's hyperv-daemons in a guest
-# sandbox, where systemd is not PID 1. Main pids live in $state.
+# FAKE systemctl for hvintegration tests: enough of `show`, `list-units`,
+# `start` and `stop` to run real unit files (Debian's hyperv-daemons, and
+# fixtures copied from other distributions' packaging) in a guest sandbox,
+# where systemd is not PID 1. It prints what systemctl prints: `show` gives
+# KEY=VALUE lines, a service's own properties (MainPID, ExecMainStatus,
+# ExecStart, Result) before the unit's (Id, LoadState, ActiveState,
+# SubState, UnitFileState, ConditionResult), one blank line between units
+# (systemctl(1), org.freedesktop.systemd1(5)); `start` of a unit whose
+# Condition...= fails succeeds and leaves it inactive; a simple service
+# counts as started once forked, and when its process exits non-zero the unit
+# is failed with Result=exit-code. What the service prints goes to the
+# "journal", which the fake journalctl reads. State lives in $state.
 state=/run/systemd/hvintegration-fake
 mkdir -p "$state"
 unitfile() {
@@ -141,11 +151,24 @@ unitfile() {
     return 1
 }
 mainpid() {
-    pid=$(cat "$state/$1" 2>/dev/null) || pid=0
+    pid=$(cat "$state/$1.pid" 2>/dev/null) || pid=0
+    [ -n "$pid" ] || pid=0
     # A zombie has exited; only its parent's wait is missing.
     read -r stat 2>/dev/null < "/proc/$pid/stat" || { echo 0; return; }
     case ${stat##*) } in Z*) echo 0 ;; *) echo "$pid" ;; esac
 }
+key() { sed -n "s/^$2=//p" "$1"; }
+conditions() {
+    # ConditionPathExists=[!]PATH, each of which must hold.
+    for c in $(key "$1" ConditionPathExists); do
+        case $c in
+        !*) [ -e "${c#!}" ] && return 1 ;;
+        *) [ -e "$c" ] || return 1 ;;
+        esac
+    done
+    return 0
+}
+execstart() { key "$1" ExecStart | head -n 1 | sed 's/^[-@+!:]*//'; }
 verb=$1
 shift
 case $verb in
@@ -156,18 +179,40 @@ show)
     for unit in "$@"; do
         [ "$first" = 1 ] || echo
         first=0
-        echo "Id=$unit"
-        if unitfile "$unit" >/dev/null; then
+        if file=$(unitfile "$unit"); then
             pid=$(mainpid "$unit")
-            echo LoadState=loaded
-            if [ "$pid" != 0 ]; then echo ActiveState=active; echo SubState=running
-            else echo ActiveState=inactive; echo SubState=dead; fi
+            status=$(cat "$state/$unit.status" 2>/dev/null) || status=0
+            condition=$(cat "$state/$unit.condition" 2>/dev/null) || condition=yes
+            set -f
+            # shellcheck disable=SC2046
+            set -- $(execstart "$file")
+            set +f
             echo "MainPID=$pid"
+            echo "ExecMainStatus=$status"
+            echo "ExecStart={ path=$1 ; argv[]=$* ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }"
+            if [ "$pid" != 0 ]; then result=success; active=active; sub=running
+            elif [ "$status" != 0 ]; then result=exit-code; active=failed; sub=failed
+            else result=success; active=inactive; sub=dead; fi
+            echo "Result=$result"
+            echo "Id=$unit"
+            echo LoadState=loaded
+            echo "ActiveState=$active"
+            echo "SubState=$sub"
             echo UnitFileState=enabled
+            echo "ConditionResult=$condition"
         else
+            echo "Id=$unit"
             echo LoadState=not-found; echo ActiveState=inactive; echo SubState=dead
-            echo MainPID=0; echo UnitFileState=
+            echo UnitFileState=
         fi
+    done
+    ;;
+list-units)
+    # --type=service --state=running --no-legend --plain: "UNIT LOAD ACTIVE SUB DESCRIPTION".
+    for f in "$state"/*.pid; do
+        [ -e "$f" ] || continue
+        unit=${f##*/}; unit=${unit%.pid}
+        [ "$(mainpid "$unit")" != 0 ] && echo "$unit loaded active running $unit"
     done
     ;;
 start|stop)
@@ -179,15 +224,40 @@ start|stop)
         if [ "$pid" != 0 ]; then
             kill -TERM "$pid"
             while [ "$(mainpid "$unit")" != 0 ]; do sleep 0.1; done
+            # The waiter records the exit status; a stop leaves the unit
+            # inactive, not failed.
+            n=0
+            while [ ! -e "$state/$unit.status" ] && [ "$n" -lt 30 ]; do sleep 0.1; n=$((n + 1)); done
         fi
-        rm -f "$state/$unit"
+        rm -f "$state/$unit.pid" "$state/$unit.status"
         exit 0
     fi
     [ "$pid" != 0 ] && exit 0
-    command=$(sed -n 's/^ExecStart=//p' "$file" | head -n 1)
-    # shellcheck disable=SC2086
-    setsid $command < /dev/null > /dev/null 2>&1 &
-    echo $! > "$state/$unit"
+    if ! conditions "$file"; then
+        echo no > "$state/$unit.condition"
+        exit 0
+    fi
+    echo yes > "$state/$unit.condition"
+    rm -f "$state/$unit.status" "$state/$unit.pid"
+    pre=$(key "$file" ExecStartPre | head -n 1 | sed 's/^[-@+!:]*//')
+    if [ -n "$pre" ] && ! sh -c "$pre" >> "$state/$unit.log" 2>&1; then
+        echo 1 > "$state/$unit.status"
+        echo "Job for $unit failed because the control process exited with error code." >&2
+        echo "See \"systemctl status $unit\" and \"journalctl -xeu $unit\" for details." >&2
+        exit 1
+    fi
+    command=$(execstart "$file")
+    : > "$state/$unit.log"
+    # systemd forks the service and keeps its exit status: so does this
+    # waiter, which writes the pid before the service can exit.
+    (
+        # shellcheck disable=SC2086
+        setsid $command < /dev/null >> "$state/$unit.log" 2>&1 &
+        echo $! > "$state/$unit.pid"
+        wait $!
+        echo $? > "$state/$unit.status"
+    ) > /dev/null 2>&1 &
+    while [ ! -s "$state/$unit.pid" ]; do sleep 0.05; done
     ;;
 *)
     echo "fake systemctl: $verb is not supported" >&2
@@ -196,6 +266,24 @@ start|stop)
 esac
 """
 """A fake ``systemctl`` for :attr:`GuestLayout.systemd`."""
+
+FAKE_JOURNALCTL = r"""#!/bin/sh
+# FAKE journalctl for hvintegration tests: `journalctl -u UNIT -n N -o cat`
+# prints the last lines the fake systemctl's service wrote, message text
+# only, as -o cat does.
+unit=""; lines=10
+while [ $# -gt 0 ]; do
+    case $1 in
+    -u) unit=$2; shift ;;
+    -n) lines=$2; shift ;;
+    esac
+    shift
+done
+[ -n "$unit" ] || exit 0
+tail -n "$lines" "/run/systemd/hvintegration-fake/$unit.log" 2>/dev/null
+exit 0
+"""
+"""A fake ``journalctl`` beside :data:`FAKE_SYSTEMCTL`."""
 
 
 @attrs.define
@@ -217,6 +305,14 @@ class GuestLayout:
         systemd: Make the guest look systemd-managed (``/run/systemd/system``
             exists) with :data:`FAKE_SYSTEMCTL` on ``PATH``, which runs the
             real unit files of Debian's hyperv-daemons.
+        units: More unit files for ``/usr/lib/systemd/system``: name to
+            text (fixtures copied from a distribution's packaging).
+        debian_units: Whether Debian's own ``hv-*-daemon.service`` stay.
+        fcopy_node: Whether ``/dev/vmbus/hv_fcopy`` exists (kernels before
+            6.10); with ``devices`` only.
+        uio: Whether the ``uio_hv_generic`` driver is there
+            (``/sys/bus/vmbus/drivers/uio_hv_generic/new_id``), through which
+            kernels from 6.10 offer file copy.
     """
 
     driver: str = "module"
@@ -226,6 +322,10 @@ class GuestLayout:
     programs: Mapping[str, str] = attrs.field(factory=dict)
     pools: Mapping[int, bytes] = attrs.field(factory=dict)
     systemd: bool = False
+    units: Mapping[str, str] = attrs.field(factory=dict)
+    debian_units: bool = True
+    fcopy_node: bool = True
+    uio: bool = False
 
 
 _NODES = {"hv_kvp_daemon": "hv_kvp", "hv_vss_daemon": "hv_vss", "hv_fcopy_daemon": "hv_fcopy"}
@@ -279,7 +379,8 @@ class GuestSandbox:
         vmbus_dev = self._dir("dev-vmbus")
         if layout.devices:
             os.mkfifo(vmbus_dev / "hv_kvp")
-            os.mkfifo(vmbus_dev / "hv_fcopy")
+            if layout.fcopy_node:
+                os.mkfifo(vmbus_dev / "hv_fcopy")
         add("/dev", "vmbus", vmbus_dev)
         add("/sys/bus", "vmbus", self._sys_tree())
         if layout.driver != "absent":
@@ -302,7 +403,20 @@ class GuestSandbox:
             systemctl = shutil.which("systemctl") or "/usr/bin/systemctl"
             programs[systemctl] = "fake-systemctl"
             programs["/usr/local/sbin/systemctl"] = "fake-systemctl"
+            programs[shutil.which("journalctl") or "/usr/bin/journalctl"] = "fake-journalctl"
             add("/run/systemd", "system", self._dir("run-systemd-system"))
+        if layout.units or not layout.debian_units:
+            units_dir = "/usr/lib/systemd/system"
+            entry = rebuild.setdefault(units_dir, {"add": {}, "remove": []})
+            if not layout.debian_units:
+                removes = entry["remove"]
+                assert isinstance(removes, list)
+                removes.extend(f"hv-{n}-daemon.service" for n in ("kvp", "vss", "fcopy"))
+            for name, text in layout.units.items():
+                unit_file = self._dir("units") / name
+                unit_file.write_text(text)
+                unit_file.chmod(0o644)
+                add(units_dir, name, unit_file)
         for guest_path, source in programs.items():
             if Path(guest_path).is_file():
                 bind[guest_path] = str(self._program(source))
@@ -329,11 +443,20 @@ class GuestSandbox:
         kind, _, name = source.partition(":")
         if kind == "fake-systemctl":
             target.write_text(FAKE_SYSTEMCTL)
+        elif kind == "fake-journalctl":
+            target.write_text(FAKE_JOURNALCTL)
+        elif kind == "text":
+            # text:SCRIPT, a program given as its whole text.
+            target.write_text(name)
         elif kind in ("fake", "fake-stubborn"):
             node = _NODES.get(name, "hv_" + name.removeprefix("hv_").split("_")[0])
-            text = fake_daemon_script(
-                name, node=f"/dev/vmbus/{node}", ignore_term=kind == "fake-stubborn"
+            # hv_fcopy_uio_daemon reaches the channel through the uio driver.
+            path = (
+                "/sys/bus/vmbus/drivers/uio_hv_generic/new_id"
+                if name == "hv_fcopy_uio_daemon"
+                else f"/dev/vmbus/{node}"
             )
+            text = fake_daemon_script(name, node=path, ignore_term=kind == "fake-stubborn")
             target.write_text(text)
         else:
             shutil.copyfile(source, target)
@@ -371,6 +494,9 @@ class GuestSandbox:
         drivers.mkdir()
         if self.layout.driver != "absent":
             (drivers / "hv_utils").mkdir()
+        if self.layout.uio:
+            (drivers / "uio_hv_generic").mkdir()
+            (drivers / "uio_hv_generic" / "new_id").write_text("")
         if self.layout.devices:
             for number, spec in enumerate(catalogue.HOST_SERVICES):
                 assert spec.linux is not None
