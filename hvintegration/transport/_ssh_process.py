@@ -1,35 +1,66 @@
-"""Remote processes on SSH channels: find their id, kill them, talk to a PowerShell.
+"""Remote processes on SSH channels: start them the same way on every login shell, and kill them.
 
-Closing a channel that has no terminal does not stop the command behind it,
-so every command the ``ssh://`` transport starts on a POSIX login shell
-first reports its process id (a marker line on stderr) and then becomes the
-command (``exec`` keeps the id). A timed-out or cancelled command is then
-killed, with its process group, over a second channel.
+sshd hands the command line of a channel to the user's login shell, which
+may be dash, bash, zsh or tcsh; they quote differently, and tcsh refuses a
+newline inside quotes. So no command line the transport sends holds a
+caller's word: every shell command runs through one fixed launcher,
+:data:`LAUNCH_LINE`, whose only quoting (one pair of single quotes around
+text with no newline or ``!``) means the same in all four. The
+launcher is POSIX ``sh``:
+
+1. it reports its process id on stderr (a marker line); sshd made it the
+   leader of a new session, so every process the command starts belongs
+   to that session unless it leaves it on purpose;
+2. it reads one line from stdin, :func:`frame`: the argv quoted for
+   ``sh`` (newlines in words spelled ``"$n"``, so the line is one line),
+   and a per-call token exported as ``HVINTEGRATION_CALL``, which every
+   descendant inherits, even one that leaves the session;
+3. it execs the command, which keeps the id and reads the rest of
+   stdin as its input.
+
+Closing a channel that has no terminal does not stop the command behind
+it, and a signal sent to ``sudo`` never reaches the root child (SIGKILL
+cannot be relayed). So a timed-out or cancelled command is killed by
+:data:`KILL_SCRIPT`, run over a second channel through the same launcher,
+under ``sudo -n`` when the command itself ran under sudo: it stops every
+process of the session, every holder of the token and every descendant of
+either (stopped processes cannot fork away), then kills them all. It uses
+only ``sh`` builtins, ``grep`` and ``/proc``, never ``kill -- -PID`` (dash
+refuses the ``--``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+import shlex
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import asyncssh
 
 __all__ = [
+    "KILL_SCRIPT",
     "KILL_TIMEOUT",
+    "LAUNCH_LINE",
     "PID_PREFIX",
     "SSHPowerShell",
     "as_bytes",
+    "frame",
+    "kill_argv",
     "kill_remote",
+    "new_token",
     "read_pid",
+    "runs_under_sudo",
     "signal_number",
 ]
 
 KILL_TIMEOUT = 5.0
-"""Seconds a remote kill, or the close of a channel, may take."""
+"""Seconds a remote kill, or the close of a channel, may take: the grace a
+timed-out or cancelled command may add to its call."""
 
 _PID_MARKER = b"hvintegration-pid:"
 PID_PREFIX = 'printf "hvintegration-pid:%s\\n" "$$" >&2 && exec '
@@ -37,6 +68,95 @@ PID_PREFIX = 'printf "hvintegration-pid:%s\\n" "$$" >&2 && exec '
 
 _STDERR_KEPT = 8192
 _PRELUDE_LIMIT = 64 * 1024
+
+_LAUNCHER = (
+    'printf "hvintegration-pid:%s\\n" $$ >&2 || exit 125; '
+    "IFS= read -r hvintegration_argv || exit 125; "
+    'eval "$hvintegration_argv" || exit 125; '
+    'exec "$@"'
+)
+LAUNCH_LINE = f"exec /bin/sh -c '{_LAUNCHER}' hvintegration"
+"""The command line of every shell command's channel: the same for every login shell."""
+
+KILL_SCRIPT = r"""
+s=$1 t=HVINTEGRATION_CALL=$2 k=" " round=0
+while [ "$round" -lt 50 ]; do
+    round=$((round + 1))
+    # The token's holders: grep reads every environment this user may read.
+    e=" "
+    for f in $(grep -lsF -e "$t" /proc/[0-9]*/environ 2>/dev/null); do
+        f=${f#/proc/}
+        e="$e${f%/environ} "
+    done
+    new=0
+    for d in /proc/[0-9]*; do
+        p=${d#/proc/}
+        [ "$p" = "$$" ] && continue
+        case $k in *" $p "*) continue ;; esac
+        { read -r st < "$d/stat"; } 2>/dev/null || continue
+        # After the command name: state ppid pgrp session ...
+        set -f
+        # shellcheck disable=SC2086
+        set -- ${st##*) }
+        set +f
+        [ "$1" = Z ] && continue
+        hit=0
+        [ "$p" = "$s" ] || [ "$4" = "$s" ] && hit=1
+        case $k in *" $2 "*) hit=1 ;; esac
+        case $e in *" $p "*) hit=1 ;; esac
+        [ "$hit" = 1 ] || continue
+        # Stopped, it cannot fork a child this scan would miss.
+        kill -STOP "$p" 2>/dev/null
+        k="$k$p "
+        new=1
+    done
+    [ "$new" = 0 ] && break
+done
+for p in $k; do kill -KILL "$p" 2>/dev/null; done
+for p in $k; do kill -CONT "$p" 2>/dev/null; done
+echo "killed:$k"
+"""
+"""Kill a command's session (``$1``, or ``-``), the holders of its token
+(``$2``) and their descendants. Fixed text; the ids travel as arguments."""
+
+
+def new_token() -> str:
+    """A fresh token for one call, exported to everything the call starts."""
+    return secrets.token_hex(12)
+
+
+def _word(word: str) -> str:
+    # shlex.quote puts the whole word in single quotes (its own quotes
+    # become '"'"'), so every newline is inside single quotes: close them,
+    # add "$n" (a newline), reopen. The frame then stays one line.
+    return shlex.quote(word).replace("\n", "'\"$n\"'")
+
+
+def frame(argv: Sequence[str], token: str) -> bytes:
+    """The launcher's first line of stdin: the token and the argv, for ``eval``.
+
+    Every word is quoted by :func:`shlex.quote`; nothing is read as syntax.
+
+    Example:
+        >>> frame(["printf", "%s", "a b", "x\\ny"], "t0").split(b"; ")[-1]
+        b'set -- printf %s \\'a b\\' \\'x\\'"$n"\\'y\\'\\n'
+    """
+    words = " ".join(_word(word) for word in argv)
+    # The shell's IFS starts as space, tab, newline: its last character is
+    # the newline the frame cannot hold literally.
+    line = f"HVINTEGRATION_CALL={token}; export HVINTEGRATION_CALL; n=${{IFS#??}}; set -- {words}\n"
+    return line.encode("utf-8")
+
+
+def runs_under_sudo(argv: Sequence[str]) -> bool:
+    """Whether a command runs through ``sudo``, so that only root can kill what it started."""
+    return bool(argv) and argv[0].rsplit("/", 1)[-1] == "sudo"
+
+
+def kill_argv(session: int | None, token: str, *, sudo: bool) -> list[str]:
+    """The argv that kills a command's session and token holders (:data:`KILL_SCRIPT`)."""
+    argv = ["sh", "-c", KILL_SCRIPT, "hvintegration-kill", str(session or "-"), token or "-"]
+    return ["sudo", "-n", "--", *argv] if sudo else argv
 
 
 async def read_pid(process: asyncssh.SSHClientProcess[bytes]) -> tuple[int | None, bytes]:
@@ -62,18 +182,41 @@ async def read_pid(process: asyncssh.SSHClientProcess[bytes]) -> tuple[int | Non
     return None, prelude
 
 
+async def run_kill(
+    connection: asyncssh.SSHClientConnection,
+    session: int | None,
+    token: str,
+    *,
+    sudo: bool,
+) -> bool:
+    """Run :data:`KILL_SCRIPT` over a new channel; whether it ran to the end.
+
+    Raises:
+        asyncssh.ChannelOpenError: The server refused the channel.
+    """
+    process = await connection.create_process(LAUNCH_LINE, encoding=None)
+    try:
+        process.stdin.write(frame(kill_argv(session, token, sudo=sudo), new_token()))
+        process.stdin.write_eof()
+        stdout = as_bytes(await process.stdout.read())
+        await process.wait_closed()
+    finally:
+        process.close()
+    return process.exit_status == 0 and stdout.startswith(b"killed:")
+
+
 async def kill_remote(
     connection: asyncssh.SSHClientConnection,
     process: asyncssh.SSHClientProcess[bytes],
     pid: int | None,
 ) -> None:
-    """Kill a remote command and its process group, then close its channel. Never raises.
+    """Kill a remote command's session, then close its channel. Never raises.
 
-    sshd starts each command as the leader of its own process group, so the
-    group is killed by id over a second channel when the id is known.
+    For the PowerShell channels, whose command line reports its id
+    (:data:`PID_PREFIX`) but carries no token.
     """
     if pid is not None and not connection.is_closed():
-        kill = connection.run(f"kill -KILL -- -{pid} {pid} 2>/dev/null", check=False)
+        kill = run_kill(connection, pid, "", sudo=False)
         with contextlib.suppress(Exception):
             await asyncio.shield(asyncio.wait_for(kill, KILL_TIMEOUT))
     process.close()

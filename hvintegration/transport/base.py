@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import math
 import shlex
+import sys
 from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, Union
@@ -49,11 +51,10 @@ from hvintegration.errors import (
     TransportClosedError,
     TransportError,
 )
+from hvintegration.operations import Operation
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-    from hvintegration.operations import Operation
 
 __all__ = [
     "MAX_ARGUMENT_BYTES",
@@ -155,8 +156,7 @@ class CompletedCommand:
         if self.exit_status == 0:
             return
         remote = self.stderr.decode("utf-8", "replace").strip()
-        command = shlex.join(self.argv)
-        message = f"{command} exited with status {self.exit_status}"
+        message = f"{_short_command(self.argv)} exited with status {self.exit_status}"
         if remote:
             message += f": {remote.splitlines()[-1]}"
         raise RemoteCommandError(
@@ -171,6 +171,41 @@ class CompletedCommand:
 _T = TypeVar("_T")
 
 
+class _Expired(Exception):
+    """The deadline of :func:`_deadline` passed."""
+
+
+async def _deadline(awaitable: Awaitable[_T], timeout: float) -> _T:
+    """Await ``awaitable`` for at most ``timeout`` seconds, else raise :class:`_Expired`.
+
+    Unlike ``asyncio.wait_for`` before Python 3.12, a cancellation of the
+    caller that arrives as the call completes is never turned into a result,
+    and a ``TimeoutError`` raised inside the call is not mistaken for the
+    deadline.
+    """
+    if sys.version_info >= (3, 11):
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                return await awaitable
+        except TimeoutError:
+            if scope.expired():
+                raise _Expired from None
+            raise
+    task = asyncio.ensure_future(awaitable)  # pragma: no cover - Python 3.10
+    try:  # pragma: no cover - Python 3.10
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except BaseException:  # pragma: no cover - Python 3.10
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    if not done:  # pragma: no cover - Python 3.10
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise _Expired
+    return task.result()  # pragma: no cover - Python 3.10
+
+
 async def within(
     awaitable: Awaitable[_T],
     timeout: float,
@@ -182,7 +217,10 @@ async def within(
     """Await ``awaitable`` for at most ``timeout`` seconds.
 
     Whatever it started is cancelled when time runs out, so its own cleanup
-    runs before this returns.
+    runs before this returns. A timeout the call reports itself (its own
+    :class:`~hvintegration.errors.OperationTimeoutError`, saying what became
+    of its work) passes through unchanged; a caller's cancellation is never
+    lost.
 
     Args:
         awaitable: The call.
@@ -195,14 +233,31 @@ async def within(
         OperationTimeoutError: ``timeout`` passed.
     """
     try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except asyncio.TimeoutError:
+        return await _deadline(awaitable, timeout)
+    except _Expired:
         raise OperationTimeoutError(
             message or f"no answer within {timeout:g} s",
             timeout=timeout,
             target=target,
             operation=operation,
         ) from None
+
+
+def _short_command(argv: Sequence[str], limit: int = 120) -> str:
+    """``argv`` as a shell would show it, shortened for a one-line message."""
+    words = [word if len(word) <= 40 else word[:37] + "..." for word in argv]
+    text = shlex.join(words)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Call:
+    """One request in flight on a transport."""
+
+    __slots__ = ("ended_by_close", "finished")
+
+    def __init__(self) -> None:
+        self.ended_by_close = False
+        self.finished = asyncio.Event()
 
 
 class Transport(abc.ABC):
@@ -235,7 +290,14 @@ class Transport(abc.ABC):
         super().__init_subclass__(**kwargs)
         if cls.__module__ == __name__:
             return
-        overridden = sorted(cls._TEMPLATE_METHODS & set(vars(cls)))
+        # Look where each public name resolves through the MRO, so that a
+        # mixin defining run_command is refused as surely as an override.
+        overridden = sorted(
+            name
+            for name in cls._TEMPLATE_METHODS
+            for owner in [next((k for k in cls.__mro__ if name in vars(k)), None)]
+            if owner is not None and owner.__module__ != __name__
+        )
         if overridden:
             raise TypeError(
                 f"{cls.__qualname__} overrides {', '.join(overridden)}; a transport "
@@ -243,8 +305,11 @@ class Transport(abc.ABC):
                 "_aclose, _abort) and the base class keeps the contract"
             )
 
+    # Per-instance state, created on first use: transports need not call
+    # an __init__ of the base.
     _closed: bool = False
-    _close_done: bool = False
+    _closing: asyncio.Future[None] | None = None
+    _calls: dict[asyncio.Task[object], _Call] | None = None
 
     @property
     @abc.abstractmethod
@@ -265,30 +330,67 @@ class Transport(abc.ABC):
             )
 
     def _check_timeout(self, timeout: float, operation: str) -> None:
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or math.isnan(timeout)
-            or timeout <= 0
-        ):
+        valid = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+        if valid:
+            try:
+                valid = math.isfinite(timeout) and timeout > 0
+            except OverflowError:
+                valid = False
+        if not valid:
             raise InvalidParameterError(
-                f"timeout must be a positive number of seconds, not {timeout!r}",
+                f"timeout must be a positive, finite number of seconds, not {timeout!r}",
                 target=self.target,
                 operation=operation,
             )
 
     async def _guarded(self, call: Awaitable[_T], *, timeout: float, operation: str) -> _T:
-        """Await one request under its deadline, mapping every failure."""
+        """Await one request under its deadline, mapping every failure.
+
+        A call still in flight when the transport is closed ends with
+        :class:`~hvintegration.errors.TransportClosedError`, whatever the
+        wire would have done.
+        """
+        task = asyncio.current_task()
+        calls = self._calls
+        if calls is None:
+            calls = self._calls = {}
+        record = _Call()
+        if task is not None:
+            calls[task] = record
         try:
             return await within(call, timeout, target=self.target, operation=operation)
+        except asyncio.CancelledError:
+            if task is None or not record.ended_by_close:
+                raise
+            # Cancelled by aclose(), not by the caller: unless the caller
+            # cancelled too, report the close.
+            if sys.version_info >= (3, 11) and task.uncancel() > 0:
+                raise
+            raise TransportClosedError(
+                "the transport was closed while the call ran",
+                target=self.target,
+                operation=operation,
+            ) from None
         except HvIntegrationError as exc:
             if exc.target is None:
                 exc.target = self.target
             if exc.operation is None:
                 exc.operation = operation
             raise
+        except TimeoutError as exc:
+            # A deadline of the wire's own, not the call's.
+            raise OperationTimeoutError(
+                f"the connection timed out: {exc}" if str(exc) else "the connection timed out",
+                timeout=timeout,
+                target=self.target,
+                operation=operation,
+            ) from exc
         except Exception as exc:
             raise self._translate(exc, operation) from exc
+        finally:
+            if task is not None and calls.get(task) is record:
+                del calls[task]
+            record.finished.set()
 
     def _translate(self, exc: Exception, operation: str) -> HvIntegrationError:
         """Map an exception the wire let through into the library's hierarchy.
@@ -325,30 +427,69 @@ class Transport(abc.ABC):
             # A half-made connection (a child started, a socket open) must
             # not outlive the failed attempt.
             self._abort()
-            if isinstance(exc, HvIntegrationError) or not isinstance(exc, Exception):
+            if isinstance(exc, HvIntegrationError):
+                if exc.target is None:
+                    exc.target = self.target
+                if exc.operation is None:
+                    exc.operation = "open"
+                raise
+            if not isinstance(exc, Exception):
                 raise
             raise self._translate(exc, "open") from exc
 
     async def aclose(self) -> None:
         """Release the connection and everything it started.
 
-        Idempotent, and safe under cancellation: if the graceful close is
-        cancelled, fails or takes longer than :attr:`close_timeout`, the rest
-        is released at once and a cancellation is then re-raised.
+        Idempotent: a second call waits for the first to finish. Safe under
+        cancellation: if the graceful close is cancelled, fails or takes
+        longer than :attr:`close_timeout`, the rest is released at once and
+        a cancellation is then re-raised. Calls still in flight end with
+        :class:`~hvintegration.errors.TransportClosedError`.
         """
-        if self._closed:
+        closing = self._closing
+        if closing is not None:
+            # Only this waiter is cancelled if it is; the first close goes on.
+            await asyncio.shield(closing)
             return
         self._closed = True
+        closing = self._closing = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._aclose(), self.close_timeout)
+            await _deadline(self._aclose(), self.close_timeout)
+            await self._end_calls()
         except asyncio.CancelledError:
             self._abort()
+            self._end_calls_now()
             raise
         except Exception as exc:
             _log.debug("graceful close of %s failed: %r; releasing at once", self.target, exc)
             self._abort()
+            self._end_calls_now()
         finally:
-            self._close_done = True
+            closing.set_result(None)
+
+    def _end_calls_now(self) -> list[_Call]:
+        """Cancel every call still in flight, except the caller's own."""
+        current = asyncio.current_task()
+        ended = []
+        for task, record in list((self._calls or {}).items()):
+            if task is current or task.done() or record.finished.is_set():
+                continue
+            if not record.ended_by_close:
+                record.ended_by_close = True
+                task.cancel()
+            ended.append(record)
+        return ended
+
+    async def _end_calls(self) -> None:
+        # Wait until each call has left the transport, not for the caller's
+        # whole task, which goes on with its own work.
+        ended = self._end_calls_now()
+        if ended:
+            with contextlib.suppress(_Expired):
+                await _deadline(
+                    asyncio.gather(*(record.finished.wait() for record in ended)),
+                    self.close_timeout,
+                )
 
     # -- the wire -------------------------------------------------------
 
@@ -414,9 +555,23 @@ class PowerShellTransport(Transport):
             TransportClosedError: The transport is closed.
             TransportError: The connection failed or broke.
         """
+        if not isinstance(operation, Operation):
+            raise InvalidParameterError(
+                f"an operation is one of hvintegration.operations, not {type(operation).__name__}",
+                target=self.target,
+                operation="run_operation",
+            )
         name = operation.name
         self._check_open(name)
         self._check_timeout(timeout, name)
+        if not isinstance(parameters, Mapping) or not all(
+            isinstance(key, str) for key in parameters
+        ):
+            raise InvalidParameterError(
+                "parameters are a mapping of names (strings) to values",
+                target=self.target,
+                operation=name,
+            )
         try:
             operation.check_parameters(parameters)
         except ValueError as exc:

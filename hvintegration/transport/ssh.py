@@ -15,7 +15,8 @@ in ``repr``, logs or errors.
 URL form::
 
     ssh://[user@]host[:port][?known_hosts=PATH&key=PATH&shell=posix|powershell|cmd
-                             &executable=NAME&mode=persistent|oneshot]
+                             &executable=NAME&mode=persistent|oneshot
+                             &max_channels=N&max_output=BYTES]
 
 ``shell`` names the remote login shell: ``posix`` for Linux (the default),
 ``powershell`` or ``cmd`` for Windows OpenSSH (whose default shell is
@@ -26,13 +27,23 @@ one PowerShell channel open for every operation; ``mode=oneshot`` opens one
 per operation. A password may be given to :class:`SSHTarget` directly; a
 password in the URL is accepted but discouraged (it lands in shell history),
 and never shown again.
+
+``max_channels`` bounds the shell commands one connection runs at once
+(default 8, under OpenSSH's default ``MaxSessions`` of 10 with room for a
+kill channel); more wait their turn, and a server that refuses a channel
+lowers the bound instead of failing the call. ``max_output`` bounds what
+one call may write (stdout and stderr together, or one PowerShell answer).
+
+A shell command that times out or is cancelled is killed with everything
+it started (:mod:`._ssh_process`), as root when it ran under ``sudo``,
+before the call returns: the call takes at most its timeout plus
+:data:`~._ssh_process.KILL_TIMEOUT` seconds, connecting included.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
 import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -42,6 +53,7 @@ import attrs
 from hvintegration.errors import (
     InvalidTargetError,
     OperationTimeoutError,
+    RemoteCommandError,
     TransportBrokenError,
     TransportClosedError,
     TransportError,
@@ -52,14 +64,19 @@ from hvintegration.transport._powershell_wire import (
     command_line,
     validate_executable,
 )
+from hvintegration.transport._ssh_channels import DEFAULT_MAX_CHANNELS, ChannelLimit
 from hvintegration.transport._ssh_connect import client_options, connect, known_hosts_option
 from hvintegration.transport._ssh_process import (
     KILL_TIMEOUT,
+    LAUNCH_LINE,
     PID_PREFIX,
     SSHPowerShell,
     as_bytes,
-    kill_remote,
+    frame,
+    new_token,
     read_pid,
+    run_kill,
+    runs_under_sudo,
     signal_number,
 )
 from hvintegration.transport._url import check_options, parse_options
@@ -81,7 +98,20 @@ __all__ = ["SSHTarget", "SSHTransport", "known_hosts_option"]
 _SHELLS = ("posix", "powershell", "cmd")
 _MODES = ("persistent", "oneshot")
 
-_OPTIONS = {"known_hosts", "key", "shell", "connect_timeout", "executable", "mode"}
+_OPTIONS = {
+    "known_hosts",
+    "key",
+    "shell",
+    "connect_timeout",
+    "executable",
+    "mode",
+    "max_channels",
+    "max_output",
+}
+
+# After a command has exited, how long its output may still take to end: a
+# descendant it left behind may hold stdout open for ever.
+_OUTPUT_GRACE = 1.0
 
 
 @attrs.frozen
@@ -108,8 +138,12 @@ class SSHTarget:
             line).
         mode: ``persistent`` (one PowerShell channel for every operation) or
             ``oneshot`` (one channel per operation).
-        max_output: Bytes one operation may write before its answer is
-            refused as oversized.
+        max_output: Bytes one call may write (a shell command's stdout and
+            stderr together, or one PowerShell answer) before it is stopped
+            and refused as oversized.
+        max_channels: Shell commands the connection runs at once; the rest
+            wait. Keep it under the server's ``MaxSessions`` (OpenSSH: 10),
+            which must also leave one channel for killing a command.
 
     Example:
         >>> SSHTarget("guest1", user="admin", password="s3cret").url
@@ -130,6 +164,7 @@ class SSHTarget:
     executable: str | None = None
     mode: str = "persistent"
     max_output: int = DEFAULT_MAX_OUTPUT
+    max_channels: int = DEFAULT_MAX_CHANNELS
 
     def __attrs_post_init__(self) -> None:
         if not self.host:
@@ -151,6 +186,8 @@ class SSHTarget:
             )
         if self.max_output < 1024:
             raise InvalidTargetError("max_output must be at least 1024 bytes", target=self.url)
+        if self.max_channels < 1:
+            raise InvalidTargetError("max_channels must be at least 1", target=self.url)
 
     @property
     def powershell(self) -> str:
@@ -195,6 +232,13 @@ class SSHTarget:
             connect_timeout = float(single.get("connect_timeout", "15"))
         except ValueError:
             raise InvalidTargetError("connect_timeout must be a number of seconds") from None
+        numbers: dict[str, int] = {}
+        for name in ("max_channels", "max_output"):
+            if name in single:
+                try:
+                    numbers[name] = int(single[name])
+                except ValueError:
+                    raise InvalidTargetError(f"{name} must be a whole number") from None
         return cls(
             host=url.hostname,
             port=port,
@@ -206,6 +250,8 @@ class SSHTarget:
             connect_timeout=connect_timeout,
             executable=single.get("executable") or None,
             mode=single.get("mode", "persistent"),
+            max_channels=numbers.get("max_channels", DEFAULT_MAX_CHANNELS),
+            max_output=numbers.get("max_output", DEFAULT_MAX_OUTPUT),
         )
 
     def client_options(self) -> asyncssh.SSHClientConnectionOptions:
@@ -247,8 +293,10 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         self.settings = settings
         self._connection: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
-        # Shell commands in flight, with their remote process ids once known.
-        self._commands: dict[asyncssh.SSHClientProcess[bytes], int | None] = {}
+        self._slots = ChannelLimit(settings.max_channels)
+        # Shell commands in flight: their channel, session id once known,
+        # token, and whether they ran under sudo.
+        self._commands: dict[asyncssh.SSHClientProcess[bytes], _Running] = {}
         self._session = PowerShellSession(
             self._spawn,
             target=self.target,
@@ -266,7 +314,9 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         """Connect now, so that authentication and host-key errors surface early."""
         await self._connect("open")
 
-    async def _connect(self, operation: str) -> asyncssh.SSHClientConnection:
+    async def _connect(
+        self, operation: str, *, deadline: float | None = None
+    ) -> asyncssh.SSHClientConnection:
         self._check_open(operation)
         async with self._lock:
             connection = self._connection
@@ -274,6 +324,16 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                 return connection
             self._connection = None
             options = self.settings.client_options()
+            if deadline is not None:
+                # The connect counts towards the call's timeout: give up
+                # with the call, and with a message that says so.
+                left = deadline - asyncio.get_running_loop().time()
+                if options.connect_timeout is None or left < options.connect_timeout:
+                    import asyncssh
+
+                    options = asyncssh.SSHClientConnectionOptions(
+                        options=options, connect_timeout=max(left, 0.001)
+                    )
             connection = await connect(
                 self.settings.host,
                 self.settings.port,
@@ -288,6 +348,9 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                     "the transport is closed", target=self.target, operation=operation
                 )
             self._connection = connection
+            if self._slots.open == 0:
+                # A new connection: the server's limit may be another one.
+                self._slots.limit = self.settings.max_channels
             return connection
 
     def _drop(self, connection: asyncssh.SSHClientConnection) -> None:
@@ -302,21 +365,22 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         input: bytes | None,
         timeout: float,
     ) -> CompletedCommand:
-        # Every argument is quoted with shlex.join, so the remote shell
-        # passes it on as one word and never interprets it.
+        # Every argument travels on stdin to a fixed launcher, quoted for
+        # sh, so no login shell ever reads it as syntax (._ssh_process).
         if self.settings.shell != "posix":
             raise TransportError(
                 f"shell commands need a POSIX login shell; this target's is {self.settings.shell}",
                 target=self.target,
                 operation="run_command",
             )
+        deadline = asyncio.get_running_loop().time() + timeout
         closed = TransportClosedError(
             f"the transport was closed while {argv[0]} ran; it was killed",
             target=self.target,
             operation="run_command",
         )
         try:
-            done = await self._run_remote(argv, input=input, timeout=timeout)
+            done = await self._run_remote(argv, input=input, timeout=timeout, deadline=deadline)
         except TransportError as exc:
             if not self._closed or isinstance(exc, TransportClosedError):
                 raise
@@ -325,52 +389,96 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             raise closed
         return done
 
+    async def _open_channel(
+        self, deadline: float
+    ) -> tuple[asyncssh.SSHClientConnection, asyncssh.SSHClientProcess[bytes]]:
+        """A slot and a channel running the launcher; a refusal waits for the next slot."""
+        import asyncssh
+
+        attempts = 0
+        while True:
+            connection = await self._connect("run_command", deadline=deadline)
+            await self._slots.acquire()
+            try:
+                process = await connection.create_process(LAUNCH_LINE, encoding=None)
+            except asyncssh.ChannelOpenError as exc:
+                # A refused channel concerns this call only: the connection
+                # and every other call on it carry on.
+                attempts += 1
+                if self._slots.refused() or attempts < 5:
+                    await asyncio.sleep(0.02 * attempts)
+                    continue
+                raise TransportError(
+                    f"the server refused an SSH channel: {exc.reason}",
+                    target=self.target,
+                    operation="run_command",
+                ) from exc
+            except BaseException as exc:
+                self._slots.release()
+                if isinstance(exc, (asyncssh.DisconnectError, OSError)):
+                    self._drop(connection)
+                    raise TransportBrokenError(
+                        f"cannot open an SSH channel: {exc}",
+                        target=self.target,
+                        operation="run_command",
+                    ) from exc
+                raise
+            return connection, process
+
     async def _run_remote(
-        self, command: tuple[str, ...], *, input: bytes | None, timeout: float
+        self,
+        command: tuple[str, ...],
+        *,
+        input: bytes | None,
+        timeout: float,
+        deadline: float,
     ) -> CompletedCommand:
         import asyncssh
 
-        connection = await self._connect("run_command")
-        try:
-            process = await connection.create_process(
-                PID_PREFIX + shlex.join(command), encoding=None
-            )
-        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
-            self._drop(connection)
-            raise TransportBrokenError(
-                f"cannot open an SSH channel: {exc}", target=self.target, operation="run_command"
-            ) from exc
-        self._commands[process] = None
-        pid: int | None = None
+        connection, process = await self._open_channel(deadline)
+        running = _Running(new_token(), runs_under_sudo(command))
+        self._commands[process] = running
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        failure: BaseException | None = None
         try:
-            pid, prelude = await asyncio.wait_for(read_pid(process), timeout)
-            if process in self._commands:
-                self._commands[process] = pid
-            stdout, stderr = await asyncio.wait_for(
-                process.communicate(input or b""), max(0.0, deadline - loop.time())
-            )
-            stderr = prelude + as_bytes(stderr)
-        except asyncio.TimeoutError:
-            await kill_remote(connection, process, pid)
-            raise OperationTimeoutError(
-                f"{command[0]} did not finish within {timeout:g} s",
-                timeout=timeout,
-                target=self.target,
-                operation="run_command",
-            ) from None
+            process.stdin.write(frame(command, running.token) + (input or b""))
+            process.stdin.write_eof()
+            running.pid, prelude = await read_pid(process)
+            stdout, stderr = await _collect(process, self.settings.max_output)
+            stderr = prelude + stderr
+        except _TooMuchOutput as exc:
+            failure = exc
         except (asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
             process.close()
             self._drop(connection)
+            self._forget(process)
             raise TransportBrokenError(
                 f"the SSH connection broke: {exc}", target=self.target, operation="run_command"
             ) from exc
-        except BaseException:
-            await kill_remote(connection, process, pid)
-            raise
-        finally:
-            self._commands.pop(process, None)
+        except BaseException as exc:
+            failure = exc
+        if failure is not None:
+            killed = await self._kill(connection, process)
+            self._forget(process)
+            if isinstance(failure, _TooMuchOutput):
+                raise RemoteCommandError(
+                    f"{command[0]} wrote more than {self.settings.max_output} bytes of output "
+                    f"(max_output); it was stopped{_outcome(killed)}",
+                    error_id="output-limit",
+                    target=self.target,
+                    operation="run_command",
+                ) from None
+            if isinstance(failure, asyncio.CancelledError) and loop.time() >= deadline - 0.01:
+                # The base class's deadline cancelled the call: say what
+                # became of the command.
+                raise OperationTimeoutError(
+                    f"{command[0]} did not finish within {timeout:g} s{_outcome(killed)}",
+                    timeout=timeout,
+                    target=self.target,
+                    operation="run_command",
+                ) from None
+            raise failure
+        self._forget(process)
         status = process.exit_status
         if status is None or status < 0:
             if connection.is_closed():
@@ -382,7 +490,65 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                 )
             signal_name = process.exit_signal[0] if process.exit_signal else "unknown"
             status = 128 + signal_number(signal_name)
-        return CompletedCommand(command, status, as_bytes(stdout), as_bytes(stderr))
+        return CompletedCommand(command, status, stdout, stderr)
+
+    def _forget(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        """The command's channel is done with: close it and give its slot back."""
+        if self._commands.pop(process, None) is not None:
+            process.close()
+            self._slots.release()
+
+    async def _kill(
+        self, connection: asyncssh.SSHClientConnection, process: asyncssh.SSHClientProcess[bytes]
+    ) -> bool:
+        """Kill what a command started, within :data:`KILL_TIMEOUT`; whether that is known done.
+
+        Survives a second cancellation: the kill finishes (or times out)
+        before the caller learns of it.
+        """
+        running = self._commands.get(process)
+        if running is None:
+            return False
+        if process.exit_status is not None and process.is_closing():
+            return True
+        task = asyncio.ensure_future(self._kill_now(connection, process, running))
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            asyncio.current_task().cancel()  # type: ignore[union-attr]
+        return task.result()
+
+    async def _kill_now(
+        self,
+        connection: asyncssh.SSHClientConnection,
+        process: asyncssh.SSHClientProcess[bytes],
+        running: _Running,
+    ) -> bool:
+        import asyncssh
+
+        loop = asyncio.get_running_loop()
+        end = loop.time() + KILL_TIMEOUT
+        killed = False
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            while not killed and not connection.is_closed():
+                await asyncio.wait_for(self._slots.acquire(urgent=True), end - loop.time())
+                try:
+                    killed = await asyncio.wait_for(
+                        run_kill(connection, running.pid, running.token, sudo=running.sudo),
+                        end - loop.time(),
+                    )
+                except asyncssh.ChannelOpenError:
+                    await asyncio.sleep(0.05)
+                finally:
+                    self._slots.release()
+            # The command's channel closes once its session is gone.
+            process.close()
+            await asyncio.wait_for(process.wait_closed(), max(0.0, end - loop.time()))
+        return killed
 
     async def _run_operation(
         self,
@@ -439,8 +605,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         connection = self._connection
         if connection is None:
             return
-        for process, pid in list(self._commands.items()):
-            await kill_remote(connection, process, pid)
+        await asyncio.gather(*(self._kill(connection, process) for process in list(self._commands)))
         connection.close()
         await asyncio.wait_for(connection.wait_closed(), KILL_TIMEOUT)
         self._connection = None
@@ -454,3 +619,71 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.abort()
+
+
+@attrs.define
+class _Running:
+    """A shell command in flight: what killing it takes."""
+
+    token: str
+    sudo: bool
+    pid: int | None = None
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+def _outcome(killed: bool) -> str:
+    if killed:
+        return (
+            "; it was killed with everything it started, but it may have made "
+            "its change before that"
+        )
+    return "; it could not be killed and may still be running: its change may yet be made"
+
+
+async def _collect(process: asyncssh.SSHClientProcess[bytes], limit: int) -> tuple[bytes, bytes]:
+    """Read stdout and stderr to their end, at most ``limit`` bytes in all.
+
+    Once the command has exited, its output gets :data:`_OUTPUT_GRACE`
+    seconds more to end: a descendant left running may hold it open.
+
+    Raises:
+        _TooMuchOutput: More than ``limit`` bytes arrived.
+    """
+    buffers = (bytearray(), bytearray())
+    total = 0
+
+    async def drain(stream: asyncssh.SSHReader[bytes], into: bytearray) -> None:
+        nonlocal total
+        while chunk := as_bytes(await stream.read(65536)):
+            total += len(chunk)
+            if total > limit:
+                raise _TooMuchOutput
+            into += chunk
+
+    async def exit() -> None:
+        # asyncssh signals no event for the exit status alone; poll it.
+        while process.exit_status is None and process.exit_signal is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    readers: asyncio.Future[object] = asyncio.ensure_future(
+        asyncio.gather(drain(process.stdout, buffers[0]), drain(process.stderr, buffers[1]))
+    )
+    exited: asyncio.Future[object] = asyncio.ensure_future(exit())
+    try:
+        await asyncio.wait([readers, exited], return_when=asyncio.FIRST_COMPLETED)
+        if not readers.done():
+            await asyncio.wait([readers], timeout=_OUTPUT_GRACE)
+        if readers.done():
+            readers.result()
+        # The exit status may follow the end of the output.
+        await exited
+    finally:
+        for future in (readers, exited):
+            if not future.done():
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    await future
+    return bytes(buffers[0]), bytes(buffers[1])
