@@ -1,8 +1,11 @@
 """Inside a fresh private mount namespace: build a Linux guest, then run a command.
 
 Run by :class:`hvintegration.testing.linux_guest.GuestSandbox` as
-``unshare -m --propagation private python -m hvintegration.testing._guest_setup
-LAYOUT.json -- COMMAND...``. Every mount made here exists only in this
+``unshare -m --propagation private --pid --fork --mount-proc python -m
+hvintegration.testing._guest_setup LAYOUT.json -- COMMAND...``: it is PID 1
+of its own PID namespace, so the guest sees only its own processes (none of
+the machine's stray ``hv_*``), it reaps every orphan, and when it exits the
+kernel kills whatever is left. Every mount made here exists only in this
 namespace, so the real machine's ``/dev``, ``/sys``, ``/var/lib`` and
 ``/usr`` are never changed. Then it:
 
@@ -159,6 +162,10 @@ def main(argv: list[str]) -> None:
         # while no daemon has the node open.
         os.symlink(os.ttyname(slave), os.path.join(vmbus, "hv_vss"))
         vss_master = master
+    # The machine's own daemon directories: empty here (a layout may then
+    # install into them).
+    for hidden in layout.get("mask", []):
+        _mount("tmpfs", hidden, "tmpfs")
     for parent, change in layout["rebuild"].items():
         _rebuild(parent, scratch, change.get("add", {}), set(change.get("remove", [])))
     for target, source in layout.get("bind", {}).items():

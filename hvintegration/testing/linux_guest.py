@@ -1,8 +1,15 @@
 """A Linux guest you can touch: real sshd and real hyperv-daemons in a sandbox.
 
-:class:`GuestSandbox` starts a real OpenSSH ``sshd`` on loopback inside a
-private mount namespace (``unshare -m --propagation private``) in which the
-machine looks like a Hyper-V guest:
+:class:`GuestSandbox` starts a real OpenSSH ``sshd`` on loopback, with
+OpenSSH's default settings (``MaxSessions`` 10), inside a private mount and
+PID namespace (``unshare -m --propagation private --pid --fork
+--mount-proc``) in which the machine looks like a Hyper-V guest:
+
+* only the sandbox's own processes are visible (no stray ``hv_*`` of the
+  machine), and every place the library looks for daemon programs shows
+  only what the layout installs: the machine's ``hv_*``/``hyperv*`` in the
+  ``PATH`` directories and its ``/usr/lib/hyper-v``,
+  ``/usr/libexec/hypervkvpd`` and ``/usr/lib/linux-tools`` are hidden;
 
 * ``/dev/vmbus/hv_kvp`` is a FIFO: Debian's real ``hv_kvp_daemon`` registers
   into it, reads its own registration back as the driver's answer, then
@@ -16,7 +23,10 @@ machine looks like a Hyper-V guest:
   misbehave (one that ignores ``SIGTERM``);
 * ``/sys/bus/vmbus`` and ``/sys/module/hv_utils`` describe the driver
   (module, built in, or absent) and the VMBus integration devices;
-* users with and without passwordless ``sudo`` exist, only in the namespace.
+* users exist only in the namespace: ``hvsudo`` (passwordless sudo, login
+  shell ``/bin/sh``, which is dash on Debian), ``hvplain`` (no sudo, dash),
+  and ``hvbash``, ``hvzsh``, ``hvtcsh`` (passwordless sudo, those login
+  shells, where installed); sudo has Debian 12's defaults (``use_pty``).
 
 Nothing outside the namespace changes; stopping the sandbox kills sshd and
 every process left in the namespace, detached daemons included.
@@ -71,6 +81,28 @@ REAL_DAEMONS = {
 
 _SUDO_USER = "hvsudo"
 _PLAIN_USER = "hvplain"
+# Users with passwordless sudo whose login shell is another one; dash is
+# the sudo user's (/bin/sh, Debian's default for new users).
+_SHELL_USERS = {"bash": ("hvbash", 2903), "zsh": ("hvzsh", 2904), "tcsh": ("hvtcsh", 2905)}
+
+# Where the library looks for daemon programs (linux/scripts.py): the
+# directories on any login's PATH, and the private ones of SUSE, Red Hat
+# and Ubuntu. The sandbox hides every hv_*/hyperv* program the machine has
+# there, and the private directories whole, so only what a layout installs
+# is seen.
+_SEARCHED_PATH_DIRS = (
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+    "/usr/games",
+    "/usr/local/games",
+)
+_SEARCHED_PRIVATE_DIRS = ("/usr/lib/hyper-v", "/usr/libexec/hypervkvpd", "/usr/lib/linux-tools")
+_UNSHARE = ["unshare", "-m", "--propagation", "private", "--pid", "--fork", "--kill-child"]
+_UNSHARE += ["--mount-proc"]
 
 
 def sandbox_unavailable_reason() -> str | None:
@@ -85,11 +117,9 @@ def sandbox_unavailable_reason() -> str | None:
     for path in REAL_DAEMONS.values():
         if not os.access(path, os.X_OK):
             return f"{path} is missing (Debian package hyperv-daemons)"
-    probe = subprocess.run(
-        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, check=False
-    )
+    probe = subprocess.run([*_UNSHARE, "true"], capture_output=True, check=False)
     if probe.returncode != 0:
-        return f"cannot create a mount namespace: {probe.stderr.decode().strip()}"
+        return f"cannot create a mount and PID namespace: {probe.stderr.decode().strip()}"
     return None
 
 
@@ -417,11 +447,16 @@ class GuestSandbox:
                 unit_file.write_text(text)
                 unit_file.chmod(0o644)
                 add(units_dir, name, unit_file)
+        hidden = self._hide(rebuild, programs)
         for guest_path, source in programs.items():
-            if Path(guest_path).is_file():
+            parent, name = os.path.split(guest_path)
+            if parent in rebuild or os.path.realpath(parent) in rebuild:
+                key = parent if parent in rebuild else os.path.realpath(parent)
+                add(key, name, self._program(source))
+            elif Path(guest_path).is_file() and not _under(guest_path, hidden):
                 bind[guest_path] = str(self._program(source))
             else:
-                self._install(guest_path, source, add)
+                self._install(guest_path, source, add, hidden)
         for name, text in self._accounts().items():
             path = self.root / "etc" / name
             path.parent.mkdir(exist_ok=True)
@@ -429,6 +464,7 @@ class GuestSandbox:
             path.chmod(0o440 if name == "sudoers" else 0o644)
             bind[f"/etc/{name}"] = str(path)
         return {
+            "mask": hidden,
             "rebuild": rebuild,
             "bind": bind,
             "vmbus_dev": str(vmbus_dev) if layout.devices else None,
@@ -463,15 +499,39 @@ class GuestSandbox:
         target.chmod(0o755)
         return target
 
-    def _install(self, guest_path: str, source: str, add: object) -> None:
+    def _hide(
+        self, rebuild: dict[str, dict[str, dict[str, str] | list[str]]], programs: Mapping[str, str]
+    ) -> list[str]:
+        """Hide the machine's own daemon programs; the private directories to mask whole."""
+        keep = set(REAL_DAEMONS.values()) if self.layout.path_daemons else set()
+        for directory in dict.fromkeys(os.path.realpath(d) for d in _SEARCHED_PATH_DIRS):
+            if not os.path.isdir(directory):
+                continue
+            names = [
+                entry
+                for entry in os.listdir(directory)
+                if entry.startswith(("hv_", "hyperv"))
+                and os.path.join(directory, entry) not in keep
+            ]
+            if names:
+                entry = rebuild.setdefault(directory, {"add": {}, "remove": []})
+                removes = entry["remove"]
+                assert isinstance(removes, list)
+                removes.extend(n for n in names if n not in removes)
+        return [d for d in _SEARCHED_PRIVATE_DIRS if os.path.isdir(d)]
+
+    def _install(
+        self, guest_path: str, source: str, add: object, hidden: list[str] | None = None
+    ) -> None:
         assert callable(add)
         program = self._program(source)
         parts = Path(guest_path).parts
-        # Find the deepest existing ancestor; graft the first missing
-        # directory under it, built in a host directory.
+        # Find the deepest existing ancestor (a hidden directory is empty in
+        # the guest); graft the first missing directory under it, built in
+        # a host directory.
         for depth in range(len(parts) - 1, 0, -1):
             ancestor = Path(*parts[:depth])
-            if ancestor.is_dir():
+            if ancestor.is_dir() and not _under(str(ancestor), hidden or [], strict=True):
                 break
         rest = parts[depth:]
         if len(rest) == 1:
@@ -518,8 +578,25 @@ class GuestSandbox:
             (tree / "parameters").mkdir()
         return tree
 
+    @property
+    def shell_users(self) -> dict[str, str]:
+        """Login shell to a user with passwordless sudo whose login shell it is.
+
+        ``dash`` (the sudo user, whose shell is ``/bin/sh``) and ``bash``,
+        ``zsh``, ``tcsh`` where installed.
+        """
+        users = {"dash": self.sudo_user}
+        for shell, (name, _) in _SHELL_USERS.items():
+            if shutil.which(shell):
+                users[shell] = name
+        return users
+
     def _accounts(self) -> dict[str, str]:
-        users = ((self.sudo_user, 2901), (self.plain_user, 2902))
+        users = [(self.sudo_user, 2901, "/bin/sh"), (self.plain_user, 2902, "/bin/sh")]
+        for shell, (name, uid) in _SHELL_USERS.items():
+            path = shutil.which(shell)
+            if path:
+                users.append((name, uid, path))
         # root gets an empty home in the namespace: the machine's own
         # ~/.bashrc (which bash sources for every SSH command) is not the
         # guest's, and can cost more than the command itself.
@@ -530,16 +607,21 @@ class GuestSandbox:
         )
         group = Path("/etc/group").read_text()
         shadow = Path("/etc/shadow").read_text() if Path("/etc/shadow").exists() else ""
-        for name, uid in users:
-            passwd += f"{name}:x:{uid}:{uid}:hvintegration test:/tmp:/bin/sh\n"
+        for name, uid, shell in users:
+            passwd += f"{name}:x:{uid}:{uid}:hvintegration test:/tmp:{shell}\n"
             group += f"{name}:x:{uid}:\n"
             shadow += f"{name}:*:19000:0:99999:7:::\n"
+        # Debian 12's own defaults, use_pty included.
         sudoers = (
             "Defaults env_reset\n"
+            "Defaults mail_badpass\n"
             'Defaults secure_path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n'
+            "Defaults use_pty\n"
             "root ALL=(ALL:ALL) ALL\n"
             f"{self.sudo_user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
         )
+        for name, _, _ in users[2:]:
+            sudoers += f"{name} ALL=(ALL:ALL) NOPASSWD: ALL\n"
         return {"passwd": passwd, "group": group, "shadow": shadow, "sudoers": sudoers}
 
     def start(self) -> None:
@@ -554,12 +636,13 @@ class GuestSandbox:
         layout_file = self.root / "layout.json"
         layout_file.write_text(json.dumps(self._layout()))
         wrapper = [
-            "unshare", "-m", "--propagation", "private",
+            *_UNSHARE,
             sys.executable, "-m", "hvintegration.testing._guest_setup", str(layout_file), "--",
         ]  # fmt: skip
+        users = ["root", self.sudo_user, self.plain_user, *self.shell_users.values()]
         self.server = OpenSSHServer(
             user="root",
-            extra_config=[f"AllowUsers root {self.sudo_user} {self.plain_user}"],
+            extra_config=[f"AllowUsers {' '.join(dict.fromkeys(users))}"],
             wrapper=wrapper,
         )
         # OpenSSHServer keeps authorized_keys in a 0700 directory, which
@@ -634,3 +717,8 @@ class GuestSandbox:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _under(path: str, directories: list[str], *, strict: bool = False) -> bool:
+    """Whether ``path`` lies inside one of ``directories`` (or is one, unless ``strict``)."""
+    return any(path.startswith(d + "/") or (not strict and path == d) for d in directories)

@@ -82,6 +82,8 @@ class OpenSSHServer:
             ``["unshare", "-m", "--propagation", "private", "sh", "setup.sh"]``
             for a private mount namespace; the last element must exec its
             arguments.
+        max_sessions: sshd's ``MaxSessions`` (channels per connection);
+            ``None`` keeps OpenSSH's default of 10, as real servers have it.
 
     Attributes:
         directory: The private directory with keys, config and logs.
@@ -97,11 +99,13 @@ class OpenSSHServer:
         extra_config: Iterable[str] = (),
         password_auth: bool = False,
         wrapper: Iterable[str] = (),
+        max_sessions: int | None = None,
     ) -> None:
         self.user = user
         self.extra_config = list(extra_config)
         self.password_auth = password_auth
         self.wrapper = list(wrapper)
+        self.max_sessions = max_sessions
         self.directory = Path(tempfile.mkdtemp(prefix="hvintegration-sshd-"))
         # sshd reads authorized_keys as the logged-in user, who must be able
         # to pass through this directory; the private keys in it stay 0600.
@@ -137,7 +141,7 @@ class OpenSSHServer:
             "KbdInteractiveAuthentication no",
             f"AllowUsers {self.user}",
             "LogLevel VERBOSE",
-            "MaxSessions 64",
+            *([f"MaxSessions {self.max_sessions}"] if self.max_sessions is not None else []),
             "MaxStartups 64:30:128",
             *self.extra_config,
         ]
