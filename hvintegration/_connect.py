@@ -7,6 +7,7 @@ hands it over for the caller to close, which suits notebooks.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Generator
 from types import TracebackType
 from typing import Generic, Protocol, TypeVar, Union
@@ -97,7 +98,28 @@ def transport_for(target: TargetLike) -> Transport:
         return target
     if isinstance(target, str):
         return parse_target(target).open()
-    return target.open()
+    if inspect.iscoroutine(target):
+        target.close()  # it will never be awaited now; say so once, here
+        raise InvalidTargetError(
+            "the target is a coroutine: did you forget `await`? "
+            "(pass a URL, target settings or a transport)"
+        )
+    if isinstance(target, type):
+        raise InvalidTargetError(
+            f"the target is the class {target.__name__}; pass an instance of it"
+        )
+    opener = getattr(target, "open", None)
+    if not callable(opener) or not hasattr(target, "url"):
+        raise InvalidTargetError(
+            "a target is a URL such as sim:// or ssh://user@host, target settings or a "
+            f"transport, not {type(target).__name__}"
+        )
+    transport = opener()
+    if not isinstance(transport, Transport):
+        raise InvalidTargetError(
+            f"{type(target).__name__}.open() gave {type(transport).__name__}, not a transport"
+        )
+    return transport
 
 
 def powershell_transport_for(target: PowerShellTargetLike) -> PowerShellTransport:
