@@ -12,13 +12,23 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 from collections.abc import Callable, Mapping, Sequence
 
-from hvintegration.errors import OperationTimeoutError
+from hvintegration.errors import OperationTimeoutError, RemoteCommandError
 from hvintegration.transport.base import CompletedCommand
 
-__all__ = ["abort_process", "kill_process_group", "kill_process_tree", "run_process"]
+__all__ = [
+    "CALL_VARIABLE",
+    "DEFAULT_MAX_OUTPUT",
+    "KILL_GRACE",
+    "OutputLimitError",
+    "abort_process",
+    "kill_process_group",
+    "kill_process_tree",
+    "run_process",
+]
 
 _log = logging.getLogger("hvintegration.transport")
 
@@ -133,6 +143,24 @@ def abort_process(process: asyncio.subprocess.Process) -> None:
                 pipe.close()
 
 
+CALL_VARIABLE = "HVINTEGRATION_CALL"
+"""The environment variable that carries a call's token to everything it starts."""
+
+DEFAULT_MAX_OUTPUT = 32 * 1024 * 1024
+"""Bytes of output (stdout and stderr together) one command may write."""
+
+KILL_GRACE = 5.0
+"""Seconds the cleanup of a timed-out or cancelled command may add to its call."""
+
+# After the child has exited, how long its output may still take to end: a
+# descendant it left behind may hold the pipes open for ever.
+_OUTPUT_GRACE = 1.0
+
+
+class OutputLimitError(Exception):
+    """A command wrote more than its output limit (raised inside :func:`run_process`)."""
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -141,8 +169,17 @@ async def run_process(
     target: str,
     env: Mapping[str, str] | None = None,
     running: set[asyncio.subprocess.Process] | None = None,
+    max_output: int = DEFAULT_MAX_OUTPUT,
 ) -> CompletedCommand:
     """Run ``argv`` to completion and collect its output.
+
+    The child leads a new process group and carries a per-call token in
+    :data:`CALL_VARIABLE`; on a timeout or a cancellation the group, every
+    process holding the token (even one that left the group) and their
+    descendants are killed before this returns, at most :data:`KILL_GRACE`
+    seconds after the deadline. A descendant the child leaves running after
+    a normal exit is left alone, but may hold the output pipes for only
+    ``_OUTPUT_GRACE`` seconds.
 
     Args:
         argv: Program and arguments, passed to exec without a shell.
@@ -152,6 +189,8 @@ async def run_process(
         env: The child's environment; the current one when ``None``.
         running: Holds the child while it runs, so that its owner can kill
             it when closing.
+        max_output: Bytes of stdout and stderr together before the child is
+            killed and the call refused.
 
     Returns:
         The completed command; a program that does not exist or cannot be
@@ -159,10 +198,15 @@ async def run_process(
 
     Raises:
         OperationTimeoutError: ``timeout`` passed; the child is gone.
+        RemoteCommandError: More than ``max_output`` bytes of output; the
+            child is gone.
     """
     command = tuple(argv)
     if not command:
         raise ValueError("an empty command")
+    token = secrets.token_hex(12)
+    child_env = dict(os.environ if env is None else env)
+    child_env[CALL_VARIABLE] = token
     try:
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -170,7 +214,7 @@ async def run_process(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
-            env=None if env is None else dict(env),
+            env=child_env,
         )
     except FileNotFoundError:
         return CompletedCommand(command, _NOT_FOUND, b"", f"{command[0]}: not found\n".encode())
@@ -179,18 +223,30 @@ async def run_process(
         return CompletedCommand(command, _NOT_EXECUTABLE, b"", message)
     if running is not None:
         running.add(process)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(input or b""), timeout)
-    except asyncio.TimeoutError:
-        await kill_process_group(process)
-        raise OperationTimeoutError(
-            f"{command[0]} did not finish within {timeout:g} s",
-            timeout=timeout,
-            target=target,
-            operation="run_command",
-        ) from None
-    except BaseException:
-        await kill_process_group(process)
+        stdout, stderr = await asyncio.wait_for(_collect(process, input, max_output), timeout)
+    except BaseException as exc:
+        await _kill_call(process, token)
+        if isinstance(exc, OutputLimitError):
+            raise RemoteCommandError(
+                f"{command[0]} wrote more than {max_output} bytes of output (max_output); "
+                "it was killed",
+                error_id="output-limit",
+                target=target,
+                operation="run_command",
+            ) from None
+        if isinstance(exc, asyncio.TimeoutError) or (
+            isinstance(exc, asyncio.CancelledError) and loop.time() >= deadline - 0.01
+        ):
+            raise OperationTimeoutError(
+                f"{command[0]} did not finish within {timeout:g} s; it was killed with "
+                "everything it started, but it may have made its change before that",
+                timeout=timeout,
+                target=target,
+                operation="run_command",
+            ) from None
         raise
     finally:
         if running is not None:
@@ -199,3 +255,138 @@ async def run_process(
     assert status is not None
     # Killed by a signal: report it as a shell would (128 + signal number).
     return CompletedCommand(command, status if status >= 0 else 128 - status, stdout, stderr)
+
+
+async def _collect(
+    process: asyncio.subprocess.Process, input: bytes | None, limit: int
+) -> tuple[bytes, bytes]:
+    """Feed stdin, read stdout and stderr (at most ``limit`` bytes) until the child is done."""
+    buffers = (bytearray(), bytearray())
+    total = 0
+
+    async def feed() -> None:
+        stdin = process.stdin
+        assert stdin is not None
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            if input:
+                stdin.write(input)
+                await stdin.drain()
+            stdin.close()
+
+    async def drain(stream: asyncio.StreamReader | None, into: bytearray) -> None:
+        nonlocal total
+        assert stream is not None
+        while chunk := await stream.read(65536):
+            total += len(chunk)
+            if total > limit:
+                raise OutputLimitError
+            into += chunk
+
+    async def exit() -> None:
+        # process.wait() returns only once the pipes are closed too, which a
+        # descendant may prevent; returncode is set as soon as the child exits.
+        while process.returncode is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    readers: asyncio.Future[object] = asyncio.ensure_future(
+        asyncio.gather(feed(), drain(process.stdout, buffers[0]), drain(process.stderr, buffers[1]))
+    )
+    exited: asyncio.Future[object] = asyncio.ensure_future(exit())
+    try:
+        await asyncio.wait([readers, exited], return_when=asyncio.FIRST_COMPLETED)
+        if not readers.done():
+            await asyncio.wait([readers], timeout=_OUTPUT_GRACE)
+        if readers.done():
+            readers.result()
+        else:
+            # A descendant holds the output open: stop listening, so that
+            # asyncio can finish with the child.
+            _close_pipes(process)
+        await exited
+        await process.wait()
+    finally:
+        for future in (readers, exited):
+            if not future.done():
+                future.cancel()
+                with contextlib.suppress(BaseException):
+                    await future
+    return bytes(buffers[0]), bytes(buffers[1])
+
+
+def _close_pipes(process: asyncio.subprocess.Process) -> None:
+    transport = getattr(process, "_transport", None)
+    for fd in (0, 1, 2):
+        with contextlib.suppress(Exception):
+            pipe = transport.get_pipe_transport(fd) if transport is not None else None
+            if pipe is not None:
+                pipe.close()
+
+
+async def _kill_call(process: asyncio.subprocess.Process, token: str) -> None:
+    """Kill the child, its group and every holder of ``token``; reap the child. Never raises.
+
+    Survives a second cancellation: the cleanup finishes first, then the
+    cancellation is passed on.
+    """
+    task = asyncio.ensure_future(_kill_call_now(process, token))
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        current = asyncio.current_task()
+        if current is not None:
+            current.cancel()
+
+
+async def _kill_call_now(process: asyncio.subprocess.Process, token: str) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.get_running_loop().run_in_executor(None, _kill_token_holders, token)
+    # What is left of the group, and the child itself; then let asyncio
+    # finish with it even if something still holds its pipes.
+    _close_pipes(process)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(kill_process_group(process), KILL_GRACE)
+
+
+def _kill_token_holders(token: str) -> None:
+    """SIGKILL every process whose environment holds ``token``, with its descendants.
+
+    Where there is a ``/proc`` (Linux); elsewhere the process group (or the
+    Windows process tree) is all that is killed. Each found process is
+    stopped first, so that it cannot fork a child the next scan would miss.
+    """
+    if not os.path.isdir("/proc/self") or not hasattr(signal, "SIGSTOP"):
+        return
+    needle = f"\0{CALL_VARIABLE}={token}\0".encode()
+    me = os.getpid()
+    found: set[int] = set()
+    for _ in range(50):
+        new = set()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in found or int(entry) == me:
+                continue
+            pid = int(entry)
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+                if fields[0] == b"Z":
+                    continue
+                hit = int(fields[1]) in found
+                if not hit:
+                    with open(f"/proc/{pid}/environ", "rb") as handle:
+                        hit = needle in b"\0" + handle.read()
+            except (OSError, IndexError, ValueError):
+                continue
+            if hit:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGSTOP)
+                new.add(pid)
+        if not new:
+            break
+        found |= new
+    for pid in found:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)

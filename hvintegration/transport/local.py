@@ -8,7 +8,7 @@ stdin, never on its command line.
 
 URL form::
 
-    local://[?executable=PATH&mode=persistent|oneshot]
+    local://[?executable=PATH&mode=persistent|oneshot&max_output=BYTES]
 
 ``executable`` is the PowerShell program: Windows PowerShell by default on
 Windows (see :func:`default_powershell`), ``pwsh`` elsewhere.
@@ -116,8 +116,9 @@ class LocalTarget:
             (:func:`default_powershell` by default).
         mode: ``persistent`` (one PowerShell process for every operation)
             or ``oneshot`` (one process per operation).
-        max_output: Bytes one operation may write before its answer is
-            refused as oversized.
+        max_output: Bytes one call may write (a shell command's stdout and
+            stderr together, or one PowerShell answer) before it is stopped
+            and refused as oversized.
 
     Example:
         >>> LocalTarget(executable="/opt/pwsh").url
@@ -148,6 +149,8 @@ class LocalTarget:
             query["executable"] = self.executable
         if self.mode != "persistent":
             query["mode"] = self.mode
+        if self.max_output != DEFAULT_MAX_OUTPUT:
+            query["max_output"] = str(self.max_output)
         return "local://" + (f"?{urllib.parse.urlencode(query)}" if query else "")
 
     @classmethod
@@ -163,10 +166,19 @@ class LocalTarget:
                 target="local://",
             )
         options, single = parse_options(url)
-        check_options(url, options, ("executable", "mode"), scheme="local", target="local://")
+        check_options(
+            url, options, ("executable", "mode", "max_output"), scheme="local", target="local://"
+        )
+        try:
+            max_output = int(single.get("max_output", DEFAULT_MAX_OUTPUT))
+        except ValueError:
+            raise InvalidTargetError(
+                "max_output must be a whole number", target="local://"
+            ) from None
+        mode = single.get("mode", "persistent")
         if "executable" in single:
-            return cls(executable=single["executable"], mode=single.get("mode", "persistent"))
-        return cls(mode=single.get("mode", "persistent"))
+            return cls(executable=single["executable"], mode=mode, max_output=max_output)
+        return cls(mode=mode, max_output=max_output)
 
     def open(self) -> LocalTransport:
         """A transport to this machine."""
@@ -212,8 +224,15 @@ class LocalTransport(PowerShellTransport, ShellTransport):
         input: bytes | None,
         timeout: float,
     ) -> CompletedCommand:
+        # The child, its group and whatever carries its call token are killed
+        # on a timeout or a cancellation; its output is capped (max_output).
         done = await run_process(
-            argv, input=input, timeout=timeout, target=self.target, running=self._running
+            argv,
+            input=input,
+            timeout=timeout,
+            target=self.target,
+            running=self._running,
+            max_output=self.settings.max_output,
         )
         if self._closed:
             raise TransportClosedError(
