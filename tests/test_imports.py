@@ -67,6 +67,28 @@ def import_graph(root: Path, package: str) -> dict[str, set[str]]:
     return {name: imports_of(name, path, modules) for name, path in modules.items()}
 
 
+def named_modules(name: str, path: Path, modules: Mapping[str, Path]) -> set[str]:
+    """The package's modules that ``name`` names in a string, as a lazy import would.
+
+    ``importlib.import_module("pkg.mod")``, ``__import__("pkg.mod")`` and a
+    registry entry such as ``"pkg.mod:Class"`` all load a module at run time
+    without an import statement; the layer rules hold for them too.
+    """
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value.partition(":")[0]
+            if text in modules and text != name and "." in text:
+                found.add(text)
+    return found
+
+
+def lazy_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """Module to the modules it names in strings, within one package."""
+    modules = modules_of(root, package)
+    return {name: named_modules(name, path, modules) for name, path in modules.items()}
+
+
 def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan, iterative)."""
     index: dict[str, int] = {}
@@ -176,15 +198,26 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def layer_of(module: str) -> int | None:
-    """The index in :data:`LAYERS` of the layer ``module`` belongs to."""
+    """The index in :data:`LAYERS` of the layer ``module`` belongs to.
+
+    The package root counts only as itself, so a new module nobody placed has
+    no layer.
+    """
     best: tuple[int, int] | None = None
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (
-                best is None or len(prefix) > best[1]
-            ):
+            inside = module == prefix or (
+                module.startswith(prefix + ".") and prefix != "hvintegration"
+            )
+            if inside and (best is None or len(prefix) > best[1]):
                 best = (index, len(prefix))
     return None if best is None else best[0]
+
+
+# Lazy loads that go upward on purpose: the scheme registry loads the module
+# that parses a URL only when a caller names that scheme, and sim:// is
+# parsed by the simulator.
+LAZY_UPWARD_ALLOWED = {("hvintegration.transport", "hvintegration.simulator.targets")}
 
 
 def test_every_module_has_a_layer() -> None:
@@ -209,6 +242,51 @@ def layer_violations(graph: Mapping[str, set[str]]) -> list[str]:
 def test_no_layer_imports_one_above_it() -> None:
     wrong = layer_violations(import_graph(PACKAGE, "hvintegration"))
     assert not wrong, "imports against the layers of docs/architecture.md:\n" + "\n".join(wrong)
+
+
+def test_no_layer_loads_one_above_it_by_name() -> None:
+    graph = {
+        module: {target for target in targets if (module, target) not in LAZY_UPWARD_ALLOWED}
+        for module, targets in lazy_graph(PACKAGE, "hvintegration").items()
+    }
+    wrong = layer_violations(graph)
+    assert not wrong, "lazy loads against the layers:\n" + "\n".join(wrong)
+
+
+def test_a_lazy_load_by_name_is_seen(tmp_path: Path) -> None:
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "low.py": (
+                "import importlib\n"
+                "def f():\n"
+                "    importlib.import_module('pkg.high')\n"
+                "    __import__('pkg.other')\n"
+                "REGISTRY = {'x': 'pkg.high:Thing', 'y': 'not.a.module'}\n"
+            ),
+            "high.py": "",
+            "other.py": "",
+        },
+    )
+    assert lazy_graph(root, "pkg")["pkg.low"] == {"pkg.high", "pkg.other"}
+
+
+def test_the_layers_are_those_docs_architecture_md_draws() -> None:
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text("utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert len(rows) == len(LAYERS)
+    for row, (name, prefixes) in zip(rows, LAYERS, strict=True):
+        assert name in row
+        for prefix in prefixes:
+            path = prefix.removeprefix("hvintegration").lstrip(".").replace(".", "/")
+            spelled = (f"`{path}`", f"`{path}/`") if path else ("`hvintegration/__init__.py`",)
+            assert any(form in row for form in spelled), f"{prefix} is not in the row {name!r}"
+
+
+def test_a_module_nobody_placed_has_no_layer() -> None:
+    assert layer_of("hvintegration.brand_new_module") is None
+    assert layer_of("hvintegration") == len(LAYERS) - 1
 
 
 def test_the_layer_check_sees_an_upward_import() -> None:
