@@ -24,11 +24,18 @@ from hvintegration.errors import PermissionDeniedError
 from hvintegration.linux._shell import UNITS
 from hvintegration.linux._shell import sh as _sh
 from hvintegration.linux.daemon import LinuxDaemon
-from hvintegration.linux.kvp import KVP_DIRECTORY, check_pool, delete_lines, set_lines
+from hvintegration.linux.kvp import (
+    KVP_DIRECTORY,
+    check_pool,
+    delete_lines,
+    parse_kvp_read,
+    parse_kvp_write,
+    set_lines,
+)
 from hvintegration.linux.kvp import kvp_argv as _kvp_argv
 from hvintegration.linux.names import DaemonSpec, resolve_daemon
 from hvintegration.linux.records import DaemonState, DriverState, KvpItem, LinuxStatus
-from hvintegration.linux.report import parse_kvp_report, parse_status
+from hvintegration.linux.report import parse_status
 from hvintegration.linux.scripts import STATUS_SCRIPT
 from hvintegration.transport.base import CompletedCommand, ShellTransport
 
@@ -149,16 +156,24 @@ class LinuxGuest(TransportResource[ShellTransport]):
     async def kvp(self, pool: int | None = None) -> RecordList[KvpItem]:
         """Read the KVP pool files under the daemon's lock. One round trip.
 
+        The pools are read from ``/var/lib/hyperv``, or from
+        ``/var/opt/hyperv`` where an old daemon kept them.
+
         Args:
             pool: One pool (0-4), or every pool when ``None``.
 
         Returns:
             The items, pool by pool in file order; malformed records are
-            items with a ``problem``.
+            items with a ``problem``. An empty list means the pools exist
+            and are empty.
 
         Raises:
             ValueError: ``pool`` is not 0-4.
-            RemoteCommandError: The guest has neither python3 nor perl.
+            NotFoundError: A pool asked for has no file: hv_kvp_daemon has
+                never run on the guest.
+            PermissionDeniedError: This login may not read a pool asked for.
+            RemoteCommandError: The guest has neither python3 nor perl, or
+                reading failed.
 
         Example:
             >>> import asyncio
@@ -171,13 +186,16 @@ class LinuxGuest(TransportResource[ShellTransport]):
         pools = tuple(range(5)) if pool is None else (check_pool(pool),)
         done = await self._run(_kvp_argv("read"))
         done.check(target=self.target, operation="linux_kvp")
-        return RecordList(parse_kvp_report(done.stdout, pools, target=self.target))
+        return RecordList(parse_kvp_read(done.stdout, pools, target=self.target))
 
     async def set_kvp(self, items: Mapping[str, str]) -> RecordList[KvpItem]:
         """Write guest-to-host items to pool 1 under the daemon's lock.
 
-        Existing keys are replaced in place, new keys appended. Needs root
-        (or ``sudo -n``).
+        Existing keys are replaced in place (in every record of a key that
+        appears more than once), new keys appended. All or nothing: on any
+        failure pool 1 is byte for byte as before and this raises. Needs
+        root (or ``sudo -n``). Two round trips: the account, then the write,
+        which reports pool 1 afterwards.
 
         Args:
             items: Key to value; keys up to 511 and values up to 2,047 UTF-8
@@ -189,6 +207,9 @@ class LinuxGuest(TransportResource[ShellTransport]):
         Raises:
             ValueError: A key or value is empty, too long or contains NUL.
             PermissionDeniedError: Neither root nor passwordless sudo.
+            RemoteCommandError: The write failed (a full file system, an I/O
+                error); the message says that pool 1 is unchanged, or exactly
+                what it holds when even restoring it failed.
 
         Example:
             >>> import asyncio
@@ -206,11 +227,17 @@ class LinuxGuest(TransportResource[ShellTransport]):
     async def delete_kvp(self, keys: Sequence[str]) -> RecordList[KvpItem]:
         """Remove guest-to-host items from pool 1 under the daemon's lock.
 
+        Every record of a key goes, all or nothing, as for :meth:`set_kvp`.
+
         Args:
             keys: The keys; missing keys are ignored.
 
         Returns:
             Pool 1 afterwards.
+
+        Raises:
+            PermissionDeniedError: Neither root nor passwordless sudo.
+            RemoteCommandError: The write failed; pool 1 is as before.
         """
         if isinstance(keys, str):
             raise TypeError("keys is a sequence of keys, not one string")
@@ -221,8 +248,7 @@ class LinuxGuest(TransportResource[ShellTransport]):
         data = ("\n".join(lines) + "\n").encode()
         what = "write KVP pool 1"
         done = await self._privileged(status, _kvp_argv("write"), what, input=data)
-        done.check(target=self.target, operation=what)
-        return await self.kvp(1)
+        return RecordList(parse_kvp_write(done, target=self.target, operation=what))
 
     async def _privileged(
         self,

@@ -403,42 +403,143 @@ status_report "$@"
 )
 
 KVP_PYTHON = r"""
-import fcntl, os, sys
+import errno, fcntl, os, sys
 
 RECORD, KEY = 2560, 512
-mode, directory = sys.argv[1], sys.argv[2]
-
-def path(pool):
-    return os.path.join(directory, ".kvp_pool_%d" % pool)
+mode, directories = sys.argv[1], sys.argv[2:]
 
 def emit(*fields):
     sys.stdout.write("\t".join(str(f) for f in fields) + "\n")
 
-if mode == "read":
+def path(directory, pool):
+    return os.path.join(directory, ".kvp_pool_%d" % pool)
+
+def pool_directory():
+    # The first directory that holds a pool file: today's daemon keeps them
+    # in /var/lib/hyperv, old ones in /var/opt/hyperv. A file this login
+    # may not even look at (an old daemon's directory was mode 0604) counts.
+    for directory in directories:
+        for pool in range(5):
+            try:
+                os.stat(path(directory, pool))
+                return directory
+            except PermissionError:
+                return directory
+            except OSError:
+                pass
+    return directories[0]
+
+def read_all(fd):
+    chunks, at = [], 0
+    while True:
+        chunk = os.pread(fd, 1 << 16, at)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        at += len(chunk)
+
+def text(exc):
+    return (exc.strerror or str(exc)).encode().hex()
+
+def read_pools():
+    directory = pool_directory()
+    emit("dir", directory.encode().hex())
     for pool in range(5):
         try:
-            fd = os.open(path(pool), os.O_RDONLY)
+            fd = os.open(path(directory, pool), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             emit("pool", pool, "missing")
             continue
-        except PermissionError:
-            emit("pool", pool, "unreadable")
+        except OSError as exc:
+            emit("pool", pool, "unreadable", exc.errno or 0, text(exc))
             continue
         try:
-            # The daemon's lock: fcntl record locks (lockf), shared to read.
+            # hv_kvp_daemon's lock: an fcntl record lock on the whole file
+            # (kvp_acquire_lock), shared here because this only reads.
             fcntl.lockf(fd, fcntl.LOCK_SH)
-            chunks = []
-            while True:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            data = read_all(fd)
+        except OSError as exc:
+            emit("pool", pool, "unreadable", exc.errno or 0, text(exc))
+            continue
         finally:
             os.close(fd)
-        emit("pool", pool, "data", b"".join(chunks).hex())
-else:
-    updates = {}
-    deletes = set()
+        emit("pool", pool, "data", data.hex())
+
+def changed(old, updates, deletes):
+    # What a read shows is kept: a trailing partial record is completed
+    # with NUL bytes rather than dropped. The daemon looks a key up in its
+    # first record only (kvp_get_value, kvp_key_add_or_modify), while the
+    # host enumerates every record, so a set rewrites the value of every
+    # record of the key, in place, and a delete removes all of them.
+    records = [old[at:at + RECORD] for at in range(0, len(old), RECORD)]
+    if records and len(records[-1]) < RECORD:
+        records[-1] = records[-1].ljust(RECORD, b"\0")
+    out, seen = [], set()
+    for record in records:
+        key = record[:KEY].split(b"\0", 1)[0]
+        if key in deletes:
+            continue
+        if key in updates:
+            seen.add(key)
+            record = record[:KEY] + updates[key].ljust(RECORD - KEY, b"\0")
+        out.append(record)
+    for key, value in updates.items():
+        if key not in seen:
+            out.append(key.ljust(KEY, b"\0") + value.ljust(RECORD - KEY, b"\0"))
+    return b"".join(out)
+
+def write_all(fd, data, at):
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, at)
+        if written <= 0:
+            raise OSError(errno.EIO, "the write stopped short")
+        view, at = view[written:], at + written
+
+class Failed(Exception):
+    pass
+
+def commit(fd, old, new):
+    # hv_kvp_daemon opens the pool once and takes its lock on that
+    # descriptor for as long as it runs, but reads and rewrites the file by
+    # name (fopen in kvp_update_mem_state and kvp_update_file). Renaming a
+    # new file over the pool would leave the daemon locking the old, unlinked
+    # inode while it reads and writes the new one: no lock would keep the
+    # daemon and any other writer apart any more. So the file is changed in
+    # place, under the daemon's lock, in an order that keeps the old bytes
+    # until the new ones are sure to fit:
+    # 1. a longer pool first gets its new tail, past the old end, and an
+    #    fsync; ENOSPC or any other error there leaves the old bytes
+    #    untouched, and a truncate to the old size drops what was added;
+    # 2. then the old part is overwritten, which needs no new blocks, the
+    #    file is cut to its new size and synced again; should that fail
+    #    anyway (EIO, a copy-on-write file system), the old bytes are
+    #    written back and checked.
+    size = len(old)
+    try:
+        if len(new) > size:
+            write_all(fd, new[size:], size)
+            os.fsync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            raise Failed(exc)
+    try:
+        write_all(fd, new[:size], 0)
+        os.ftruncate(fd, len(new))
+        os.fsync(fd)
+    except OSError as exc:
+        try:
+            write_all(fd, old, 0)
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            raise Failed(exc)
+
+def write_pool():
+    updates, deletes = {}, set()
     for line in sys.stdin.read().splitlines():
         op, key, value = line.split("\t")
         key, value = bytes.fromhex(key), bytes.fromhex(value)
@@ -448,43 +549,53 @@ else:
         else:
             deletes.add(key)
             updates.pop(key, None)
-    os.makedirs(directory, exist_ok=True)
-    fd = os.open(path(1), os.O_RDWR | os.O_CREAT, 0o644)
+    directory = pool_directory()
+    name = path(directory, 1)
+    # The daemon creates its directory 0755 and its pools 0644.
+    os.makedirs(directory, 0o755, exist_ok=True)
+    created = False
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        created = True
+    except FileExistsError:
+        fd = os.open(name, os.O_RDWR | os.O_CLOEXEC)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
-        data = b""
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-        records = []
-        for start in range(0, len(data) - len(data) % RECORD, RECORD):
-            key = data[start:start + KEY].split(b"\0", 1)[0]
-            records.append((key, data[start + KEY:start + RECORD]))
-        out = []
-        for key, value in records:
-            if key in deletes:
-                continue
-            if key in updates:
-                value = updates.pop(key).ljust(RECORD - KEY, b"\0")
-            out.append(key.ljust(KEY, b"\0") + value)
-        for key, value in updates.items():
-            out.append(key.ljust(KEY, b"\0") + value.ljust(RECORD - KEY, b"\0"))
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, b"".join(out))
-        os.ftruncate(fd, len(out) * RECORD)
-        os.fsync(fd)
+        old = read_all(fd)
+        new = changed(old, updates, deletes)
+        try:
+            if new != old:
+                commit(fd, old, new)
+        except Failed as failure:
+            exc = failure.args[0]
+            try:
+                now = read_all(fd)
+            except OSError:
+                now = None
+            if created and now == b"":
+                os.unlink(name)
+            state = "unchanged" if now == old else "damaged" if now is not None else "unknown"
+            emit("failed", state, text(exc), (now or b"").hex())
+            sys.exit(75 if state == "unchanged" else 76)
+        after = read_all(fd)
     finally:
         os.close(fd)
-    emit("written", len(out))
+    emit("dir", directory.encode().hex())
+    emit("pool", 1, "data", after.hex())
+
+if mode == "read":
+    read_pools()
+else:
+    write_pool()
 """
 
 KVP_PERL = r"""
 use strict;
 use warnings;
-use Fcntl qw(F_SETLKW F_RDLCK F_WRLCK SEEK_SET O_RDONLY O_RDWR O_CREAT);
-my ($mode, $dir) = @ARGV;
+use Errno;
+use Fcntl qw(F_SETLKW F_RDLCK F_WRLCK SEEK_SET O_RDONLY O_RDWR O_CREAT O_EXCL);
+use IO::Handle;
+my ($mode, @dirs) = @ARGV;
 my ($RECORD, $KEY) = (2560, 512);
 # struct flock on 64-bit Linux: short type, short whence, off_t start,
 # off_t len, pid_t pid (with padding). The daemon takes the same lock.
@@ -493,61 +604,136 @@ sub lock_fd {
     my $flock = pack("s s x4 q q l x4", $type, SEEK_SET, 0, 0, 0);
     fcntl($fh, F_SETLKW, $flock) or die "lock: $!\n";
 }
-sub path { return "$dir/.kvp_pool_$_[0]"; }
+sub path { return "$_[0]/.kvp_pool_$_[1]"; }
+sub hexed { return unpack("H*", $_[0]); }
+sub pool_dir {
+    for my $dir (@dirs) {
+        for my $pool (0 .. 4) {
+            return $dir if stat(path($dir, $pool)) || $!{EACCES};
+        }
+    }
+    return $dirs[0];
+}
+sub read_all {
+    my ($fh) = @_;
+    sysseek($fh, 0, SEEK_SET) or die "seek: $!\n";
+    my ($data, $got) = ("", 0);
+    while (1) {
+        $got = sysread($fh, $data, 65536, length($data));
+        die "read: $!\n" unless defined $got;
+        last if $got == 0;
+    }
+    return $data;
+}
+sub write_all {
+    my ($fh, $data, $at) = @_;
+    while (length($data)) {
+        sysseek($fh, $at, SEEK_SET) or return 0;
+        my $put = syswrite($fh, $data);
+        return 0 unless defined $put;
+        if ($put == 0) { $! = Errno::EIO(); return 0; }
+        substr($data, 0, $put, "");
+        $at += $put;
+    }
+    return 1;
+}
 if ($mode eq "read") {
+    my $dir = pool_dir();
+    print "dir\t", hexed($dir), "\n";
     for my $pool (0 .. 4) {
         my $fh;
-        if (!sysopen($fh, path($pool), O_RDONLY)) {
-            print "pool\t$pool\t", ($!{ENOENT} ? "missing" : "unreadable"), "\n";
+        if (!sysopen($fh, path($dir, $pool), O_RDONLY)) {
+            if ($!{ENOENT}) { print "pool\t$pool\tmissing\n"; }
+            else { print "pool\t$pool\tunreadable\t", $! + 0, "\t", hexed("$!"), "\n"; }
             next;
         }
+        binmode $fh;
         lock_fd($fh, F_RDLCK);
-        local $/; binmode $fh; my $data = <$fh>; $data = "" unless defined $data;
+        my $data = read_all($fh);
         close $fh;
-        print "pool\t$pool\tdata\t", unpack("H*", $data), "\n";
+        print "pool\t$pool\tdata\t", hexed($data), "\n";
     }
-} else {
-    my (%updates, %deletes, @order);
-    while (my $line = <STDIN>) {
-        chomp $line;
-        my ($op, $k, $v) = split /\t/, $line, -1;
-        $k = pack("H*", $k); $v = pack("H*", $v);
-        if ($op eq "set") {
-            push @order, $k unless exists $updates{$k};
-            $updates{$k} = $v;
-            delete $deletes{$k};
-        } else {
-            $deletes{$k} = 1;
-            delete $updates{$k};
-            @order = grep { $_ ne $k } @order;
-        }
-    }
-    mkdir $dir;
-    sysopen(my $fh, path(1), O_RDWR | O_CREAT, 0644) or die "open: $!\n";
-    binmode $fh;
-    lock_fd($fh, F_WRLCK);
-    my $data = ""; { local $/; my $d = <$fh>; $data = $d if defined $d; }
-    my @out;
-    for (my $at = 0; $at + $RECORD <= length($data); $at += $RECORD) {
-        my $key = substr($data, $at, $KEY); $key =~ s/\0.*//s;
-        my $value = substr($data, $at + $KEY, $RECORD - $KEY);
-        next if $deletes{$key};
-        if (exists $updates{$key}) {
-            $value = pack("a" . ($RECORD - $KEY), delete $updates{$key});
-            @order = grep { $_ ne $key } @order;
-        }
-        push @out, pack("a$KEY", $key) . $value;
-    }
-    push @out, pack("a$KEY", $_) . pack("a" . ($RECORD - $KEY), $updates{$_}) for @order;
-    seek($fh, 0, 0); truncate($fh, 0); print $fh join("", @out); close($fh) or die "close: $!\n";
-    print "written\t", scalar(@out), "\n";
+    exit 0;
 }
+# The same edit as the python3 version, step for step; see its comments.
+my (%updates, %deletes, @order);
+while (my $line = <STDIN>) {
+    chomp $line;
+    my ($op, $k, $v) = split /\t/, $line, -1;
+    $k = pack("H*", $k); $v = pack("H*", $v);
+    if ($op eq "set") {
+        push @order, $k unless exists $updates{$k};
+        $updates{$k} = $v;
+        delete $deletes{$k};
+    } else {
+        $deletes{$k} = 1;
+        delete $updates{$k};
+        @order = grep { $_ ne $k } @order;
+    }
+}
+my $dir = pool_dir();
+my $name = path($dir, 1);
+mkdir $dir, 0755;
+my ($fh, $created);
+if (sysopen($fh, $name, O_RDWR | O_CREAT | O_EXCL, 0644)) { $created = 1; }
+else { sysopen($fh, $name, O_RDWR) or die "open $name: $!\n"; }
+binmode $fh;
+lock_fd($fh, F_WRLCK);
+my $old = read_all($fh);
+my $size = length($old);
+my @records;
+for (my $at = 0; $at < $size; $at += $RECORD) {
+    push @records, pack("a$RECORD", substr($old, $at, $RECORD));
+}
+my (@out, %seen);
+for my $record (@records) {
+    my $key = substr($record, 0, $KEY); $key =~ s/\0.*//s;
+    next if $deletes{$key};
+    if (exists $updates{$key}) {
+        $seen{$key} = 1;
+        $record = substr($record, 0, $KEY) . pack("a" . ($RECORD - $KEY), $updates{$key});
+    }
+    push @out, $record;
+}
+for my $key (@order) {
+    next if $seen{$key};
+    push @out, pack("a$KEY", $key) . pack("a" . ($RECORD - $KEY), $updates{$key});
+}
+my $new = join("", @out);
+if ($new ne $old) {
+    my $error = "";
+    if (length($new) > $size) {
+        if (!(write_all($fh, substr($new, $size), $size) && $fh->sync)) {
+            $error = "$!";
+            truncate($fh, $size); $fh->sync;
+        }
+    }
+    if (!$error) {
+        my $ok = write_all($fh, substr($new, 0, $size), 0);
+        $ok = $ok && truncate($fh, length($new)) && $fh->sync;
+        if (!$ok) {
+            $error = "$!";
+            write_all($fh, $old, 0); truncate($fh, $size); $fh->sync;
+        }
+    }
+    if ($error) {
+        my $now = read_all($fh);
+        unlink $name if $created && $now eq "";
+        my $state = $now eq $old ? "unchanged" : "damaged";
+        print "failed\t$state\t", hexed($error), "\t", hexed($now), "\n";
+        exit($state eq "unchanged" ? 75 : 76);
+    }
+}
+my $after = read_all($fh);
+close $fh;
+print "dir\t", hexed($dir), "\n";
+print "pool\t1\tdata\t", hexed($after), "\n";
 """
 
 KVP_SCRIPT = (
-    "# hvintegration linux kvp v1; arguments: read|write DIRECTORY PYTHON PERL [INTERPRETER]\n"
+    "# hvintegration linux kvp v2; arguments: read|write PYTHON PERL INTERPRETER DIRECTORY...\n"
     + r"""
-mode=$1; dir=$2; py=$3; pl=$4; prefer=${5:-}
+mode=$1; py=$2; pl=$3; prefer=$4; shift 4
 # This may run as root: leave the caller's directory, and start python3
 # isolated (-I), so no module planted in the working directory or named by
 # PYTHONPATH can be imported in place of the standard library.
@@ -555,10 +741,10 @@ cd / || exit 70
 # The pool files are locked with fcntl record locks, which neither flock(1)
 # nor a shell can take: python3 or perl does the locked read or write.
 if [ "$prefer" != perl ] && command -v python3 >/dev/null 2>&1; then
-    exec python3 -I -c "$py" "$mode" "$dir"
+    exec python3 -I -c "$py" "$mode" "$@"
 fi
 if command -v perl >/dev/null 2>&1; then
-    exec perl -e "$pl" "$mode" "$dir"
+    exec perl -e "$pl" "$mode" "$@"
 fi
 echo "the KVP pools need python3 or perl on the guest to take the daemon's fcntl lock" >&2
 exit 69

@@ -9,6 +9,10 @@ otherwise. Any other command exits with status 127: there is no shell.
 
 from __future__ import annotations
 
+import errno
+import os
+
+from hvintegration.linux.kvp import edit_pool
 from hvintegration.linux.scripts import (
     KVP_SCRIPT,
     START_SCRIPT,
@@ -16,11 +20,7 @@ from hvintegration.linux.scripts import (
     STOP_SCRIPT,
     UNIT_SCRIPT,
 )
-from hvintegration.simulator.linux_model import (
-    POOL_KEY_BYTES,
-    POOL_RECORD_BYTES,
-    LinuxGuestModel,
-)
+from hvintegration.simulator.linux_model import LinuxGuestModel
 
 __all__ = ["Answer", "answer_command", "command_name"]
 
@@ -285,34 +285,36 @@ def _systemctl(g: LinuxGuestModel, verb: str, unit: str, root: bool) -> Answer:
 
 
 def _kvp(g: LinuxGuestModel, args: list[str], stdin: bytes, root: bool) -> Answer:
-    mode = args[0]
+    # Arguments: MODE PYTHON PERL INTERPRETER DIRECTORY... (see KVP_SCRIPT).
+    mode, directories = args[0], args[4:]
+    # Like the script: the first directory holding a pool file, else the first.
+    found = g.kvp_directory in directories and bool(g.pools)
+    directory = g.kvp_directory if found else directories[0]
     r = _Report()
     if mode == "read":
+        r.out("dir", _hex(directory))
         for pool in range(5):
-            if pool in g.pools:
-                r.out("pool", pool, "data", g.pools[pool].hex())
-            else:
+            if not found or pool not in g.pools:
                 r.out("pool", pool, "missing")
+            elif pool in g.unreadable_pools and g.uid != 0:
+                r.out("pool", pool, "unreadable", errno.EACCES, _hex(os.strerror(errno.EACCES)))
+            else:
+                r.out("pool", pool, "data", g.pools[pool].hex())
         return 0, r.data(), b""
     if not root:
         return 1, b"", b"PermissionError: [Errno 13] Permission denied\n"
-    data = g.pools.get(1, b"")
-    size, key_size = POOL_RECORD_BYTES, POOL_KEY_BYTES
-    records = [
-        (data[i : i + key_size].split(b"\0", 1)[0], data[i + key_size : i + size])
-        for i in range(0, len(data) - len(data) % size, size)
-    ]
-    for line in stdin.decode().splitlines():
-        op, key_hex, value_hex = line.split("\t")
-        key, value = bytes.fromhex(key_hex), bytes.fromhex(value_hex)
-        padded = value.ljust(size - key_size, b"\0")
-        index = next((i for i, (k, _) in enumerate(records) if k == key), None)
-        if op == "set" and index is not None:
-            records[index] = (key, padded)
-        elif op == "set":
-            records.append((key, padded))
-        elif index is not None:
-            del records[index]
-    g.pools[1] = b"".join(k.ljust(key_size, b"\0") + v for k, v in records)
-    r.out("written", len(records))
+    old = g.pools.get(1, b"") if found else b""
+    new = edit_pool(old, stdin.decode().splitlines())
+    growth = len(new) - len(old)
+    if g.kvp_free_bytes is not None and growth > g.kvp_free_bytes:
+        # The script claims the new tail first; ENOSPC there changes nothing.
+        r.out("failed", "unchanged", _hex(os.strerror(errno.ENOSPC)), old.hex())
+        return 75, r.data(), b""
+    if g.kvp_free_bytes is not None:
+        g.kvp_free_bytes -= growth
+    if not found:
+        g.kvp_directory = directory
+    g.pools[1] = new
+    r.out("dir", _hex(directory))
+    r.out("pool", 1, "data", new.hex())
     return 0, r.data(), b""

@@ -86,7 +86,13 @@ class LinuxGuestModel(SimulatedPeer):
     Attributes:
         driver: ``module``, ``built-in`` or ``absent``.
         processes: The process table.
-        pools: KVP pool number to file bytes.
+        pools: KVP pool number to file bytes; a pool not here has no file.
+        kvp_directory: Where the pool files are: ``/var/lib/hyperv``, or
+            ``/var/opt/hyperv`` for a Linux 3.x daemon.
+        unreadable_pools: Pools the login may not read (root reads them).
+        kvp_free_bytes: Free space for pool 1 to grow into; ``None`` for
+            plenty. A write that needs more fails with ``ENOSPC`` and
+            changes nothing, as the real script does.
         fail_start: Daemon names that exit at once when started, as a
             daemon does without its device node.
         ignore_term: Daemon names whose instances survive ``SIGTERM``.
@@ -123,6 +129,9 @@ class LinuxGuestModel(SimulatedPeer):
         self.driver = distro.driver
         self.processes: list[SimulatedProcess] = []
         self.pools: dict[int, bytes] = {}
+        self.kvp_directory = "/var/lib/hyperv"
+        self.unreadable_pools: set[int] = set()
+        self.kvp_free_bytes: int | None = None
         self.fail_start: set[str] = set()
         self.ignore_term: set[str] = set()
         self.missing_tools = False
