@@ -29,7 +29,7 @@ from hvintegration.linux.records import (
     VMBusDevice,
 )
 
-__all__ = ["MAX_REPORT_BYTES", "decode_pool", "parse_kvp_report", "parse_status", "report_lines"]
+__all__ = ["MAX_REPORT_BYTES", "decode_pool", "parse_status", "report_lines"]
 
 MAX_REPORT_BYTES = 2 * 1024 * 1024
 """The largest status report read. The guest-side script bounds what it
@@ -494,40 +494,3 @@ def decode_pool(pool: int, data: bytes) -> list[KvpItem]:
         items.append(KvpItem(pool, len(items), key, "", f"truncated record of {len(tail)} bytes"))
     return items
 
-
-def parse_kvp_report(
-    stdout: bytes, pools: tuple[int, ...], *, target: str, operation: str = "linux_kvp"
-) -> list[KvpItem]:
-    """Turn the KVP script's report into items of the pools asked for.
-
-    Raises:
-        ProtocolError: The report is malformed.
-    """
-    items: list[KvpItem] = []
-    try:
-        text = stdout.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError(
-            "the guest's KVP report is not ASCII", target=target, operation=operation
-        ) from exc
-    seen = set()
-    for line in text.splitlines():
-        fields = line.split("\t")
-        try:
-            if fields[0] != "pool":
-                raise ValueError("expected a pool line")
-            pool = int(fields[1])
-            seen.add(pool)
-            if fields[2] == "data" and pool in pools:
-                items.extend(decode_pool(pool, bytes.fromhex(fields[3])))
-        except (ValueError, IndexError) as exc:
-            raise ProtocolError(
-                f"unreadable line in the guest's KVP report: {line[:80]!r}",
-                target=target,
-                operation=operation,
-            ) from exc
-    if seen != set(range(5)):
-        raise ProtocolError(
-            "the guest's KVP report was cut short", target=target, operation=operation
-        )
-    return items
