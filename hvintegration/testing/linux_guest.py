@@ -127,8 +127,9 @@ def fake_daemon_script(name: str, *, node: str | None, ignore_term: bool = False
     """The text of a fake integration daemon, a POSIX shell script.
 
     It behaves like the real daemon where the library can see it: it fails
-    when its device node is missing, detaches unless given ``-n``, and exits
-    on ``SIGTERM`` (unless ``ignore_term``).
+    when its device node is missing, detaches unless given ``-n`` or
+    ``--no-daemon`` (SUSE's units use the long form), and exits on
+    ``SIGTERM`` (unless ``ignore_term``).
 
     Args:
         name: The daemon it stands in for, e.g. ``hv_fcopy_daemon``.
@@ -150,10 +151,10 @@ def fake_daemon_script(name: str, *, node: str | None, ignore_term: bool = False
         f"# FAKE {name} for hvintegration tests: stands in for the real daemon,\n"
         "# whose device protocol cannot be played on a machine without Hyper-V.\n"
         f"{check}"
-        'if [ "${1:-}" != -n ]; then\n'
+        "case ${1:-} in -n|--no-daemon) ;; *)\n"
         '    setsid "$0" -n </dev/null >/dev/null 2>&1 &\n'
-        "    exit 0\n"
-        "fi\n"
+        "    exit 0 ;;\n"
+        "esac\n"
         f"{trap}"
         "while :; do sleep 1 & pid=$!; wait $pid; done\n"
     )
@@ -219,7 +220,8 @@ show)
             set +f
             echo "MainPID=$pid"
             echo "ExecMainStatus=$status"
-            echo "ExecStart={ path=$1 ; argv[]=$* ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }"
+            printf 'ExecStart={ path=%s ; argv[]=%s ; ignore_errors=no ; ' "$1" "$*"
+            echo 'start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }'
             if [ "$pid" != 0 ]; then result=success; active=active; sub=running
             elif [ "$status" != 0 ]; then result=exit-code; active=failed; sub=failed
             else result=success; active=inactive; sub=dead; fi
@@ -257,7 +259,9 @@ start|stop)
             # The waiter records the exit status; a stop leaves the unit
             # inactive, not failed.
             n=0
-            while [ ! -e "$state/$unit.status" ] && [ "$n" -lt 30 ]; do sleep 0.1; n=$((n + 1)); done
+            while [ ! -e "$state/$unit.status" ] && [ "$n" -lt 30 ]; do
+                sleep 0.1; n=$((n + 1))
+            done
         fi
         rm -f "$state/$unit.pid" "$state/$unit.status"
         exit 0
