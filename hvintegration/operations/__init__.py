@@ -93,6 +93,12 @@ class Operation:
         Raises:
             ValueError: An unknown parameter name.
         """
+        names = list(names)
+        odd = [name for name in names if not isinstance(name, str)]
+        if odd:
+            raise ValueError(
+                f"operation {self.name} takes parameters named by strings, not {odd[0]!r}"
+            )
         unknown = set(names) - set(self.parameters)
         if unknown:
             raise ValueError(

@@ -57,7 +57,7 @@ from psrpcore import (
     ServerRunspacePool,
     StreamType,
 )
-from psrpcore.types import PSInvocationState
+from psrpcore.types import PSCustomObject, PSInvocationState
 
 from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.engine import CallOutcome, run_simulated_call
@@ -207,6 +207,9 @@ class PSRPTestServer:
         stderr_on: Operations before which the server writes to stderr.
         stop_on: Operations whose pipeline the server stops by itself, as an
             administrator or a shutting-down host would.
+        deep_on: Operations answered with one object nested
+            :data:`DEEP_LEVELS` levels deep, more than any reader should
+            follow.
         ignore_close: Never answer the client closing the pool.
         language_mode: The language mode the endpoint plays.
         edition: ``Desktop`` (Windows PowerShell 5.1) or ``Core`` (PowerShell 7).
@@ -225,6 +228,7 @@ class PSRPTestServer:
         language_mode: str = "FullLanguage",
         edition: str = "Desktop",
         os_build: int = 20348,
+        deep_on: Sequence[str] = (),
     ) -> None:
         self.state_path = state_path
         self._language_mode = language_mode
@@ -234,6 +238,7 @@ class PSRPTestServer:
         self._garbage_on = frozenset(garbage_on)
         self._stderr_on = frozenset(stderr_on)
         self._stop_on = frozenset(stop_on)
+        self._deep_on = frozenset(deep_on)
         self._ignore_close = ignore_close
         self._pool = ServerRunspacePool()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -366,6 +371,11 @@ class PSRPTestServer:
             pipeline.stop()
             self._flush()
             return
+        if name in self._deep_on:
+            pipeline.write_output(_deep_object(DEEP_LEVELS))
+            pipeline.complete()
+            self._flush()
+            return
         outcome = self._call(name, parameters)
         if outcome.latency:
             await asyncio.sleep(outcome.latency)
@@ -410,6 +420,20 @@ class PSRPTestServer:
         self._flush()
 
 
+DEEP_LEVELS = 300
+"""How deeply ``--deep-on`` nests its answer: far past what the library
+reads (64 levels), and deep enough that a reader recursing through it would
+need several times Python's default recursion limit."""
+
+
+def _deep_object(levels: int) -> PSCustomObject:
+    # Built from the inside out, without recursion.
+    inner = PSCustomObject(Name="bottom")
+    for _ in range(levels):
+        inner = PSCustomObject(Inner=inner)
+    return inner
+
+
 def _stdout_writer(data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -427,6 +451,7 @@ async def serve(
     language_mode: str = "FullLanguage",
     edition: str = "Desktop",
     os_build: int = 20348,
+    deep_on: Sequence[str] = (),
 ) -> int:
     """Serve one PSRP session on stdin/stdout until the pool closes or stdin ends.
 
@@ -439,6 +464,7 @@ async def serve(
         language_mode: The language mode the endpoint plays.
         edition: ``Desktop`` or ``Core``.
         os_build: The Windows build the endpoint plays.
+        deep_on: Operations answered with a deeply nested object.
 
     Returns:
         The exit status: 0 after a clean close or end of input.
@@ -474,6 +500,7 @@ async def serve(
         language_mode=language_mode,
         edition=edition,
         os_build=os_build,
+        deep_on=deep_on,
     )
     buffer = b""
     while not server.closed:
@@ -524,6 +551,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="stop this operation's pipeline on the server side (fault tests)",
     )
     parser.add_argument(
+        "--deep-on",
+        action="append",
+        default=[],
+        metavar="OPERATION",
+        help="answer this operation with an object nested very deeply (fault tests)",
+    )
+    parser.add_argument(
         "--ignore-close",
         action="store_true",
         help="never answer the client closing the pool (fault tests)",
@@ -544,6 +578,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--os-build", type=int, default=20348, help="the Windows build to play (14393: 2016)"
     )
     options = parser.parse_args(argv)
+    if options.deep_on:
+        # psrpcore serialises recursively; the server must be able to send
+        # what the client is meant to refuse.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 50 * DEEP_LEVELS))
     # psrpcore logs warnings for messages it does not act on; with no handler
     # Python would print them on stderr, which the protocol must not see.
     logging.getLogger().addHandler(logging.NullHandler())
@@ -558,6 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 language_mode=options.language_mode,
                 edition=options.edition,
                 os_build=options.os_build,
+                deep_on=options.deep_on,
             )
         )
     return 0

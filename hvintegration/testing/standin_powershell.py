@@ -22,6 +22,7 @@ that do both.
 More variables make it play a PowerShell that is not the usual one:
 :data:`BANNER_VARIABLE` (text the outer shell prints without a line end
 before the loop starts, as a profile or a login banner would),
+:data:`DEEP_VARIABLE` (an answer nested deeper than any reader should follow),
 :data:`LANGUAGE_VARIABLE` (a language mode other than ``FullLanguage``) and
 :data:`EDITION_VARIABLE` with :data:`BUILD_VARIABLE` (PowerShell 7 on an
 older Windows build). For those it does what the shipped scripts do there,
@@ -71,6 +72,7 @@ from hvintegration.transport.base import ErrorRecord
 __all__ = [
     "BANNER_VARIABLE",
     "BUILD_VARIABLE",
+    "DEEP_VARIABLE",
     "EDITION_VARIABLE",
     "GUEST_VARIABLE",
     "LANGUAGE_VARIABLE",
@@ -100,6 +102,11 @@ BANNER_VARIABLE = "HVINTEGRATION_STANDIN_BANNER"
 LANGUAGE_VARIABLE = "HVINTEGRATION_STANDIN_LANGUAGE_MODE"
 """The language mode to play (``FullLanguage`` when unset), such as
 ``ConstrainedLanguage`` under a WDAC or AppLocker lockdown."""
+
+DEEP_VARIABLE = "HVINTEGRATION_STANDIN_DEEP_ANSWER"
+"""``OPERATION`` or ``OPERATION:LEVELS``: that operation is answered with one
+output object nested ``LEVELS`` deep (100000 when not given), written as
+text, as a broken or hostile peer could."""
 
 EDITION_VARIABLE = "HVINTEGRATION_STANDIN_EDITION"
 """``Desktop`` (Windows PowerShell 5.1, when unset) or ``Core`` (PowerShell 7)."""
@@ -284,6 +291,18 @@ def _edition() -> tuple[str, int]:
     )
 
 
+def _deep_answer(operation: str, request_id: int) -> bytes | None:
+    """The envelope :data:`DEEP_VARIABLE` asks for, or ``None``."""
+    wanted, _, levels = (os.environ.get(DEEP_VARIABLE) or "").partition(":")
+    if wanted != operation:
+        return None
+    depth = int(levels or "100000")
+    # Text, not json.dumps: the encoder would recurse as deep as the value.
+    nested = '{"Inner":' * depth + '"bottom"' + "}" * depth
+    envelope = f'{{"v":1,"id":{request_id},"output":[{nested}],"errors":[],"error":null}}'
+    return b"\n#hvi1:" + envelope.encode("ascii") + b"\n"
+
+
 def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
     while True:
         line = stdin.readline()
@@ -308,6 +327,10 @@ def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
                 category="InvalidData",
             )
             _write(encode_envelope(request.id, error=record))
+            continue
+        deep = _deep_answer(request.operation, request.id)
+        if deep is not None:
+            _write(deep)
             continue
         refusal = None if guest is not None else edition_refusal(request.operation, *_edition())
         if refusal is not None:

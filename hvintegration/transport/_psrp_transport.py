@@ -23,6 +23,7 @@ from hvintegration.errors import (
 )
 from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
 from hvintegration.transport._outofproc import Session, close_wsman, psrp
+from hvintegration.transport._powershell_wire import check_answer, check_parameter_values
 from hvintegration.transport._psrp_errors import PoolState, TargetNames, map_psrp_error
 from hvintegration.transport.base import (
     JsonValue,
@@ -206,6 +207,7 @@ class PSRPTransport(PowerShellTransport):
         # remote side raises OperationStoppedError; a broken pool raises
         # TransportBrokenError (or ProtocolError when the peer sent something
         # unreadable) and the next call opens a new pool.
+        check_parameter_values(parameters, target=self.target, operation=operation.name)
         try:
             wire = {name: to_wire(value) for name, value in parameters.items()}
         except TypeError as exc:
@@ -274,7 +276,15 @@ class PSRPTransport(PowerShellTransport):
     def _result(self, output: list[Any], shell: Any, operation: str) -> OperationResult:
         objects = []
         for index, item in enumerate(output):
-            value = from_wire(item)
+            try:
+                value = from_wire(item)
+            except RecursionError:
+                raise ProtocolError(
+                    f"output object {index} is nested too deeply to read",
+                    target=self.target,
+                    operation=operation,
+                ) from None
+            check_answer([value], target=self.target, operation=operation)
             if not isinstance(value, dict):
                 raise ProtocolError(
                     f"output object {index} is {type(value).__name__}, not an object",
