@@ -188,8 +188,10 @@ async def _deadline(awaitable: Awaitable[_T], timeout: float) -> _T:
         try:
             async with scope:
                 return await awaitable
-        except TimeoutError:
-            if scope.expired():
+        except TimeoutError as exc:
+            # A call that met the deadline and says what became of its work
+            # (killed, or possibly still running) keeps its own error.
+            if scope.expired() and not isinstance(exc, OperationTimeoutError):
                 raise _Expired from None
             raise
     task = asyncio.ensure_future(awaitable)  # pragma: no cover - Python 3.10
@@ -201,7 +203,9 @@ async def _deadline(awaitable: Awaitable[_T], timeout: float) -> _T:
         raise
     if not done:  # pragma: no cover - Python 3.10
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        (outcome,) = await asyncio.gather(task, return_exceptions=True)
+        if isinstance(outcome, OperationTimeoutError):
+            raise outcome
         raise _Expired
     return task.result()  # pragma: no cover - Python 3.10
 
