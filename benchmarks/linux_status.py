@@ -12,6 +12,11 @@ through a small TCP proxy on loopback that delays every chunk by half the
 round-trip time in each direction, as a network would. "50 guests" are 50
 separate connections to that sshd. Ratios are measured in one run.
 
+The last line puts many concurrent calls on one guest: 200 status calls at
+once on one connection, through the sandbox's sshd with OpenSSH's default
+``MaxSessions`` of 10 (the transport runs 8 at a time and queues the rest),
+all of which must succeed; calls per second beside the one-at-a-time rate.
+
 Usage (root, Debian with openssh-server and hyperv-daemons)::
 
     .venv/bin/python benchmarks/linux_status.py [--rtt 0.04] [--guests 50]
@@ -168,6 +173,19 @@ async def main(rtt: float, guests: int) -> None:
         finally:
             await asyncio.gather(*(g.aclose() for g in opened))
         manual_all = await timed(manual_sequential)
+
+        # 200 status calls at once on one guest, one connection, sshd with
+        # its default MaxSessions (10): every call must succeed.
+        burst = 200
+        async with LinuxGuest.connect(url) as guest:
+            await guest.status()
+            one_by_one = min([await timed(guest.status) for _ in range(3)])
+            start = time.perf_counter()
+            results = await asyncio.gather(
+                *(guest.status() for _ in range(burst)), return_exceptions=True
+            )
+            burst_seconds = time.perf_counter() - start
+        failed = [r for r in results if isinstance(r, BaseException)]
         await proxy.aclose()
 
     print(f"injected round-trip time: {rtt * 1000:.0f} ms (proxy on loopback)")
@@ -190,6 +208,14 @@ async def main(rtt: float, guests: int) -> None:
         f"library, {guests} guests concurrently vs one after another (both connecting): "
         f"{sequential / concurrent:.1f}x"
     )
+    print(
+        f"1 guest, {burst} concurrent status calls on one connection (sshd MaxSessions 10): "
+        f"{burst - len(failed)}/{burst} succeeded, {burst / burst_seconds:.1f} calls/s "
+        f"vs {1 / one_by_one:.1f} calls/s one at a time "
+        f"({(burst / burst_seconds) * one_by_one:.1f}x)"
+    )
+    if failed:
+        raise SystemExit(f"{len(failed)} concurrent calls failed, first: {failed[0]!r}")
 
 
 if __name__ == "__main__":
