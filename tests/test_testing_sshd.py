@@ -39,3 +39,11 @@ async def test_rejects_a_client_without_the_key(server: OpenSSHServer) -> None:
     with pytest.raises(asyncssh.PermissionDenied):
         async with asyncssh.connect(**server.client_options(client_keys=[], agent_path=None)):
             pass
+
+
+def test_keeps_openssh_default_maxsessions() -> None:
+    # Real servers run with MaxSessions 10: the rig must not hide channel
+    # limits by raising it.
+    with OpenSSHServer() as default, OpenSSHServer(max_sessions=2) as strict:
+        assert "MaxSessions" not in (default.directory / "sshd_config").read_text()
+        assert "MaxSessions 2" in (strict.directory / "sshd_config").read_text()
