@@ -35,7 +35,6 @@ from hvintegration.transport._powershell_wire import (
     EndOfOutput,
     FrameReader,
     Reply,
-    check_parameter_values,
     decode_envelope,
     encode_request,
 )
@@ -154,7 +153,6 @@ class PowerShellSession:
         The transport has checked the parameters and applies ``timeout``
         around this call.
         """
-        check_parameter_values(parameters, target=self._target, operation=operation.name)
         self._next_id += 1
         request_id = self._next_id
         try:

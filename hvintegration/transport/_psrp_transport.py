@@ -23,7 +23,7 @@ from hvintegration.errors import (
 )
 from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
 from hvintegration.transport._outofproc import Session, close_wsman, psrp
-from hvintegration.transport._powershell_wire import check_answer, check_parameter_values
+from hvintegration.transport._powershell_wire import check_answer
 from hvintegration.transport._psrp_errors import PoolState, TargetNames, map_psrp_error
 from hvintegration.transport.base import (
     JsonValue,
@@ -207,7 +207,6 @@ class PSRPTransport(PowerShellTransport):
         # remote side raises OperationStoppedError; a broken pool raises
         # TransportBrokenError (or ProtocolError when the peer sent something
         # unreadable) and the next call opens a new pool.
-        check_parameter_values(parameters, target=self.target, operation=operation.name)
         try:
             wire = {name: to_wire(value) for name, value in parameters.items()}
         except TypeError as exc:

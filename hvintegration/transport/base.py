@@ -39,7 +39,7 @@ import shlex
 import sys
 from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union
 
 import attrs
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_ARGUMENT_BYTES",
+    "MAX_DEPTH",
     "CompletedCommand",
     "ErrorRecord",
     "JsonValue",
@@ -68,6 +69,7 @@ __all__ = [
     "ShellTransport",
     "Target",
     "Transport",
+    "check_parameter_values",
     "within",
 ]
 
@@ -245,6 +247,103 @@ async def within(
             target=target,
             operation=operation,
         ) from None
+
+
+MAX_DEPTH = 64
+"""How deeply lists and objects may nest, in parameters and in answers.
+Nothing the library sends or reads comes close; a deeper value is refused
+before it can exhaust a recursive encoder or decoder."""
+
+_MIN_INTEGER = -(2**63)
+_MAX_INTEGER = 2**64 - 1
+
+
+def _refuse(message: str, path: str, target: str, operation: str) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"parameter {path} {message}; nothing was sent", target=target, operation=operation
+    )
+
+
+def check_parameter_values(
+    parameters: Mapping[str, JsonValue], *, target: str, operation: str
+) -> None:
+    """Refuse parameter values that no PowerShell transport can carry whole.
+
+    Every PowerShell transport calls this before anything is sent, so the
+    same value is refused the same way everywhere. Walks the values without
+    recursion. A NUL character is not refused: JSON (``\\u0000``) and CLIXML
+    (``_x0000_``) both carry it, and it arrives unchanged.
+
+    Args:
+        parameters: The operation's parameters by name.
+        target: The target URL, for the error.
+        operation: The operation name, for the error.
+
+    Raises:
+        InvalidParameterError: A name or key that is not a string; a string
+            with a lone surrogate (no UTF-8 form, so neither CLIXML nor the
+            UTF-8 of an SSH channel can carry it); a float that is NaN or
+            infinite; a whole number outside PowerShell's
+            ``[long]``/``[ulong]`` range; lists or objects nested deeper
+            than :data:`MAX_DEPTH`; or a value of another type
+            (bytes, sets, objects).
+
+    Example:
+        >>> try:
+        ...     check_parameter_values({"VM": {"Id": float("nan")}}, target="sim://", operation="x")
+        ... except ValueError as exc:
+        ...     print(exc.message)
+        parameter VM.Id is nan, which JSON cannot carry; nothing was sent
+    """
+    stack: list[tuple[str, object, int]] = []
+    named: Mapping[Any, object] = parameters
+    for name, value in named.items():
+        if not isinstance(name, str):
+            raise _refuse("name is not a string", repr(name), target, operation)
+        stack.append((name, value, 0))
+    while stack:
+        path, value, depth = stack.pop()
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _refuse(
+                    "holds a lone surrogate, which has no UTF-8 form", path, target, operation
+                ) from None
+        elif isinstance(value, int):
+            if not _MIN_INTEGER <= value <= _MAX_INTEGER:
+                raise _refuse(
+                    "is a whole number outside PowerShell's [long] and [ulong] range",
+                    path,
+                    target,
+                    operation,
+                )
+        elif isinstance(value, float):
+            if math.isnan(value) or math.isinf(value):
+                raise _refuse(f"is {value!r}, which JSON cannot carry", path, target, operation)
+        elif isinstance(value, (Mapping, list, tuple)):
+            if depth >= MAX_DEPTH:
+                raise _refuse(
+                    f"nests lists or objects deeper than {MAX_DEPTH} levels",
+                    path,
+                    target,
+                    operation,
+                )
+            if isinstance(value, Mapping):
+                for key, item in value.items():
+                    if not isinstance(key, str):
+                        raise _refuse(
+                            f"has a key that is not a string ({key!r})", path, target, operation
+                        )
+                    stack.append((f"{path}.{key}", item, depth + 1))
+            else:
+                stack.extend(
+                    (f"{path}[{index}]", item, depth + 1) for index, item in enumerate(value)
+                )
+        else:
+            raise _refuse(f"is a {type(value).__name__}, not a JSON value", path, target, operation)
 
 
 def _short_command(argv: Sequence[str], limit: int = 120) -> str:
@@ -580,6 +679,7 @@ class PowerShellTransport(Transport):
             operation.check_parameters(parameters)
         except ValueError as exc:
             raise InvalidParameterError(str(exc), target=self.target, operation=name) from None
+        check_parameter_values(parameters, target=self.target, operation=name)
         return await self._guarded(
             self._run_operation(operation, parameters, timeout=timeout),
             timeout=timeout,

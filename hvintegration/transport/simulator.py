@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from hvintegration.transport._powershell_wire import check_parameter_values
 from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
 
 if TYPE_CHECKING:
@@ -76,7 +75,6 @@ class SimulatorTransport(PowerShellTransport):
         timeout: float,
     ) -> OperationResult:
         # Refused as a wire would refuse it, before the peer sees anything.
-        check_parameter_values(parameters, target=self.target, operation=operation.name)
         return await self.peer.answer_operation(operation, parameters)
 
     async def _aclose(self) -> None:
