@@ -17,7 +17,7 @@ from hvintegration import (
     WindowsGuest,
     catalogue,
 )
-from hvintegration.operations import GET_GUEST_SERVICES, LIST_VMS, Operation
+from hvintegration.operations import GET_GUEST_SERVICES, INVOKE_IN_VM, LIST_VMS, Operation
 from hvintegration.simulator import GUEST_OSES, HOST_OSES, LOCALES, SimulatedHost
 from hvintegration.simulator.state import edit_state, host_from_json, host_to_json, load_host
 from hvintegration.simulator.targets import HostStateFile, SimulatorTarget
@@ -183,5 +183,40 @@ async def test_powershell_direct_runs_only_the_shipped_guest_scripts() -> None:
     async with HyperVHost.connect(sim) as host:
         guest = WindowsGuest.direct(host, "demovm", Credential("Administrator", "hvintegration"))
         spliced = _spliced(GET_GUEST_SERVICES)
-        with pytest.raises(RemoteCommandError, match="not one of the library's guest operations"):
+        with pytest.raises(RemoteCommandError, match="shipped guest operation scripts") as caught:
             await guest.transport.run_operation(spliced, {"Name": ["vmicvss"]}, timeout=5)
+        assert caught.value.error_id == "HvIntegration.Simulator.UnknownScript"
+
+
+async def test_powershell_direct_refuses_a_bare_operation_name_as_script() -> None:
+    # Real PowerShell would try to run the word as a command and fail; the
+    # simulator must not run the operation of that name instead.
+    sim = SimulatedHost()
+    before = sim.vm("demovm").windows
+    assert before is not None
+    status_before = before.services["vmicvss"].status
+    async with HyperVHost.connect(sim) as host:
+        with pytest.raises(RemoteCommandError, match="shipped guest operation scripts"):
+            await host.transport.run_operation(
+                INVOKE_IN_VM,
+                {
+                    "VM": {"Name": "demovm"},
+                    "UserName": "Administrator",
+                    "Password": "hvintegration",
+                    "Script": "set_guest_service",
+                    "Parameters": {"Name": "vmicvss", "Action": "Stop"},
+                },
+                timeout=5,
+            )
+    assert before.services["vmicvss"].status == status_before
+
+
+async def test_an_operation_built_by_hand_with_more_parameters_is_refused() -> None:
+    # The base class checks names against the operation's own list; only a
+    # comparison with the whole shipped record stops extra names.
+    forged = Operation("list_vms", LIST_VMS.script, (*LIST_VMS.parameters, "Injected"))
+    sim = SimulatedHost()
+    async with sim.open() as transport:
+        with pytest.raises(RemoteCommandError, match="not the shipped one"):
+            await transport.run_operation(forged, {"VM": None, "Injected": "x"}, timeout=5)
+    assert sim.round_trips == 0

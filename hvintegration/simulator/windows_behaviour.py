@@ -258,36 +258,51 @@ GUEST_HANDLERS: Mapping[str, GuestHandler] = MappingProxyType(
 
 
 def run_guest_operation(
-    vm: SimulatedVM, script_or_name: str, parameters: Mapping[str, JsonValue], administrator: bool
+    vm: SimulatedVM, name: str, parameters: Mapping[str, JsonValue], administrator: bool
 ) -> OperationResult:
-    """Run a guest operation inside ``vm``.
+    """Run a guest operation, named by the caller that already checked its script, inside ``vm``.
 
     Args:
         vm: The VM whose inside runs it.
-        script_or_name: The operation's name, or its full script text as
-            PowerShell Direct carries it (matched exactly against the
-            shipped scripts).
+        name: The operation's name.
         parameters: Its parameters.
         administrator: Whether the caller is an administrator of the guest.
 
     Raises:
-        SimulatedScriptError: The script is unknown or failed terminally.
+        SimulatedScriptError: The name is no guest operation, or it failed
+            terminally.
     """
-    handler = GUEST_HANDLERS.get(script_or_name)
+    handler = GUEST_HANDLERS.get(name)
     if handler is None:
-        for operation in OPERATIONS.values():
-            if operation.side == "guest" and operation.script == script_or_name:
-                handler = GUEST_HANDLERS.get(operation.name)
-                break
-    if handler is None:
-        raise SimulatedScriptError(
-            ErrorRecord(
-                "The script is not one of the library's guest operations.",
-                error_id="HvIntegration.UnknownScript",
-                category="InvalidArgument",
-            )
-        )
+        raise SimulatedScriptError(_unknown_guest_script())
     return handler(vm, parameters, administrator)
+
+
+def run_guest_script(
+    vm: SimulatedVM, script: str, parameters: Mapping[str, JsonValue], administrator: bool
+) -> OperationResult:
+    """Run a guest operation given by its full script text, as PowerShell Direct carries it.
+
+    The text must be exactly a shipped guest operation's script: a bare
+    operation name, or any other text, is refused as real PowerShell would
+    fail to run it.
+
+    Raises:
+        SimulatedScriptError: The script is not a shipped guest operation,
+            or it failed terminally.
+    """
+    for operation in OPERATIONS.values():
+        if operation.side == "guest" and operation.script == script:
+            return run_guest_operation(vm, operation.name, parameters, administrator)
+    raise SimulatedScriptError(_unknown_guest_script())
+
+
+def _unknown_guest_script() -> ErrorRecord:
+    return ErrorRecord(
+        "The simulator runs only the library's shipped guest operation scripts, unchanged.",
+        error_id="HvIntegration.Simulator.UnknownScript",
+        category="InvalidData",
+    )
 
 
 def _text(parameters: Mapping[str, JsonValue], key: str) -> str:
@@ -343,9 +358,7 @@ def invoke_in_vm(host: HostModel, parameters: Mapping[str, JsonValue]) -> Operat
     inner = parameters.get("Parameters") or {}
     if not isinstance(inner, Mapping):
         inner = {}
-    result = run_guest_operation(
-        vm, _text(parameters, "Script"), inner, user in state.administrators
-    )
+    result = run_guest_script(vm, _text(parameters, "Script"), inner, user in state.administrators)
     # Invoke-Command tags every object it returns with the computer it came from.
     output = tuple({**obj, "PSComputerName": state.computer_name} for obj in result.output)
     return OperationResult(output, result.errors)
