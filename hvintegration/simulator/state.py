@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import importlib
 import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import attrs
 
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 _FORMAT = 1
+_Peer = TypeVar("_Peer", bound=SimulatedPeer)
 _LINUX_KIND = "linux-guest"
 
 
@@ -84,7 +86,12 @@ def _peer_from_json(peer: SimulatedPeer, data: dict[str, Any]) -> None:
     peer.latency = float(data.get("latency", 0.0))
     peer.round_trips = int(data.get("round_trips", 0))
     peer.calls = [str(c) for c in data.get("calls", [])]
-    for item in data.get("faults", []):
+    faults = data.get("faults", [])
+    if not isinstance(faults, list):
+        raise TypeError(f"faults is not a list: {faults!r}")
+    for number, item in enumerate(faults, 1):
+        if not isinstance(item, dict):
+            raise TypeError(f"fault {number} is not an object: {item!r}")
         record = item.get("record")
         peer.faults.append(
             Fault(
@@ -94,6 +101,16 @@ def _peer_from_json(peer: SimulatedPeer, data: dict[str, Any]) -> None:
                 times=int(item.get("times", 1)),
             )
         )
+
+
+# What a malformed state makes the reading code raise: a missing key, a
+# value of the wrong type or form (a fault that is a number, bad base64).
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError)
+
+
+def _malformed(what: str, exc: Exception) -> ValueError:
+    reason = f"missing {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+    return ValueError(f"malformed {what} state: {reason or type(exc).__name__}")
 
 
 def _windows_to_json(state: WindowsGuestState | None) -> dict[str, Any] | None:
@@ -145,6 +162,22 @@ def _files_from_json(data: dict[str, Any] | None, windows: bool) -> GuestFiles:
     )
 
 
+_KINDS = {None: "a simulated host", _LINUX_KIND: "a simulated Linux guest"}
+
+
+def _check_kind(data: Any, kind: str | None) -> None:
+    """Refuse data that is no state of this kind, saying what it is instead."""
+    wanted = _KINDS[kind]
+    if not isinstance(data, dict):
+        raise ValueError(f"holds a JSON {type(data).__name__}, not {wanted} state")
+    if data.get("format") != _FORMAT:
+        raise ValueError(f"not {wanted} state (unknown format {data.get('format')!r})")
+    found = data.get("kind")
+    if found != kind:
+        holds = _KINDS.get(found, f"state of kind {found!r}")
+        raise ValueError(f"holds {holds}, not {wanted}")
+
+
 def host_to_json(host: SimulatedHost) -> dict[str, Any]:
     """A simulated host as a JSON object (VMs, faults and counters).
 
@@ -190,9 +223,10 @@ def host_from_json(data: dict[str, Any]) -> SimulatedHost:
     Raises:
         ValueError: The data is not a simulated host of a known format.
     """
-    if not isinstance(data, dict) or data.get("format") != _FORMAT or "kind" in data:
-        raise ValueError("not a simulated host state (unknown format)")
+    _check_kind(data, None)
     try:
+        if data["os"] not in HOST_OSES:
+            raise ValueError(f"unknown host OS {data['os']!r}")
         host = SimulatedHost(data["name"], os=HOST_OSES[data["os"]], locale=data["locale"], vms=[])
         host.powercli = bool(data.get("powercli", False))
         session = data.get("session", {})
@@ -202,6 +236,8 @@ def host_from_json(data: dict[str, Any]) -> SimulatedHost:
         host.edition = str(session.get("edition", "Desktop"))
         _peer_from_json(host, data)
         for item in data["vms"]:
+            if item["guest"] not in GUEST_OSES:
+                raise ValueError(f"unknown guest OS {item['guest']!r}")
             vm = SimulatedVM(
                 item["name"],
                 guest=GUEST_OSES[item["guest"]],
@@ -216,8 +252,8 @@ def host_from_json(data: dict[str, Any]) -> SimulatedHost:
         host.files = {
             path: base64.b64decode(blob) for path, blob in data.get("host_files", {}).items()
         }
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"malformed simulated host state: {exc!r}") from exc
+    except _MALFORMED as exc:
+        raise _malformed("simulated host", exc) from exc
     return host
 
 
@@ -229,11 +265,22 @@ def _write_json(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
 
 def _read_json(path: str | os.PathLike[str]) -> Any:
-    text = Path(path).read_text("utf-8")
     try:
-        return json.loads(text)
+        return json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)}: not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON: {exc}") from exc
+        raise ValueError(f"{os.fspath(path)}: not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{os.fspath(path)}: JSON nested too deeply") from exc
+
+
+def _load(path: str | os.PathLike[str], read: Callable[[Any], _Peer]) -> _Peer:
+    data = _read_json(path)
+    try:
+        return read(data)
+    except ValueError as exc:
+        raise ValueError(f"{os.fspath(path)}: {exc}") from exc
 
 
 def save_host(host: SimulatedHost, path: str | os.PathLike[str]) -> None:
@@ -253,7 +300,7 @@ def load_host(path: str | os.PathLike[str]) -> SimulatedHost:
         FileNotFoundError: There is no such file.
         ValueError: The file holds no valid host state.
     """
-    return host_from_json(_read_json(path))
+    return _load(path, host_from_json)
 
 
 _LOCK_RETRY = 0.01
@@ -300,6 +347,9 @@ def _lock_windows(handle: IO[bytes]) -> None:
 @contextlib.contextmanager
 def _locked(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
+    if target.is_dir():
+        # Refused before the lock file is made beside it, in its parent.
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a state file", str(target))
     lock_path = target.with_name(f".{target.name}.lock")
     with open(lock_path, "a+b") as lock:
         _lock(lock)
@@ -370,6 +420,9 @@ def guest_to_json(guest: SimulatedLinuxGuest) -> dict[str, Any]:
         "next_pid": guest.next_pid,
         "processes": [attrs.asdict(p) for p in guest.processes],
         "pools": {str(n): data.hex() for n, data in guest.pools.items()},
+        "kvp_directory": guest.kvp_directory,
+        "unreadable_pools": sorted(guest.unreadable_pools),
+        "kvp_free_bytes": guest.kvp_free_bytes,
         "fail_start": sorted(guest.fail_start),
         "ignore_term": sorted(guest.ignore_term),
     }
@@ -381,10 +434,7 @@ def guest_from_json(data: dict[str, Any]) -> SimulatedLinuxGuest:
     Raises:
         ValueError: The data is not a simulated Linux guest of a known format.
     """
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        raise ValueError("not a simulated Linux guest state (unknown format)")
-    if data.get("kind") != _LINUX_KIND:
-        raise ValueError("not a simulated Linux guest state (unknown format)")
+    _check_kind(data, _LINUX_KIND)
     try:
         guest = SimulatedLinuxGuest(
             data["name"], distro=data["distro"], user=data["user"], sudo=bool(data["sudo"])
@@ -398,10 +448,15 @@ def guest_from_json(data: dict[str, Any]) -> SimulatedLinuxGuest:
             SimulatedProcess(**{**item, "args": tuple(item["args"])}) for item in data["processes"]
         ]
         guest.pools = {int(n): bytes.fromhex(blob) for n, blob in data["pools"].items()}
+        # Files written before these settings existed have the defaults.
+        guest.kvp_directory = str(data.get("kvp_directory", guest.kvp_directory))
+        guest.unreadable_pools = {int(n) for n in data.get("unreadable_pools", [])}
+        free = data.get("kvp_free_bytes")
+        guest.kvp_free_bytes = None if free is None else int(free)
         guest.fail_start = set(data["fail_start"])
         guest.ignore_term = set(data["ignore_term"])
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"malformed simulated Linux guest state: {exc!r}") from exc
+    except _MALFORMED as exc:
+        raise _malformed("simulated Linux guest", exc) from exc
     return guest
 
 
@@ -417,7 +472,7 @@ def load_guest(path: str | os.PathLike[str]) -> SimulatedLinuxGuest:
         FileNotFoundError: There is no such file.
         ValueError: The file holds no valid Linux guest state.
     """
-    return guest_from_json(_read_json(path))
+    return _load(path, guest_from_json)
 
 
 @contextlib.contextmanager

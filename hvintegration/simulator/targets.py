@@ -23,14 +23,18 @@ options then only seed a file that does not exist yet.
 
 from __future__ import annotations
 
+import abc
+import contextlib
+import errno
 import os
 import urllib.parse
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from hvintegration.errors import InvalidTargetError
+from hvintegration.errors import HvIntegrationError, InvalidTargetError
 from hvintegration.simulator.distros import DISTROS
 from hvintegration.simulator.engine import (
     deliver_command,
@@ -42,7 +46,7 @@ from hvintegration.simulator.linux import SimulatedLinuxGuest
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.profiles import HOST_OSES, LOCALES
 from hvintegration.simulator.session import EDITIONS, LANGUAGE_MODES, RIGHTS
-from hvintegration.simulator.state import edit_guest_state, edit_state
+from hvintegration.simulator.state import edit_guest_state, edit_state, load_guest, load_host
 from hvintegration.transport._url import check_options, parse_options
 from hvintegration.transport.base import CompletedCommand
 from hvintegration.transport.simlinux import SimulatedLinuxTransport
@@ -55,17 +59,108 @@ if TYPE_CHECKING:
 
 __all__ = ["HostStateFile", "LinuxStateFile", "SimulatedLinuxTarget", "SimulatorTarget"]
 
+_Peer = TypeVar("_Peer", SimulatedHost, SimulatedLinuxGuest)
 
-class HostStateFile:
+
+class _StateFile(abc.ABC, Generic[_Peer]):
+    """What both kinds of state file share: checking, editing, and the URL.
+
+    A file that cannot serve (not JSON, another kind of state, a directory,
+    a missing directory) raises :class:`~hvintegration.errors.InvalidTargetError`
+    naming the file and the fault, and the file is left as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], seed: _Peer) -> None:
+        self.path = os.fspath(path)
+        self.seed: _Peer = seed
+        self._url = self._url_for(seed)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path}>"
+
+    @property
+    def url(self) -> str:
+        """The URL that reaches this file, describing the peer last read from
+        it (before the first read, the seed that would start it)."""
+        return self._url
+
+    @abc.abstractmethod
+    def _url_for(self, peer: _Peer) -> str:
+        """The URL of the state file holding ``peer``."""
+
+    @abc.abstractmethod
+    def _load(self, path: str) -> _Peer:
+        """Read the file (raising ``OSError`` or ``ValueError``)."""
+
+    @abc.abstractmethod
+    def _edit(self) -> contextlib.AbstractContextManager[_Peer]:
+        """The file's ``edit_*state`` context, seeded."""
+
+    def _check_place(self) -> Path:
+        path = Path(self.path)
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a state file")
+        if not path.exists() and not path.parent.is_dir():
+            raise FileNotFoundError(errno.ENOENT, f"directory {path.parent} does not exist")
+        return path
+
+    def _unusable(self, exc: OSError | ValueError) -> InvalidTargetError:
+        if isinstance(exc, OSError):
+            # The path of an OSError may be the lock file or a temporary one.
+            where = f" ({exc.filename})" if exc.filename not in (None, self.path) else ""
+            detail = f"{self.path}: {exc.strerror or exc}{where}"
+        else:
+            # The loaders' messages start with the file's path.
+            detail = str(exc)
+        return InvalidTargetError(f"unusable state file: {detail}", target=self.url)
+
+    def check(self) -> None:
+        """Read the state file now and change nothing: a bad file fails here.
+
+        The transport calls this when it opens.
+
+        Raises:
+            InvalidTargetError: The file or its directory cannot serve, and why.
+        """
+        try:
+            path = self._check_place()
+            if path.exists():
+                self._url = self._url_for(self._load(self.path))
+        except (OSError, ValueError) as exc:
+            raise self._unusable(exc) from exc
+
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[_Peer]:
+        """The peer under the file's lock; the block's changes are saved."""
+        answering = False
+        try:
+            self._check_place()
+            with self._edit() as peer:
+                self._url = self._url_for(peer)
+                answering = True
+                yield peer
+                answering = False
+        except (OSError, ValueError) as exc:
+            if answering or isinstance(exc, HvIntegrationError):
+                raise
+            raise self._unusable(exc) from exc
+
+
+class HostStateFile(_StateFile[SimulatedHost]):
     """A simulated host kept in a state file, as a target.
 
     Every call loads the host under the file's lock, answers, and saves it,
-    so several processes can share one lab.
+    so several processes can share one lab. Opening the transport reads the
+    file once, so a file that holds no host fails there.
 
     Args:
         path: The state file.
         seed: The host that starts the file when it does not exist yet.
         guest: Run calls inside this VM (name or id) instead of on the host.
+
+    Raises:
+        InvalidTargetError: From the transport's ``open()`` or a call: the
+            file or its directory cannot serve (the message says why).
     """
 
     def __init__(
@@ -75,25 +170,36 @@ class HostStateFile:
         seed: SimulatedHost | None = None,
         guest: str | None = None,
     ) -> None:
-        self.path = os.fspath(path)
-        self.seed = seed if seed is not None else SimulatedHost()
         self.guest = guest
+        super().__init__(path, seed if seed is not None else SimulatedHost())
 
-    def __repr__(self) -> str:
-        return f"<HostStateFile {self.path}>"
+    def _url_for(self, peer: SimulatedHost) -> str:
+        return SimulatorTarget(
+            host_name=peer.name,
+            os=peer.os.key,
+            locale=peer.locale,
+            latency=peer.latency,
+            state=self.path,
+            guest=self.guest,
+            rights=peer.rights,
+            hyperv_module=peer.hyperv_module,
+            language_mode=peer.language_mode,
+            edition=peer.edition,
+            powercli=peer.powercli,
+        ).url
 
-    @property
-    def url(self) -> str:
-        """``sim://NAME``, with ``?guest=VM`` inside a VM."""
-        base = self.seed.url
-        return f"{base}?{urllib.parse.urlencode({'guest': self.guest})}" if self.guest else base
+    def _load(self, path: str) -> SimulatedHost:
+        return load_host(path)
+
+    def _edit(self) -> contextlib.AbstractContextManager[SimulatedHost]:
+        return edit_state(self.path, create=self.seed)
 
     def open(self) -> SimulatorTransport:
         """A transport whose operations the host in the file answers."""
-        return SimulatorTransport(self)
+        return _HostStateTransport(self)
 
     def _call(self, operation: str, parameters: Mapping[str, JsonValue]) -> CallOutcome:
-        with edit_state(self.path, create=self.seed) as host:
+        with self._editing() as host:
             return run_simulated_call(host, operation, parameters, guest=self.guest)
 
     async def answer_operation(
@@ -103,37 +209,73 @@ class HostStateFile:
         return await deliver_operation(operation, parameters, self._call, target=self.url)
 
 
-class LinuxStateFile:
+class LinuxStateFile(_StateFile[SimulatedLinuxGuest]):
     """A simulated Linux guest kept in a state file, as a target.
+
+    Opening the transport reads the file once, so a file that holds no
+    Linux guest fails there.
 
     Args:
         path: The state file.
         seed: The guest that starts the file when it does not exist yet.
+
+    Raises:
+        InvalidTargetError: From the transport's ``open()`` or a call: the
+            file or its directory cannot serve (the message says why).
     """
 
     def __init__(
         self, path: str | os.PathLike[str], *, seed: SimulatedLinuxGuest | None = None
     ) -> None:
-        self.path = os.fspath(path)
-        self.seed = seed if seed is not None else SimulatedLinuxGuest()
+        super().__init__(path, seed if seed is not None else SimulatedLinuxGuest())
 
-    def __repr__(self) -> str:
-        return f"<LinuxStateFile {self.path}>"
+    def _url_for(self, peer: SimulatedLinuxGuest) -> str:
+        return SimulatedLinuxTarget(
+            name=peer.name,
+            distro=peer.distro.key,
+            user=peer.user,
+            sudo=peer.sudo,
+            latency=peer.latency,
+            state=self.path,
+        ).url
 
-    @property
-    def url(self) -> str:
-        """``sim-linux://NAME``."""
-        return self.seed.url
+    def _load(self, path: str) -> SimulatedLinuxGuest:
+        return load_guest(path)
+
+    def _edit(self) -> contextlib.AbstractContextManager[SimulatedLinuxGuest]:
+        return edit_guest_state(self.path, create=self.seed)
 
     def open(self) -> SimulatedLinuxTransport:
         """A transport whose commands the guest in the file answers."""
-        return SimulatedLinuxTransport(self)
+        return _LinuxStateTransport(self)
 
     async def answer_command(self, argv: tuple[str, ...], input: bytes | None) -> CompletedCommand:
         """Answer one command from the guest in the file."""
-        with edit_guest_state(self.path, create=self.seed) as guest:
+        with self._editing() as guest:
             outcome = run_simulated_command(guest, argv, input)
         return await deliver_command(outcome, target=self.url)
+
+
+class _HostStateTransport(SimulatorTransport):
+    """``sim://`` over a state file: the file is read when the transport opens."""
+
+    def __init__(self, peer: HostStateFile) -> None:
+        super().__init__(peer)
+        self._file = peer
+
+    async def _open(self) -> None:
+        self._file.check()
+
+
+class _LinuxStateTransport(SimulatedLinuxTransport):
+    """``sim-linux://`` over a state file: the file is read when the transport opens."""
+
+    def __init__(self, peer: LinuxStateFile) -> None:
+        super().__init__(peer)
+        self._file = peer
+
+    async def _open(self) -> None:
+        self._file.check()
 
 
 def _latency(single: Mapping[str, str], scheme: str, target: str) -> float:
