@@ -128,14 +128,7 @@ class LinuxDaemon:
             DaemonControlError: Instances outlived ``grace`` (and ``kill``
                 was off), or systemctl failed.
         """
-        if grace < 0:
-            raise ValueError("grace must not be negative")
-        if self.spec.service.critical and not force:
-            raise UnsafeChangeError(
-                [self.spec.service.name],
-                target=self.guest.target,
-                operation=f"stop {self.spec.name}",
-            )
+        self._check_stop("stop", force=force, grace=grace)
         _, state, _ = await self._stop(grace=grace, kill=kill)
         return state
 
@@ -320,17 +313,21 @@ class LinuxDaemon:
         Raises:
             UnsafeChangeError: A critical service's daemon without ``force``.
         """
+        self._check_stop("restart", force=force, grace=grace)
+        # The stop ends with a fresh status; the start needs no other.
+        status, state, owner = await self._stop(grace=grace, kill=kill)
+        return await self._start(status, state, settle=0.5, owner=owner, restarting=True)
+
+    def _check_stop(self, verb: str, *, force: bool, grace: float) -> None:
+        """Refuse a stop (or restart) before anything is sent."""
         if grace < 0:
             raise ValueError("grace must not be negative")
         if self.spec.service.critical and not force:
             raise UnsafeChangeError(
                 [self.spec.service.name],
                 target=self.guest.target,
-                operation=f"restart {self.spec.name}",
+                operation=f"{verb} {self.spec.name}",
             )
-        # The stop ends with a fresh status; the start needs no other.
-        status, state, owner = await self._stop(grace=grace, kill=kill)
-        return await self._start(status, state, settle=0.5, owner=owner, restarting=True)
 
     def _check(self, done: CompletedCommand, what: str) -> None:
         try:

@@ -27,6 +27,7 @@ __all__ = [
     "RIGHTS",
     "access_denied_record",
     "guest_preflight",
+    "language_record",
     "preflight",
     "session_refusal",
 ]
@@ -82,10 +83,20 @@ def _build(host: HostModel) -> int:
     return int(HOST_VERSIONS[host.os.key].split(".")[2])
 
 
-def _language_record(mode: str) -> ErrorRecord:
-    # What the prelude's language check writes; a JEA endpoint (NoLanguage)
-    # refuses any script before it (Command.CreateCommandProcessor in
-    # PowerShell's engine/hostifaces/Command.cs).
+def language_record(mode: str) -> ErrorRecord:
+    """What a session in language ``mode`` (not ``FullLanguage``) answers a shipped script.
+
+    The prelude's language check writes its own record; a JEA endpoint
+    (``NoLanguage``) refuses any script before it
+    (``Command.CreateCommandProcessor`` in PowerShell's
+    ``engine/hostifaces/Command.cs``).
+
+    Args:
+        mode: The language mode.
+
+    Returns:
+        The terminating error record.
+    """
     if mode == "NoLanguage":
         return ErrorRecord(
             "The syntax is not supported by this runspace. This can occur if the runspace is "
@@ -149,7 +160,7 @@ def session_refusal(host: HostModel, operation: str, *, guest: bool) -> ErrorRec
         except for a language mode the prelude refuses.
     """
     if host.language_mode != "FullLanguage":
-        return _language_record(host.language_mode)
+        return language_record(host.language_mode)
     known = OPERATIONS.get(operation)
     if guest or operation in _PREFLIGHTS or known is None or known.side != "host":
         return None

@@ -9,14 +9,14 @@ host handlers (``invoke_in_vm``, ``copy_vm_file``) act on the host.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from hvintegration import catalogue
 from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.behaviour import JsonObject, SimulatedScriptError, _resolve
 from hvintegration.simulator.guest_state import SimulatedService, WindowsGuestState
-from hvintegration.simulator.session import GUEST_PREFLIGHT_HANDLERS
+from hvintegration.simulator.session import GUEST_PREFLIGHT_HANDLERS, _names
 from hvintegration.simulator.world import HostModel, SimulatedVM
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 
@@ -86,15 +86,6 @@ def _service_object(state: WindowsGuestState, name: str, service: SimulatedServi
         "StartType": service.start_type,
         "ComputerName": state.computer_name,
     }
-
-
-def _names(parameters: Mapping[str, JsonValue]) -> Sequence[JsonValue]:
-    names = parameters.get("Name")
-    if names is None:
-        return []
-    if isinstance(names, str) or not isinstance(names, Sequence):
-        return [names]
-    return names
 
 
 def get_guest_services(

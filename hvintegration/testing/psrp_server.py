@@ -62,6 +62,7 @@ from psrpcore.types import PSCustomObject, PSInvocationState
 from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.engine import CallOutcome, run_simulated_call
 from hvintegration.simulator.model import FaultKind
+from hvintegration.simulator.session import language_record
 from hvintegration.simulator.state import edit_state
 from hvintegration.testing.standin_powershell import edition_refusal
 from hvintegration.transport._clixml import (
@@ -159,13 +160,7 @@ def language_refusal(operation: str, mode: str) -> ErrorRecord | None:
     if mode == "FullLanguage":
         return None
     if mode == "NoLanguage":
-        return ErrorRecord(
-            "The syntax is not supported by this runspace. This can occur if the runspace is "
-            "in no-language mode.",
-            error_id="ScriptsNotAllowed",
-            category="ParserError",
-            exception_type="System.Management.Automation.ParseException",
-        )
+        return language_record(mode)
     if mode == "RestrictedLanguage":
         return ErrorRecord(
             "Parameter declarations are not allowed in restricted language mode or a Data section.",
@@ -175,15 +170,7 @@ def language_refusal(operation: str, mode: str) -> ErrorRecord | None:
         )
     script = OPERATIONS[operation].script
     if "$ExecutionContext.SessionState.LanguageMode -ne 'FullLanguage'" in script:
-        return ErrorRecord(
-            f"This PowerShell session runs in {mode} mode; the library needs FullLanguage: "
-            "connect to an endpoint that is not constrained (the default Microsoft.PowerShell "
-            "session configuration, not a JEA endpoint).",
-            error_id="HvIntegration.LanguageModeUnsupported",
-            category="PermissionDenied",
-            exception_type="Microsoft.PowerShell.Commands.WriteErrorException",
-            target_object=mode,
-        )
+        return language_record(mode)
     return ErrorRecord(
         "Cannot invoke method. Method invocation is supported only on core types in this "
         "language mode.",
