@@ -575,7 +575,15 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         connection = await self._connect(operation)
         try:
             process = await connection.create_process(command, encoding=None)
-        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, OSError) as exc:
+        except asyncssh.ChannelOpenError as exc:
+            # Refused (sshd's MaxSessions): this operation fails, the
+            # connection and the calls on it carry on.
+            raise TransportError(
+                f"the server refused an SSH channel: {exc.reason}",
+                target=self.target,
+                operation=operation,
+            ) from exc
+        except (asyncssh.DisconnectError, OSError) as exc:
             self._drop(connection)
             raise TransportBrokenError(
                 f"cannot open an SSH channel: {exc}", target=self.target, operation=operation
