@@ -66,6 +66,10 @@ class LinuxGuest(TransportResource[ShellTransport]):
 
     def __init__(self, transport: ShellTransport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(transport, timeout=timeout)
+        # The login's own uid, from the last status read without sudo. A
+        # status that a privileged script printed says uid 0 and must not
+        # decide whether the next change needs sudo.
+        self._login_uid: int | None = None
 
     @classmethod
     def connect(
@@ -130,7 +134,9 @@ class LinuxGuest(TransportResource[ShellTransport]):
         """
         done = await self._run(_sh(STATUS_SCRIPT, *UNITS))
         done.check(target=self.target, operation="linux_status")
-        return parse_status(done.stdout, target=self.target)
+        status = parse_status(done.stdout, target=self.target)
+        self._login_uid = status.uid
+        return status
 
     async def driver(self) -> DriverState:
         """The ``hv_utils`` driver: built in, module or absent. One round trip."""
@@ -264,7 +270,8 @@ class LinuxGuest(TransportResource[ShellTransport]):
         sudo fails before the command runs when it would need a password, so
         a refusal never leaves anything half-done.
         """
-        if status.uid == 0:
+        login_uid = status.uid if self._login_uid is None else self._login_uid
+        if login_uid == 0:
             done = await self._run(argv, input=input, timeout=timeout)
         else:
             done = await self._run(["sudo", "-n", "--", *argv], input=input, timeout=timeout)

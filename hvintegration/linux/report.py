@@ -493,4 +493,3 @@ def decode_pool(pool: int, data: bytes) -> list[KvpItem]:
         key = _text(tail[:KEY_SIZE].split(b"\0", 1)[0])
         items.append(KvpItem(pool, len(items), key, "", f"truncated record of {len(tail)} bytes"))
     return items
-
