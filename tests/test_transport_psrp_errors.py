@@ -110,9 +110,15 @@ class FakeWinRM:
     """Answers every POST with one status and body, over plain HTTP."""
 
     def __init__(
-        self, status: int, body: bytes | None = None, size: int = 0, announce: bool = True
+        self,
+        status: int,
+        body: bytes | None = None,
+        size: int = 0,
+        announce: bool = True,
+        headers: str = "",
     ) -> None:
         self.status = status
+        self.headers = headers
         self.announce = announce
         self.body = body or b""
         self.size = size or len(self.body)
@@ -135,7 +141,7 @@ class FakeWinRM:
                 )
                 writer.write(
                     f"HTTP/1.1 {self.status} X\r\nContent-Type: application/soap+xml;"
-                    f"charset=UTF-8\r\n{length_header}\r\n\r\n".encode()
+                    f"charset=UTF-8\r\n{self.headers}{length_header}\r\n\r\n".encode()
                 )
                 if self.body:
                     writer.write(self.body)
@@ -207,6 +213,18 @@ async def test_an_oversized_answer_is_refused_before_it_is_read_whole(
             await transport.open()
         await transport.aclose()
     assert server.sent < size
+
+
+async def test_a_compressed_answer_cannot_slip_past_the_cap(winrm_target: Any) -> None:
+    # A few KB of gzip that would inflate past the cap after it had counted them.
+    import gzip
+
+    bomb = gzip.compress(b"<" * (8 * 1024 * 1024), compresslevel=9)
+    async with FakeWinRM(200, bomb, headers="Content-Encoding: gzip\r\n") as server:
+        transport = winrm_target(server, max_answer=1024 * 1024).open()
+        with pytest.raises(ProtocolError, match="compressed body"):
+            await transport.open()
+        await transport.aclose()
 
 
 def test_max_answer_is_a_url_setting() -> None:

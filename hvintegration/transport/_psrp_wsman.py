@@ -82,6 +82,17 @@ class _CappedConnection:
         response = await self.inner.handle_async_request(request)
         for name, value in response.headers:
             announced = value.strip()
+            if name.lower() == b"content-encoding" and announced.lower() not in (b"", b"identity"):
+                # httpx would inflate a compressed body after this layer has
+                # counted it: 200 KB of gzip can become 200 MB. WinRM never
+                # compresses unasked, so an encoded answer is refused whole.
+                await response.aclose()
+                raise ProtocolError(
+                    "the WinRM service answered with a compressed body "
+                    f"(Content-Encoding: {announced.decode('latin-1')[:40]}), which was not "
+                    "asked for; refused so that the answer's size stays bounded",
+                    target=self._target,
+                )
             if (
                 name.lower() == b"content-length"
                 and announced.isdigit()
