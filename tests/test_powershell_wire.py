@@ -290,14 +290,30 @@ async def test_the_end_of_output_inside_an_answer_is_reported_as_partial() -> No
 
 
 async def test_a_frame_is_found_after_a_banner_without_a_line_end() -> None:
-    reader = _reader([b"Windows PowerShell banner\r\nPS C:\\> ", b'#hvi1:{"a":1}\n'])
+    # The loop writes a line end before every answer.
+    reader = _reader([b"Windows PowerShell banner\r\nPS C:\\> ", b'\n#hvi1:{"a":1}\n'])
     assert await reader.next_frame(target="t", operation="o") == b'{"a":1}'
     reader = _reader([b"PS C:\\> " + encode_envelope(3)])
     assert _decode(await reader.next_frame(target="t", operation="o")).error is None
+    reader = _reader([b"\xef\xbb\xbf" + encode_envelope(3)[1:]])
+    assert _decode(await reader.next_frame(target="t", operation="o")).error is None
+
+
+@pytest.mark.parametrize(
+    "banner",
+    [b"Welcome #hvi1: banner", b'x#hvi1:{"v":1,"id":1,"output":[],"errors":[],"error":null}'],
+    ids=["broken", "forged"],
+)
+async def test_the_prefix_inside_a_line_is_never_an_answer(banner: bytes) -> None:
+    # Text printed before the loop starts must not pass for (or break) an answer.
+    real = encode_envelope(1, output=({"Name": "the real answer"},))
+    reader = _reader([banner + b"\r\n", real])
+    frame = await reader.next_frame(target="t", operation="o")
+    assert _decode(frame, request_id=1).result.output == ({"Name": "the real answer"},)
 
 
 async def test_the_end_inside_an_answer_after_noise_is_partial() -> None:
-    reader = _reader([b'PS C:\\> #hvi1:{"v":1'])
+    reader = _reader([b'PS C:\\> \n#hvi1:{"v":1'])
     with pytest.raises(EndOfOutput) as caught:
         await reader.next_frame(target="t", operation="o")
     assert caught.value.partial

@@ -628,6 +628,9 @@ class EndOfOutput(Exception):
         self.noise = noise
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 class FrameReader:
     """Find envelope lines in a byte stream, within a size limit.
 
@@ -670,13 +673,16 @@ class FrameReader:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
                 consumed += end + 1
-                # An answer may follow text the shell wrote without a line
-                # end (a banner, a prompt) on the same line.
-                start = line.find(ENVELOPE_PREFIX)
-                if start >= 0:
-                    if start:
-                        self._noise = (self._noise + line[:start] + b"\n")[-self._NOISE_KEPT :]
-                    return line[start + len(ENVELOPE_PREFIX) :].rstrip(b"\r")
+                # Every answer starts a line of its own (the loop writes a
+                # line end before it), so text the shell wrote without a
+                # line end (a banner, a prompt) stays on the line before.
+                # The prefix anywhere else is noise: text printed before the
+                # loop started must never pass for an answer.
+                head = line.lstrip(b"\r")
+                if head.startswith(_BOM):
+                    head = head[len(_BOM) :]
+                if head.startswith(ENVELOPE_PREFIX):
+                    return head[len(ENVELOPE_PREFIX) :].rstrip(b"\r")
                 self._noise = (self._noise + line + b"\n")[-self._NOISE_KEPT :]
                 end = self._buffer.find(b"\n")
             searched = len(self._buffer)
