@@ -333,7 +333,13 @@ def _host_checks(facts: _Facts) -> list[Check]:
         )
     resolves = facts.text("GetVMResolvesTo")
     others = [c for c in facts.texts("GetVMCommands") if c.lower() != "hyper-v\\get-vm"]
-    if resolves.lower() == "hyper-v\\get-vm":
+    if not loaded:
+        # With no usable Hyper-V module (PowerShell 7 without it, say), what
+        # a plain Get-VM would resolve to says nothing about the library.
+        checks.append(
+            Check("get-vm", Verdict.SKIPPED, "the Hyper-V module did not load (see hyperv-module)")
+        )
+    elif resolves.lower() == "hyper-v\\get-vm":
         found = "a plain Get-VM runs Hyper-V\\Get-VM"
         if others:
             found += f" (also present: {', '.join(others)})"

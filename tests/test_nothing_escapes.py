@@ -32,7 +32,8 @@ from hvintegration.testing.powershell_peers import (
 )
 from hvintegration.testing.sshd import OpenSSHServer, sshd_unavailable_reason
 from hvintegration.testing.standin_powershell import DEEP_VARIABLE
-from hvintegration.transport.base import PowerShellTransport
+from hvintegration.transport._powershell_wire import encode_request
+from hvintegration.transport.base import JsonValue, PowerShellTransport, check_parameter_values
 from hvintegration.transport.psrp import PSRPTarget
 
 SERVER = ("-m", "hvintegration.testing.psrp_server")
@@ -177,3 +178,39 @@ async def test_a_deeply_nested_answer_over_psrp_is_a_protocol_error(tmp_path: Pa
         assert isinstance(caught.value, HvIntegrationError)
         # The answer was refused, not the pool.
         assert psrp.pools_opened == 1
+
+
+def _nested(levels: int) -> JsonValue:
+    value: JsonValue = "leaf"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def _request_depth(line: bytes) -> int:
+    depth = deepest = 0
+    for byte in line:
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
+def test_what_the_client_accepts_fits_powershell_7s_json_reader() -> None:
+    # System.Text.Json's JsonDocument refuses more than 64 levels by default
+    # (JsonDocumentOptions.MaxDepth), and PowerShell 7's session loop reads
+    # requests with it: the deepest parameters the client lets through must
+    # make a request line of at most 64 levels.
+    accepted = 0
+    for levels in range(1, 80):
+        try:
+            check_parameter_values({"VM": _nested(levels)}, target="t", operation="o")
+        except InvalidParameterError:
+            break
+        accepted = levels
+    line = encode_request(7, LIST_VMS.name, LIST_VMS.script, {"VM": _nested(accepted)})
+    assert _request_depth(line) <= 64
+    with pytest.raises(InvalidParameterError, match="deeper than"):
+        check_parameter_values({"VM": _nested(accepted + 1)}, target="t", operation="o")

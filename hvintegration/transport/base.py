@@ -257,6 +257,12 @@ before it can exhaust a recursive encoder or decoder."""
 _MIN_INTEGER = -(2**63)
 _MAX_INTEGER = 2**64 - 1
 
+# A request line wraps the parameters two levels deep (the request object and
+# its "parameters"), and PowerShell 7's reader, System.Text.Json's
+# JsonDocument, refuses input nested deeper than JsonDocumentOptions.MaxDepth
+# (64 by default): parameters may nest two levels less.
+_MAX_PARAMETER_DEPTH = MAX_DEPTH - 2
+
 
 def _refuse(message: str, path: str, target: str, operation: str) -> InvalidParameterError:
     return InvalidParameterError(
@@ -324,9 +330,9 @@ def check_parameter_values(
             if math.isnan(value) or math.isinf(value):
                 raise _refuse(f"is {value!r}, which JSON cannot carry", path, target, operation)
         elif isinstance(value, (Mapping, list, tuple)):
-            if depth >= MAX_DEPTH:
+            if depth >= _MAX_PARAMETER_DEPTH:
                 raise _refuse(
-                    f"nests lists or objects deeper than {MAX_DEPTH} levels",
+                    f"nests lists or objects deeper than {_MAX_PARAMETER_DEPTH} levels",
                     path,
                     target,
                     operation,
