@@ -101,9 +101,13 @@ SHELLS = ["dash", "bash", "zsh", "tcsh"]
 
 
 def _tree(seconds: str) -> list[str]:
-    # A child in the session, a grandchild that leaves the session, and the
-    # command itself: all must go.
-    script = 'sleep "$1" & setsid sleep "$1" > /dev/null 2>&1 & sleep "$1"; echo never'
+    # A child in the session, a grandchild that leaves the session, one
+    # that leaves it and is orphaned at once (found by the call's token
+    # alone, also through sudo), and the command itself: all must go.
+    script = (
+        'sleep "$1" & setsid sleep "$1" > /dev/null 2>&1 & '
+        '(setsid sleep "$1" > /dev/null 2>&1 &); sleep "$1"; echo never'
+    )
     return ["sh", "-c", script, "tree", seconds]
 
 

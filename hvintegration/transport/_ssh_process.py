@@ -49,6 +49,8 @@ __all__ = [
     "PID_PREFIX",
     "SSHPowerShell",
     "as_bytes",
+    "carries_token",
+    "carry_token",
     "frame",
     "kill_argv",
     "kill_remote",
@@ -141,11 +143,43 @@ def frame(argv: Sequence[str], token: str) -> bytes:
         >>> frame(["printf", "%s", "a b", "x\\ny"], "t0").split(b"; ")[-1]
         b'set -- printf %s \\'a b\\' \\'x\\'"$n"\\'y\\'\\n'
     """
-    words = " ".join(_word(word) for word in argv)
+    words = " ".join(_word(word) for word in carry_token(argv, token))
     # The shell's IFS starts as space, tab, newline: its last character is
     # the newline the frame cannot hold literally.
     line = f"HVINTEGRATION_CALL={token}; export HVINTEGRATION_CALL; n=${{IFS#??}}; set -- {words}\n"
     return line.encode("utf-8")
+
+
+def carry_token(argv: Sequence[str], token: str) -> list[str]:
+    """``argv``, with the token carried through ``sudo -n`` when that is how it starts.
+
+    sudo's ``env_reset`` drops ``HVINTEGRATION_CALL``, and a root process
+    that left the command's session could then be found by nothing. So
+    ``sudo -n [--] cmd ...`` becomes ``sudo -n -- env HVINTEGRATION_CALL=TOKEN
+    cmd ...``. Other sudo forms are left alone (:func:`carries_token`).
+
+    Example:
+        >>> carry_token(["sudo", "-n", "--", "id"], "t0")
+        ['sudo', '-n', '--', 'env', 'HVINTEGRATION_CALL=t0', 'id']
+    """
+    if not carries_token(argv) or not runs_under_sudo(argv):
+        return list(argv)
+    rest = argv[3:] if argv[2] == "--" else argv[2:]
+    return [argv[0], "-n", "--", "env", f"HVINTEGRATION_CALL={token}", *rest]
+
+
+def carries_token(argv: Sequence[str]) -> bool:
+    """Whether every process the command starts holds its token, even one that leaves its session.
+
+    True unless the command runs through sudo in a form other than
+    ``sudo -n [--] cmd ...``, whose environment sudo resets.
+    """
+    if not runs_under_sudo(argv):
+        return True
+    if len(argv) < 3 or argv[1] != "-n":
+        return False
+    rest = argv[3:] if argv[2] == "--" else argv[2:]
+    return bool(rest) and not rest[0].startswith("-") and "=" not in rest[0]
 
 
 def runs_under_sudo(argv: Sequence[str]) -> bool:

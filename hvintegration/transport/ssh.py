@@ -72,6 +72,7 @@ from hvintegration.transport._ssh_process import (
     PID_PREFIX,
     SSHPowerShell,
     as_bytes,
+    carries_token,
     frame,
     new_token,
     read_pid,
@@ -436,7 +437,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         import asyncssh
 
         connection, process = await self._open_channel(deadline)
-        running = _Running(new_token(), runs_under_sudo(command))
+        running = _Running(new_token(), runs_under_sudo(command), carries_token(command))
         self._commands[process] = running
         loop = asyncio.get_running_loop()
         failure: BaseException | None = None
@@ -463,7 +464,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             if isinstance(failure, _TooMuchOutput):
                 raise RemoteCommandError(
                     f"{command[0]} wrote more than {self.settings.max_output} bytes of output "
-                    f"(max_output); it was stopped{_outcome(killed)}",
+                    f"(max_output); it was stopped{_outcome(killed, running.carried)}",
                     error_id="output-limit",
                     target=self.target,
                     operation="run_command",
@@ -471,8 +472,9 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             if isinstance(failure, asyncio.CancelledError) and loop.time() >= deadline - 0.01:
                 # The base class's deadline cancelled the call: say what
                 # became of the command.
+                outcome = _outcome(killed, running.carried)
                 raise OperationTimeoutError(
-                    f"{command[0]} did not finish within {timeout:g} s{_outcome(killed)}",
+                    f"{command[0]} did not finish within {timeout:g} s{outcome}",
                     timeout=timeout,
                     target=self.target,
                     operation="run_command",
@@ -635,6 +637,9 @@ class _Running:
 
     token: str
     sudo: bool
+    # Whether the token reaches every process it starts (not through
+    # every form of sudo: ._ssh_process.carry_token).
+    carried: bool = True
     pid: int | None = None
 
 
@@ -642,7 +647,13 @@ class _TooMuchOutput(Exception):
     pass
 
 
-def _outcome(killed: bool) -> str:
+def _outcome(killed: bool, carried: bool = True) -> str:
+    if killed and not carried:
+        return (
+            "; its session was killed, but a process it started that left the "
+            "session may still be running (sudo dropped the call's token; "
+            "use sudo -n -- COMMAND)"
+        )
     if killed:
         return (
             "; it was killed with everything it started, but it may have made "
