@@ -362,3 +362,19 @@ async def test_reads_tell_missing_unreadable_and_old_pools_apart(sandbox: GuestS
         assert [(i.key, i.value) for i in await root.set_kvp({"Old": "yes"})] == [("Old", "yes")]
         assert [(i.pool, i.key) for i in await root.kvp()] == [(1, "Old")]
         assert await _sh(root, "ls -A /var/lib/hyperv") == ""
+
+
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_a_pool_that_cannot_be_opened_is_reported_unchanged(
+    tmp_path: Path, interpreter: str
+) -> None:
+    # The pool's directory cannot be made (a file stands in its way): the
+    # write fails before it has opened the pool, and says so plainly.
+    (tmp_path / "file").write_bytes(b"")
+    directory = str(tmp_path / "file" / "pools")
+    done = run_script("write", interpreter, [directory], ["set\t61\t62"])
+    assert done.exit_status == 75
+    with pytest.raises(RemoteCommandError, match=r"Not a directory\); pool 1 is unchanged") as caught:
+        parse_kvp_write(done, target="t", operation="w")
+    assert "Traceback" not in str(caught.value)
+    assert "import" not in str(caught.value)

@@ -32,6 +32,7 @@ from hvintegration.errors import DaemonControlError, ProtocolError
 from hvintegration.linux import LinuxGuest
 from hvintegration.linux.report import MAX_REPORT_BYTES, parse_status
 from hvintegration.simulator.linux import SimulatedLinuxGuest
+from hvintegration.simulator.linux_model import SimulatedProcess
 from hvintegration.testing.linux_guest import (
     GuestLayout,
     GuestSandbox,
@@ -444,6 +445,80 @@ def test_the_reader_refuses_an_oversized_report() -> None:
     big = b"version\t2\nuid\t0\n" + b"x\t" + b"a" * MAX_REPORT_BYTES + b"\nend\n"
     with pytest.raises(ProtocolError, match="bound"):
         parse_status(big, target="t")
+
+
+async def test_other_users_processes_cannot_crowd_out_roots_daemon(sandbox: GuestSandbox) -> None:
+    # More hv_ processes than the bound lists, started before the daemon so
+    # their pids come first in /proc.
+    crowd = (
+        "d=$(mktemp -d) && cp /bin/sleep $d/hv_x && i=0 && "
+        "while [ $i -lt 80 ]; do setsid $d/hv_x 300 </dev/null >/dev/null 2>&1 & "
+        "i=$((i+1)); done; sleep 1"
+    )
+    async with LinuxGuest.connect(sandbox.url(sandbox.plain_user)) as user:
+        (await user.transport.run_command(["sh", "-c", crowd], timeout=30)).check()
+    async with LinuxGuest.connect(sandbox.url()) as guest:
+        kvp = guest.daemon("kvp")
+        started = await kvp.start()
+        [first] = started.processes
+        status = await guest.status()
+        assert status.omitted and status.processes_complete
+        assert [p.pid for p in status.daemon("kvp").processes] == [first.pid]
+        # A second start is a no-op, and a stop stops it.
+        assert [p.pid for p in (await kvp.start()).processes] == [first.pid]
+        assert not (await kvp.stop(force=True)).running
+        left = await guest.transport.run_command(["pgrep", "-x", "hv_kvp_daemon"], timeout=10)
+        assert left.stdout == b""
+
+
+def test_a_report_says_whether_it_may_have_left_out_the_daemon() -> None:
+    report = b"version\t2\nuid\t0\nmore\tprocesses\t5\n"
+    assert not parse_status(report + b"end\n", target="t").processes_complete
+    assert parse_status(report + b"rootlisted\t1\nend\n", target="t").processes_complete
+
+
+@pytest.mark.parametrize("how", ["preload", "interpreter"])
+async def test_a_users_process_running_the_real_program_is_not_the_daemon(
+    sandbox: GuestSandbox, how: str
+) -> None:
+    plant = {
+        # The real, root-owned program, held before main by a preloaded library.
+        "preload": (
+            "d=$(mktemp -d) && printf '%s\\n' '#include <unistd.h>' "
+            "'__attribute__((constructor)) static void hold(void) { for (;;) pause(); }' "
+            f">$d/p.c && cc -shared -fPIC -o $d/p.so $d/p.c && "
+            f"LD_PRELOAD=$d/p.so setsid {KVP} -n </dev/null >/dev/null 2>&1 &"
+        ),
+        # A copy of tail whose name starts "sh", given the real program as its argument.
+        "interpreter": (
+            "d=$(mktemp -d) && cp /usr/bin/tail $d/shtail && ln -s $d/shtail $d/hv_kvp_daemon "
+            f"&& setsid $d/hv_kvp_daemon {KVP} -f </dev/null >/dev/null 2>&1 &"
+        ),
+    }[how]
+    async with LinuxGuest.connect(sandbox.url(sandbox.plain_user)) as user:
+        (await user.transport.run_command(["sh", "-c", plant + " sleep 2"], timeout=60)).check()
+    async with LinuxGuest.connect(sandbox.url()) as guest:
+        status = await guest.status()
+        assert not status.daemon("kvp").running
+        [planted] = status.unrecognised
+        assert planted.uid != 0
+        # root's start is not a no-op: it starts the real daemon, as root.
+        started = await guest.daemon("kvp").start()
+        [process] = started.processes
+        assert process.uid == 0
+        assert process.pid != planted.pid
+
+
+async def test_simulated_users_process_running_the_real_program_is_not_the_daemon() -> None:
+    sim = SimulatedLinuxGuest(distro="debian-12")
+    async with LinuxGuest.connect(sim) as guest:
+        await guest.daemon("kvp").stop(force=True)
+        sim.processes.append(SimulatedProcess(9000, KVP, (KVP, "-n"), uid=1000))
+        status = await guest.status()
+        assert not status.daemon("kvp").running
+        assert [p.pid for p in status.unrecognised] == [9000]
+        started = await guest.daemon("kvp").start()
+        assert [p.uid for p in started.processes] == [0]
 
 
 # --- The simulator agrees ----------------------------------------------------

@@ -139,6 +139,7 @@ class LinuxDaemon:
         status, state = await self._state_of()
         owner = state.unit
         what = f"stop {self.spec.name}"
+        self._check_complete(status, what)
         if state.unit is not None and state.unit.active_state in ACTIVE_STATES:
             status, _ = await self._unit("stop", state.unit.name, status, what)
             state = status.daemon(self.spec.name)
@@ -173,6 +174,19 @@ class LinuxDaemon:
                     operation=what,
                 )
         return status, state, owner
+
+    def _check_complete(self, status: LinuxStatus, what: str) -> None:
+        """Refuse when the status may have left a running instance out."""
+        if status.processes_complete:
+            return
+        raise DaemonControlError(
+            f"cannot tell whether {self.spec.name} runs: the status left out "
+            f"{', '.join(status.omitted)} and may have left out an instance; "
+            "nothing was changed",
+            daemon=self.spec.name,
+            target=self.guest.target,
+            operation=what,
+        )
 
     async def _unit(
         self, verb: str, unit: str, status: LinuxStatus, what: str, *, settle: float = 0.0
@@ -228,9 +242,10 @@ class LinuxDaemon:
         restarting: bool = False,
     ) -> DaemonState:
         """Start it, given a status read just before and the unit that ran it, if any."""
+        what = f"{'restart' if restarting else 'start'} {self.spec.name}"
+        self._check_complete(status, what)
         if state.running:
             return state
-        what = f"{'restart' if restarting else 'start'} {self.spec.name}"
         # The unit that ran it before a stop stays its unit, whatever its name.
         unit = state.unit or owner
         if unit is not None:

@@ -422,6 +422,10 @@ class LinuxStatus:
             a trusted installed program; they never count as the daemon.
         omitted: What the status left out to stay within its size bound
             (``"12 more processes"``); empty when nothing was.
+        processes_complete: Whether every process that could be a daemon
+            instance (a root process named like one) is listed, whatever
+            the bound left out. When it is not, ``start`` and ``stop``
+            refuse to act.
         uio_driver: Whether the ``uio_hv_generic`` driver is present.
 
     Example:
@@ -449,6 +453,7 @@ class LinuxStatus:
     unrecognised: tuple[DaemonProcess, ...] = ()
     omitted: tuple[str, ...] = ()
     uio_driver: bool = False
+    processes_complete: bool = True
 
     @property
     def processes(self) -> RecordList[DaemonProcess]:

@@ -8,6 +8,7 @@ turned into a partial status: it raises
 from __future__ import annotations
 
 import datetime
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -39,7 +40,9 @@ line), so a larger report is not the library's script talking."""
 
 # Interpreters that run a daemon written as a script: the kernel names the
 # process after the script (comm) while /proc/PID/exe is the interpreter.
-_INTERPRETERS = ("sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "busybox", "python", "perl")
+_INTERPRETER = re.compile(
+    r"sh|bash|dash|ash|zsh|ksh|mksh|busybox|python[0-9.]*|perl[0-9.]*"
+)
 
 RECORD_SIZE = 2560
 KEY_SIZE = 512
@@ -99,6 +102,7 @@ class _Raw:
     units: list[dict[str, str]] = attrs.field(factory=list)
     procs: list[list[str]] = attrs.field(factory=list)
     omitted: list[str] = attrs.field(factory=list)
+    root_listed: bool = False
     modules_line: list[str] | None = None
     modules_source: str = ""
 
@@ -115,6 +119,8 @@ def _collect(lines: Iterator[list[str]], target: str, operation: str) -> _Raw:
                     raise ValueError(f"report version {values} is not 2")
             elif key == "more":
                 raw.omitted.append(f"{int(values[1])} more {values[0]}")
+            elif key == "rootlisted":
+                raw.root_listed = values == ["1"]
             elif key in ("procmodules", "lsmod"):
                 raw.modules_line = values
                 raw.modules_source = "/proc/modules" if key == "procmodules" else "lsmod"
@@ -279,7 +285,9 @@ def _identify(
     a1 = args[1] if len(args) > 1 else ""
     named = program_name(a0)
     exe_base = exe.rsplit("/", 1)[-1].removesuffix(" (deleted)")
-    interpreter = any(exe_base.startswith(name) for name in _INTERPRETERS)
+    # Only a real interpreter runs a script that counts: a known name,
+    # exactly, installed where only root could have written it.
+    interpreter = _INTERPRETER.fullmatch(exe_base) is not None and _trusted(f_exe)
     script = program_name(a1) if a1.rsplit("/", 1)[-1][:15] == comm else None
     if exe and not interpreter:
         by_exe = program_name(exe)
@@ -290,12 +298,12 @@ def _identify(
         # The command's own name where it is the same daemon (a wrapper's
         # exec -a "$0" keeps the name users know), else the executable.
         program = a0 if named is not None and named[0] is by_exe[0] else exe
-        if not _trusted(f_exe):
+        if not _trusted(f_exe) or uid != 0:
             return by_exe[0], program, _untrusted(exe)
         return by_exe[0], program, ""
     if script is not None:
         # A script run by an interpreter: the script is the program.
-        if not a1.startswith("/") or not _trusted(f_a1) or (not exe and uid != 0):
+        if not a1.startswith("/") or not _trusted(f_a1) or uid != 0:
             return script[0], a1, _untrusted(a1)
         return script[0], a1, ""
     if named is None:
@@ -450,6 +458,8 @@ def parse_status(stdout: bytes, *, target: str, operation: str = "linux_status")
         units=tuple(units.values()) if systemd else (),
         unrecognised=tuple(unrecognised),
         omitted=tuple(raw.omitted),
+        processes_complete=raw.root_listed
+        or not any(o.endswith(" more processes") for o in raw.omitted),
         uio_driver=f.get("uio_driver") == "1",
     )
 

@@ -179,13 +179,6 @@ status_report() {
         # @MAX_ARGS_BYTES@ bytes are listed, so one process cannot swell the report.
         args=$(head -c @MAX_ARGS_BYTES_1@ "$d/cmdline" 2>/dev/null | hex) || continue
         [ -n "$args" ] || continue
-        seen=$((seen + 1))
-        [ "$seen" -gt @MAX_LISTED@ ] && continue
-        cut=0
-        if [ "${#args}" -gt @MAX_ARGS_HEX@ ]; then
-            args=$(printf '%s' "$args" | head -c @MAX_ARGS_HEX@)
-            cut=1
-        fi
         a0=""; a1=""
         { IFS= read -r a0 || :; IFS= read -r a1 || :; } <<EOF
 $(head -c @MAX_ARGS_BYTES@ "$d/cmdline" 2>/dev/null | tr '\0' '\n' | head -n 2)
@@ -195,6 +188,25 @@ EOF
         while read -r key value _; do
             [ "$key" = "Uid:" ] && uid=$value && break
         done < "$d/status" 2>/dev/null
+        # A root process whose program (its executable, its first word, or
+        # the script an interpreter runs) is named like a daemon is always
+        # listed: only root starts one, and it may be the daemon. Others
+        # count against the bound, so other users cannot crowd it out.
+        daemonlike=0
+        if [ "$uid" = 0 ]; then
+            for pn in "${exe##*/}" "${a0##*/}" "${a1##*/}"; do
+                case $pn in hv_*|hyperv*|.hv_*|.hyperv*) daemonlike=1 ;; esac
+            done
+        fi
+        if [ "$daemonlike" = 0 ]; then
+            seen=$((seen + 1))
+            [ "$seen" -gt @MAX_LISTED@ ] && continue
+        fi
+        cut=0
+        if [ "${#args}" -gt @MAX_ARGS_HEX@ ]; then
+            args=$(printf '%s' "$args" | head -c @MAX_ARGS_HEX@)
+            cut=1
+        fi
         read -r stat 2>/dev/null < "$d/stat" || continue
         rest=${stat##*) }
         set -f
@@ -213,6 +225,8 @@ EOF
             "$(printf '%s' "$comm" | hex)" "$args" "$cut" "$fe" "$f0" "$f1"
     done
     [ "$seen" -gt @MAX_LISTED@ ] && out more processes $((seen - @MAX_LISTED@))
+    # Whatever was left out, no root process named like a daemon was.
+    out rootlisted 1
 
     # systemd units, when systemd runs the guest (sd_booted(3): /run/systemd/system):
     # the units asked for, and any running service whose main process is a
@@ -551,17 +565,29 @@ def write_pool():
             updates.pop(key, None)
     directory = pool_directory()
     name = path(directory, 1)
-    # The daemon creates its directory 0755 and its pools 0644.
-    os.makedirs(directory, 0o755, exist_ok=True)
+    # The daemon creates its directory 0755 and its pools 0644. Until the
+    # pool is open, locked and read nothing has been written: a failure
+    # there leaves it as it was, reported as a failed write is.
     created = False
     try:
-        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        created = True
-    except FileExistsError:
-        fd = os.open(name, os.O_RDWR | os.O_CLOEXEC)
+        os.makedirs(directory, 0o755, exist_ok=True)
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            created = True
+        except FileExistsError:
+            fd = os.open(name, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        emit("failed", "unchanged", ("%s: %s" % (name, exc.strerror or exc)).encode().hex(), "")
+        sys.exit(75)
     try:
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-        old = read_all(fd)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            old = read_all(fd)
+        except OSError as exc:
+            if created:
+                os.unlink(name)
+            emit("failed", "unchanged", ("%s: %s" % (name, exc.strerror or exc)).encode().hex(), "")
+            sys.exit(75)
         new = changed(old, updates, deletes)
         try:
             if new != old:
@@ -675,11 +701,21 @@ my $dir = pool_dir();
 my $name = path($dir, 1);
 mkdir $dir, 0755;
 my ($fh, $created);
+# Until the pool is open, locked and read nothing has been written.
+sub unchanged {
+    print "failed\tunchanged\t", hexed("$name: $_[0]"), "\t\n";
+    exit 75;
+}
 if (sysopen($fh, $name, O_RDWR | O_CREAT | O_EXCL, 0644)) { $created = 1; }
-else { sysopen($fh, $name, O_RDWR) or die "open $name: $!\n"; }
+elsif (!sysopen($fh, $name, O_RDWR)) { unchanged("$!"); }
 binmode $fh;
-lock_fd($fh, F_WRLCK);
-my $old = read_all($fh);
+my $old = eval { lock_fd($fh, F_WRLCK); read_all($fh) };
+if (!defined $old) {
+    my $error = $@;
+    $error =~ s/\n\z//;
+    unlink $name if $created;
+    unchanged($error);
+}
 my $size = length($old);
 my @records;
 for (my $at = 0; $at < $size; $at += $RECORD) {
