@@ -374,7 +374,8 @@ def test_a_pool_that_cannot_be_opened_is_reported_unchanged(
     directory = str(tmp_path / "file" / "pools")
     done = run_script("write", interpreter, [directory], ["set\t61\t62"])
     assert done.exit_status == 75
-    with pytest.raises(RemoteCommandError, match=r"Not a directory\); pool 1 is unchanged") as caught:
+    unchanged = r"Not a directory\); pool 1 is unchanged"
+    with pytest.raises(RemoteCommandError, match=unchanged) as caught:
         parse_kvp_write(done, target="t", operation="w")
     assert "Traceback" not in str(caught.value)
     assert "import" not in str(caught.value)

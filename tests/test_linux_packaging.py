@@ -462,7 +462,8 @@ async def test_other_users_processes_cannot_crowd_out_roots_daemon(sandbox: Gues
         started = await kvp.start()
         [first] = started.processes
         status = await guest.status()
-        assert status.omitted and status.processes_complete
+        assert status.omitted
+        assert status.processes_complete
         assert [p.pid for p in status.daemon("kvp").processes] == [first.pid]
         # A second start is a no-op, and a stop stops it.
         assert [p.pid for p in (await kvp.start()).processes] == [first.pid]

@@ -40,9 +40,7 @@ line), so a larger report is not the library's script talking."""
 
 # Interpreters that run a daemon written as a script: the kernel names the
 # process after the script (comm) while /proc/PID/exe is the interpreter.
-_INTERPRETER = re.compile(
-    r"sh|bash|dash|ash|zsh|ksh|mksh|busybox|python[0-9.]*|perl[0-9.]*"
-)
+_INTERPRETER = re.compile(r"sh|bash|dash|ash|zsh|ksh|mksh|busybox|python[0-9.]*|perl[0-9.]*")
 
 RECORD_SIZE = 2560
 KEY_SIZE = 512
