@@ -242,6 +242,35 @@ async def test_a_refused_channel_only_requeues_its_own_call() -> None:
             assert await _gone(None, marker)
 
 
+@needs_sshd
+@pytest.mark.parametrize(("max_sessions", "max_channels"), [(2, 8), (10, 20)])
+async def test_commands_that_fill_every_session_are_still_killed(
+    max_sessions: int, max_channels: int
+) -> None:
+    # More commands than the server serves, all still running at their
+    # timeout, with the limit not yet learned: the kill must find a way.
+    with OpenSSHServer(max_sessions=max_sessions) as server:
+        query = f"known_hosts={server.known_hosts}&key={server.client_key}"
+        url = server.url(query=f"{query}&max_channels={max_channels}")
+        transport = parse_target(url).open()
+        assert isinstance(transport, SSHTransport)
+        seconds, marker = _sleeper()
+        async with transport:
+
+            async def one() -> str:
+                try:
+                    await transport.run_command(_tree(seconds), timeout=1.5)
+                except OperationTimeoutError as exc:
+                    return str(exc)
+                return "finished"
+
+            outcomes = await asyncio.gather(*(one() for _ in range(max_sessions + 4)))
+            assert sum("it was killed" in o for o in outcomes) >= max_sessions - 1
+            assert not [o for o in outcomes if "could not be killed" in o]
+            assert await _gone(None, marker)
+            assert (await transport.run_command(["echo", "ok"], timeout=10)).stdout == b"ok\n"
+
+
 def test_max_channels_url_option() -> None:
     target = parse_target("ssh://root@host?max_channels=2&max_output=4096")
     assert isinstance(target, SSHTarget)
@@ -339,6 +368,27 @@ async def test_a_detached_descendant_holding_stdout_does_not_hold_the_call(
     # to kill after a normal exit. Clean it up here.
     for pid in _with_marker(sandbox, marker):
         os.kill(pid, 9)
+
+
+async def test_an_exited_command_leaves_no_child_of_its_session(shell: ShellTransport) -> None:
+    # `sleep &` stays in the command's session: it goes when the command
+    # has exited. A daemon that left the session with setsid stays.
+    sandbox = shell.sandbox  # type: ignore[attr-defined]
+    seconds, marker = _sleeper()
+    daemon, daemon_marker = _sleeper()
+    script = 'sleep "$1" & setsid sleep "$2" > /dev/null 2>&1 & echo started'
+    argv = ["sh", "-c", script, "leave", seconds, daemon]
+    calls = [argv]
+    if isinstance(shell, SSHTransport):
+        calls.append(["sudo", "-n", "--", *argv])
+    for call in calls:
+        done = await shell.run_command(call, timeout=HANG)
+        assert done.stdout == b"started\n"
+        assert await _gone(sandbox, marker)
+        survivors = _with_marker(sandbox, daemon_marker)
+        assert survivors
+        for pid in survivors:
+            os.kill(pid, 9)
 
 
 async def test_a_timeout_holds_and_reaps_a_detached_descendant(shell: ShellTransport) -> None:

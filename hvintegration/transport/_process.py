@@ -178,8 +178,9 @@ async def run_process(
     process holding the token (even one that left the group) and their
     descendants are killed before this returns, at most :data:`KILL_GRACE`
     seconds after the deadline. A descendant the child leaves running after
-    a normal exit is left alone, but may hold the output pipes for only
-    ``_OUTPUT_GRACE`` seconds.
+    a normal exit is killed with the group after the output grace of
+    ``_OUTPUT_GRACE`` seconds, unless it left the group (a daemon started
+    with ``setsid``), which is left alone.
 
     Args:
         argv: Program and arguments, passed to exec without a shell.
@@ -253,6 +254,13 @@ async def run_process(
             running.discard(process)
     status = process.returncode
     assert status is not None
+    # What is left of the child's group (``sleep 300 &``) would run on after
+    # the call: kill it. A descendant that left the group (a daemon started
+    # with setsid) is not the call's any more and is left alone.
+    group = _group_kill()
+    if group is not None:
+        with contextlib.suppress(OSError):
+            group[0](process.pid, group[1])
     # Killed by a signal: report it as a shell would (128 + signal number).
     return CompletedCommand(command, status if status >= 0 else 128 - status, stdout, stderr)
 

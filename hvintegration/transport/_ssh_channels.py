@@ -7,11 +7,16 @@ a timed-out command still holds its slot while it is being killed; the
 kill needs a channel of its own.
 
 So :class:`ChannelLimit` hands out ``limit`` slots to commands, queues the
-rest in order, and keeps one more slot for kills, which also go first when
-a slot frees. When the server refuses a channel anyway (a stricter
-``MaxSessions``), the limit shrinks to what the server accepted, leaving
-the kill slot free, and the refused call waits for its turn again: only a
-server that refuses a channel while none of ours is open fails the call.
+rest in order, and keeps one more slot for kills. Each connection's kill
+channel (:class:`~hvintegration.transport._ssh_process.Killer`), opened
+before any command, holds that slot for good (:attr:`ChannelLimit.killer`);
+without it, a kill takes the slot for a channel of its own and goes first
+when a slot frees. When the server refuses a channel anyway (a stricter
+``MaxSessions``), the limit shrinks to what the server accepted, less the
+kill slot, and the refused call waits for its turn again: only a server
+that refuses a channel while none of ours but the kill channel is open
+fails the call. With the kill channel open from the start, the commands
+never take the last session a kill needs, whatever the server's limit.
 """
 
 from __future__ import annotations
@@ -47,12 +52,14 @@ class ChannelLimit:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.open = 0
+        self.killer = False
+        """Whether a kill channel holds the kill slot (not counted in :attr:`open`)."""
         self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
         self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
 
     def _free(self, urgent: bool) -> bool:
         if urgent:
-            return self.open < self.limit + 1
+            return self.open + self.killer < self.limit + 1
         return self.open < self.limit and not self._urgent
 
     async def acquire(self, *, urgent: bool = False) -> None:
@@ -91,9 +98,14 @@ class ChannelLimit:
         """
         others = self.open - 1
         if others > 0:
-            self.limit = max(1, min(self.limit, others - 1))
+            self.limit = max(1, min(self.limit, others + self.killer - 1))
         self.release()
         return others > 0
+
+    def set_killer(self, held: bool) -> None:
+        """A kill channel now holds (or no longer holds) the kill slot."""
+        self.killer = held
+        self._wake()
 
     def _wake(self) -> None:
         for queue, urgent in ((self._urgent, True), (self._waiting, False)):

@@ -43,8 +43,10 @@ if TYPE_CHECKING:
     import asyncssh
 
 __all__ = [
+    "KILL_LOOP",
     "KILL_SCRIPT",
     "KILL_TIMEOUT",
+    "Killer",
     "LAUNCH_LINE",
     "PID_PREFIX",
     "SSHPowerShell",
@@ -82,11 +84,13 @@ LAUNCH_LINE = f"exec /bin/sh -c '{_LAUNCHER}' hvintegration"
 
 KILL_SCRIPT = r"""
 s=$1 t=HVINTEGRATION_CALL=$2 k=" " round=0
+# No token ("-"): the session alone.
+case $2 in ""|-) t="" ;; esac
 while [ "$round" -lt 50 ]; do
     round=$((round + 1))
     # The token's holders: grep reads every environment this user may read.
     e=" "
-    for f in $(grep -lsF -e "$t" /proc/[0-9]*/environ 2>/dev/null); do
+    [ -z "$t" ] || for f in $(grep -lsF -e "$t" /proc/[0-9]*/environ 2>/dev/null); do
         f=${f#/proc/}
         e="$e${f%/environ} "
     done
@@ -103,7 +107,8 @@ while [ "$round" -lt 50 ]; do
         set +f
         [ "$1" = Z ] && continue
         hit=0
-        [ "$p" = "$s" ] || [ "$4" = "$s" ] && hit=1
+        # The session's leader has the session's id as its own.
+        [ "$4" = "$s" ] && hit=1
         case $k in *" $2 "*) hit=1 ;; esac
         case $e in *" $p "*) hit=1 ;; esac
         [ "$hit" = 1 ] || continue
@@ -120,6 +125,98 @@ echo "killed:$k"
 """
 """Kill a command's session (``$1``, or ``-``), the holders of its token
 (``$2``) and their descendants. Fixed text; the ids travel as arguments."""
+
+
+KILL_LOOP = r"""
+script=$1
+while read -r s t u; do
+    if [ "$u" = 1 ]; then
+        sudo -n -- sh -c "$script" hvintegration-kill "$s" "$t" < /dev/null 2> /dev/null
+    else
+        sh -c "$script" hvintegration-kill "$s" "$t" < /dev/null 2> /dev/null
+    fi
+    echo "end:$?"
+done
+"""
+"""The kill channel's loop: one request a line (session, token, 1 for sudo),
+answered by :data:`KILL_SCRIPT`'s output and an ``end:STATUS`` line."""
+
+
+class Killer:
+    """One kill channel per connection, opened before any command and kept open.
+
+    sshd counts a session until its command has exited, so commands still
+    running at their timeout can fill every session ``MaxSessions`` allows,
+    and a kill that needed a new channel then could not run. Learning the
+    limit is no help either: it is learned from a refusal, when the
+    channels already open may be all commands. So each connection opens
+    this channel first, a shell that reads kill requests on stdin and runs
+    :data:`KILL_SCRIPT` for each (under ``sudo -n`` when asked): a kill
+    never needs a channel. The requests go one at a time; a request that
+    fails midway leaves the channel closed (:meth:`alive` is then false).
+    """
+
+    def __init__(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
+        self._process = process
+        self._lock = asyncio.Lock()
+        self._broken = False
+
+    @classmethod
+    async def open(cls, connection: asyncssh.SSHClientConnection) -> Killer:
+        """Open the kill channel and wait for its shell to start.
+
+        Raises:
+            asyncssh.ChannelOpenError: The server refused the channel.
+            ConnectionError: The shell did not start.
+        """
+        process = await connection.create_process(LAUNCH_LINE, encoding=None)
+        try:
+            argv = ["sh", "-c", KILL_LOOP, "hvintegration-killer", KILL_SCRIPT]
+            process.stdin.write(frame(argv, new_token()))
+            pid, _ = await read_pid(process)
+            if pid is None:
+                raise ConnectionError("the kill channel's shell did not start")
+        except BaseException:
+            process.close()
+            raise
+        return cls(process)
+
+    def alive(self) -> bool:
+        """Whether the channel can take a request."""
+        process = self._process
+        return not self._broken and process.exit_status is None and not process.is_closing()
+
+    async def kill(self, session: int | None, token: str, *, sudo: bool) -> bool:
+        """Run :data:`KILL_SCRIPT` for a session and token; whether it ran to the end.
+
+        Raises:
+            ConnectionError: The channel is closed, or closed during the request.
+        """
+        async with self._lock:
+            if not self.alive():
+                raise ConnectionError("the kill channel is closed")
+            try:
+                request = f"{session or '-'} {token or '-'} {1 if sudo else 0}\n"
+                self._process.stdin.write(request.encode())
+                killed = False
+                while True:
+                    line = as_bytes(await self._process.stdout.readline())
+                    if not line.endswith(b"\n"):
+                        raise ConnectionError("the kill channel closed")
+                    if line.startswith(b"killed:"):
+                        killed = True
+                    elif line.startswith(b"end:"):
+                        return killed and line.strip() == b"end:0"
+            except BaseException:
+                # Half a request leaves the answers out of step: never reuse it.
+                self.close()
+                raise
+
+    def close(self) -> None:
+        """Close the channel; its shell ends with its stdin."""
+        self._broken = True
+        with contextlib.suppress(Exception):
+            self._process.close()
 
 
 def new_token() -> str:

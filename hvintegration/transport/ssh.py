@@ -70,6 +70,7 @@ from hvintegration.transport._ssh_process import (
     KILL_TIMEOUT,
     LAUNCH_LINE,
     PID_PREFIX,
+    Killer,
     SSHPowerShell,
     as_bytes,
     carries_token,
@@ -295,6 +296,8 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         self._connection: asyncssh.SSHClientConnection | None = None
         self._lock = asyncio.Lock()
         self._slots = ChannelLimit(settings.max_channels)
+        # The connection's kill channel (._ssh_process.Killer), opened with it.
+        self._killer: Killer | None = None
         # Shell commands in flight: their channel, session id once known,
         # token, and whether they ran under sudo.
         self._commands: dict[asyncssh.SSHClientProcess[bytes], _Running] = {}
@@ -352,11 +355,35 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             if self._slots.open == 0:
                 # A new connection: the server's limit may be another one.
                 self._slots.limit = self.settings.max_channels
+            # The kill channel comes first, so that no number of running
+            # commands can leave a kill without a channel.
+            self._forget_killer()
+            with contextlib.suppress(Exception):
+                self._killer = await asyncio.wait_for(Killer.open(connection), KILL_TIMEOUT)
+            self._slots.set_killer(self._killer is not None)
             return connection
+
+    def _forget_killer(self, killer: Killer | None = None) -> None:
+        """Close the kill channel (only if it is ``killer``, when given) and free its slot."""
+        if self._killer is None or (killer is not None and self._killer is not killer):
+            return
+        self._killer.close()
+        self._killer = None
+        self._slots.set_killer(False)
+
+    def _killer_for(self, connection: asyncssh.SSHClientConnection) -> Killer | None:
+        killer = self._killer
+        if killer is None or self._connection is not connection:
+            return None
+        if not killer.alive():
+            self._forget_killer(killer)
+            return None
+        return killer
 
     def _drop(self, connection: asyncssh.SSHClientConnection) -> None:
         if self._connection is connection:
             self._connection = None
+            self._forget_killer()
         connection.close()
 
     async def _run_command(
@@ -480,6 +507,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                     operation="run_command",
                 ) from None
             raise failure
+        await self._sweep(connection, running)
         self._forget(process)
         status = process.exit_status
         if status is None or status < 0:
@@ -493,6 +521,20 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             signal_name = process.exit_signal[0] if process.exit_signal else "unknown"
             status = 128 + signal_number(signal_name)
         return CompletedCommand(command, status, stdout, stderr)
+
+    async def _sweep(self, connection: asyncssh.SSHClientConnection, running: _Running) -> None:
+        """Kill what is left of an exited command's session.
+
+        A background child of the command (``sleep 300 &``) is in its
+        session and would run on after the call. A process that left the
+        session (a daemon the call started with ``setsid``) is not touched.
+        Needs the kill channel; without one, nothing is swept.
+        """
+        killer = self._killer_for(connection)
+        if killer is None or running.pid is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(killer.kill(running.pid, "", sudo=running.sudo), KILL_TIMEOUT)
 
     def _forget(self, process: asyncssh.SSHClientProcess[bytes]) -> None:
         """The command's channel is done with: close it and give its slot back."""
@@ -535,7 +577,15 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         loop = asyncio.get_running_loop()
         end = loop.time() + KILL_TIMEOUT
         killed = False
+        killer = self._killer_for(connection)
+        if killer is not None:
+            with contextlib.suppress(Exception):
+                killed = await asyncio.wait_for(
+                    killer.kill(running.pid, running.token, sudo=running.sudo),
+                    end - loop.time(),
+                )
         with contextlib.suppress(Exception, asyncio.TimeoutError):
+            # Without the kill channel, a channel of its own.
             while not killed and not connection.is_closed():
                 await asyncio.wait_for(self._slots.acquire(urgent=True), end - loop.time())
                 try:
@@ -616,6 +666,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         if connection is None:
             return
         await asyncio.gather(*(self._kill(connection, process) for process in list(self._commands)))
+        self._forget_killer()
         connection.close()
         await asyncio.wait_for(connection.wait_closed(), KILL_TIMEOUT)
         self._connection = None
@@ -626,6 +677,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         for process in list(self._commands):
             with contextlib.suppress(Exception):
                 process.close()
+        self._forget_killer()
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.abort()
