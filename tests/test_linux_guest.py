@@ -373,8 +373,10 @@ async def test_kvp_write_waits_for_the_daemons_lock(sandbox: GuestSandbox) -> No
         perl_read = await guest.transport.run_command(_kvp_argv("read", "perl"), timeout=20)
         assert b"pool\t1\tdata\t" in perl_read.stdout
         assert [(i.key, i.value) for i in await guest.kvp(1)] == [(hostile, "x"), ("perl", "yes")]
+        # The guest's /tmp is its own: look there.
+        pwned = ["test", "-e", "/tmp/hvintegration-pwned"]
+        assert (await guest.transport.run_command(pwned, timeout=10)).exit_status == 1
     assert len(pool1.read_bytes()) == 2 * 2560
-    assert not Path("/tmp/hvintegration-pwned").exists()  # noqa: ASYNC240
 
 
 @pytest.mark.skipif(not os.access(KVP, os.X_OK), reason="hyperv-daemons is not installed")

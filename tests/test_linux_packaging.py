@@ -487,8 +487,10 @@ async def test_a_users_process_running_the_real_program_is_not_the_daemon(
         "preload": (
             "d=$(mktemp -d) && printf '%s\\n' '#include <unistd.h>' "
             "'__attribute__((constructor)) static void hold(void) { for (;;) pause(); }' "
+            # Preloaded into the program only, after setsid has left the
+            # call's session (which is killed once the call exits).
             f">$d/p.c && cc -shared -fPIC -o $d/p.so $d/p.c && "
-            f"LD_PRELOAD=$d/p.so setsid {KVP} -n </dev/null >/dev/null 2>&1 &"
+            f"setsid env LD_PRELOAD=$d/p.so {KVP} -n </dev/null >/dev/null 2>&1 &"
         ),
         # A copy of tail whose name starts "sh", given the real program as its argument.
         "interpreter": (

@@ -501,6 +501,25 @@ async def test_the_sandbox_sees_no_stray_daemon_of_the_machine(
     assert listing.strip().splitlines()[-1] == "python"
 
 
+async def test_guest_files_stay_out_of_the_machine_tmp(guest: GuestSandbox) -> None:
+    # The guest has a /tmp and homes of its own: what a call writes there
+    # never lands in the machine's /tmp.
+    name = f"hvintegration-leak-{secrets.token_hex(6)}"
+    for user in ("root", guest.sudo_user, guest.plain_user):
+        async with _shell(guest, user) as transport:
+            script = 'touch "/tmp/$1" "$HOME/$1" && echo "$HOME"'
+            mine = f"{name}-{user}"
+            done = await transport.run_command(["sh", "-c", script, "leak", mine], timeout=10)
+            assert done.exit_status == 0, done.stderr
+            home = done.stdout.decode().strip()
+            assert home not in ("/tmp", "/tmp/", "/")
+            seen = await transport.run_command(["ls", f"/tmp/{mine}"], timeout=10)
+            assert seen.exit_status == 0
+    # Neither in the machine's /tmp nor in a home that is the machine's.
+    assert not list(Path("/tmp").glob(f"{name}-*"))  # noqa: ASYNC240
+    assert not list(Path("/tmp").glob(f"*/{name}-*"))  # noqa: ASYNC240
+
+
 async def test_the_machine_hypervkvpd_directory_is_hidden(guest: GuestSandbox) -> None:
     if not os.path.isdir("/usr/libexec/hypervkvpd"):  # noqa: ASYNC240
         pytest.skip("this machine has no /usr/libexec/hypervkvpd to hide")

@@ -79,6 +79,22 @@ def _place(source: str, target: str) -> None:
         _mount(source, target, None, _MS_BIND)
 
 
+def _private_tmp(keep: list[str]) -> None:
+    """A tmpfs of its own over ``/tmp``, with ``keep`` (the sandbox's own
+    directories, which sshd and the test read) bound back at their paths.
+
+    Guest files written to ``/tmp`` then stay in the namespace and go with it.
+    """
+    # Held open: once the tmpfs covers /tmp, no path reaches them.
+    held = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in keep]
+    _mount("tmpfs", "/tmp", "tmpfs")
+    os.chmod("/tmp", 0o1777)
+    for path, fd in held:
+        os.makedirs(path, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
+        os.close(fd)
+
+
 def _namespace() -> str:
     return os.readlink("/proc/self/ns/mnt")
 
@@ -170,6 +186,8 @@ def main(argv: list[str]) -> None:
         _rebuild(parent, scratch, change.get("add", {}), set(change.get("remove", [])))
     for target, source in layout.get("bind", {}).items():
         _mount(source, target, None, _MS_BIND)
+    if layout.get("private_tmp") is not None:
+        _private_tmp(layout["private_tmp"])
     with open(layout["namespace_file"], "w") as handle:
         handle.write(_namespace())
     child = os.fork()

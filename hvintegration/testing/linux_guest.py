@@ -26,7 +26,11 @@ PID namespace (``unshare -m --propagation private --pid --fork
 * users exist only in the namespace: ``hvsudo`` (passwordless sudo, login
   shell ``/bin/sh``, which is dash on Debian), ``hvplain`` (no sudo, dash),
   and ``hvbash``, ``hvzsh``, ``hvtcsh`` (passwordless sudo, those login
-  shells, where installed); sudo has Debian 12's defaults (``use_pty``).
+  shells, where installed); sudo has Debian 12's defaults (``use_pty``);
+  each has a home of its own in the sandbox's directory, root an empty one;
+* ``/tmp`` is a private tmpfs (the sandbox's and sshd's own directories
+  bound back at their paths): what the guest writes there stays in the
+  namespace and goes with it.
 
 Nothing outside the namespace changes; stopping the sandbox kills sshd and
 every process left in the namespace, detached daemons included.
@@ -283,14 +287,16 @@ start|stop)
     command=$(execstart "$file")
     : > "$state/$unit.log"
     # systemd forks the service and keeps its exit status: so does this
-    # waiter, which writes the pid before the service can exit.
-    (
+    # waiter, which writes the pid before the service can exit. Like
+    # systemd, it is outside the caller's session.
+    # shellcheck disable=SC2016
+    setsid sh -c '
         # shellcheck disable=SC2086
-        setsid $command < /dev/null >> "$state/$unit.log" 2>&1 &
-        echo $! > "$state/$unit.pid"
+        setsid $1 < /dev/null >> "$2.log" 2>&1 &
+        echo $! > "$2.pid"
         wait $!
-        echo $? > "$state/$unit.status"
-    ) > /dev/null 2>&1 &
+        echo $? > "$2.status"
+    ' waiter "$command" "$state/$unit" > /dev/null 2>&1 &
     while [ ! -s "$state/$unit.pid" ]; do sleep 0.05; done
     ;;
 *)
@@ -475,6 +481,12 @@ class GuestSandbox:
             "vss_standin": layout.devices,
             "namespace_file": str(self._namespace_file),
             "scratch": str(self._dir("scratch")),
+            # A private /tmp; the sandbox's files and sshd's stay reachable.
+            "private_tmp": [
+                path
+                for path in (str(self.root), str(self.server.directory) if self.server else "")
+                if path.startswith("/tmp/")
+            ],
         }
 
     def _program(self, source: str) -> Path:
@@ -612,7 +624,11 @@ class GuestSandbox:
         group = Path("/etc/group").read_text()
         shadow = Path("/etc/shadow").read_text() if Path("/etc/shadow").exists() else ""
         for name, uid, shell in users:
-            passwd += f"{name}:x:{uid}:{uid}:hvintegration test:/tmp:{shell}\n"
+            # A home of its own, gone with the sandbox, not the machine's /tmp.
+            user_home = self._dir("home") / name
+            user_home.mkdir(mode=0o700, exist_ok=True)
+            os.chown(user_home, uid, uid)
+            passwd += f"{name}:x:{uid}:{uid}:hvintegration test:{user_home}:{shell}\n"
             group += f"{name}:x:{uid}:\n"
             shadow += f"{name}:*:19000:0:99999:7:::\n"
         # Debian 12's own defaults, use_pty included.
@@ -638,7 +654,6 @@ class GuestSandbox:
         if reason is not None:
             raise RuntimeError(reason)
         layout_file = self.root / "layout.json"
-        layout_file.write_text(json.dumps(self._layout()))
         wrapper = [
             *_UNSHARE,
             sys.executable, "-m", "hvintegration.testing._guest_setup", str(layout_file), "--",
@@ -653,6 +668,7 @@ class GuestSandbox:
         # only root can read; the test users log in with the same key.
         self.server.directory.chmod(0o711)
         try:
+            layout_file.write_text(json.dumps(self._layout()))
             self.server.start()
             deadline = time.monotonic() + 10
             while not self._namespace_file.exists() and time.monotonic() < deadline:
