@@ -242,6 +242,20 @@ async def test_a_refused_channel_only_requeues_its_own_call() -> None:
             assert await _gone(None, marker)
 
 
+async def test_a_root_process_the_kill_cannot_reach_is_not_called_killed(
+    guest: GuestSandbox,
+) -> None:
+    # sudo inside a shell: the kill runs as the user, who cannot kill root.
+    seconds, marker = _sleeper()
+    script = 'sudo -n -- sleep "$1"'
+    async with _shell(guest, guest.sudo_user) as transport:
+        with pytest.raises(OperationTimeoutError) as caught:
+            await transport.run_command(["sh", "-c", script, "hidden", seconds], timeout=1)
+        assert "could not be killed" in str(caught.value)
+    for pid in _with_marker(guest, marker):
+        os.kill(pid, 9)
+
+
 @needs_sshd
 @pytest.mark.parametrize(("max_sessions", "max_channels"), [(2, 8), (10, 20)])
 async def test_commands_that_fill_every_session_are_still_killed(

@@ -121,6 +121,24 @@ while [ "$round" -lt 50 ]; do
 done
 for p in $k; do kill -KILL "$p" 2>/dev/null; done
 for p in $k; do kill -CONT "$p" 2>/dev/null; done
+# Killed means gone: a process this user may not kill (root's, when the
+# command ran sudo inside a shell) is still there, and says so.
+round=0
+while [ "$round" -lt 20 ]; do
+    round=$((round + 1))
+    left=""
+    for p in $k; do
+        { read -r st < "/proc/$p/stat"; } 2>/dev/null || continue
+        set -f
+        # shellcheck disable=SC2086
+        set -- ${st##*) }
+        set +f
+        [ "$1" = Z ] || left="$left $p"
+    done
+    [ -z "$left" ] && break
+    sleep 0.05
+done
+if [ -n "$left" ]; then echo "left:$left"; exit 1; fi
 echo "killed:$k"
 """
 """Kill a command's session (``$1``, or ``-``), the holders of its token
