@@ -298,6 +298,8 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         self._slots = ChannelLimit(settings.max_channels)
         # The connection's kill channel (._ssh_process.Killer), opened with it.
         self._killer: Killer | None = None
+        # Sweeps of exited commands' sessions still under way (see _sweep).
+        self._sweeps: set[asyncio.Task[None]] = set()
         # Shell commands in flight: their channel, session id once known,
         # token, and whether they ran under sudo.
         self._commands: dict[asyncssh.SSHClientProcess[bytes], _Running] = {}
@@ -507,7 +509,11 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                     operation="run_command",
                 ) from None
             raise failure
-        await self._sweep(connection, running)
+        # The sweep runs behind the answer: the caller does not wait for a
+        # second round trip, and aclose() waits for every sweep left.
+        sweep = asyncio.ensure_future(self._sweep(connection, running))
+        self._sweeps.add(sweep)
+        sweep.add_done_callback(self._sweeps.discard)
         self._forget(process)
         status = process.exit_status
         if status is None or status < 0:
@@ -666,6 +672,8 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         if connection is None:
             return
         await asyncio.gather(*(self._kill(connection, process) for process in list(self._commands)))
+        if self._sweeps:
+            await asyncio.wait(list(self._sweeps), timeout=KILL_TIMEOUT)
         self._forget_killer()
         connection.close()
         await asyncio.wait_for(connection.wait_closed(), KILL_TIMEOUT)
@@ -673,6 +681,8 @@ class SSHTransport(PowerShellTransport, ShellTransport):
 
     def _abort(self) -> None:
         """Close every channel and drop the connection at once."""
+        for sweep in list(self._sweeps):
+            sweep.cancel()
         self._session.abort(final=self._closed)
         for process in list(self._commands):
             with contextlib.suppress(Exception):
