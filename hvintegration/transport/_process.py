@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from hvintegration.errors import OperationTimeoutError, RemoteCommandError
 from hvintegration.transport.base import CompletedCommand
@@ -23,6 +23,7 @@ __all__ = [
     "CALL_VARIABLE",
     "DEFAULT_MAX_OUTPUT",
     "KILL_GRACE",
+    "Output",
     "OutputLimitError",
     "abort_process",
     "kill_process_group",
@@ -158,7 +159,75 @@ _OUTPUT_GRACE = 1.0
 
 
 class OutputLimitError(Exception):
-    """A command wrote more than its output limit (raised inside :func:`run_process`)."""
+    """A command wrote more than its output limit (raised by :class:`Output`)."""
+
+
+class Output:
+    """The stdout and stderr of one command, at most ``limit`` bytes together.
+
+    Shared by ``local://`` and ``ssh://``: each drains its own streams into it
+    and waits with :meth:`collect`.
+
+    Args:
+        limit: Bytes of stdout and stderr allowed together.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.stdout = bytearray()
+        self.stderr = bytearray()
+        self._limit = limit
+        self._total = 0
+
+    async def drain(self, read: Callable[[int], Awaitable[bytes]], into: bytearray) -> None:
+        """Read with ``read`` until it returns nothing, into ``into``.
+
+        Raises:
+            OutputLimitError: More than ``limit`` bytes arrived in all.
+        """
+        while chunk := await read(65536):
+            self._total += len(chunk)
+            if self._total > self._limit:
+                raise OutputLimitError
+            into += chunk
+
+    async def collect(
+        self, readers: Awaitable[object], exited: Awaitable[object]
+    ) -> tuple[bytes, bytes, bool]:
+        """Wait for the command to exit and its output to end.
+
+        Once the command has exited, the output gets ``_OUTPUT_GRACE`` seconds
+        more to end: a descendant left running may hold it open. Whatever is
+        still pending at the end is cancelled.
+
+        Args:
+            readers: Draining every stream (and feeding stdin, if any).
+            exited: Done when the command has exited.
+
+        Returns:
+            stdout, stderr, and whether the output ended (``False``: a
+            descendant still holds it open).
+
+        Raises:
+            OutputLimitError: The output went over the limit.
+        """
+        reading: asyncio.Future[object] = asyncio.ensure_future(readers)
+        exit_: asyncio.Future[object] = asyncio.ensure_future(exited)
+        try:
+            await asyncio.wait([reading, exit_], return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                await asyncio.wait([reading], timeout=_OUTPUT_GRACE)
+            ended = reading.done()
+            if ended:
+                reading.result()
+            # The exit may be noticed only after the output ended.
+            await exit_
+        finally:
+            for future in (reading, exit_):
+                if not future.done():
+                    future.cancel()
+                    with contextlib.suppress(BaseException):
+                        await future
+        return bytes(self.stdout), bytes(self.stderr), ended
 
 
 async def run_process(
@@ -269,8 +338,7 @@ async def _collect(
     process: asyncio.subprocess.Process, input: bytes | None, limit: int
 ) -> tuple[bytes, bytes]:
     """Feed stdin, read stdout and stderr (at most ``limit`` bytes) until the child is done."""
-    buffers = (bytearray(), bytearray())
-    total = 0
+    output = Output(limit)
 
     async def feed() -> None:
         stdin = process.stdin
@@ -281,44 +349,26 @@ async def _collect(
                 await stdin.drain()
             stdin.close()
 
-    async def drain(stream: asyncio.StreamReader | None, into: bytearray) -> None:
-        nonlocal total
-        assert stream is not None
-        while chunk := await stream.read(65536):
-            total += len(chunk)
-            if total > limit:
-                raise OutputLimitError
-            into += chunk
-
     async def exit() -> None:
         # process.wait() returns only once the pipes are closed too, which a
         # descendant may prevent; returncode is set as soon as the child exits.
         while process.returncode is None:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
-    readers: asyncio.Future[object] = asyncio.ensure_future(
-        asyncio.gather(feed(), drain(process.stdout, buffers[0]), drain(process.stderr, buffers[1]))
+    assert process.stdout is not None
+    assert process.stderr is not None
+    readers = asyncio.gather(
+        feed(),
+        output.drain(process.stdout.read, output.stdout),
+        output.drain(process.stderr.read, output.stderr),
     )
-    exited: asyncio.Future[object] = asyncio.ensure_future(exit())
-    try:
-        await asyncio.wait([readers, exited], return_when=asyncio.FIRST_COMPLETED)
-        if not readers.done():
-            await asyncio.wait([readers], timeout=_OUTPUT_GRACE)
-        if readers.done():
-            readers.result()
-        else:
-            # A descendant holds the output open: stop listening, so that
-            # asyncio can finish with the child.
-            _close_pipes(process)
-        await exited
-        await process.wait()
-    finally:
-        for future in (readers, exited):
-            if not future.done():
-                future.cancel()
-                with contextlib.suppress(BaseException):
-                    await future
-    return bytes(buffers[0]), bytes(buffers[1])
+    stdout, stderr, ended = await output.collect(readers, exit())
+    if not ended:
+        # A descendant holds the output open: stop listening, so that
+        # asyncio can finish with the child.
+        _close_pipes(process)
+    await process.wait()
+    return stdout, stderr
 
 
 def _close_pipes(process: asyncio.subprocess.Process) -> None:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -64,6 +64,7 @@ from hvintegration.transport._powershell_wire import (
     command_line,
     validate_executable,
 )
+from hvintegration.transport._process import Output, OutputLimitError
 from hvintegration.transport._ssh_channels import DEFAULT_MAX_CHANNELS, ChannelLimit
 from hvintegration.transport._ssh_connect import client_options, connect, known_hosts_option
 from hvintegration.transport._ssh_process import (
@@ -110,10 +111,6 @@ _OPTIONS = {
     "max_channels",
     "max_output",
 }
-
-# After a command has exited, how long its output may still take to end: a
-# descendant it left behind may hold stdout open for ever.
-_OUTPUT_GRACE = 1.0
 
 
 @attrs.frozen
@@ -476,7 +473,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             running.pid, prelude = await read_pid(process)
             stdout, stderr = await _collect(process, self.settings.max_output)
             stderr = prelude + stderr
-        except _TooMuchOutput as exc:
+        except OutputLimitError as exc:
             failure = exc
         except (asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError) as exc:
             process.close()
@@ -490,7 +487,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         if failure is not None:
             killed = await self._kill(connection, process)
             self._forget(process)
-            if isinstance(failure, _TooMuchOutput):
+            if isinstance(failure, OutputLimitError):
                 raise RemoteCommandError(
                     f"{command[0]} wrote more than {self.settings.max_output} bytes of output "
                     f"(max_output); it was stopped{_outcome(killed, running.carried)}",
@@ -705,10 +702,6 @@ class _Running:
     pid: int | None = None
 
 
-class _TooMuchOutput(Exception):
-    pass
-
-
 def _outcome(killed: bool, carried: bool = True) -> str:
     if killed and not carried:
         return (
@@ -727,44 +720,28 @@ def _outcome(killed: bool, carried: bool = True) -> str:
 async def _collect(process: asyncssh.SSHClientProcess[bytes], limit: int) -> tuple[bytes, bytes]:
     """Read stdout and stderr to their end, at most ``limit`` bytes in all.
 
-    Once the command has exited, its output gets :data:`_OUTPUT_GRACE`
-    seconds more to end: a descendant left running may hold it open.
+    Once the command has exited, its output gets a second more to end (see
+    :class:`._process.Output`): a descendant left running may hold it open.
 
     Raises:
-        _TooMuchOutput: More than ``limit`` bytes arrived.
+        OutputLimitError: More than ``limit`` bytes arrived.
     """
-    buffers = (bytearray(), bytearray())
-    total = 0
-
-    async def drain(stream: asyncssh.SSHReader[bytes], into: bytearray) -> None:
-        nonlocal total
-        while chunk := as_bytes(await stream.read(65536)):
-            total += len(chunk)
-            if total > limit:
-                raise _TooMuchOutput
-            into += chunk
+    output = Output(limit)
 
     async def exit() -> None:
         # asyncssh signals no event for the exit status alone; poll it.
         while process.exit_status is None and process.exit_signal is None:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
 
-    readers: asyncio.Future[object] = asyncio.ensure_future(
-        asyncio.gather(drain(process.stdout, buffers[0]), drain(process.stderr, buffers[1]))
+    def reader(stream: asyncssh.SSHReader[bytes]) -> Callable[[int], Awaitable[bytes]]:
+        async def read(size: int) -> bytes:
+            return as_bytes(await stream.read(size))
+
+        return read
+
+    readers = asyncio.gather(
+        output.drain(reader(process.stdout), output.stdout),
+        output.drain(reader(process.stderr), output.stderr),
     )
-    exited: asyncio.Future[object] = asyncio.ensure_future(exit())
-    try:
-        await asyncio.wait([readers, exited], return_when=asyncio.FIRST_COMPLETED)
-        if not readers.done():
-            await asyncio.wait([readers], timeout=_OUTPUT_GRACE)
-        if readers.done():
-            readers.result()
-        # The exit status may follow the end of the output.
-        await exited
-    finally:
-        for future in (readers, exited):
-            if not future.done():
-                future.cancel()
-                with contextlib.suppress(BaseException):
-                    await future
-    return bytes(buffers[0]), bytes(buffers[1])
+    stdout, stderr, _ = await output.collect(readers, exit())
+    return stdout, stderr
