@@ -32,6 +32,7 @@ from hvintegration.testing.powershell_peers import (
     SSHStandInPeer,
     standin_sshd,
 )
+from hvintegration.testing.processes import processes_mentioning
 from hvintegration.testing.sshd import OpenSSHServer, sshd_unavailable_reason
 from hvintegration.testing.standin_powershell import STATE_VARIABLE
 from hvintegration.transport import parse_target
@@ -98,24 +99,6 @@ def _fake(tmp_path: Path, mode: str) -> str:
     return str(path)
 
 
-def _processes_mentioning(marker: str) -> list[int]:
-    """Live processes whose command line or environment holds ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            status = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if status == "Z":
-                continue
-            text = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in text:
-            found.append(int(entry.name))
-    return found
-
-
 async def _poll(condition: Callable[[], bool], within: float = 10.0) -> bool:
     """Whether ``condition`` came true within ``within`` seconds."""
     deadline = time.monotonic() + within
@@ -129,8 +112,8 @@ async def _poll(condition: Callable[[], bool], within: float = 10.0) -> bool:
 
 
 async def _none_left(marker: str, within: float = 5.0) -> list[int]:
-    await _poll(lambda: not _processes_mentioning(marker), within)
-    return _processes_mentioning(marker)
+    await _poll(lambda: not processes_mentioning(marker), within)
+    return processes_mentioning(marker)
 
 
 @pytest.mark.parametrize("mode", ["persistent", "oneshot"])
@@ -280,22 +263,22 @@ async def test_cancelling_a_local_call_leaves_no_process(tmp_path: Path, mode: s
         sim.inject_fault("hang")
     async with peer.open_transport() as transport:
         task = asyncio.ensure_future(transport.run_operation(LIST_VMS, ALL, timeout=30))
-        assert await _poll(lambda: bool(_processes_mentioning(f"{STATE_VARIABLE}={peer.path}")))
+        assert await _poll(lambda: bool(processes_mentioning(f"{STATE_VARIABLE}={peer.path}")))
         await asyncio.sleep(0.3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
         # Killed and reaped before the cancellation finished.
-        assert _processes_mentioning(f"{STATE_VARIABLE}={peer.path}") == []
+        assert processes_mentioning(f"{STATE_VARIABLE}={peer.path}") == []
 
 
 async def test_closing_a_persistent_transport_stops_its_process(tmp_path: Path) -> None:
     peer = LocalStandInPeer(tmp_path)
     transport = peer.open_transport()
     await transport.run_operation(LIST_VMS, ALL, timeout=10)
-    assert len(_processes_mentioning(f"{STATE_VARIABLE}={peer.path}")) == 1
+    assert len(processes_mentioning(f"{STATE_VARIABLE}={peer.path}")) == 1
     await transport.aclose()
-    assert _processes_mentioning(f"{STATE_VARIABLE}={peer.path}") == []
+    assert processes_mentioning(f"{STATE_VARIABLE}={peer.path}") == []
     with pytest.raises(TransportClosedError):
         await transport.run_operation(LIST_VMS, ALL, timeout=10)
 
@@ -308,11 +291,11 @@ async def test_a_persistent_session_reuses_one_process_and_restarts_a_dead_one(
     async with peer.open_transport() as transport:
         for _ in range(3):
             await transport.run_operation(LIST_VMS, ALL, timeout=10)
-        (first,) = _processes_mentioning(marker)
+        (first,) = processes_mentioning(marker)
         os.kill(first, 9)
-        assert await _poll(lambda: not _processes_mentioning(marker))
+        assert await _poll(lambda: not processes_mentioning(marker))
         result = await transport.run_operation(LIST_VMS, ALL, timeout=10)
-        (second,) = _processes_mentioning(marker)
+        (second,) = processes_mentioning(marker)
     assert len(result.output) == 1
     assert second != first
     starts = [line for line in peer.log.read_text().splitlines() if '"argv"' in line]
@@ -371,7 +354,7 @@ async def test_cancelling_an_ssh_call_leaves_no_remote_process(
         sim.inject_fault("hang")
     async with peer.open_transport() as transport:
         task = asyncio.ensure_future(transport.run_operation(LIST_VMS, ALL, timeout=30))
-        assert await _poll(lambda: bool(_processes_mentioning(marker)))
+        assert await _poll(lambda: bool(processes_mentioning(marker)))
         await asyncio.sleep(0.3)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
 import subprocess
 import sys
 import uuid
@@ -41,6 +40,7 @@ from hvintegration.operations import GET_GUEST_SERVICES, LIST_VMS
 from hvintegration.simulator.guest_state import DEFAULT_CREDENTIAL
 from hvintegration.testing.conformance import InProcessPeer, StateFilePeer
 from hvintegration.testing.powershell_peers import LocalStandInPeer, SSHStandInPeer, standin_sshd
+from hvintegration.testing.processes import processes_mentioning
 from hvintegration.testing.sshd import OpenSSHServer, sshd_unavailable_reason
 from hvintegration.transport import parse_target
 from hvintegration.transport._outofproc import GuardedSSHInfo
@@ -55,24 +55,6 @@ SSH_CASES = {"ssh-shell", "ssh-powershell", "psrp-ssh"}
 
 
 # -- what is left ---------------------------------------------------------------
-
-
-def processes_mentioning(marker: str) -> list[int]:
-    """Live processes whose command line or environment holds ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if state == "Z":
-                continue
-            text = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in text:
-            found.append(int(entry.name))
-    return found
 
 
 def established(port: int) -> int:
