@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Generator
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar, Union
+from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TypeVar, Union
 
 from hvintegration.errors import InvalidTargetError
 from hvintegration.transport import (
@@ -57,13 +57,53 @@ _R = TypeVar("_R", bound=_Resource)
 class Connection(Generic[_R]):
     """A resource about to be opened.
 
+    Open it with ``async with`` or ``await``; anything else (``.vm``,
+    ``.services()``...) raises a :class:`TypeError` that shows both ways, and
+    no coroutine is left behind to warn about.
+
     Args:
         resource: The resource; its transport is opened on ``await`` or
             ``async with``, and the resource closed if that fails.
     """
 
+    __slots__ = ("_resource",)
+
     def __init__(self, resource: _R) -> None:
         self._resource = resource
+
+    def _hint(self) -> str:
+        # The two ways that work, spelled out so they can be pasted back.
+        cls = type(self._resource).__name__
+        var = "guest" if cls.endswith("Guest") else "host"
+        call = f"{cls}.connect(url)"
+        return f"write `async with {call} as {var}:` or `{var} = await {call}`"
+
+    if not TYPE_CHECKING:
+        # Run time only: a type checker keeps rejecting ``connect(...).vm``.
+
+        def __getattr__(self, attribute: str) -> NoReturn:
+            # Reached only for names a connection lacks: the resource's methods
+            # (``.vm``, ``.services``...) used before the connection was opened.
+            if attribute.startswith("_"):
+                # Private and protocol probes (copy, pickle, IPython's display
+                # hooks) get the plain answer those tools expect.
+                raise AttributeError(attribute)
+            raise TypeError(
+                f"{type(self._resource).__name__}.connect() gives a connection that is not open "
+                f"yet, so it has no .{attribute}: {self._hint()}"
+            )
+
+        def __call__(self, *args: object, **kwargs: object) -> NoReturn:
+            raise TypeError(f"a connection is not callable; open it first: {self._hint()}")
+
+        def __enter__(self) -> NoReturn:
+            raise TypeError(f"a connection opens with `async with`, not `with`: {self._hint()}")
+
+        def __exit__(self, *exc_info: object) -> None:  # never reached: __enter__ raises
+            return None
+
+    def __repr__(self) -> str:
+        return f"<Connection to {self._resource!r}, not open: {self._hint()}>"
 
     def __await__(self) -> Generator[object, None, _R]:
         return self._open().__await__()
