@@ -8,6 +8,7 @@ answer turned back into records, and partial failures reported per item.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Union
@@ -31,6 +32,7 @@ __all__ = [
     "raise_partial",
     "read_changes",
     "read_file_copy",
+    "vm_key",
     "wire_ref",
 ]
 
@@ -45,6 +47,55 @@ DesiredState = Union[
 ]
 """Service to enabled flag, as :meth:`VirtualMachine.apply` takes it. Keys are
 any :data:`~hvintegration.catalogue.ServiceRef`."""
+
+
+# The form Hyper-V prints a VMId in (Get-VM, the AmbiguousVMName error):
+# 8-4-4-4-12 hexadecimal digits, any case, optionally in braces. Looser
+# forms uuid.UUID also takes (32 bare digits, urn:uuid:) stay names.
+_GUID = re.compile(
+    r"\{?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}?", re.IGNORECASE
+)
+
+
+def vm_key(ref: str | uuid.UUID) -> VMKey:
+    """A VM reference as a caller gives it, as the host is asked for it.
+
+    A string in the form Hyper-V prints a VM id in
+    (``5f3a...-...-...-...-............``, any case, with or without braces)
+    is the VM's id, so a GUID copied from ``Get-VM``, ``list_vms()`` or an
+    ambiguous-name error names that VM. Any other string is a name. A VM
+    whose *name* looks like a GUID is therefore reached by its own id
+    (``list_vms()`` shows it), never by that name: the id reading wins
+    because an id is unique and a name is not.
+
+    Args:
+        ref: A name, a GUID string or a :class:`uuid.UUID`.
+
+    Returns:
+        A :class:`uuid.UUID` for an id, else the name unchanged.
+
+    Raises:
+        ValueError: The name is empty or blank.
+        TypeError: ``ref`` is neither text nor a UUID.
+
+    Example:
+        >>> vm_key("{6C09BB55-D683-4DA0-8931-C9BF705F6480}")
+        UUID('6c09bb55-d683-4da0-8931-c9bf705f6480')
+        >>> vm_key("demovm")
+        'demovm'
+    """
+    if isinstance(ref, uuid.UUID):
+        return ref
+    if not isinstance(ref, str):
+        raise TypeError(
+            f"a VM is named by str, uuid.UUID or VirtualMachine, not {type(ref).__name__}"
+        )
+    text = ref.strip()
+    if not text:
+        raise ValueError("a VM name must not be empty")
+    if _GUID.fullmatch(text) and text.startswith("{") == text.endswith("}"):
+        return uuid.UUID(text.strip("{}"))
+    return ref
 
 
 def wire_ref(ref: VMKey) -> dict[str, JsonValue]:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -188,10 +189,22 @@ class VMNotFoundError(NotFoundError):
         operation: str | None = None,
     ) -> None:
         choices = tuple(choices)
-        message = f"no virtual machine named {name!r}"
+        if _looks_like_guid(name):
+            # The library always reads a GUID as an id (see host.VMRef).
+            message = f"no virtual machine with id {name!r}"
+        else:
+            message = f"no virtual machine named {name!r}"
         if choices:
             message += f" (known: {_choices_text(choices)})"
         super().__init__(message, name=name, choices=choices, target=target, operation=operation)
+
+
+def _looks_like_guid(text: str) -> bool:
+    try:
+        uuid.UUID(text.strip().strip("{}"))
+    except ValueError:
+        return False
+    return text.count("-") == 4
 
 
 class _UnknownNameError(NotFoundError):

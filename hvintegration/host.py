@@ -26,6 +26,7 @@ from hvintegration._host_wire import (
     raise_partial,
     read_changes,
     read_file_copy,
+    vm_key,
     wire_ref,
 )
 from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
@@ -64,7 +65,9 @@ __all__ = [
 
 
 VMRef = Union[str, uuid.UUID, "VirtualMachine"]
-"""A VM named by its name, its id, or a :class:`VirtualMachine`."""
+"""A VM named by its name, its id (a :class:`uuid.UUID` or a GUID string, with
+or without braces, any case), or a :class:`VirtualMachine`. A GUID string is
+always an id, even where a VM is named like one: reach that VM by its own id."""
 
 DesiredStates = Union[
     Mapping[str, DesiredState],
@@ -78,13 +81,7 @@ DesiredStates = Union[
 def _ref_key(ref: VMRef) -> VMKey:
     if isinstance(ref, VirtualMachine):
         return ref.ref
-    if isinstance(ref, uuid.UUID):
-        return ref
-    if isinstance(ref, str):
-        if not ref.strip():
-            raise ValueError("a VM name must not be empty")
-        return ref
-    raise TypeError(f"a VM is named by str, uuid.UUID or VirtualMachine, not {type(ref).__name__}")
+    return vm_key(ref)
 
 
 class HyperVHost(TransportResource[PowerShellTransport]):
@@ -175,7 +172,13 @@ class HyperVHost(TransportResource[PowerShellTransport]):
 
         Args:
             ref: The VM name (exact, case-insensitive, never a wildcard) or
-                its id.
+                its id, as a :class:`uuid.UUID` or as text
+                (``"6f1a2b3c-..."`` or ``"{6F1A2B3C-...}"``). Text in that
+                form is always the id, never a name (see :data:`VMRef`).
+
+        Raises:
+            ValueError: The name is empty.
+            TypeError: ``ref`` is not text or a UUID.
 
         Returns:
             The VM resource.

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import attrs
 
+from hvintegration._host_wire import vm_key
 from hvintegration.errors import TransportError
 from hvintegration.operations import INVOKE_IN_VM, Operation
 from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
@@ -70,13 +71,14 @@ class PowerShellDirectTransport(PowerShellTransport):
 
     Args:
         host: The connected host.
-        vm: The VM's name or id.
+        vm: The VM's name or id (a GUID string is the id).
         credential: An account in the guest.
     """
 
     def __init__(self, host: HostConnection, vm: str | uuid.UUID, credential: Credential) -> None:
         self.host = host
-        self.vm = vm
+        # A GUID string is the VM's id, as everywhere a VM is named.
+        self.vm = vm_key(vm)
         self.credential = credential
 
     @property
