@@ -102,25 +102,47 @@ function Get-HvRefText {
     return [string] $Ref.Name
 }
 
+function New-HvVMIndex {
+    # One pass over the VMs Get-VM returned: an index by id and one by
+    # lower-cased name, so that resolving a reference is one lookup, never
+    # a scan of every VM (an operation stays O(VMs + references)).
+    param([object[]] $All)
+    $byId = @{}
+    $byName = @{}
+    foreach ($machine in $All) {
+        $byId["$($machine.Id)"] = $machine
+        $key = ([string] $machine.Name).ToLowerInvariant()
+        if (-not $byName.ContainsKey($key)) { $byName[$key] = [System.Collections.Generic.List[object]]::new() }
+        $byName[$key].Add($machine)
+    }
+    [pscustomobject] @{
+        All    = $All
+        ById   = $byId
+        ByName = $byName
+    }
+}
+
 function Resolve-HvVM {
-    # Find exactly one VM for a reference ({Name} or {Id}) among $All.
-    # Names compare with -eq: exact, case-insensitive, never as wildcards.
+    # Find exactly one VM for a reference ({Name} or {Id}) in an index made
+    # by New-HvVMIndex. Names compare exactly but case-insensitively (as
+    # -eq does), never as wildcards.
     param(
         [object] $Ref,
-        [object[]] $All,
+        [object] $Index,
         [object] $Target
     )
+    $found = @()
     if ($null -ne $Ref.Id -and "$($Ref.Id)" -ne '') {
-        $wanted = [guid] "$($Ref.Id)"
-        $found = @($All | Microsoft.PowerShell.Core\Where-Object { $_.Id -eq $wanted })
+        $key = ([guid] "$($Ref.Id)").ToString()
+        if ($Index.ById.ContainsKey($key)) { $found = @($Index.ById[$key]) }
     } else {
-        $wanted = [string] $Ref.Name
-        $found = @($All | Microsoft.PowerShell.Core\Where-Object { $_.Name -eq $wanted })
+        $key = ([string] $Ref.Name).ToLowerInvariant()
+        if ($Index.ByName.ContainsKey($key)) { $found = @($Index.ByName[$key]) }
     }
     if ($found.Count -eq 1) { return $found[0] }
     $text = Get-HvRefText -Ref $Ref
     if ($found.Count -eq 0) {
-        $known = ($All | Microsoft.PowerShell.Utility\Select-Object -First 50 |
+        $known = ($Index.All | Microsoft.PowerShell.Utility\Select-Object -First 50 |
             Microsoft.PowerShell.Core\ForEach-Object { $_.Name }) -join "`n"
         Write-HvError -ErrorId 'HvIntegration.VMNotFound' -Category 'ObjectNotFound' `
             -Message "Hyper-V was unable to find a virtual machine with name or id '$text'." `
@@ -142,10 +164,32 @@ function Select-HvVM {
         [object[]] $All
     )
     if ($null -eq $Refs) { return $All }
+    $index = New-HvVMIndex -All $All
     foreach ($ref in $Refs) {
-        $found = Resolve-HvVM -Ref $ref -All $All -Target (Get-HvRefText -Ref $ref)
+        $found = Resolve-HvVM -Ref $ref -Index $index -Target (Get-HvRefText -Ref $ref)
         if ($null -ne $found) { $found }
     }
+}
+
+function Get-HvServiceIndex {
+    # One Get-VMIntegrationService for every VM given, indexed by
+    # "<VM id>|<component GUID>" (lower case), with each VM's service names
+    # for error details. The caller reads it instead of asking Hyper-V again
+    # per change.
+    param([object[]] $Machines)
+    $byKey = @{}
+    $names = @{}
+    if ($Machines.Count -eq 0) {
+        return [pscustomobject] @{ ByKey = $byKey; Names = $names }
+    }
+    foreach ($service in @(Hyper-V\Get-VMIntegrationService -VM $Machines)) {
+        $vmKey = "$($service.VMId)"
+        $componentId = ([string] $service.Id).Split('\')[-1].ToLowerInvariant()
+        $byKey["$vmKey|$componentId"] = $service
+        if (-not $names.ContainsKey($vmKey)) { $names[$vmKey] = [System.Collections.Generic.List[string]]::new() }
+        $names[$vmKey].Add([string] $service.Name)
+    }
+    [pscustomobject] @{ ByKey = $byKey; Names = $names }
 }
 
 function ConvertTo-HvService {
@@ -163,12 +207,6 @@ function ConvertTo-HvService {
         OperationalStatus          = [string[]] @(
             $Service.OperationalStatus | Microsoft.PowerShell.Core\ForEach-Object { $_.ToString() })
     }
-}
-
-function Get-HvComponentId {
-    # The integration component GUID is the part of Id after the backslash.
-    param([object] $Service)
-    return ([string] $Service.Id).Split('\')[-1]
 }
 
 function ConvertTo-HvGuestService {

@@ -171,7 +171,31 @@ while ($true) {
         while (-not $async.AsyncWaitHandle.WaitOne(50)) {
             if ($next.IsCompleted -and $null -eq $next.Result) { [Environment]::Exit(3) }
         }
-        $envelope.output = @(foreach ($item in $shell.EndInvoke($async)) { ConvertTo-HvWire $item 0 })
+        # The output objects of the shipped scripts are flat records of
+        # strings, booleans, whole numbers and string arrays: those values
+        # are converted here, inline, and only anything else goes through
+        # ConvertTo-HvWire. A function call per value would cost more than
+        # the rest of the loop for thousands of records.
+        $items = $shell.EndInvoke($async)
+        $converted = [Collections.Generic.List[object]]::new($items.Count)
+        foreach ($item in $items) {
+            if ($item -isnot [Management.Automation.PSCustomObject]) {
+                $converted.Add((ConvertTo-HvWire $item 0))
+                continue
+            }
+            $row = [ordered]@{}
+            foreach ($member in $item.PSObject.Members.Match('*', 'NoteProperty')) {
+                $value = $member.Value
+                if ($null -eq $value) { $row[$member.Name] = $null }
+                elseif ($value -is [string]) { $row[$member.Name] = [string]$value }
+                elseif ($value -is [bool]) { $row[$member.Name] = [bool]$value }
+                elseif ($value -is [int] -or $value -is [long]) { $row[$member.Name] = [long]$value }
+                elseif ($value -is [string[]]) { $row[$member.Name] = [string[]]$value }
+                else { $row[$member.Name] = ConvertTo-HvWire $value 1 }
+            }
+            $converted.Add($row)
+        }
+        $envelope.output = $converted.ToArray()
     } catch {
         $failure = $_.Exception
         while ($failure -is [Management.Automation.MethodInvocationException] -and $null -ne $failure.InnerException) {

@@ -11,14 +11,11 @@ param(
 )
 
 Import-HvHyperV
-$all = @(Hyper-V\Get-VM)
 $target = Get-HvRefText -Ref $VM
-$machine = Resolve-HvVM -Ref $VM -All $all -Target $target
+$machine = Resolve-HvVM -Ref $VM -Index (New-HvVMIndex -All @(Hyper-V\Get-VM)) -Target $target
 if ($null -eq $machine) { return }
 $interfaceId = '6c09bb55-d683-4da0-8931-c9bf705f6480'
-$interface = @(Hyper-V\Get-VMIntegrationService -VM $machine) |
-    Microsoft.PowerShell.Core\Where-Object { (Get-HvComponentId -Service $_) -eq $interfaceId } |
-    Microsoft.PowerShell.Utility\Select-Object -First 1
+$interface = (Get-HvServiceIndex -Machines @($machine)).ByKey["$($machine.Id)|$interfaceId"]
 if ($null -eq $interface) {
     Write-HvError -ErrorId 'HvIntegration.ServiceNotFound' -Category 'ObjectNotFound' `
         -Message 'This host has no Guest Service Interface (it arrived with Windows Server 2012 R2).' `

@@ -20,8 +20,8 @@ if (-not $invoke.Parameters.ContainsKey('VMId')) {
         -Target (Get-HvRefText -Ref $VM)
     return
 }
-$all = @(Hyper-V\Get-VM)
-$machine = Resolve-HvVM -Ref $VM -All $all -Target (Get-HvRefText -Ref $VM)
+$vmIndex = New-HvVMIndex -All @(Hyper-V\Get-VM)
+$machine = Resolve-HvVM -Ref $VM -Index $vmIndex -Target (Get-HvRefText -Ref $VM)
 if ($null -eq $machine) { return }
 if ($machine.State -ne 'Running') {
     Write-HvError -ErrorId 'HvIntegration.VMNotRunning' -Category 'ResourceUnavailable' `
