@@ -191,6 +191,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "hvintegration.linux",
         ),
     ),
+    ("fleet", ("hvintegration.fleet",)),
     ("simulator", ("hvintegration.simulator",)),
     ("testing", ("hvintegration.testing",)),
     ("command line", ("hvintegration.cli", "hvintegration.__main__", "hvintegration")),

@@ -1,0 +1,572 @@
+"""``Fleet``: many hosts and guests at once, with a bound on open connections.
+
+A fleet is a list of targets (URLs, target settings, or an inventory's
+entries), each a Hyper-V ``host``, a ``windows`` guest or a ``linux`` guest.
+A run opens one connection per target, does the target's work (one round
+trip per host for a read or an apply), closes it, and reports per target.
+At most ``max_connections`` targets are open at once; each target has
+``timeout`` seconds for all of its work, connecting included.
+
+A target that cannot be reached, answers too slowly, fails, or refuses the
+credentials fails alone: its error is in its :class:`TargetResult`, and the
+others' results are all kept. Cancelling the run (``Ctrl-C``, a task's
+``cancel()``) closes every open connection before the cancellation
+propagates, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar, Union
+
+import attrs
+
+from hvintegration._connect import powershell_transport_for, shell_transport_for
+from hvintegration._resource import DEFAULT_TIMEOUT
+from hvintegration._table import RecordList
+from hvintegration.errors import HvIntegrationError, OperationTimeoutError
+from hvintegration.fleet.records import (
+    KINDS,
+    DaemonRow,
+    FleetProgress,
+    FleetResult,
+    GuestServiceRow,
+    PlanItem,
+    ServiceRow,
+    TargetResult,
+)
+from hvintegration.host import DesiredStates, HyperVHost
+from hvintegration.linux import LinuxGuest, LinuxStatus
+from hvintegration.records import ApplyResult, IntegrationServiceState
+from hvintegration.transport import Target
+from hvintegration.windows import GuestServiceState, WindowsGuest
+
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_TARGET_TIMEOUT",
+    "Fleet",
+    "FleetTarget",
+    "ProgressCallback",
+    "TargetSpec",
+    "infer_kind",
+]
+
+DEFAULT_MAX_CONNECTIONS = 32
+"""Targets a fleet run keeps open at once, unless set otherwise."""
+
+DEFAULT_TARGET_TIMEOUT = 300.0
+"""Seconds one target's whole work may take (connecting included), unless
+set otherwise."""
+
+TargetSpec = Union[str, Target, "FleetTarget"]
+"""A fleet member: a URL, target settings (or a simulated host or guest), or
+a :class:`FleetTarget`."""
+
+ProgressCallback = Callable[[FleetProgress], None]
+"""Called after each target finishes, with how far the run is."""
+
+Resource = Union[HyperVHost, WindowsGuest, LinuxGuest]
+
+_V = TypeVar("_V")
+_R = TypeVar("_R")
+_Res = TypeVar("_Res", HyperVHost, WindowsGuest, LinuxGuest)
+
+
+def infer_kind(target: str | Target) -> str:
+    """Whether a target is a ``host``, a ``windows`` guest or a ``linux`` guest.
+
+    ``sim-linux://`` and ``ssh://`` with a POSIX login shell (the default)
+    are Linux guests; ``sim://?guest=VM`` is a Windows guest; everything
+    else (``sim://``, ``psrp://``, ``local://``, ``ssh://`` with
+    ``shell=powershell`` or ``cmd``) is a Hyper-V host. Name the kind
+    explicitly (:class:`FleetTarget`) when this guess is wrong, such as a
+    Windows guest over ``psrp://``.
+
+    Args:
+        target: A URL or target settings.
+
+    Returns:
+        One of :data:`~hvintegration.fleet.records.KINDS`.
+
+    Example:
+        >>> infer_kind("sim-linux://web1"), infer_kind("sim://?guest=demovm"), infer_kind("sim://")
+        ('linux', 'windows', 'host')
+    """
+    if isinstance(target, str):
+        parts = urllib.parse.urlsplit(target.strip())
+        scheme = parts.scheme.lower()
+        query = urllib.parse.parse_qs(parts.query)
+        shell = query.get("shell", ["posix"])[-1]
+        guest = bool(query.get("guest"))
+    else:
+        scheme = urllib.parse.urlsplit(target.url).scheme.lower()
+        shell = str(getattr(target, "shell", "posix"))
+        guest = bool(getattr(target, "guest", None))
+    if scheme == "sim-linux" or (scheme == "ssh" and shell == "posix"):
+        return "linux"
+    if scheme == "sim" and guest:
+        return "windows"
+    return "host"
+
+
+def _positive(name: str) -> Callable[[Any, Any, float | None], None]:
+    def check(_instance: Any, _attribute: Any, value: float | None) -> None:
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+    return check
+
+
+def _kind(_instance: Any, _attribute: Any, value: str) -> None:
+    if value and value not in KINDS:
+        raise ValueError(f"unknown target kind {value!r} (valid: {', '.join(KINDS)})")
+
+
+@attrs.frozen
+class FleetTarget:
+    """One member of a fleet: where it is, what it is, and its own settings.
+
+    Attributes:
+        target: A URL or target settings (``SSHTarget``, ``PSRPTarget``, a
+            simulated host...); settings carry credentials, a URL need not.
+        name: The name rows and results use; the URL when empty.
+        kind: ``host``, ``windows`` or ``linux``; guessed from the target
+            (:func:`infer_kind`) when empty.
+        groups: The inventory groups it belongs to.
+        timeout: Seconds for all its work in one run; the fleet's when
+            ``None``.
+        operation_timeout: Seconds per operation; the fleet's when ``None``.
+
+    Raises:
+        ValueError: An unknown kind or a timeout that is not positive.
+
+    Example:
+        >>> FleetTarget("sim-linux://web1").kind
+        'linux'
+        >>> FleetTarget("sim://HV02", name="hv02").name
+        'hv02'
+    """
+
+    target: str | Target
+    name: str = ""
+    kind: str = attrs.field(default="", validator=_kind)
+    groups: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    timeout: float | None = attrs.field(default=None, validator=_positive("timeout"))
+    operation_timeout: float | None = attrs.field(
+        default=None, validator=_positive("operation_timeout")
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.target, str) and "://" not in self.target:
+            raise ValueError(
+                f"a fleet target is a URL such as sim:// or ssh://user@host, not {self.target!r}"
+            )
+        if not self.name:
+            object.__setattr__(self, "name", self.url)
+        if not self.kind:
+            object.__setattr__(self, "kind", infer_kind(self.target))
+
+    @property
+    def url(self) -> str:
+        """The target's URL, with no secret in it."""
+        if isinstance(self.target, str):
+            return _without_password(self.target)
+        return self.target.url
+
+
+def _without_password(url: str) -> str:
+    parts = urllib.parse.urlsplit(url.strip())
+    if parts.password is None:
+        return url.strip()
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def _as_member(spec: TargetSpec) -> FleetTarget:
+    if isinstance(spec, FleetTarget):
+        return spec
+    return FleetTarget(spec)
+
+
+class _Gauge:
+    """Connections open now, and the most at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+
+    def up(self) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+    def down(self) -> None:
+        self.now -= 1
+
+
+class Fleet:
+    """Many Hyper-V hosts, Windows guests and Linux guests, worked on concurrently.
+
+    Args:
+        targets: URLs, target settings or :class:`FleetTarget` entries (an
+            inventory's :meth:`~hvintegration.fleet.Inventory.fleet` builds
+            them with names, groups and credentials).
+        max_connections: Targets open at once; the rest wait their turn.
+        timeout: Seconds one target's whole work may take, connecting
+            included; a target's own ``timeout`` wins.
+        operation_timeout: Seconds each operation on a target may take.
+        progress: Called after each target finishes (ok or not), in the
+            event loop; an exception it raises ends the run.
+
+    Raises:
+        ValueError: No targets' names clash, ``max_connections`` is below 1
+            or a timeout is not positive.
+
+    Example:
+        >>> import asyncio
+        >>> fleet = Fleet(["sim://HV01?vms=2", "sim://HV02", "sim-linux://web1"],
+        ...               max_connections=2)
+        >>> [t.kind for t in fleet]
+        ['host', 'host', 'linux']
+        >>> result = asyncio.run(fleet.integration_services())
+        >>> len(result.rows), result.ok
+        (24, True)
+    """
+
+    def __init__(
+        self,
+        targets: Iterable[TargetSpec],
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        timeout: float = DEFAULT_TARGET_TIMEOUT,
+        operation_timeout: float = DEFAULT_TIMEOUT,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        if isinstance(targets, str):
+            raise TypeError("Fleet takes a list of targets; wrap one URL in a list")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise TypeError("max_connections must be a whole number")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        for name, value in (("timeout", timeout), ("operation_timeout", operation_timeout)):
+            if not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        self.targets: tuple[FleetTarget, ...] = tuple(_as_member(t) for t in targets)
+        seen: set[str] = set()
+        for member in self.targets:
+            if member.name in seen:
+                raise ValueError(f"two fleet targets are named {member.name!r}")
+            seen.add(member.name)
+        self.max_connections = max_connections
+        self.timeout = timeout
+        self.operation_timeout = operation_timeout
+        self.progress = progress
+
+    def __repr__(self) -> str:
+        counts = {kind: sum(t.kind == kind for t in self.targets) for kind in KINDS}
+        summary = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n) or "empty"
+        return f"<Fleet {summary}, max_connections={self.max_connections}>"
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __iter__(self) -> Iterator[FleetTarget]:
+        return iter(self.targets)
+
+    def select(
+        self, *, kind: str | None = None, group: str | None = None, names: Iterable[str] = ()
+    ) -> Fleet:
+        """The members that match every filter given, as a fleet with the same settings.
+
+        Args:
+            kind: ``host``, ``windows`` or ``linux``.
+            group: An inventory group.
+            names: Target names; all when empty.
+
+        Raises:
+            ValueError: An unknown kind, or a name no member has.
+        """
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"unknown target kind {kind!r} (valid: {', '.join(KINDS)})")
+        wanted = set(names)
+        missing = wanted - {t.name for t in self.targets}
+        if missing:
+            raise ValueError(f"no fleet target named {', '.join(sorted(missing))}")
+        chosen = [
+            t
+            for t in self.targets
+            if (kind is None or t.kind == kind)
+            and (group is None or group in t.groups)
+            and (not wanted or t.name in wanted)
+        ]
+        return Fleet(
+            chosen,
+            max_connections=self.max_connections,
+            timeout=self.timeout,
+            operation_timeout=self.operation_timeout,
+            progress=self.progress,
+        )
+
+    # -- the reads and changes a fleet offers --------------------------------
+
+    async def integration_services(
+        self, vms: Iterable[str] | None = None
+    ) -> FleetResult[ServiceRow]:
+        """Every host's VMs' integration services: one round trip per host.
+
+        Args:
+            vms: VM names to read on every host; all VMs when ``None``. A
+                host that lacks some of them fails with a ``BatchError``
+                whose ``result`` keeps the services it did read.
+
+        Returns:
+            One row per service per VM per host; each host's value is its
+            :class:`~hvintegration.records.IntegrationServiceState` list.
+            Guests of the fleet are left out.
+        """
+        names = None if vms is None else list(vms)
+
+        async def read(host: HyperVHost, _: FleetTarget) -> RecordList[IntegrationServiceState]:
+            return await host.integration_services(names)
+
+        return await self._run("host", HyperVHost, read, _service_rows)
+
+    async def windows_services(self) -> FleetResult[GuestServiceRow]:
+        """Every Windows guest's ``vmic*`` services: one round trip per guest.
+
+        Returns:
+            One row per service per guest; hosts and Linux guests are left out.
+        """
+
+        async def read(guest: WindowsGuest, _: FleetTarget) -> RecordList[GuestServiceState]:
+            return await guest.services()
+
+        return await self._run("windows", WindowsGuest, read, _guest_rows)
+
+    async def linux_status(self) -> FleetResult[DaemonRow]:
+        """Every Linux guest's status: one round trip per guest.
+
+        Returns:
+            One row per integration daemon per guest; each guest's value is
+            its :class:`~hvintegration.linux.LinuxStatus`. Hosts and
+            Windows guests are left out.
+        """
+
+        async def read(guest: LinuxGuest, _: FleetTarget) -> LinuxStatus:
+            return await guest.status()
+
+        return await self._run("linux", LinuxGuest, read, _daemon_rows)
+
+    async def apply(
+        self, desired: Mapping[str, DesiredStates], *, force: bool = False
+    ) -> FleetResult[PlanItem]:
+        """Bring VMs' services to a desired state, host by host: one round trip per host.
+
+        Only what differs changes (as :meth:`HyperVHost.apply`).
+
+        Args:
+            desired: Per target name, the host's desired states, e.g.
+                ``{"hv01": {"demovm": {"VSS": True}}}``. Hosts not named are
+                not contacted.
+            force: Allow turning off Heartbeat, Shutdown or Key-Value Pair
+                Exchange; without it such a host fails with
+                ``UnsafeChangeError`` and nothing is sent to it.
+
+        Returns:
+            One row per requested service, with ``changed`` set; each host's
+            value is its :class:`~hvintegration.records.ApplyResult`.
+
+        Raises:
+            ValueError: A name is not a host of this fleet.
+        """
+        hosts = {t.name for t in self.targets if t.kind == "host"}
+        unknown = sorted(set(desired) - hosts)
+        if unknown:
+            raise ValueError(f"not a host of this fleet: {', '.join(unknown)}")
+        chosen = self.select(kind="host", names=desired)
+
+        async def change(host: HyperVHost, member: FleetTarget) -> ApplyResult:
+            return await host.apply(desired[member.name], force=force)
+
+        return await chosen._run("host", HyperVHost, change, _change_rows)
+
+    # -- your own work on every target ---------------------------------------
+
+    async def run_hosts(
+        self,
+        work: Callable[[HyperVHost], Awaitable[_V]],
+        *,
+        rows: Callable[[str, _V], Iterable[_R]] | None = None,
+    ) -> FleetResult[_R]:
+        """Run your own coroutine on every host of the fleet, connected.
+
+        Args:
+            work: Given the connected :class:`~hvintegration.HyperVHost`;
+                its return value becomes the target's ``value``.
+            rows: Turns a target's name and value into table rows; no rows
+                when ``None``.
+
+        Returns:
+            One result per host, and the rows.
+
+        Example:
+            >>> import asyncio
+            >>> async def count(host):
+            ...     return len(await host.list_vms())
+            >>> result = asyncio.run(Fleet(["sim://A?vms=2", "sim://B"]).run_hosts(count))
+            >>> result.values
+            {'sim://A?vms=2': 3, 'sim://B': 1}
+        """
+        return await self._run("host", HyperVHost, _ignore_member(work), rows)
+
+    async def run_windows(
+        self,
+        work: Callable[[WindowsGuest], Awaitable[_V]],
+        *,
+        rows: Callable[[str, _V], Iterable[_R]] | None = None,
+    ) -> FleetResult[_R]:
+        """Run your own coroutine on every Windows guest of the fleet (see :meth:`run_hosts`)."""
+        return await self._run("windows", WindowsGuest, _ignore_member(work), rows)
+
+    async def run_linux(
+        self,
+        work: Callable[[LinuxGuest], Awaitable[_V]],
+        *,
+        rows: Callable[[str, _V], Iterable[_R]] | None = None,
+    ) -> FleetResult[_R]:
+        """Run your own coroutine on every Linux guest of the fleet (see :meth:`run_hosts`)."""
+        return await self._run("linux", LinuxGuest, _ignore_member(work), rows)
+
+    # -- the engine -----------------------------------------------------------
+
+    async def _run(
+        self,
+        kind: str,
+        resource: type[_Res],
+        work: Callable[..., Awaitable[Any]],
+        rows: Callable[[str, Any], Iterable[_R]] | None,
+    ) -> FleetResult[_R]:
+        members = [t for t in self.targets if t.kind == kind]
+        limit = asyncio.Semaphore(self.max_connections)
+        gauge = _Gauge()
+
+        async def one(member: FleetTarget) -> TargetResult[Any]:
+            async with limit:
+                started = time.monotonic()
+                budget = member.timeout or self.timeout
+                value: Any = None
+                error: Exception | None = None
+                try:
+                    session = self._session(member, resource, work, gauge)
+                    value = await asyncio.wait_for(session, budget)
+                except HvIntegrationError as exc:
+                    error = exc
+                except asyncio.TimeoutError:
+                    error = OperationTimeoutError(
+                        f"the target did not finish within the fleet's {budget:g} s",
+                        timeout=budget,
+                        target=member.url,
+                        operation="fleet",
+                    )
+                except Exception as exc:
+                    error = exc
+                seconds = time.monotonic() - started
+                return TargetResult(member.name, member.url, kind, value, error, seconds)
+
+        tasks = [asyncio.ensure_future(one(member)) for member in members]
+        by_task = dict(zip(tasks, range(len(tasks)), strict=True))
+        results: list[TargetResult[Any] | None] = [None] * len(tasks)
+        failed = 0
+        try:
+            pending: set[asyncio.Future[TargetResult[Any]]] = set(tasks)
+            while pending:
+                finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(finished, key=by_task.__getitem__):
+                    result = task.result()
+                    results[by_task[task]] = result
+                    failed += not result.ok
+                    if self.progress is not None:
+                        done = sum(r is not None for r in results)
+                        self.progress(FleetProgress(done, len(tasks), failed, result))
+        finally:
+            # Cancelled or a callback failed: every target closes before we go.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        complete = [r for r in results if r is not None]
+        table: list[_R] = []
+        if rows is not None:
+            for result in complete:
+                if result.ok:
+                    table.extend(rows(result.target, result.value))
+        return FleetResult(RecordList(complete), RecordList(table), gauge.peak)
+
+    async def _session(
+        self,
+        member: FleetTarget,
+        resource: type[_Res],
+        work: Callable[..., Awaitable[Any]],
+        gauge: _Gauge,
+    ) -> Any:
+        timeout = member.operation_timeout or self.operation_timeout
+        if resource is LinuxGuest:
+            opened: Resource = LinuxGuest(shell_transport_for(member.target), timeout=timeout)  # type: ignore[arg-type]
+        else:
+            transport = powershell_transport_for(member.target)  # type: ignore[arg-type]
+            opened = resource(transport, timeout=timeout)  # type: ignore[arg-type]
+        gauge.up()
+        try:
+            try:
+                await opened.transport.open()
+                return await work(opened, member)
+            finally:
+                await opened.aclose()
+        finally:
+            gauge.down()
+
+
+def _ignore_member(
+    work: Callable[[_Res], Awaitable[_V]],
+) -> Callable[[_Res, FleetTarget], Awaitable[_V]]:
+    async def call(resource: _Res, _: FleetTarget) -> _V:
+        return await work(resource)
+
+    return call
+
+
+def _service_rows(target: str, states: Iterable[IntegrationServiceState]) -> Iterator[ServiceRow]:
+    for s in states:
+        yield ServiceRow(target, s.vm_name, s.vm_id, s.display_name, s.enabled, s.primary_status)
+
+
+def _guest_rows(target: str, states: Iterable[GuestServiceState]) -> Iterator[GuestServiceRow]:
+    for s in states:
+        service = s.service.name if s.service is not None else ""
+        yield GuestServiceRow(target, s.name, service, s.present, s.status, s.start_type)
+
+
+def _daemon_rows(target: str, status: LinuxStatus) -> Iterator[DaemonRow]:
+    for d in status.daemons:
+        pids = tuple(p.pid for p in d.processes)
+        yield DaemonRow(target, d.name, d.daemon.service.name, d.running, pids, d.program or "")
+
+
+def _change_rows(target: str, result: ApplyResult) -> Iterator[PlanItem]:
+    for item in result.items:
+        state = item.state
+        before = state.enabled if not item.changed else not item.requested
+        action = "enable" if item.requested else "disable"
+        critical = state.service is not None and state.service.critical and not item.requested
+        yield PlanItem(
+            target,
+            state.vm_name,
+            state.display_name,
+            before,
+            item.requested,
+            action,
+            critical,
+            item.changed,
+        )
