@@ -45,10 +45,32 @@ def _ref_text(ref: Mapping[str, JsonValue]) -> str:
     return str(ref.get("Name", ""))
 
 
+class _VMIndex:
+    """Mirror of New-HvVMIndex: the host's VMs by id and by lower-cased name,
+    built once per call so that resolving a reference is one lookup."""
+
+    def __init__(self, host: HostModel) -> None:
+        self.host = host
+        self.by_id: dict[uuid.UUID, SimulatedVM] = {}
+        self.by_name: dict[str, list[SimulatedVM]] = {}
+        for vm in host.vms:
+            self.by_id[vm.id] = vm
+            self.by_name.setdefault(vm.name.lower(), []).append(vm)
+
+
 def _resolve(
     host: HostModel, ref: JsonValue, target: JsonValue, errors: list[ErrorRecord]
 ) -> SimulatedVM | None:
+    """One reference resolved through an index of its own (the scripts that
+    take one VM build the index once, too)."""
+    return _resolve_in(_VMIndex(host), ref, target, errors)
+
+
+def _resolve_in(
+    index: _VMIndex, ref: JsonValue, target: JsonValue, errors: list[ErrorRecord]
+) -> SimulatedVM | None:
     """Mirror of Resolve-HvVM: exactly one match by id, or by exact name."""
+    host = index.host
     if not isinstance(ref, Mapping):
         raise SimulatedScriptError(
             ErrorRecord(
@@ -69,11 +91,11 @@ def _resolve(
                     exception_type="System.Management.Automation.RuntimeException",
                 )
             ) from exc
-        found = [vm for vm in host.vms if vm.id == wanted]
+        match = index.by_id.get(wanted)
+        found = [] if match is None else [match]
     else:
-        # PowerShell's -eq on strings is exact but case-insensitive.
-        name = str(ref.get("Name", "")).casefold()
-        found = [vm for vm in host.vms if vm.name.casefold() == name]
+        # Exact but case-insensitive, as the script's lower-cased index.
+        found = list(index.by_name.get(str(ref.get("Name", "")).lower(), ()))
     if len(found) == 1:
         return found[0]
     text = _ref_text(ref)
@@ -179,9 +201,10 @@ def _selected_vms(
     if refs is None:
         return list(host.vms)
     machines = []
+    index = _VMIndex(host)
     for ref in refs:
         target = _ref_text(ref) if isinstance(ref, Mapping) else None
-        vm = _resolve(host, ref, target, errors)
+        vm = _resolve_in(index, ref, target, errors)
         if vm is not None:
             machines.append(vm)
     return machines
@@ -243,12 +266,13 @@ def set_integration_services(
     errors: list[ErrorRecord] = []
     output: list[JsonObject] = []
     done: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    vms = _VMIndex(host)
     for index, change in enumerate(changes):
         if not isinstance(change, Mapping):
             raise SimulatedScriptError(
                 ErrorRecord("A change must be an object.", category="InvalidArgument")
             )
-        vm = _resolve(host, change.get("VM"), index, errors)
+        vm = _resolve_in(vms, change.get("VM"), index, errors)
         if vm is None:
             continue
         component_id = _component_id(change)
