@@ -147,11 +147,15 @@ def _dispatch(
     else:
         vm = _guest_vm(host, guest)
         if vm is None:
+            # The same record the host scripts give for an unknown VM, so the
+            # caller gets VMNotFoundError with the names it could use.
             raise SimulatedScriptError(
                 ErrorRecord(
                     f"The simulated guest '{guest}' does not exist on this host.",
-                    error_id="HvIntegration.NoSuchGuest",
-                    category="ResourceUnavailable",
+                    error_id="HvIntegration.VMNotFound",
+                    category="ObjectNotFound",
+                    target_object=guest,
+                    details="\n".join(vm.name for vm in host.vms),
                 )
             )
         if operation in GUEST_HANDLERS:

@@ -18,6 +18,7 @@ import urllib.parse
 from types import MappingProxyType
 
 from hvintegration.errors import InvalidTargetError
+from hvintegration.transport._url import missing_extra, refuse_ambiguous_credentials
 from hvintegration.transport.base import (
     CompletedCommand,
     ErrorRecord,
@@ -72,7 +73,10 @@ def parse_target(url: str) -> Target:
         The target settings.
 
     Raises:
-        InvalidTargetError: The URL is malformed or its scheme is unknown.
+        InvalidTargetError: The URL is malformed, ambiguous (an unencoded
+            ``/``, ``?`` or ``#`` in its password), its scheme is unknown, or
+            the optional packages of its scheme are not installed (the
+            message names the extra to install).
     """
     if not isinstance(url, str) or "://" not in url:
         raise InvalidTargetError("a target is a URL such as sim:// or ssh://user@host")
@@ -84,6 +88,10 @@ def parse_target(url: str) -> Target:
             f"unknown target scheme {scheme + '://'!r} (valid: "
             f"{', '.join(s + '://' for s in SCHEMES)})"
         )
+    refuse_ambiguous_credentials(parts, scheme=scheme)
+    missing = missing_extra(parts, scheme=scheme)
+    if missing is not None:
+        raise InvalidTargetError(missing)
     module_name, _, class_name = where.partition(":")
     target_class = getattr(importlib.import_module(module_name), class_name)
     target: Target = target_class.from_url(parts)

@@ -1,13 +1,39 @@
-"""The query options of a target URL, read the same way for every scheme."""
+"""Reading a target URL the same way for every scheme: its query options,
+the optional packages a scheme needs, and URLs whose user part is ambiguous."""
 
 from __future__ import annotations
 
+import importlib.util
 import urllib.parse
 from collections.abc import Collection
 
 from hvintegration.errors import InvalidTargetError
 
-__all__ = ["check_options", "parse_options"]
+__all__ = [
+    "CREDENTIAL_SCHEMES",
+    "EXTRAS",
+    "check_options",
+    "missing_extra",
+    "parse_options",
+    "refuse_ambiguous_credentials",
+]
+
+CREDENTIAL_SCHEMES = frozenset({"ssh", "psrp"})
+"""Schemes whose URL may carry ``user:password@`` before the host."""
+
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ssh": ("ssh", ("asyncssh",)),
+    "psrp": ("psrp", ("psrp", "psrpcore")),
+}
+"""Scheme to the optional extra that installs it and the modules it brings
+(pyproject.toml's ``[project.optional-dependencies]``)."""
+
+_AMBIGUOUS = (
+    "the target URL is ambiguous: '@' after the host means its password (or user name) "
+    "holds '/', '?' or '#', which end the host part; percent-encode them (%2F, %3F, %23) "
+    "or keep the password out of the URL (the target's password= setting; on the command "
+    "line --password-file, $HVINTEGRATION_PASSWORD or --ask-password)"
+)
 
 _UNKNOWN_OPTION_WITH_PASSWORD = (
     "unknown option in the URL; if the password contains '?', '#', '/' or '@', "
@@ -64,4 +90,74 @@ def check_options(
         f"unknown {scheme}:// option {', '.join(sorted(unknown))}{context} "
         f"(valid: {', '.join(sorted(allowed))})",
         target=target,
+    )
+
+
+def refuse_ambiguous_credentials(url: urllib.parse.SplitResult, *, scheme: str) -> None:
+    """Refuse a URL whose user part holds an unencoded ``/``, ``?`` or ``#``.
+
+    ``urllib`` ends the host part of ``ssh://admin:12345/x@host`` at the
+    ``/``: host ``admin``, port ``12345``, and the password's rest as a
+    path. Such a URL would connect to the wrong machine and repeat the
+    password in every message, so an ``@`` after the host part is refused
+    (in the path or fragment always; in the query when no ``@`` came
+    before, as a user part always has one). The message repeats nothing of
+    the URL.
+
+    Args:
+        url: The split URL.
+        scheme: Its scheme, lower case; only :data:`CREDENTIAL_SCHEMES` are
+            checked.
+
+    Raises:
+        InvalidTargetError: The URL is ambiguous.
+
+    Example:
+        >>> import urllib.parse
+        >>> refuse_ambiguous_credentials(  # doctest: +ELLIPSIS
+        ...     urllib.parse.urlsplit("ssh://admin:12345/x@host"), scheme="ssh")
+        Traceback (most recent call last):
+        ...
+        hvintegration.errors.InvalidTargetError: the target URL is ambiguous: ...
+    """
+    if scheme not in CREDENTIAL_SCHEMES:
+        return
+    after_host = "@" in url.path or "@" in url.fragment
+    if after_host or ("@" in url.query and "@" not in url.netloc):
+        raise InvalidTargetError(_AMBIGUOUS)
+
+
+def missing_extra(url: urllib.parse.SplitResult, *, scheme: str) -> str | None:
+    """What to install when a scheme's optional packages are missing.
+
+    ``psrp://...?via=ssh`` needs the ``ssh`` extra as well.
+
+    Args:
+        url: The split URL.
+        scheme: Its scheme, lower case.
+
+    Returns:
+        One line naming the extra to install, or ``None`` when the scheme
+        needs none or has what it needs.
+
+    Example:
+        >>> import urllib.parse
+        >>> missing_extra(urllib.parse.urlsplit("sim://"), scheme="sim") is None
+        True
+    """
+    extras = [scheme] if scheme in EXTRAS else []
+    if scheme == "psrp" and parse_options(url)[1].get("via") == "ssh":
+        extras.append("ssh")
+    missing = [
+        module
+        for extra in extras
+        for module in EXTRAS[extra][1]
+        if importlib.util.find_spec(module) is None
+    ]
+    if not missing:
+        return None
+    names = ",".join(EXTRAS[extra][0] for extra in extras)
+    return (
+        f"{scheme}:// needs the optional package{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(missing)}: pip install 'hvintegration[{names}]'"
     )
