@@ -8,10 +8,13 @@ function of the record); the CLI table, the notebook table and the record
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
-__all__ = ["RecordList", "Tabular", "html_table", "text_table"]
+from rich.cells import cell_len
+
+__all__ = ["RecordList", "Tabular", "format_table", "html_table", "printable", "text_table"]
 
 Column = tuple[str, Callable[[Any], object]]
 
@@ -41,8 +44,90 @@ def _rows(records: Sequence[Tabular]) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+# What a terminal must never receive raw from a remote value: C0 controls
+# (ESC starts a sequence that can retitle or clear the terminal, BEL rings,
+# CR and LF forge lines), DEL, C1 controls (0x9b is an 8-bit CSI), the line
+# and paragraph separators, and the bidirectional controls that reorder
+# what is shown (Unicode UAX #9, "Explicit Directional Formatting";
+# the Trojan Source attack, CVE-2021-42574).
+_CONTROLS = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[{_CONTROLS}]")
+_UNSAFE_BUT_NEWLINE = re.compile(f"(?!\n)[{_CONTROLS}]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    r"""Text with every control character shown as an escape, safe for a terminal.
+
+    Control characters (C0 and C1, DEL), the Unicode line separators and
+    the bidirectional overrides become ``\x1b`` or ``\u202e``; everything
+    else, CJK included, is kept.
+
+    Args:
+        text: Text that may come from a remote side.
+        newlines: Keep ``\n`` as a line break (for text of several lines);
+            by default it is escaped too, so the result is one line.
+
+    Returns:
+        The text, safe to print.
+
+    Example:
+        >>> printable("demo\x1b]0;owned\x07vm")
+        'demo\\x1b]0;owned\\x07vm'
+        >>> print(printable("a\nb\u202ec"))
+        a\x0ab\u202ec
+    """
+    pattern = _UNSAFE_BUT_NEWLINE if newlines else _UNSAFE
+    return pattern.sub(_escape, text)
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """Lay out cells as PowerShell's ``Format-Table`` does, by display width.
+
+    Columns are as wide as their widest cell on a terminal (a CJK character
+    takes two cells, a combining mark none), separated by one space, with a
+    dashed rule under the headers and no trailing spaces. Every cell passes
+    through :func:`printable`.
+
+    Args:
+        headers: Column headers.
+        rows: Cells, one sequence per row, as many as there are headers.
+
+    Returns:
+        The table, header and dashed rule first.
+
+    Example:
+        >>> print(format_table(["Name", "Enabled"], [["客體服務介面", "True"], ["VSS", "False"]]))
+        Name         Enabled
+        ------------ -------
+        客體服務介面 True
+        VSS          False
+    """
+    head = [printable(header) for header in headers]
+    body = [[printable(cell) for cell in row] for row in rows]
+    widths = [cell_len(header) for header in head]
+    for row in body:
+        widths = [max(w, cell_len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Iterable[str]) -> str:
+        padded = (cell + " " * (w - cell_len(cell)) for cell, w in zip(cells, widths, strict=True))
+        return " ".join(padded).rstrip()
+
+    out = [line(head), line("-" * w for w in widths)]
+    out.extend(line(row) for row in body)
+    return "\n".join(out)
+
+
 def text_table(records: Sequence[Tabular]) -> str:
     """Render records as an aligned text table, PowerShell's ``Format-Table`` style.
+
+    Columns align by display width, so Chinese and Japanese names line up,
+    and control characters from remote values are escaped (see
+    :func:`format_table`).
 
     Args:
         records: Records of one class.
@@ -53,16 +138,7 @@ def text_table(records: Sequence[Tabular]) -> str:
     headers, rows = _rows(records)
     if not headers:
         return ""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-
-    def line(cells: Iterable[str]) -> str:
-        return " ".join(cell.ljust(w) for cell, w in zip(cells, widths, strict=True)).rstrip()
-
-    out = [line(headers), line("-" * w for w in widths)]
-    out.extend(line(row) for row in rows)
-    return "\n".join(out)
+    return format_table(headers, rows)
 
 
 def html_table(records: Sequence[Tabular]) -> str:
