@@ -31,6 +31,8 @@ from hvintegration._host_wire import (
 )
 from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
+from hvintegration.diagnosis import GuestConnection, diagnose_vm
+from hvintegration.diagnosis_records import Diagnosis
 from hvintegration.errors import HvIntegrationError, ServiceNotFoundError
 from hvintegration.operations import (
     COPY_VM_FILE,
@@ -400,6 +402,44 @@ class VirtualMachine:
             The guest; closing it leaves the host open.
         """
         return WindowsGuest.direct(self.host, self.ref, credential)
+
+    async def diagnose(
+        self,
+        guest: GuestConnection | None = None,
+        *,
+        host_os: str | None = None,
+        guest_os: str | None = None,
+    ) -> Diagnosis:
+        """One verdict per integration service, from the host and (given one) the guest.
+
+        See :mod:`hvintegration.diagnosis` for the verdicts and the rules.
+
+        Args:
+            guest: A connected WindowsGuest or LinuxGuest inside this VM, or
+                ``None`` to decide from the host's statuses alone.
+            host_os: The host's release, for the update path of a protocol
+                mismatch.
+            guest_os: The guest's OS; by default what the guest publishes
+                through Key-Value Pair Exchange.
+
+        Returns:
+            The :class:`~hvintegration.diagnosis_records.Diagnosis`; a guest
+            that cannot be read gives ``unknown`` verdicts with its error.
+
+        Raises:
+            VMNotFoundError: No such VM.
+
+        Example:
+            >>> import asyncio
+            >>> from hvintegration import HyperVHost
+            >>> async def main():
+            ...     async with HyperVHost.connect("sim://") as host:
+            ...         diagnosis = await host.vm("demovm").diagnose()
+            ...     return [(d.service.name, d.verdict.value) for d in diagnosis.problems]
+            >>> asyncio.run(main())
+            [('Guest Service Interface', 'disabled on host')]
+        """
+        return await diagnose_vm(self, guest, host_os=host_os, guest_os=guest_os)
 
     async def apply(self, desired: DesiredState, *, force: bool = False) -> ApplyResult:
         """Bring this VM's services to a desired state in one round trip.

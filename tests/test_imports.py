@@ -171,6 +171,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "hvintegration._table",
             "hvintegration.maintenance",
             "hvintegration.maintenance_data",
+            "hvintegration.diagnosis_records",
         ),
     ),
     (
@@ -186,6 +187,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "hvintegration._connect",
             "hvintegration.host",
             "hvintegration.preflight",
+            "hvintegration.diagnosis",
             "hvintegration._host_wire",
             "hvintegration.windows",
             "hvintegration.linux",

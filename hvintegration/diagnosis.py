@@ -1,0 +1,684 @@
+"""``diagnose``: one verdict per integration service, from both ends at once.
+
+An integration service works only when it is on at both ends: enabled on the
+host for the VM, and running inside the guest. :func:`diagnose_vm` (called as
+:meth:`hvintegration.VirtualMachine.diagnose`) reads the host side (the VM's
+state, its services and their statuses, and where the host offers them its
+Key-Value Pair Exchange items and integration services state) and, when a
+guest connection is given, the guest side (the ``vmic*`` services of a
+:class:`~hvintegration.WindowsGuest`; the ``hv_utils`` driver and the daemons
+of a :class:`~hvintegration.LinuxGuest`), then decides.
+
+Without a guest it decides from the host's status codes. The host reports, per
+service, ``PrimaryStatusDescription`` and ``OperationalStatus`` (the
+component's ``OperationalStatus`` of ``Msvm_HeartbeatComponent`` and its
+siblings, https://learn.microsoft.com/en-us/windows/win32/hyperv_v2/msvm-heartbeatcomponent)
+with the CIM meanings
+(https://learn.microsoft.com/en-us/windows/win32/hyperv_v2/cim-managedsystemelement):
+``OK``; ``No Contact``, the host knows the component but has never reached
+it (the guest side is not running); ``Lost Communication``, it was reached
+before and no longer is; ``Degraded`` and the error states. Out-of-date guest
+components show ``ProtocolMismatch`` as the secondary operational status
+(``Get-VMIntegrationService`` help, example 1,
+https://learn.microsoft.com/en-us/powershell/module/hyper-v/get-vmintegrationservice).
+
+The rules, per service, first match wins:
+
+1. The host could not be read: ``unknown``, with its error.
+2. The VM is not running: ``VM not running``; a VM that is off reports no
+   status, so nothing else can be told.
+3. The host does not offer it (Guest Service Interface before Windows Server
+   2012 R2), or the guest has no side for it (PowerShell Direct in Linux):
+   ``not supported``.
+4. Disabled on the host: ``disabled on host``, with the guest side's state
+   when a guest was asked.
+5. A guest was asked and could not be read: ``unknown``, with its error; the
+   host's facts stay in the record.
+6. A guest was asked and its side is not running: ``guest side not
+   running``.
+7. The host reports ``Lost Communication``, or ``No Contact`` while the guest
+   says its side runs: ``lost communication``.
+8. The host reports ``No Contact``: ``guest side not running``.
+9. The host reports a protocol mismatch: ``protocol mismatch``, with the
+   update path from :func:`~hvintegration.maintenance.advise` when the host
+   and guest OS are known.
+10. The host reports ``OK``: ``working``. Any other status (``Degraded``,
+    ``Error``...) is ``unknown``, quoting it.
+
+A service the host has no switch for (PowerShell Direct, Remote Desktop
+Virtualization) is decided by the guest alone; without a guest it is
+``unknown``, which asks for no action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, Union
+
+from hvintegration import catalogue
+from hvintegration._table import RecordList
+from hvintegration.diagnosis_records import (
+    Diagnosis,
+    DiagnosisVerdict,
+    GuestSide,
+    Remedy,
+    ServiceDiagnosis,
+)
+from hvintegration.errors import HvIntegrationError, NotFoundError
+from hvintegration.linux.guest import LinuxGuest
+from hvintegration.linux.records import LinuxStatus
+from hvintegration.maintenance import Advice, Mechanism, advise
+from hvintegration.records import IntegrationServiceState, VMSummary
+from hvintegration.windows.guest import WindowsGuest
+from hvintegration.windows.records import GuestServiceState
+
+__all__ = ["GuestConnection", "VirtualMachineLike", "diagnose_vm"]
+
+GuestConnection = Union[WindowsGuest, LinuxGuest]
+"""A connected guest :func:`diagnose_vm` reads the guest side from."""
+
+_V = DiagnosisVerdict
+_KERNEL_ONLY = (catalogue.HEARTBEAT, catalogue.SHUTDOWN, catalogue.TIME_SYNCHRONIZATION)
+_GUEST_ONLY = tuple(spec for spec in catalogue.ALL_SERVICES if spec.component_id is None)
+
+
+def _described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _ps_quote(text: str) -> str:
+    # A single-quoted PowerShell literal: every quote PowerShell treats as
+    # ' (U+0027 and U+2018 to U+201B) is doubled. Display text only.
+    out = "".join(ch * 2 if ch in "'\u2018\u2019\u201a\u201b" else ch for ch in text)
+    return f"'{out}'"
+
+
+def _py(text: str) -> str:
+    return repr(text)
+
+
+class _HostLike(Protocol):
+    @property
+    def target(self) -> str: ...
+
+
+class VirtualMachineLike(Protocol):
+    """What :func:`diagnose_vm` needs of a VM: :class:`hvintegration.VirtualMachine`."""
+
+    @property
+    def host(self) -> _HostLike: ...
+
+    @property
+    def ref(self) -> object: ...
+
+    async def summary(self) -> VMSummary: ...
+
+    async def integration_services(self) -> RecordList[IntegrationServiceState]: ...
+
+
+class _Context:
+    """What the remedies need to spell themselves: names and targets."""
+
+    def __init__(self, vm: VirtualMachineLike, name: str, guest: GuestConnection | None) -> None:
+        self.vm = name
+        self.host_target = vm.host.target
+        self.guest = guest
+
+    def cli(self, target: str, *words: str) -> str:
+        return shlex.join(["hvintegration", "--target", target, *words])
+
+
+# -- the guest side ---------------------------------------------------------
+
+
+def _windows_side(
+    spec: catalogue.ServiceSpec, services: Mapping[str, GuestServiceState]
+) -> GuestSide:
+    state = services.get(spec.windows_service)
+    if state is None or not state.present:
+        return GuestSide("windows", spec.windows_service, False, False, "not present")
+    return GuestSide(
+        "windows",
+        spec.windows_service,
+        True,
+        state.running,
+        f"{state.status} ({state.start_type})" if state.start_type else state.status,
+    )
+
+
+def _linux_side(spec: catalogue.ServiceSpec, status: LinuxStatus) -> GuestSide | None:
+    side = spec.linux
+    if side is None:
+        return None
+    driver = status.driver
+    if spec in _KERNEL_ONLY or not side.daemons:
+        state = driver.state + (", bound" if driver.bound else ", not bound")
+        return GuestSide("linux", driver.name, driver.loaded, driver.loaded and driver.bound, state)
+    daemon = next(d for d in status.daemons if d.daemon.service is spec)
+    if daemon.running:
+        pids = ", ".join(str(p.pid) for p in daemon.processes)
+        what = f"running, pid {pids}"
+    elif daemon.program is None:
+        what = "not installed"
+    else:
+        what = f"stopped, {daemon.program}"
+    if not driver.loaded:
+        what += f"; {driver.name} {driver.state}"
+    return GuestSide("linux", daemon.name, daemon.program is not None, daemon.running, what)
+
+
+# -- remedies ----------------------------------------------------------------
+
+
+def _enable_on_host(ctx: _Context, spec: catalogue.ServiceSpec) -> Remedy:
+    return Remedy(
+        "host",
+        f"enable {spec.name} for the VM on the host",
+        f"await host.vm({_py(ctx.vm)}).integration_service({_py(spec.name)}).enable()",
+        ctx.cli(ctx.host_target, "host", "enable", ctx.vm, spec.name),
+        f"Hyper-V\\Enable-VMIntegrationService -VMName {_ps_quote(ctx.vm)} "
+        f"-Name {_ps_quote(spec.name)}",
+    )
+
+
+def _windows_start(
+    ctx: _Context, spec: catalogue.ServiceSpec, side: GuestSide | None, *, restart: bool = False
+) -> list[Remedy]:
+    name = spec.windows_service
+    steps = []
+    guest_cli = (
+        ["windows", "--vm", ctx.vm]
+        if ctx.guest is None or not isinstance(ctx.guest, WindowsGuest)
+        else ["windows"]
+    )
+    target = ctx.guest.target if isinstance(ctx.guest, WindowsGuest) else ctx.host_target
+    if side is not None and "Disabled" in side.state:
+        steps.append(
+            Remedy(
+                "guest",
+                f"allow {name} to start again (startup type Manual)",
+                f"await guest.service({_py(name)}).enable()",
+                ctx.cli(target, *guest_cli, "enable", name),
+                f"Set-Service -Name {name} -StartupType Manual",
+            )
+        )
+    verb, cmdlet = ("restart", "Restart-Service") if restart else ("start", "Start-Service")
+    steps.append(
+        Remedy(
+            "guest",
+            f"{verb} {name} in the Windows guest",
+            f"await guest.service({_py(name)}).{verb}()",
+            ctx.cli(target, *guest_cli, verb, name),
+            f"{cmdlet} -Name {name}",
+        )
+    )
+    return steps
+
+
+def _linux_start(
+    ctx: _Context,
+    spec: catalogue.ServiceSpec,
+    status: LinuxStatus | None,
+    packages: tuple[str, ...],
+    *,
+    restart: bool = False,
+) -> list[Remedy]:
+    side = spec.linux
+    if side is None:
+        return []
+    target = ctx.guest.target if isinstance(ctx.guest, LinuxGuest) else "ssh://root@GUEST"
+    steps = []
+    if status is not None and not status.driver.loaded:
+        steps.append(
+            Remedy(
+                "guest",
+                f"load the {side.driver} driver (every integration service needs it)",
+                "",
+                "",
+                f"modprobe {side.driver}",
+            )
+        )
+    if spec in _KERNEL_ONLY or not side.daemons:
+        if not steps:
+            steps.append(
+                Remedy(
+                    "guest",
+                    f"the kernel's {side.driver} driver serves {spec.name}: check that it is "
+                    "loaded and bound",
+                    "await guest.driver()",
+                    ctx.cli(target, "linux", "status"),
+                    f"lsmod | grep {side.driver}",
+                )
+            )
+        return steps
+    daemon = None if status is None else next(d for d in status.daemons if d.daemon.service is spec)
+    name = side.daemons[-1] if daemon is None else daemon.name
+    if daemon is not None and daemon.program is None:
+        wanted = ", ".join(packages) or "hyperv-daemons, hyperv-tools or linux-cloud-tools-..."
+        steps.append(
+            Remedy(
+                "guest",
+                f"install {name}: the distribution's Hyper-V daemon package ({wanted})",
+                "",
+                "",
+                f"install {wanted} with the distribution's package manager",
+            )
+        )
+        return steps
+    manual = f"{daemon.program}" if daemon is not None and daemon.program else name
+    if daemon is not None and daemon.running and restart:
+        pid_of = f"kill -15 $(pidof {name}); "
+    else:
+        pid_of = ""
+    if status is not None and status.systemd and daemon is not None and daemon.unit is not None:
+        manual_text = f"systemctl {'restart' if restart else 'start'} {daemon.unit.name}"
+    else:
+        manual_text = f"{pid_of}{manual}"
+    verb = "restart" if restart else "start"
+    steps.append(
+        Remedy(
+            "guest",
+            f"{verb} {name} as root in the Linux guest",
+            f"await guest.daemon({_py(name)}).{verb}()",
+            ctx.cli(target, "linux", verb, name),
+            manual_text,
+        )
+    )
+    return steps
+
+
+def _guest_steps(
+    ctx: _Context,
+    spec: catalogue.ServiceSpec,
+    side: GuestSide | None,
+    family: str,
+    status: LinuxStatus | None,
+    packages: tuple[str, ...],
+    *,
+    restart: bool = False,
+) -> list[Remedy]:
+    steps: list[Remedy] = []
+    if family in ("windows", "") and spec.windows_service:
+        steps += _windows_start(ctx, spec, side, restart=restart)
+    if family in ("linux", ""):
+        steps += _linux_start(ctx, spec, status, packages, restart=restart)
+    return steps
+
+
+def _update_steps(
+    ctx: _Context, advice: Advice | None, host_os: str, guest_os: str
+) -> list[Remedy]:
+    if advice is None:
+        hint = shlex.join(
+            [
+                "hvintegration",
+                "advise",
+                "--host-os",
+                host_os or "HOST-OS",
+                "--guest-os",
+                guest_os or "GUEST-OS",
+            ]
+        )
+        return [
+            Remedy(
+                "guest",
+                "update the guest's integration services; the update path depends on the host "
+                "and guest OS (give both to get it)",
+                f"advise(host_os={_py(host_os or 'HOST-OS')}, "
+                f"guest_os={_py(guest_os or 'GUEST-OS')})",
+                hint,
+                "Windows Update, or the integration services disk on older hosts",
+            )
+        ]
+    call = f"advise(host_os={_py(advice.host_os)}, guest_os={_py(advice.guest_os)})"
+    cli = shlex.join(
+        ["hvintegration", "advise", "--host-os", advice.host_os, "--guest-os", advice.guest_os]
+    )
+    steps = []
+    if advice.data_exchange:
+        steps.append(_enable_on_host(ctx, catalogue.KEY_VALUE_PAIR_EXCHANGE))
+    if advice.mechanism is Mechanism.WINDOWS_UPDATE:
+        manual = "install the updates Windows Update offers in the guest"
+        if advice.data_exchange:
+            manual += " (needs Key-Value Pair Exchange enabled; else the KB3071740 cab)"
+    elif advice.mechanism is Mechanism.INTEGRATION_SERVICES_DISK:
+        manual = (
+            "Hyper-V Manager: Action > Insert Integration Services Setup Disk, then run the "
+            "setup in the guest"
+        )
+    elif advice.mechanism is Mechanism.PACKAGE_MANAGER:
+        manual = f"update the kernel and {', '.join(advice.packages) or 'the Hyper-V daemons'}"
+    else:
+        manual = "; ".join(advice.notes)
+    steps.append(
+        Remedy(
+            "guest",
+            f"update the guest's integration services: {advice.mechanism.value}",
+            call,
+            cli,
+            manual,
+        )
+    )
+    return steps
+
+
+# -- the verdicts ------------------------------------------------------------
+
+
+def _has(state: IntegrationServiceState, status: str, text: str) -> bool:
+    return status in state.operational_status or state.primary_status == text
+
+
+def _mismatch(state: IntegrationServiceState) -> bool:
+    return "ProtocolMismatch" in state.operational_status or (
+        "protocol version" in state.secondary_status.casefold()
+    )
+
+
+class _Facts:
+    """Everything read, from both ends, before any verdict is decided."""
+
+    def __init__(self) -> None:
+        self.summary: VMSummary | None = None
+        self.states: dict[catalogue.ServiceSpec, IntegrationServiceState] = {}
+        self.host_error = ""
+        self.kvp: Any = None
+        self.is_state: str | None = None
+        self.family = ""  # "windows", "linux" or "" when unknown
+        self.windows: dict[str, GuestServiceState] | None = None
+        self.linux: LinuxStatus | None = None
+        self.guest_error = ""
+        self.guest_os = ""
+        self.host_os = ""
+        self.advice: Advice | None = None
+        self.notes: list[str] = []
+
+    @property
+    def guest_asked(self) -> bool:
+        return self.windows is not None or self.linux is not None or bool(self.guest_error)
+
+    def side(self, spec: catalogue.ServiceSpec) -> GuestSide | None:
+        if self.windows is not None:
+            return _windows_side(spec, self.windows)
+        if self.linux is not None:
+            return _linux_side(spec, self.linux)
+        return None
+
+    def packages(self) -> tuple[str, ...]:
+        return self.advice.packages if self.advice is not None else ()
+
+
+_Make = Callable[..., ServiceDiagnosis]
+_Steps = Callable[..., list[Remedy]]
+
+
+def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> ServiceDiagnosis:
+    state = facts.states.get(spec)
+    side = facts.side(spec)
+    family = facts.family
+
+    def make(verdict: DiagnosisVerdict, reason: str, steps: list[Remedy] | None = None,
+             error: str = "") -> ServiceDiagnosis:  # fmt: skip
+        return ServiceDiagnosis(spec, verdict, reason, state, side, error, tuple(steps or ()))
+
+    def guest_steps(restart: bool = False) -> list[Remedy]:
+        return _guest_steps(ctx, spec, side, family, facts.linux, facts.packages(), restart=restart)
+
+    if facts.host_error and spec.component_id is not None:
+        return make(_V.UNKNOWN, "the host could not be read", error=facts.host_error)
+    summary = facts.summary
+    if summary is not None and summary.state != "Running":
+        start = Remedy(
+            "host", "start the VM", "", "", f"Hyper-V\\Start-VM -Name {_ps_quote(ctx.vm)}"
+        )
+        return make(
+            _V.VM_NOT_RUNNING,
+            f"the VM is {summary.state}: a VM that is not running reports no status",
+            [start],
+        )
+    if spec.component_id is None:
+        return _decide_guest_only(spec, facts, side, make, guest_steps)
+    if state is None:
+        return make(_V.NOT_SUPPORTED, f"the host does not offer {spec.name} to this VM")
+    if facts.linux is not None and side is None:
+        return make(_V.NOT_SUPPORTED, f"a Linux guest has no side for {spec.name}")
+    if side is not None and not side.present and side.system == "windows":
+        return make(_V.NOT_SUPPORTED, f"the guest has no {side.name} service (an older guest)")
+    if not state.enabled:
+        if side is None:
+            seen = "could not be read" if facts.guest_error else "was not asked"
+            reason = f"disabled on the host; the guest side {seen}"
+        elif side.running:
+            reason = f"running in the guest ({side.name}) but disabled on the host"
+        else:
+            reason = f"disabled on the host, and {side.name} is not running in the guest either"
+        steps = [_enable_on_host(ctx, spec)]
+        if side is not None and not side.running:
+            steps += guest_steps()
+        return make(_V.HOST_DISABLED, reason, steps, error=facts.guest_error)
+    if facts.guest_error:
+        return make(
+            _V.UNKNOWN,
+            f"the host reports {state.primary_status or 'no status'}; "
+            "the guest side could not be read",
+            error=facts.guest_error,
+        )
+    if side is not None and not side.running:
+        return make(
+            _V.GUEST_NOT_RUNNING,
+            f"enabled on the host, but {side.name} is {side.state} in the guest "
+            f"(the host reports {state.primary_status or 'no status'})",
+            guest_steps(),
+        )
+    no_contact = _has(state, "NoContact", "No Contact")
+    if _has(state, "LostCommunication", "Lost Communication") or (no_contact and side is not None):
+        where = f"{side.name} runs in the guest, but " if side is not None else ""
+        return make(
+            _V.LOST_COMMUNICATION,
+            f"{where}the host reports {state.primary_status or 'no contact'}",
+            guest_steps(restart=side is not None and side.running),
+        )
+    if no_contact:
+        return make(
+            _V.GUEST_NOT_RUNNING,
+            "enabled on the host, which reports No Contact: the guest side is not running",
+            guest_steps(),
+        )
+    if _mismatch(state):
+        reason = "the guest's components are older than the host's (ProtocolMismatch)"
+        if family == "linux":
+            reason += "; a Linux guest shows this when its daemon for the service is not running"
+        return make(
+            _V.PROTOCOL_MISMATCH,
+            reason,
+            _update_steps(ctx, facts.advice, facts.host_os, facts.guest_os),
+        )
+    if "Ok" in state.operational_status or state.primary_status == "OK":
+        reason = "enabled, and the host reports OK"
+        if side is not None:
+            reason += f"; {side.name} {side.state}"
+        return make(_V.WORKING, reason)
+    return make(
+        _V.UNKNOWN,
+        f"the host reports {state.primary_status or 'no status'!s} "
+        f"({', '.join(state.operational_status) or 'no operational status'})",
+    )
+
+
+def _decide_guest_only(
+    spec: catalogue.ServiceSpec,
+    facts: _Facts,
+    side: GuestSide | None,
+    make: _Make,
+    guest_steps: _Steps,
+) -> ServiceDiagnosis:
+    # PowerShell Direct and Remote Desktop Virtualization have no host
+    # switch: only the guest can tell. Their vmic* services are trigger-
+    # started (Manual), so "Stopped" and not Disabled means ready to run.
+    if facts.linux is not None or facts.family == "linux":
+        return make(_V.NOT_SUPPORTED, f"{spec.name} exists only in Windows guests")
+    if facts.guest_error:
+        return make(_V.UNKNOWN, "the guest side could not be read", error=facts.guest_error)
+    if side is None:
+        return make(_V.UNKNOWN, "only the guest can tell; no guest connection was given")
+    if not side.present:
+        return make(_V.NOT_SUPPORTED, f"the guest has no {side.name} service (an older guest)")
+    if side.running or "Disabled" not in side.state:
+        return make(_V.WORKING, f"{side.name} is {side.state}: it starts when it is needed")
+    return make(_V.GUEST_NOT_RUNNING, f"{side.name} is {side.state} in the guest", guest_steps())
+
+
+# -- reading -----------------------------------------------------------------
+
+
+async def _read_host(vm: VirtualMachineLike, facts: _Facts) -> None:
+    try:
+        facts.summary = await vm.summary()
+    except NotFoundError:
+        raise
+    except HvIntegrationError as exc:
+        facts.host_error = _described(exc)
+        return
+    facts.is_state = getattr(facts.summary, "integration_services_state", None)
+    try:
+        states = await vm.integration_services()
+    except NotFoundError:
+        raise
+    except HvIntegrationError as exc:
+        facts.host_error = _described(exc)
+        return
+    for state in states:
+        if state.service is not None:
+            facts.states[state.service] = state
+    reader = getattr(vm, "key_value_pairs", None)
+    if reader is None or facts.summary.state != "Running":
+        return
+    try:
+        facts.kvp = await reader()
+    except HvIntegrationError as exc:
+        facts.notes.append(f"Key-Value Pair Exchange items could not be read: {_described(exc)}")
+
+
+async def _read_guest(guest: GuestConnection, facts: _Facts) -> None:
+    try:
+        if isinstance(guest, WindowsGuest):
+            services = await guest.services()
+            facts.windows = {s.name.casefold(): s for s in services}
+            facts.family = "windows"
+        else:
+            facts.linux = await guest.status()
+            facts.family = "linux"
+    except (HvIntegrationError, OSError) as exc:
+        facts.guest_error = _described(exc)
+        facts.family = "windows" if isinstance(guest, WindowsGuest) else "linux"
+        facts.notes.append(f"the guest {guest.target} could not be read: {facts.guest_error}")
+
+
+def _family_of(os_name: str) -> str:
+    lowered = os_name.casefold()
+    if "windows" in lowered:
+        return "windows"
+    return "linux" if lowered else ""
+
+
+def _settle_os(facts: _Facts, host_os: str | None, guest_os: str | None) -> None:
+    kvp_os = str(getattr(facts.kvp, "os_name", "") or "")
+    facts.guest_os = guest_os or kvp_os
+    if guest_os is None and kvp_os:
+        facts.notes.append(f"guest OS from Key-Value Pair Exchange: {kvp_os}")
+    facts.host_os = host_os or ""
+    if not facts.family and facts.guest_os:
+        facts.family = _family_of(facts.guest_os)
+    wants_update = facts.is_state == "Update required" or any(
+        _mismatch(state) for state in facts.states.values() if state.enabled
+    )
+    if not wants_update:
+        return
+    if not (facts.host_os and facts.guest_os):
+        missing = " and ".join(
+            word for word, have in (("host", facts.host_os), ("guest", facts.guest_os)) if not have
+        )
+        facts.notes.append(f"an update is needed; give the {missing} OS for the update path")
+        return
+    try:
+        facts.advice = advise(host_os=facts.host_os, guest_os=facts.guest_os)
+    except NotFoundError as exc:
+        facts.notes.append(f"no update path: {exc}")
+
+
+async def diagnose_vm(
+    vm: VirtualMachineLike,
+    guest: GuestConnection | None = None,
+    *,
+    host_os: str | None = None,
+    guest_os: str | None = None,
+) -> Diagnosis:
+    """Diagnose every integration service of one VM, from both ends.
+
+    The host side is read in two or three round trips (the VM, its services,
+    and its Key-Value Pair Exchange items where the host offers them); the
+    guest side in one, at the same time.
+
+    Args:
+        vm: The VM.
+        guest: A connected :class:`~hvintegration.WindowsGuest` or
+            :class:`~hvintegration.LinuxGuest` inside that VM; ``None``
+            decides from the host's statuses alone.
+        host_os: The host's release (``"Windows Server 2022"``), for the
+            update path of a protocol mismatch.
+        guest_os: The guest's OS; by default the ``OSName`` the guest
+            publishes through Key-Value Pair Exchange, where readable.
+
+    Returns:
+        The :class:`~hvintegration.diagnosis_records.Diagnosis`. A guest
+        that cannot be read (unreachable, refused) makes its services
+        ``unknown`` with the error; it never hides the host side.
+
+    Raises:
+        VMNotFoundError: No such VM.
+        AmbiguousVMError: Several VMs have this name.
+        HvIntegrationError: The host could not be read and no guest was
+            given, so there is nothing to diagnose.
+        TypeError: ``guest`` is neither a WindowsGuest nor a LinuxGuest.
+    """
+    if guest is not None and not isinstance(guest, (WindowsGuest, LinuxGuest)):
+        raise TypeError(
+            f"guest is a connected WindowsGuest or LinuxGuest, not {type(guest).__name__}"
+        )
+    facts = _Facts()
+    guest_task = None if guest is None else asyncio.ensure_future(_read_guest(guest, facts))
+    try:
+        await _read_host(vm, facts)
+    except BaseException:
+        if guest_task is not None:
+            guest_task.cancel()
+            await asyncio.gather(guest_task, return_exceptions=True)
+        raise
+    if guest_task is not None:
+        await guest_task
+    if facts.host_error:
+        if guest is None:
+            raise HvIntegrationError(
+                f"could not read {vm.ref} on the host: {facts.host_error}",
+                target=vm.host.target,
+                operation="diagnose",
+            )
+        facts.notes.append(f"the host could not be read: {facts.host_error}")
+    _settle_os(facts, host_os, guest_os)
+    name = facts.summary.name if facts.summary is not None else str(vm.ref)
+    ctx = _Context(vm, name, guest)
+    services = tuple(_decide(ctx, facts, spec) for spec in catalogue.ALL_SERVICES)
+    return Diagnosis(
+        vm=name,
+        target=vm.host.target,
+        guest_target="" if guest is None else guest.target,
+        summary=facts.summary,
+        integration_services_state=facts.is_state,
+        guest_os=facts.guest_os,
+        host_os=facts.host_os,
+        advice=facts.advice,
+        services=services,
+        notes=tuple(facts.notes),
+    )
