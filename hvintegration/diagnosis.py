@@ -496,10 +496,7 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
             _update_steps(ctx, facts.advice, facts.host_os, facts.guest_os),
         )
     if "Ok" in state.operational_status or state.primary_status == "OK":
-        reason = "enabled, and the host reports OK"
-        if side is not None:
-            reason += f"; {side.name} {side.state}"
-        return make(_V.WORKING, reason)
+        return make(_V.WORKING, "enabled on the host, which reports OK")
     return make(
         _V.UNKNOWN,
         f"the host reports {state.primary_status or 'no status'!s} "

@@ -8,6 +8,7 @@ It mirrors what the vendor's how-to does by hand::
     hvintegration --target sim:// windows --vm demovm services
     hvintegration advise --host-os "Windows 10" --guest-os "Windows 7"
     hvintegration --target psrp://admin@hv01?ssl=true doctor
+    hvintegration --target sim:// diagnose demovm --guest sim://?guest=demovm
 
 The target comes from ``--target`` or ``HVINTEGRATION_TARGET``; without
 either, the built-in simulator is used and a note says so. Output is a table
@@ -31,6 +32,7 @@ from hvintegration.cli.commands import (
     run_linux,
     run_windows,
 )
+from hvintegration.cli.diagnose import run_diagnose
 from hvintegration.cli.parser import ENVIRONMENT_TARGET, build_parser, default_target
 from hvintegration.cli.render import render
 from hvintegration.errors import (
@@ -61,7 +63,8 @@ EXIT_CODES = {
 critical service turned off without ``--force``, 3 when a
 VM or service does not exist, 4 for missing rights, 5 for a timeout, 6 when
 the target cannot be reached, 1 for any other failure. ``doctor`` exits 1
-when any check fails (its report says which), 0 otherwise."""
+when any check fails (its report says which), 0 otherwise; ``diagnose`` exits
+1 when any service asks for action."""
 
 
 def _exit_code(error: HvIntegrationError) -> int:
@@ -120,6 +123,8 @@ def run(
             file=err,
         )
     try:
+        if args.side == "diagnose":
+            return asyncio.run(run_diagnose(args, target, out))
         if args.side == "doctor":
             passed = asyncio.run(run_doctor(args, target, out))
             return EXIT_CODES["ok"] if passed else EXIT_CODES["error"]

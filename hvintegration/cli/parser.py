@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hvintegration import __version__
+from hvintegration.cli.diagnose import add_diagnose
 from hvintegration.host import DEFAULT_TIMEOUT
 
 __all__ = [
@@ -233,4 +234,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(sides, common)
     sides.add_parser("catalogue", help="every integration service and its names", parents=[common])
     _add_advise(sides)
+    add_diagnose(sides, common)
     return parser

@@ -1,0 +1,182 @@
+"""``hvintegration diagnose VM [--guest URL]``: one verdict per service, with remedies.
+
+The host is the command's ``--target`` (or ``$HVINTEGRATION_TARGET``); the
+guest, when given, is a second URL. Which kind of guest a URL reaches is
+told by its scheme: ``sim-linux://`` and ``ssh://`` (a POSIX login) are Linux
+guests, ``sim://?guest=VM``, ``psrp://`` and ``ssh://...?shell=powershell``
+Windows guests; ``local://`` is the machine the command runs on. ``--windows``
+or ``--linux`` says it outright.
+
+Exit status: 0 when nothing asks for action, 1 when any service does (a
+verdict other than ``working`` or ``not supported``, or a side that could not
+be read), and the usual statuses of :data:`hvintegration.cli.EXIT_CODES` for
+errors (3 for a VM the host does not have).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import urllib.parse
+from typing import TextIO
+
+from hvintegration._connect import (
+    PowerShellTargetLike,
+    powershell_transport_for,
+    shell_transport_for,
+)
+from hvintegration._table import text_table
+from hvintegration.cli.render import render
+from hvintegration.diagnosis import GuestConnection
+from hvintegration.diagnosis_records import Diagnosis
+from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
+from hvintegration.linux import LinuxGuest
+from hvintegration.windows import WindowsGuest
+
+__all__ = ["add_diagnose", "format_diagnosis", "guest_kind", "run_diagnose"]
+
+
+def add_diagnose(
+    sides: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register the ``diagnose`` command on the top-level parser.
+
+    Args:
+        sides: The parser's subcommands.
+        common: The options every command takes (``--target``, ``--json``,
+            ``--timeout``).
+    """
+    diagnose = sides.add_parser(
+        "diagnose",
+        help="one verdict per integration service of a VM, from the host and the guest",
+        parents=[common],
+    )
+    diagnose.add_argument("vm", metavar="VM", help="the VM's name or id on the host")
+    diagnose.add_argument(
+        "--guest",
+        metavar="URL",
+        default=None,
+        help="a connection inside the VM: sim-linux://, ssh://user@guest, sim://?guest=VM, "
+        "psrp://user@guest...; without it the host's statuses decide",
+    )
+    kind = diagnose.add_mutually_exclusive_group()
+    kind.add_argument(
+        "--windows", dest="guest_kind", action="store_const", const="windows",
+        help="the --guest URL reaches a Windows guest",
+    )  # fmt: skip
+    kind.add_argument(
+        "--linux", dest="guest_kind", action="store_const", const="linux",
+        help="the --guest URL reaches a Linux guest",
+    )  # fmt: skip
+    diagnose.add_argument(
+        "--host-os", metavar="OS", default=None, help="the host's release, for the update path"
+    )
+    diagnose.add_argument(
+        "--guest-os",
+        metavar="OS",
+        default=None,
+        help="the guest's OS (default: what it publishes through Key-Value Pair Exchange)",
+    )
+
+
+def guest_kind(url: str, *, platform: str | None = None) -> str:
+    """Which kind of guest a URL reaches, by its scheme.
+
+    Args:
+        url: The guest URL.
+        platform: ``sys.platform`` of the controller, for ``local://``.
+
+    Returns:
+        ``windows`` or ``linux``.
+
+    Example:
+        >>> guest_kind("sim-linux://web1"), guest_kind("ssh://admin@web1?shell=powershell")
+        ('linux', 'windows')
+    """
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.casefold()
+    if scheme in ("sim", "psrp"):
+        return "windows"
+    if scheme == "ssh":
+        shell = urllib.parse.parse_qs(parts.query).get("shell", ["posix"])[-1]
+        return "linux" if shell.casefold() == "posix" else "windows"
+    if scheme == "local":
+        return "windows" if (platform or sys.platform) == "win32" else "linux"
+    return "linux"
+
+
+def format_diagnosis(diagnosis: Diagnosis) -> str:
+    """The diagnosis as the command prints it: a title, the table, what to do, a summary.
+
+    Args:
+        diagnosis: The diagnosis.
+
+    Returns:
+        The text, through the same table renderer as every command.
+    """
+    summary = diagnosis.summary
+    facts = [summary.state if summary else "state unknown"]
+    if summary is not None and summary.integration_services_version:
+        facts.append(f"integration services {summary.integration_services_version}")
+    if diagnosis.integration_services_state:
+        facts.append(diagnosis.integration_services_state)
+    if diagnosis.guest_os:
+        facts.append(f"guest OS {diagnosis.guest_os}")
+    lines = [f"{diagnosis.vm} on {diagnosis.target} ({', '.join(facts)})", ""]
+    lines.append(render(diagnosis.services, as_json=False))
+    if diagnosis.remedies:
+        lines += ["", "What to do:"]
+        for item, step in diagnosis.remedies:
+            lines.append(f"- {item.service.name}: {step.action}")
+            if step.cli:
+                lines.append(f"    {step.cli}")
+            if step.manual:
+                lines.append(f"    by hand: {step.manual}")
+    errors = [f"- {item.service.name}: {item.error}" for item in diagnosis.services if item.error]
+    if errors:
+        lines += ["", "Could not read:", *dict.fromkeys(errors)]
+    if diagnosis.notes:
+        lines += ["", "Notes:", *(f"- {note}" for note in diagnosis.notes)]
+    lines += ["", text_table([diagnosis])]
+    return "\n".join(lines)
+
+
+async def run_diagnose(args: argparse.Namespace, target: PowerShellTargetLike, out: TextIO) -> int:
+    """``hvintegration diagnose VM``: print the diagnosis.
+
+    A guest that cannot be reached or read is part of the diagnosis (its
+    services are ``unknown`` with the error), not a failure of the command.
+
+    Args:
+        args: The parsed arguments.
+        target: The host.
+        out: Where the diagnosis goes.
+
+    Returns:
+        The exit status: 0 when nothing asks for action, else 1.
+
+    Raises:
+        VMNotFoundError: The host has no such VM.
+        InvalidTargetError: A URL names no transport, or the wrong kind.
+    """
+    as_json = bool(getattr(args, "json", False))
+    timeout = float(getattr(args, "timeout", DEFAULT_TIMEOUT))
+    guest: GuestConnection | None = None
+    if args.guest is not None:
+        # Not opened here: a transport connects on first use, so a guest
+        # that cannot be reached fails inside the diagnosis, which reports
+        # it per service instead of losing the host side.
+        if (args.guest_kind or guest_kind(args.guest)) == "windows":
+            guest = WindowsGuest(powershell_transport_for(args.guest), timeout=timeout)
+        else:
+            guest = LinuxGuest(shell_transport_for(args.guest), timeout=timeout)
+    try:
+        async with HyperVHost.connect(target, timeout=timeout) as host:
+            diagnosis = await host.vm(args.vm).diagnose(
+                guest, host_os=args.host_os, guest_os=args.guest_os
+            )
+    finally:
+        if guest is not None:
+            await guest.aclose()
+    print(render([diagnosis], as_json=True) if as_json else format_diagnosis(diagnosis), file=out)
+    return 0 if diagnosis.ok else 1
