@@ -35,6 +35,7 @@ from hvintegration.simulator.profiles import GUEST_OSES, HOST_OSES
 from hvintegration.transport.base import ErrorRecord
 
 __all__ = [
+    "append_call",
     "edit_guest_state",
     "edit_state",
     "guest_from_json",
@@ -294,13 +295,45 @@ def save_host(host: SimulatedHost, path: str | os.PathLike[str]) -> None:
 
 
 def load_host(path: str | os.PathLike[str]) -> SimulatedHost:
-    """Read a host from a state file.
+    """Read a host from a state file, with the calls :func:`append_call` counted.
 
     Raises:
         FileNotFoundError: There is no such file.
         ValueError: The file holds no valid host state.
     """
-    return _load(path, host_from_json)
+    host = _load(path, host_from_json)
+    with contextlib.suppress(FileNotFoundError):
+        for line in _journal(path).read_text("utf-8").splitlines():
+            if line:
+                host.record_call(line)
+    return host
+
+
+def _journal(path: str | os.PathLike[str]) -> Path:
+    target = Path(path)
+    return target.with_name(f".{target.name}.calls")
+
+
+def append_call(path: str | os.PathLike[str], operation: str) -> None:
+    """Count one call of a read-only operation without rewriting the state file.
+
+    A peer that answers a read from a host it loaded before (the stand-in
+    PowerShell) appends the call to a journal beside the state file instead
+    of writing the whole host again: the cost stays the same for 1 VM or
+    2,000. :func:`load_host` counts the journal's calls in, and the next
+    :func:`edit_state` writes them into the file and empties the journal.
+
+    Args:
+        path: The host's state file.
+        operation: The operation name (one line, no line end).
+
+    Raises:
+        ValueError: The name holds a line end.
+    """
+    if "\n" in operation or "\r" in operation:
+        raise ValueError(f"an operation name holds a line end: {operation!r}")
+    with _locked(path) as target, open(_journal(target), "a", encoding="utf-8") as journal:
+        journal.write(operation + "\n")
 
 
 _LOCK_RETRY = 0.01
@@ -395,6 +428,9 @@ def edit_state(
             raise FileNotFoundError(f"no simulated host state at {target}")
         yield host
         save_host(host, target)
+        # The calls the journal held are in the file now.
+        with contextlib.suppress(FileNotFoundError):
+            _journal(target).unlink()
 
 
 def guest_to_json(guest: SimulatedLinuxGuest) -> dict[str, Any]:

@@ -58,16 +58,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from hvintegration.operations import OPERATIONS
-from hvintegration.simulator.engine import run_simulated_call
+from hvintegration.simulator.engine import CallOutcome, run_simulated_call
 from hvintegration.simulator.model import FaultKind, SimulatedHost
-from hvintegration.simulator.state import edit_state, save_host
+from hvintegration.simulator.state import append_call, edit_state, load_host, save_host
 from hvintegration.transport._powershell_wire import (
     BOOTSTRAP,
     RUNNER_LINE,
     decode_request,
     encode_envelope,
 )
-from hvintegration.transport.base import ErrorRecord
+from hvintegration.transport.base import ErrorRecord, JsonValue
 
 __all__ = [
     "BANNER_VARIABLE",
@@ -77,6 +77,7 @@ __all__ = [
     "GUEST_VARIABLE",
     "LANGUAGE_VARIABLE",
     "LOG_VARIABLE",
+    "READ_ONLY_OPERATIONS",
     "STATE_VARIABLE",
     "edition_refusal",
     "install_standin",
@@ -125,6 +126,12 @@ _VM_PARAMETER_OPERATIONS = {
     "copy_vm_file",
     "invoke_in_vm",
 }
+# Operations that change nothing on the host or guest: answered from the
+# host last loaded, while the state file is unchanged, and counted in the
+# file's call journal instead of rewriting the file (see _Reads).
+READ_ONLY_OPERATIONS = frozenset(
+    {"list_vms", "get_integration_services", "get_guest_services", "preflight", "guest_preflight"}
+)
 _SWITCHES = {"-nologo", "-noprofile", "-noninteractive"}
 _VALUED = {"-executionpolicy", "-outputformat", "-inputformat"}
 _ENCODED = {"-encodedcommand", "-enc", "-ec", "-e"}
@@ -303,7 +310,45 @@ def _deep_answer(operation: str, request_id: int) -> bytes | None:
     return b"\n#hvi1:" + envelope.encode("ascii") + b"\n"
 
 
+class _Reads:
+    """The host as last loaded from the state file, for read-only calls.
+
+    Rewriting the whole state file on every call made each answer cost
+    O(VMs) in the test double itself; a read now loads the file only when
+    another call has replaced it (a write replaces the file, so its inode,
+    size or modification time changes), changes nothing in it, and appends
+    its call to the journal that :func:`~hvintegration.simulator.state.load_host`
+    counts. A read that a pending fault would answer goes the write way,
+    because taking the fault changes the host.
+    """
+
+    def __init__(self, state: str) -> None:
+        self._state = state
+        self._stamp: tuple[int, int, int] | None = None
+        self._host: SimulatedHost | None = None
+
+    def host(self) -> SimulatedHost:
+        status = os.stat(self._state)
+        stamp = (status.st_ino, status.st_size, status.st_mtime_ns)
+        if self._host is None or stamp != self._stamp:
+            self._host, self._stamp = load_host(self._state), stamp
+        return self._host
+
+    def call(
+        self, operation: str, parameters: Mapping[str, JsonValue], guest: str | None
+    ) -> CallOutcome:
+        if operation in READ_ONLY_OPERATIONS:
+            host = self.host()
+            if not any(fault.operation in (None, operation) for fault in host.faults):
+                outcome = run_simulated_call(host, operation, parameters, guest=guest)
+                append_call(self._state, operation)
+                return outcome
+        with edit_state(self._state) as changed:
+            return run_simulated_call(changed, operation, parameters, guest=guest)
+
+
 def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
+    reads = _Reads(state)
     while True:
         line = stdin.readline()
         if line is None:
@@ -336,8 +381,7 @@ def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
         if refusal is not None:
             _write(encode_envelope(request.id, error=refusal))
             continue
-        with edit_state(state) as host:
-            outcome = run_simulated_call(host, request.operation, request.parameters, guest=guest)
+        outcome = reads.call(request.operation, request.parameters, guest)
         if outcome.latency:
             stdin.wait(outcome.latency)
         if outcome.fault is FaultKind.HANG:
