@@ -1,0 +1,226 @@
+"""Every code snippet in README.md and docs/ runs as written, against the simulators.
+
+What runs:
+
+* ```` ```python ```` (and ```` ```pycon ````) blocks. The blocks of one page run
+  in order in one namespace and one event loop, as notebook cells do, so a
+  later block may use what an earlier one made; top-level ``await`` and
+  ``async with`` work as in Jupyter. A ``pycon`` block's ``>>>`` lines run and
+  the lines after them are compared with what they print, as a doctest.
+* ```` ```sh ```` blocks: each command in them (a line, or a part of a line
+  between ``&&``) that starts with ``hvintegration`` or
+  ``.venv/bin/hvintegration`` runs as a child process, in a scratch directory,
+  with this environment's command; it must exit 0. When a ```` ```text ````
+  block follows a block of one command, it is that command's output.
+
+Two HTML comments, on the line before a block, say how it runs, and this
+file counts them so the lists stay short and honest:
+
+* ``<!-- not run: REASON -->``: the block needs what the simulators cannot be
+  (a Hyper-V host's file system, a password prompt); it is only compiled.
+* ``<!-- run with: `OLD` -> `NEW`, ... -->``: before running, each source text
+  OLD (which must occur in the block) becomes NEW. It points a real host's
+  URL at a simulator, so the code around the URL runs as written.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import doctest
+import inspect
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = sorted(
+    [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")],
+    key=lambda path: path.relative_to(ROOT).as_posix(),
+)
+
+NOT_RUN = {
+    ("docs/transports/psrp.md", "needs a Hyper-V host reachable over WinRM with a CA file"),
+}
+"""(page, reason) of every block marked ``not run``: a new one must be added here."""
+
+FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
+MARKER = re.compile(r"<!--\s*(not run|run with):\s*(.*?)\s*-->")
+REPLACEMENT = re.compile(r"`([^`]+)`\s*->\s*`([^`]*)`")
+CLI = re.compile(r"^(?:\.venv/bin/)?hvintegration(?:\s|$)")
+
+
+@attrs.frozen
+class Block:
+    """One fenced block of a page."""
+
+    page: str
+    line: int
+    language: str
+    source: str
+    not_run: str | None
+    replacements: tuple[tuple[str, str], ...]
+    output: str | None  # the text block right after it, if any
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
+
+    def runnable_source(self) -> str:
+        source = self.source
+        for old, new in self.replacements:
+            assert old in source, f"{self.where}: run with `{old}`, which the block lacks"
+            source = source.replace(old, new)
+        return source
+
+
+def blocks(path: Path) -> list[Block]:
+    text = path.read_text(encoding="utf-8")
+    page = path.relative_to(ROOT).as_posix()
+    found: list[Block] = []
+    matches = list(FENCE.finditer(text))
+    for index, match in enumerate(matches):
+        before = text[: match.start()]
+        # Only a marker on the line right before the fence counts.
+        marker = MARKER.fullmatch(before.rstrip().rpartition("\n")[2])
+        if marker:
+            kind, detail = marker.group(1), marker.group(2)
+        else:
+            kind, detail = "", ""
+        following = matches[index + 1] if index + 1 < len(matches) else None
+        output = None
+        if (
+            following is not None
+            and following.group(1) == "text"
+            and not text[match.end() : following.start()].strip()
+        ):
+            output = following.group(2)
+        found.append(
+            Block(
+                page=page,
+                line=before.count("\n") + 1,
+                language=match.group(1),
+                source=match.group(2),
+                not_run=detail if kind == "not run" else None,
+                replacements=tuple(REPLACEMENT.findall(detail)) if kind == "run with" else (),
+                output=output,
+            )
+        )
+    return found
+
+
+def commands(block: Block) -> list[list[str]]:
+    """The hvintegration commands of a sh block, as argv lists."""
+    found = []
+    for line in block.runnable_source().splitlines():
+        for part in line.split("&&"):
+            part = part.strip()
+            if CLI.match(part):
+                argv = shlex.split(part)
+                found.append([str(Path(sys.executable).parent / "hvintegration"), *argv[1:]])
+    return found
+
+
+ALL_BLOCKS = [block for page in PAGES for block in blocks(page)]
+PYTHON_PAGES = sorted({b.page for b in ALL_BLOCKS if b.language in ("python", "pycon")})
+SH_BLOCKS = [b for b in ALL_BLOCKS if b.language == "sh" and commands(b)]
+
+
+def run_cell(
+    source: str, namespace: dict[str, object], loop: asyncio.AbstractEventLoop, where: str
+) -> object:
+    """Run one cell as Jupyter would: top-level await allowed; the value of a last expression."""
+    tree = ast.parse(source, where)
+    last: ast.Expression | None = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+    value: object = None
+    parts: list[tuple[ast.Module | ast.Expression | None, str]] = [(tree, "exec"), (last, "eval")]
+    for code, mode in parts:
+        if code is None:
+            continue
+        compiled = compile(code, where, mode, flags=flags)
+        value = eval(compiled, namespace)
+        if inspect.iscoroutine(value):
+            value = loop.run_until_complete(value)
+    return value
+
+
+def run_pycon(block: Block, namespace: dict[str, object], loop: asyncio.AbstractEventLoop) -> None:
+    examples = doctest.DocTestParser().get_examples(block.runnable_source())
+    for example in examples:
+        value = run_cell(example.source, namespace, loop, block.where)
+        shown = "" if value is None else repr(value) + "\n"
+        assert shown == example.want, f"{block.where}: {example.source!r}"
+
+
+@pytest.mark.parametrize("page", PYTHON_PAGES)
+def test_python_snippets_run(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Files a snippet writes (state files) land in a scratch directory.
+    monkeypatch.chdir(tmp_path)
+    for name in [name for name in os.environ if name.startswith("HVINTEGRATION_")]:
+        monkeypatch.delenv(name)
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    loop = asyncio.new_event_loop()
+    try:
+        for block in ALL_BLOCKS:
+            if block.page != page or block.language not in ("python", "pycon"):
+                continue
+            if block.not_run is not None:
+                compile(block.source, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                continue
+            if block.language == "pycon":
+                run_pycon(block, namespace, loop)
+            else:
+                run_cell(block.runnable_source(), namespace, loop, block.where)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+@pytest.mark.parametrize("block", SH_BLOCKS, ids=[b.where for b in SH_BLOCKS])
+def test_command_snippets_run(block: Block, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HVINTEGRATION_")}
+    argvs = commands(block)
+    if block.not_run is not None:
+        return
+    for argv in argvs:
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, f"{block.where}: {shlex.join(argv[1:])}: {done.stderr}"
+        if block.output is not None and len(argvs) == 1:
+            assert _lines(done.stdout) == _lines(block.output), f"{block.where}: output differs"
+
+
+def _lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.strip("\n").splitlines()]
+
+
+def test_the_not_run_list_is_exact() -> None:
+    marked = {(b.page, b.not_run) for b in ALL_BLOCKS if b.not_run is not None}
+    assert marked == NOT_RUN
+
+
+def test_markers_sit_on_a_block() -> None:
+    # A marker separated from its block by text would silently mark nothing.
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for match in re.finditer(r"<!--\s*(not run|run with):.*?-->", text, re.S):
+            after = text[match.end() :].lstrip(" \t")
+            assert after.startswith("\n```"), f"{page.name}: marker not right before a block"
+
+
+def test_the_snippets_are_found() -> None:
+    # The README's script is among them, and runs (not marked).
+    readme = [b for b in ALL_BLOCKS if b.page == "README.md" and b.language == "python"]
+    assert any("asyncio.run(main())" in b.source and b.not_run is None for b in readme)
+    assert len([b for b in ALL_BLOCKS if b.language == "python"]) >= 25
+    assert any(b.output is not None for b in SH_BLOCKS)
