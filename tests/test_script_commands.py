@@ -31,6 +31,7 @@ import tree_sitter
 import tree_sitter_powershell
 
 from hvintegration.operations import OPERATIONS
+from hvintegration.operations._psrp_output import PSRP_OUTPUT
 from hvintegration.transport._powershell_wire import BOOTSTRAP, RUNNER
 
 _PARSER = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
@@ -581,17 +582,19 @@ def _texts() -> Iterator[tuple[str, str]]:
         yield name, operation.script
     yield "bootstrap", BOOTSTRAP
     yield "runner", RUNNER
+    yield "psrp output", PSRP_OUTPUT
 
 
 def test_every_operation_and_the_loop_are_checked() -> None:
     names = {name for name, _ in _texts()}
-    assert set(OPERATIONS) | {"bootstrap", "runner"} == names
+    assert set(OPERATIONS) | {"bootstrap", "runner", "psrp output"} == names
     folder = resources.files("hvintegration.operations").joinpath("scripts")
     shipped = {entry.name for entry in folder.iterdir() if entry.name.endswith(".ps1")}
     assert shipped == {f"{name}.ps1" for name in OPERATIONS} | {
         "_bootstrap.ps1",
         "_prelude.ps1",
         "_runner.ps1",
+        "_psrp_output.ps1",
     }
 
 

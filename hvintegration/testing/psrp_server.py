@@ -12,9 +12,15 @@ Instead of running PowerShell, it recognises the library's fixed operation
 scripts by their exact text, reads the PSRP parameters of the call, and
 answers through :func:`~hvintegration.simulator.engine.run_simulated_call`
 on a host kept in a state file, so a test can change that host between
-calls. Like a real runspace pool, it keeps a session scope across pipelines: a
-script sent without ``use_local_scope`` runs dot-sourced, so the variables
-it assigns stay in that scope, and every later pipeline that would see them
+calls. A pipeline of the operation's script piped into the shipped output
+command (:data:`~hvintegration.operations._psrp_output.PSRP_OUTPUT`) is
+answered as PowerShell would run it: one string, the compact JSON array
+that ``ConvertTo-Json -Compress`` writes for the output objects (with
+Windows PowerShell 5.1's escapes when the server plays that edition); the
+script alone is answered with one object per record. Like a real runspace
+pool, it keeps a session scope across pipelines: a script sent without
+``use_local_scope`` runs dot-sourced, so the variables it assigns stay in
+that scope, and every later pipeline that would see them
 answers with an extra error record (``HvIntegrationTest.VariableFromEarlierOperation``)
 naming them. Faults injected into the host behave as on a wire: ``hang`` never
 answers that pipeline, ``disconnect`` makes the server exit abruptly in the
@@ -40,6 +46,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import os
 import re
@@ -60,6 +67,7 @@ from psrpcore import (
 from psrpcore.types import PSCustomObject, PSInvocationState
 
 from hvintegration.operations import OPERATIONS
+from hvintegration.operations._psrp_output import PSRP_OUTPUT
 from hvintegration.simulator.engine import CallOutcome, run_simulated_call
 from hvintegration.simulator.model import FaultKind
 from hvintegration.simulator.session import language_record
@@ -75,7 +83,7 @@ from hvintegration.transport._clixml import (
 )
 from hvintegration.transport.base import ErrorRecord, JsonValue
 
-__all__ = ["GARBAGE", "PSRPTestServer", "language_refusal", "main", "serve"]
+__all__ = ["GARBAGE", "PSRPTestServer", "json_output", "language_refusal", "main", "serve"]
 
 _EMPTY = uuid.UUID(int=0)
 _DISCONNECT_STATUS = 3
@@ -95,12 +103,15 @@ def _assigned_variables(script: str) -> set[str]:
     return {match.group(1).lower() for match in _ASSIGNED.finditer(script)} - {"null"}
 
 
-def _identify(commands: Sequence[Command]) -> tuple[str, dict[str, JsonValue]]:
-    """The operation name and parameters of a pipeline, or _ScriptRejected."""
-    if len(commands) != 1:
+def _identify(commands: Sequence[Command]) -> tuple[str, dict[str, JsonValue], bool]:
+    """The operation name and parameters of a pipeline, and whether it ends in
+    the JSON output command; or _ScriptRejected."""
+    as_json = len(commands) == 2 and _is_output_command(commands[1])
+    if len(commands) != 1 and not as_json:
         raise _ScriptRejected(
             ErrorRecord(
-                "The test server runs exactly one script per pipeline.",
+                "The test server runs one operation script per pipeline, alone or piped "
+                "into the library's output command.",
                 error_id="HvIntegrationTest.UnsupportedPipeline",
                 category="NotImplemented",
                 exception_type="System.NotSupportedException",
@@ -136,7 +147,44 @@ def _identify(commands: Sequence[Command]) -> tuple[str, dict[str, JsonValue]]:
                 )
             )
         parameters[key] = from_wire(value)
-    return name, parameters
+    return name, parameters, as_json
+
+
+def _is_output_command(command: Command) -> bool:
+    return command.is_script and command.command_text == PSRP_OUTPUT and not command.parameters
+
+
+def json_output(output: Sequence[JsonValue], edition: str = "Desktop") -> str:
+    """What the output command writes for ``output``: ``ConvertTo-Json -Compress``.
+
+    PowerShell 7's ``ConvertTo-Json`` (Newtonsoft.Json, ``StringEscapeHandling``
+    ``Default``) escapes only quotes, backslashes and control characters.
+    Windows PowerShell 5.1's is built on ``JavaScriptSerializer``, which also
+    writes ``<``, ``>``, ``&`` and ``'`` as ``\\uXXXX`` escapes; so does the
+    ``Desktop`` edition here, so that a client reading it meets those escapes.
+    PowerShell 7 offers the same as ``-EscapeHandling EscapeHtml``
+    ("ConvertTo-Json",
+    https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/convertto-json).
+
+    Args:
+        output: The operation's output objects, plain JSON values.
+        edition: ``Desktop`` (Windows PowerShell 5.1) or ``Core``.
+
+    Returns:
+        The JSON text.
+
+    Example:
+        >>> json_output([{"Name": "<a>"}])
+        '[{"Name":"\\\\u003ca\\\\u003e"}]'
+        >>> json_output([{"Name": "<a>"}], "Core")
+        '[{"Name":"<a>"}]'
+    """
+    text = json.dumps(list(output), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    if edition == "Desktop":
+        # Outside strings, JSON has none of these characters.
+        for character in "<>&'":
+            text = text.replace(character, f"\\u{ord(character):04x}")
+    return text
 
 
 def language_refusal(operation: str, mode: str) -> ErrorRecord | None:
@@ -339,10 +387,11 @@ class PSRPTestServer:
             self._fail(pipeline, record)
 
     async def _answer(self, pipeline: ServerPipeline, commands: Sequence[Command]) -> None:
-        name, parameters = _identify(commands)
+        name, parameters, as_json = _identify(commands)
         seen = sorted(self.session_variables)
-        if not commands[0].use_local_scope:
-            self.session_variables |= _assigned_variables(commands[0].command_text)
+        for command in commands:
+            if not command.use_local_scope:
+                self.session_variables |= _assigned_variables(command.command_text)
         refusal = language_refusal(name, self._language_mode) or edition_refusal(
             name, self._edition, self._os_build
         )
@@ -359,7 +408,7 @@ class PSRPTestServer:
             self._flush()
             return
         if name in self._deep_on:
-            pipeline.write_output(_deep_object(DEEP_LEVELS))
+            pipeline.write_output(_deep_json(DEEP_LEVELS) if as_json else _deep_object(DEEP_LEVELS))
             pipeline.complete()
             self._flush()
             return
@@ -377,8 +426,11 @@ class PSRPTestServer:
             self._fail(pipeline, outcome.error)
             return
         assert outcome.result is not None
-        for item in outcome.result.output:
-            pipeline.write_output(to_wire(item))
+        if as_json:
+            pipeline.write_output(json_output(outcome.result.output, self._edition))
+        else:
+            for item in outcome.result.output:
+                pipeline.write_output(to_wire(item))
         errors = list(outcome.result.errors)
         if seen:
             errors.append(
@@ -411,6 +463,11 @@ DEEP_LEVELS = 300
 """How deeply ``--deep-on`` nests its answer: far past what the library
 reads (64 levels), and deep enough that a reader recursing through it would
 need several times Python's default recursion limit."""
+
+
+def _deep_json(levels: int) -> str:
+    # What a peer that ignored the output command's depth limit would send.
+    return "[" + '{"Inner":' * levels + '{"Name":"bottom"}' + "}" * levels + "]"
 
 
 def _deep_object(levels: int) -> PSCustomObject:

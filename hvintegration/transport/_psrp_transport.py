@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -21,7 +22,8 @@ from hvintegration.errors import (
     TransportClosedError,
     TransportError,
 )
-from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
+from hvintegration.operations._psrp_output import PSRP_OUTPUT
+from hvintegration.transport._clixml import error_from_ps, to_wire
 from hvintegration.transport._outofproc import Session, close_wsman, psrp
 from hvintegration.transport._powershell_wire import check_answer
 from hvintegration.transport._psrp_errors import PoolState, TargetNames, map_psrp_error
@@ -34,11 +36,73 @@ from hvintegration.transport.base import (
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
 
-__all__ = ["PSRPSettings", "PSRPTransport"]
+__all__ = ["PSRPSettings", "PSRPTransport", "decode_output"]
 
 _STOP_TIMEOUT = 5.0
 _CLOSE_TIMEOUT = 5.0
 _EXIT_GRACE = 2.0
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _protocol_error(text: str, target: str, operation: str) -> ProtocolError:
+    return ProtocolError(f"the PSRP peer answered {text}", target=target, operation=operation)
+
+
+def decode_output(output: list[Any], *, target: str, operation: str) -> tuple[dict[str, Any], ...]:
+    """The output objects of one operation, from the pipeline's PSRP output.
+
+    The pipeline ends in :data:`~hvintegration.operations._psrp_output.PSRP_OUTPUT`,
+    which writes exactly one string: a JSON array of plain objects. It is
+    parsed here, once, with no other conversion.
+
+    Args:
+        output: What the pipeline wrote, as pypsrp deserialised it.
+        target: The target URL, for errors.
+        operation: The operation name, for errors.
+
+    Returns:
+        The objects, in order.
+
+    Raises:
+        ProtocolError: Not exactly one string; not JSON; not an array of
+            objects; or nested deeper than the library reads.
+
+    Example:
+        >>> decode_output(['[{"Name":"demovm","Enabled":true}]'], target="psrp://h", operation="x")
+        ({'Name': 'demovm', 'Enabled': True},)
+    """
+    if len(output) != 1 or not isinstance(output[0], str):
+        kinds = ", ".join(sorted({type(item).__name__ for item in output})) or "nothing"
+        raise _protocol_error(
+            f"with {len(output)} output objects ({kinds}), not the one JSON string "
+            "the output command writes",
+            target,
+            operation,
+        )
+    try:
+        # str() drops psrpcore's string subclass, which carries an ETS
+        # property table the parser does not need.
+        data = json.loads(str(output[0]), parse_constant=_reject_constant)
+    except RecursionError:
+        raise _protocol_error("with JSON nested too deeply to read", target, operation) from None
+    except ValueError as exc:
+        raise _protocol_error(f"with text that is not JSON: {exc}", target, operation) from None
+    if not isinstance(data, list):
+        raise _protocol_error(
+            f"with a JSON {type(data).__name__}, not an array of objects", target, operation
+        )
+    check_answer(data, target=target, operation=operation)
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise _protocol_error(
+                f"with output object {index} a {type(item).__name__}, not an object",
+                target,
+                operation,
+            )
+    return tuple(data)
 
 
 class PSRPSettings(TargetNames, Protocol):
@@ -230,6 +294,9 @@ class PSRPTransport(PowerShellTransport):
             for key in operation.parameters:
                 if key in wire:
                     shell.add_parameter(key, wire[key])
+            # Piped into the shipped output command, which answers with one
+            # compact JSON string instead of one CLIXML object per record.
+            shell.add_script(PSRP_OUTPUT, use_local_scope=True)
             pipeline: asyncio.Task[Any] | None = None
             # Starting a pipeline sends its CreatePipeline message; cut short,
             # it would leave the pool half told of a pipeline and pypsrp's
@@ -273,26 +340,9 @@ class PSRPTransport(PowerShellTransport):
         return self._result(output, shell, name)
 
     def _result(self, output: list[Any], shell: Any, operation: str) -> OperationResult:
-        objects = []
-        for index, item in enumerate(output):
-            try:
-                value = from_wire(item)
-            except RecursionError:
-                raise ProtocolError(
-                    f"output object {index} is nested too deeply to read",
-                    target=self.target,
-                    operation=operation,
-                ) from None
-            check_answer([value], target=self.target, operation=operation)
-            if not isinstance(value, dict):
-                raise ProtocolError(
-                    f"output object {index} is {type(value).__name__}, not an object",
-                    target=self.target,
-                    operation=operation,
-                )
-            objects.append(value)
+        objects = decode_output(output, target=self.target, operation=operation)
         errors = tuple(error_from_ps(record) for record in shell.streams.error)
-        return OperationResult(tuple(objects), errors)
+        return OperationResult(objects, errors)
 
     def _abandon(
         self, session: Session, shell: Any, pending: asyncio.Task[Any], *, starting: bool = False
