@@ -18,6 +18,7 @@ Example:
 from hvintegration import catalogue
 from hvintegration._table import RecordList
 from hvintegration.catalogue import ServiceRef, ServiceSpec
+from hvintegration.diagnosis_records import Diagnosis, DiagnosisVerdict, ServiceDiagnosis
 from hvintegration.errors import (
     AmbiguousVMError,
     AuthenticationError,
@@ -101,6 +102,8 @@ __all__ = [
     "DesiredState",
     "DesiredStates",
     "DestinationExistsError",
+    "Diagnosis",
+    "DiagnosisVerdict",
     "FileCopy",
     "FileCopyUnavailableError",
     "GuestService",
@@ -128,6 +131,7 @@ __all__ = [
     "RecordList",
     "RemoteCommandError",
     "ServiceChange",
+    "ServiceDiagnosis",
     "ServiceNotFoundError",
     "ServiceRef",
     "ServiceSpec",

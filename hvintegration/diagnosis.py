@@ -108,14 +108,18 @@ class VirtualMachineLike(Protocol):
     """What :func:`diagnose_vm` needs of a VM: :class:`hvintegration.VirtualMachine`."""
 
     @property
-    def host(self) -> _HostLike: ...
+    def host(self) -> _HostLike:
+        """The host, whose ``target`` names it in remedies and errors."""
 
     @property
-    def ref(self) -> object: ...
+    def ref(self) -> object:
+        """The VM's name or id, as the caller gave it."""
 
-    async def summary(self) -> VMSummary: ...
+    async def summary(self) -> VMSummary:
+        """The VM as ``Get-VM`` shows it."""
 
-    async def integration_services(self) -> RecordList[IntegrationServiceState]: ...
+    async def integration_services(self) -> RecordList[IntegrationServiceState]:
+        """Its services as ``Get-VMIntegrationService`` shows them."""
 
 
 class _Context:
