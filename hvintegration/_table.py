@@ -1,20 +1,44 @@
-"""Tables of records: plain text for terminals, HTML for notebooks.
+"""Tables of records: plain text for terminals, HTML for notebooks, and JSON.
 
 Each record class lists its columns once (``__columns__``: header and a
 function of the record); the CLI table, the notebook table and the record
 ``_repr_html_`` all render from that list.
+
+Every record also has one JSON form (:class:`JsonRecord`: ``to_dict()`` and
+``to_json()``), the same in Python and on the command line: attrs fields by
+name; ids, times and enums as text; a catalogue service inside another record
+as its catalogue key (``"guest_service_interface"``).
 """
 
 from __future__ import annotations
 
+import datetime
+import enum
 import html
+import importlib
+import json
+import operator
 import re
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, SupportsIndex, TypeVar, overload
 
+import attrs
 from rich.cells import cell_len
 
-__all__ = ["RecordList", "Tabular", "format_table", "html_table", "printable", "text_table"]
+__all__ = [
+    "JsonRecord",
+    "RecordList",
+    "Tabular",
+    "format_table",
+    "html_table",
+    "json_rows",
+    "plain",
+    "printable",
+    "record_list",
+    "text_table",
+    "to_json",
+]
 
 Column = tuple[str, Callable[[Any], object]]
 
@@ -35,10 +59,21 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def _columns(cls: type) -> tuple[Column, ...]:
+    # Records without their own columns (systemd units, a caller's attrs
+    # class) show every attrs field; anything else one Value column.
+    columns: tuple[Column, ...] | None = getattr(cls, "__columns__", None)
+    if columns is not None:
+        return columns
+    if attrs.has(cls):
+        return tuple((f.name, operator.attrgetter(f.name)) for f in attrs.fields(cls))
+    return (("Value", lambda value: value),)
+
+
 def _rows(records: Sequence[Tabular]) -> tuple[list[str], list[list[str]]]:
     if not records:
         return [], []
-    columns = type(records[0]).__columns__
+    columns = _columns(type(records[0]))
     headers = [header for header, _ in columns]
     rows = [[_cell(getter(record)) for _, getter in columns] for record in records]
     return headers, rows
@@ -158,6 +193,144 @@ def html_table(records: Sequence[Tabular]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _fields(record: Any) -> dict[str, Any]:
+    return {f.name: plain(getattr(record, f.name)) for f in attrs.fields(type(record))}
+
+
+def plain(value: object) -> Any:
+    """A value as plain JSON data, the way every record's ``to_dict()`` writes it.
+
+    Rules: ``None``, booleans, numbers and text stay; a :class:`uuid.UUID` is
+    its text (lower case); an enum is its value; a date or time is ISO 8601;
+    tuples, lists and sets are lists; mappings are objects with text keys; a
+    record nested in another is its ``to_dict()`` (its attrs fields when it
+    has none), except a catalogue service
+    (:class:`~hvintegration.catalogue.ServiceSpec`), which is its key.
+
+    Args:
+        value: A record, or anything a record holds.
+
+    Returns:
+        ``None``, ``bool``, ``int``, ``float``, ``str``, ``list`` or ``dict``.
+
+    Raises:
+        TypeError: A value of a kind no record holds.
+
+    Example:
+        >>> import uuid
+        >>> from hvintegration import catalogue
+        >>> plain({"id": uuid.UUID(int=1), "service": catalogue.VSS, "pids": (1, 2)})
+        {'id': '00000000-0000-0000-0000-000000000001', 'service': 'vss', 'pids': [1, 2]}
+    """
+    if isinstance(value, enum.Enum):
+        return plain(value.value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    reference = getattr(type(value), "__json_ref__", None)
+    if reference is not None:
+        return reference(value)
+    if attrs.has(type(value)):
+        to_dict = getattr(value, "to_dict", None)
+        return to_dict() if callable(to_dict) else _fields(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(item) for item in value), key=str)
+    if isinstance(value, (tuple, list)):
+        return [plain(item) for item in value]
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def _record_dict(record: object) -> dict[str, Any]:
+    # A record at the top (a row, or the value asked for) is always written
+    # in full: a catalogue entry as all its fields, not as its key.
+    to_dict = getattr(record, "to_dict", None)
+    if callable(to_dict):
+        result: dict[str, Any] = to_dict()
+        return result
+    if attrs.has(type(record)):
+        return _fields(record)
+    raise TypeError(f"{type(record).__name__} is not a record")
+
+
+def json_rows(records: Iterable[object]) -> list[dict[str, Any]]:
+    """Records as a list of plain dicts, each its ``to_dict()``.
+
+    What ``--json`` prints for a list of records, and
+    :meth:`RecordList.to_dicts`.
+
+    Args:
+        records: Records (of one class or several).
+
+    Returns:
+        One dict per record, in order.
+
+    Raises:
+        TypeError: An item is not a record.
+
+    Example:
+        >>> from hvintegration import catalogue
+        >>> rows = json_rows([catalogue.VSS])
+        >>> rows[0]["component_id"], rows[0]["linux"]["daemons"]
+        ('5ced1297-4598-4915-a5fc-ad21bb4d02a4', ['hv_vss_daemon'])
+    """
+    return [_record_dict(record) for record in records]
+
+
+def to_json(value: object, *, indent: int | None = 2) -> str:
+    """A record, or a list of records, as JSON text.
+
+    Args:
+        value: One record, or a sequence of records (a JSON array).
+        indent: Spaces per level; ``None`` for one line.
+
+    Returns:
+        The JSON text; non-ASCII characters are kept as they are.
+
+    Raises:
+        TypeError: Something that is not a record.
+    """
+    data = json_rows(value) if isinstance(value, (tuple, list)) else _record_dict(value)
+    return json.dumps(data, indent=indent, ensure_ascii=False)
+
+
+class JsonRecord:
+    """What every record inherits: one JSON form, ``to_dict()`` and ``to_json()``.
+
+    The form is the record's attrs fields by name, converted by
+    :func:`plain`, plus the properties a class lists in
+    ``__json_properties__``. A class may override :meth:`to_dict`; its
+    docstring then says what differs.
+    """
+
+    __slots__ = ()
+
+    __json_properties__: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON data (see :func:`plain` for the rules).
+
+        Returns:
+            A dict of ``None``, booleans, numbers, text, lists and dicts.
+        """
+        data = _fields(self)
+        for name in type(self).__json_properties__:
+            data[name] = plain(getattr(self, name))
+        return data
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The record as JSON text: :meth:`to_dict`, dumped.
+
+        Args:
+            indent: Spaces per level; ``None`` for one line.
+        """
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+
 _T = TypeVar("_T")
 
 
@@ -165,15 +338,76 @@ class RecordList(tuple[_T, ...]):
     """A tuple of records that renders as one table in a notebook.
 
     It is a plain tuple in every other respect: it compares equal to a tuple
-    of the same records, slices, and iterates.
+    of the same records and iterates; a slice is a RecordList again, so it
+    still shows as a table.
 
     Example:
         >>> from hvintegration import RecordList
         >>> RecordList([1, 2]) == (1, 2)
         True
+        >>> type(RecordList([1, 2, 3])[:2]).__name__
+        'RecordList'
     """
 
     __slots__ = ()
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> _T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> RecordList[_T]: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> _T | RecordList[_T]:
+        if isinstance(index, slice):
+            return RecordList(super().__getitem__(index))
+        return super().__getitem__(index)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """Every record as plain JSON data (see :func:`json_rows`).
+
+        Raises:
+            TypeError: An item is not a record.
+        """
+        return json_rows(self)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The records as a JSON array (see :func:`to_json`).
+
+        Args:
+            indent: Spaces per level; ``None`` for one line.
+        """
+        return json.dumps(self.to_dicts(), indent=indent, ensure_ascii=False)
+
+    def to_dataframe(self) -> Any:
+        """The records as a :class:`pandas.DataFrame`, one row per record.
+
+        The columns are the keys of :meth:`to_dicts` in field order; ids and
+        times are text, nested records dicts, tuples lists.
+
+        Returns:
+            A ``pandas.DataFrame`` (typed ``Any`` so that the library does
+            not need pandas to type-check).
+
+        Raises:
+            ModuleNotFoundError: pandas is not installed; the message names
+                the extra that installs it (``hvintegration[pandas]``).
+
+        Example:
+            >>> import uuid
+            >>> from hvintegration.records import VMSummary
+            >>> vms = RecordList([VMSummary("demovm", uuid.UUID(int=1), "Off", 2, "", "HV01")])
+            >>> vms.to_dataframe()[["name", "state"]].values.tolist()
+            [['demovm', 'Off']]
+        """
+        try:
+            pandas = importlib.import_module("pandas")
+        except ImportError as exc:
+            raise ModuleNotFoundError(
+                "RecordList.to_dataframe() needs pandas, which is not installed: "
+                "pip install 'hvintegration[pandas]'",
+                name="pandas",
+            ) from exc
+        return pandas.DataFrame(self.to_dicts())
 
     def _repr_html_(self) -> str:
         if not self:
@@ -185,3 +419,12 @@ class RecordList(tuple[_T, ...]):
             return "RecordList([])"
         inner = ",\n ".join(repr(item) for item in self)
         return f"RecordList([\n {inner}\n])"
+
+
+def record_list(items: Iterable[Any]) -> RecordList[Any]:
+    """The converter of record fields that hold several records.
+
+    A field declared ``attrs.field(converter=record_list)`` keeps its tuple
+    type and equality, and shows as a table in a notebook.
+    """
+    return RecordList(items)

@@ -27,7 +27,7 @@ from typing import ClassVar, Union
 
 import attrs
 
-from hvintegration._table import Column, html_table
+from hvintegration._table import Column, JsonRecord, html_table
 from hvintegration.errors import ServiceNotFoundError
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
 
 
 @attrs.frozen
-class LinuxSide:
+class LinuxSide(JsonRecord):
     """How a Linux guest provides one integration service.
 
     Attributes:
@@ -71,7 +71,11 @@ class LinuxSide:
 
     A unit name no distribution here uses is still found: the status asks
     systemd which unit runs each daemon instance.
+
+    Its JSON form (``to_dict()``) has every attribute and ``units``.
     """
+
+    __json_properties__: ClassVar[tuple[str, ...]] = ("units",)
 
     driver: str
     daemons: tuple[str, ...]
@@ -88,7 +92,7 @@ class LinuxSide:
 
 
 @attrs.frozen
-class ServiceSpec:
+class ServiceSpec(JsonRecord):
     """One integration service, as every side of Hyper-V knows it.
 
     Attributes:
@@ -110,10 +114,16 @@ class ServiceSpec:
             ``force=True`` where the library guards them.
         description: One sentence on what the service does.
 
+    Its JSON form (``to_dict()``, what ``hvintegration catalogue --json``
+    prints) has every attribute, the GUID as text and ``linux`` as an
+    object; inside another record's JSON a service is just its ``key``.
+
     Example:
         >>> from hvintegration import catalogue
         >>> catalogue.VSS.windows_service
         'vmicvss'
+        >>> catalogue.VSS.to_dict()["linux"]["units"][:2]
+        ['hv-vss-daemon.service', 'hyperv-daemons.hv-vss-daemon.service']
     """
 
     key: str
@@ -137,6 +147,11 @@ class ServiceSpec:
 
     def __repr__(self) -> str:
         return f"<ServiceSpec {self.name}>"
+
+    def __json_ref__(self) -> str:
+        # Inside another record's JSON a service is its key, one schema on
+        # every side (host, Windows, Linux); alone it is written in full.
+        return self.key
 
     def _repr_html_(self) -> str:
         return html_table([self])

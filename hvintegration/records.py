@@ -3,6 +3,8 @@
 Records are what ``Get-VM`` and ``Get-VMIntegrationService`` would show a
 person, as typed fields. They never do I/O; an action returns a new record
 instead of changing an old one (use :func:`attrs.evolve` for a changed copy).
+Each converts to plain JSON data with ``to_dict()`` and to text with
+``to_json()`` (one schema, documented in docs/cli.md under "JSON").
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from hvintegration._table import Column, html_table
+from hvintegration._table import Column, JsonRecord, RecordList, html_table, plain, record_list
 from hvintegration.catalogue import ServiceSpec
 
 __all__ = [
@@ -31,7 +33,7 @@ __all__ = [
 
 
 @attrs.frozen
-class VMSummary:
+class VMSummary(JsonRecord):
     """A virtual machine as ``Get-VM`` lists it.
 
     Attributes:
@@ -69,7 +71,7 @@ class VMSummary:
 
 
 @attrs.frozen
-class IntegrationServiceState:
+class IntegrationServiceState(JsonRecord):
     """One integration service of one VM, as ``Get-VMIntegrationService`` reports it.
 
     Attributes:
@@ -137,7 +139,7 @@ class IntegrationServiceState:
 
 
 @attrs.frozen
-class ServiceChange:
+class ServiceChange(JsonRecord):
     """What ``apply`` found and did for one service of one VM.
 
     Attributes:
@@ -170,29 +172,30 @@ class ServiceChange:
 
 
 @attrs.frozen
-class ApplyResult:
+class ApplyResult(JsonRecord):
     """The outcome of applying a desired state.
 
     Attributes:
         items: One :class:`ServiceChange` per service the caller named, in
-            the caller's order.
+            the caller's order (a :class:`~hvintegration.RecordList`, so it
+            shows as a table).
 
     Example:
-        >>> ApplyResult(()).changed
-        ()
+        >>> ApplyResult(()).changed == ()
+        True
     """
 
-    items: tuple[ServiceChange, ...]
+    items: tuple[ServiceChange, ...] = attrs.field(converter=record_list)
 
     @property
-    def changed(self) -> tuple[ServiceChange, ...]:
+    def changed(self) -> RecordList[ServiceChange]:
         """The items the call actually changed."""
-        return tuple(item for item in self.items if item.changed)
+        return RecordList(item for item in self.items if item.changed)
 
     @property
-    def unchanged(self) -> tuple[ServiceChange, ...]:
+    def unchanged(self) -> RecordList[ServiceChange]:
         """The items that were already as requested."""
-        return tuple(item for item in self.items if not item.changed)
+        return RecordList(item for item in self.items if not item.changed)
 
     def __repr__(self) -> str:
         return f"<ApplyResult {len(self.changed)} changed, {len(self.unchanged)} unchanged>"
@@ -204,7 +207,7 @@ class ApplyResult:
 
 
 @attrs.frozen
-class FileCopy:
+class FileCopy(JsonRecord):
     """A file copied from the host into a guest (``Copy-VMFile``).
 
     Attributes:
@@ -246,7 +249,7 @@ class Verdict(enum.Enum):
 
 
 @attrs.frozen
-class Check:
+class Check(JsonRecord):
     """One check's outcome.
 
     Attributes:
@@ -280,7 +283,7 @@ class Check:
 
 
 @attrs.frozen(eq=False)
-class PreflightReport:
+class PreflightReport(JsonRecord):
     """Every check of one target.
 
     Attributes:
@@ -299,7 +302,7 @@ class PreflightReport:
 
     target: str
     side: str
-    checks: tuple[Check, ...]
+    checks: tuple[Check, ...] = attrs.field(converter=record_list)
     facts: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
@@ -324,7 +327,14 @@ class PreflightReport:
         raise KeyError(name)
 
     def as_dict(self) -> dict[str, Any]:
+        """The same as :meth:`to_dict` (kept for earlier callers)."""
+        return self.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON data, with the library and Python versions.
+
+        What ``doctor --json`` prints; unlike other records it adds ``ok``
+        and ``client`` (to paste into a bug report; it holds no secret).
 
         Returns:
             ``target``, ``side``, ``ok``, ``client``, ``checks`` (name,
@@ -345,16 +355,8 @@ class PreflightReport:
                 "python": sys.version.split()[0],
                 "platform": sys.platform,
             },
-            "checks": [
-                {
-                    "name": check.name,
-                    "verdict": check.verdict.value,
-                    "found": check.found,
-                    "remedy": check.remedy,
-                }
-                for check in self.checks
-            ],
-            "facts": dict(self.facts),
+            "checks": [check.to_dict() for check in self.checks],
+            "facts": plain(self.facts),
         }
 
     def __repr__(self) -> str:

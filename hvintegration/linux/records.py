@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import datetime
 import uuid
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
 from hvintegration import catalogue
-from hvintegration._table import Column, RecordList, Tabular, html_table
+from hvintegration._table import Column, JsonRecord, RecordList, Tabular, html_table, record_list
 from hvintegration.linux.names import DaemonSpec, program_name
 
 __all__ = [
@@ -32,7 +32,7 @@ JsonDict = dict[str, object]
 
 
 @attrs.frozen
-class DriverState:
+class DriverState(JsonRecord):
     """The ``hv_utils`` driver: built in, a loaded module, or absent.
 
     Attributes:
@@ -81,7 +81,7 @@ class DriverState:
 
 
 @attrs.frozen
-class VMBusDevice:
+class VMBusDevice(JsonRecord):
     """One VMBus device under ``/sys/bus/vmbus/devices``.
 
     Attributes:
@@ -110,7 +110,7 @@ class VMBusDevice:
 
 
 @attrs.frozen
-class DeviceNode:
+class DeviceNode(JsonRecord):
     """A node under ``/dev/vmbus`` through which a daemon talks to the driver.
 
     Attributes:
@@ -129,7 +129,7 @@ class DeviceNode:
 
 
 @attrs.frozen
-class InstalledProgram:
+class InstalledProgram(JsonRecord):
     """An ``hv_*`` program found on the guest.
 
     Attributes:
@@ -169,12 +169,17 @@ class InstalledProgram:
         found = program_name(self.path) or program_name(self.real_path)
         return found[1] if found else ""
 
+    def to_dict(self) -> dict[str, Any]:
+        """Its attributes as plain data, ``daemon`` as the program name
+        (:attr:`name`, ``None`` for a helper) rather than the daemon record."""
+        return super().to_dict() | {"daemon": self.name or None}
+
     def __repr__(self) -> str:
         return f"<InstalledProgram {self.path}>"
 
 
 @attrs.frozen
-class DaemonProcess:
+class DaemonProcess(JsonRecord):
     """One running instance of an integration daemon, read from ``/proc``.
 
     Attributes:
@@ -221,12 +226,17 @@ class DaemonProcess:
         found = program_name(self.program) or program_name(self.exe)
         return found[1] if found else self.daemon.name
 
+    def to_dict(self) -> dict[str, Any]:
+        """Its attributes as plain data, ``daemon`` as the program it runs
+        (:attr:`name`) and ``started`` in ISO 8601."""
+        return super().to_dict() | {"daemon": self.name}
+
     def __repr__(self) -> str:
         return f"<DaemonProcess {self.pid} {self.program} user={self.user}>"
 
 
 @attrs.frozen
-class UnitState:
+class UnitState(JsonRecord):
     """A systemd unit, as ``systemctl show`` reports it.
 
     Attributes:
@@ -262,7 +272,7 @@ class UnitState:
 
 
 @attrs.frozen
-class DaemonState:
+class DaemonState(JsonRecord):
     """One integration daemon on one guest: installed where, running how.
 
     Attributes:
@@ -283,8 +293,8 @@ class DaemonState:
     """
 
     daemon: DaemonSpec
-    installed: tuple[InstalledProgram, ...]
-    processes: tuple[DaemonProcess, ...]
+    installed: tuple[InstalledProgram, ...] = attrs.field(converter=record_list)
+    processes: tuple[DaemonProcess, ...] = attrs.field(converter=record_list)
     unit: UnitState | None
 
     __columns__: ClassVar[tuple[Column, ...]] = (
@@ -317,23 +327,32 @@ class DaemonState:
         return next((i.path for i in self.installed if i.trusted), None)
 
     def as_dict(self) -> JsonDict:
+        """The same as :meth:`to_dict` (kept for earlier callers)."""
+        return self.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
         """The state as JSON-ready data (what ``linux start|stop|restart --json`` prints).
 
         Returns:
-            Plain dicts, lists, strings, numbers and booleans; times in ISO 8601.
+            ``daemon`` (the program name this guest uses), ``service`` (the
+            catalogue key, as in host and Windows JSON), ``running``,
+            ``program``, ``unit``, ``processes`` and ``installed``; times in
+            ISO 8601.
 
         Example:
             >>> from hvintegration.linux import resolve_daemon
-            >>> DaemonState(resolve_daemon("vss"), (), (), None).as_dict()["running"]
-            False
+            >>> data = DaemonState(resolve_daemon("vss"), (), (), None).to_dict()
+            >>> data["service"], data["running"]
+            ('vss', False)
         """
         return {
             "daemon": self.name,
-            "service": self.daemon.service.name,
+            "service": self.daemon.service.key,
             "running": self.running,
             "program": self.program,
-            "unit": None if self.unit is None else attrs.asdict(self.unit),
-            "processes": [_process_dict(p) for p in self.processes],
+            "unit": None if self.unit is None else self.unit.to_dict(),
+            "processes": [p.to_dict() for p in self.processes],
+            "installed": [i.to_dict() for i in self.installed],
         }
 
     def __repr__(self) -> str:
@@ -344,23 +363,8 @@ class DaemonState:
         return html_table([self])
 
 
-def _process_dict(p: DaemonProcess) -> JsonDict:
-    return {
-        "pid": p.pid,
-        "daemon": p.name,
-        "program": p.program,
-        "exe": p.exe,
-        "args": list(p.args),
-        "args_cut": p.args_cut,
-        "uid": p.uid,
-        "user": p.user,
-        "started": p.started.isoformat() if p.started else None,
-        "problem": p.problem,
-    }
-
-
 @attrs.frozen
-class KvpItem:
+class KvpItem(JsonRecord):
     """One record of a KVP pool file.
 
     Attributes:
@@ -402,7 +406,7 @@ class KvpItem:
 
 
 @attrs.frozen
-class LinuxStatus:
+class LinuxStatus(JsonRecord):
     """Everything about a Linux guest's integration services, read at once.
 
     Attributes:
@@ -445,12 +449,12 @@ class LinuxStatus:
     uid: int
     systemd: bool
     driver: DriverState
-    devices: tuple[VMBusDevice, ...]
-    nodes: tuple[DeviceNode, ...]
-    installed: tuple[InstalledProgram, ...]
-    daemons: tuple[DaemonState, ...]
-    units: tuple[UnitState, ...] = ()
-    unrecognised: tuple[DaemonProcess, ...] = ()
+    devices: tuple[VMBusDevice, ...] = attrs.field(converter=record_list)
+    nodes: tuple[DeviceNode, ...] = attrs.field(converter=record_list)
+    installed: tuple[InstalledProgram, ...] = attrs.field(converter=record_list)
+    daemons: tuple[DaemonState, ...] = attrs.field(converter=record_list)
+    units: tuple[UnitState, ...] = attrs.field(default=(), converter=record_list)
+    unrecognised: tuple[DaemonProcess, ...] = attrs.field(default=(), converter=record_list)
     omitted: tuple[str, ...] = ()
     uio_driver: bool = False
     processes_complete: bool = True
@@ -475,45 +479,28 @@ class LinuxStatus:
         return next(d for d in self.daemons if d.daemon is spec)
 
     def as_dict(self) -> JsonDict:
+        """The same as :meth:`to_dict` (kept for earlier callers)."""
+        return self.to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
         """The status as JSON-ready data (what ``linux status --json`` prints).
 
         Returns:
-            Plain dicts, lists, strings, numbers and booleans.
-        """
+            Every attribute by name, each nested record as its own
+            ``to_dict()``: services as catalogue keys (``"vss"``), the
+            daemons' ``daemon`` as the program name the guest uses.
 
-        return {
-            "target": self.target,
-            "kernel": self.kernel,
-            "user": self.user,
-            "uid": self.uid,
-            "systemd": self.systemd,
-            "driver": attrs.asdict(self.driver, recurse=False)
-            | {"used_by": list(self.driver.used_by)},
-            "devices": [
-                {
-                    "id": d.id,
-                    "class_id": str(d.class_id) if d.class_id else None,
-                    "service": d.service.name if d.service else None,
-                    "driver": d.driver,
-                }
-                for d in self.devices
-            ],
-            "nodes": [{"name": n.name, "kind": n.kind} for n in self.nodes],
-            "installed": [
-                {
-                    "path": i.path,
-                    "real_path": i.real_path,
-                    "daemon": i.name or None,
-                    "on_path": i.on_path,
-                    "script": i.script,
-                    "trusted": i.trusted,
-                }
-                for i in self.installed
-            ],
-            "daemons": [d.as_dict() for d in self.daemons],
-            "unrecognised": [_process_dict(p) for p in self.unrecognised],
-            "omitted": list(self.omitted),
-        }
+        Example:
+            >>> import asyncio
+            >>> from hvintegration.linux import LinuxGuest
+            >>> async def main():
+            ...     async with LinuxGuest.connect("sim-linux://") as guest:
+            ...         return (await guest.status()).to_dict()
+            >>> data = asyncio.run(main())
+            >>> [d["service"] for d in data["daemons"]]
+            ['guest_service_interface', 'key_value_pair_exchange', 'vss']
+        """
+        return super().to_dict()
 
     def sections(self) -> tuple[tuple[str, RecordList[Tabular]], ...]:
         """The status as titled tables, in the order a terminal shows them.

@@ -6,14 +6,14 @@ from typing import ClassVar
 
 import attrs
 
-from hvintegration._table import Column, html_table
+from hvintegration._table import Column, JsonRecord, html_table
 from hvintegration.catalogue import ServiceSpec
 
 __all__ = ["GuestServiceState"]
 
 
 @attrs.frozen
-class GuestServiceState:
+class GuestServiceState(JsonRecord):
     """One ``vmic*`` service in a Windows guest, as ``Get-Service`` shows it.
 
     Attributes:
@@ -27,6 +27,9 @@ class GuestServiceState:
         status: ``Running``, ``Stopped``, ``StopPending``...; empty when absent.
         start_type: ``Manual`` (the trigger-start default), ``Automatic`` or
             ``Disabled``; empty when absent.
+
+    ``to_dict()`` gives these attributes by name, ``service`` as its
+    catalogue key (``"vss"``) or ``None``.
 
     Example:
         >>> from hvintegration import catalogue
