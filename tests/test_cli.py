@@ -52,14 +52,6 @@ def test_target_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert err == ""
 
 
-def test_no_target_uses_the_simulator_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HVINTEGRATION_TARGET", raising=False)
-    status, out, err = _run("host", "vms")
-    assert status == 0
-    assert out.splitlines()[2].startswith("demovm")
-    assert "built-in simulator" in err
-
-
 def test_enable_and_disable_report_what_changed() -> None:
     status, out, _ = _run(
         "-t", "sim://", "host", "enable", "demovm", "guest service interface", "VSS"
@@ -276,21 +268,39 @@ def test_linux_kvp_pool() -> None:
 @pytest.mark.parametrize(
     ("argv", "simulator"),
     [
-        (["host", "vms"], "sim://"),
-        (["windows", "services"], "sim://?guest=demovm"),
-        (["windows", "--vm", "demovm", "services"], "sim://"),
-        (["linux", "status"], "sim-linux://"),
+        (["host", "vms"], "--target sim:// host vms"),
+        (["host", "disable", "demovm", "VSS"], "--target sim:// host disable demovm VSS"),
+        (["windows", "services"], "--target 'sim://?guest=demovm' windows services"),
+        (["windows", "--vm", "demovm", "services"], "--target sim:// windows --vm demovm"),
+        (["linux", "status"], "--target sim-linux:// linux status"),
+        (["doctor", "--guest"], "--target 'sim://?guest=demovm' doctor --guest"),
     ],
 )
-def test_each_side_defaults_to_its_own_simulator(
-    monkeypatch: pytest.MonkeyPatch, argv: list[str], simulator: str
+@pytest.mark.parametrize("given", [None, "", "   "])
+def test_no_target_is_a_usage_error_that_shows_the_simulator(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], simulator: str, given: str | None
 ) -> None:
     monkeypatch.delenv("HVINTEGRATION_TARGET", raising=False)
     monkeypatch.setenv("HVINTEGRATION_GUEST_PASSWORD", "hvintegration")
-    status, out, err = _run(*argv)
-    assert status == 0, err
-    assert err.strip().endswith(f"simulator {simulator}")
-    assert out
+    words = argv if given is None else ["--target", given, *argv]
+    status, out, err = _run(*words)
+    assert (status, out) == (EXIT_CODES["usage"], "")
+    assert err.startswith("hvintegration: error: no target: give --target URL")
+    assert f"hvintegration {simulator}" in err
+    assert err.count("\n") == 1
+
+
+def test_an_empty_environment_target_is_no_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVINTEGRATION_TARGET", "")
+    status, _, err = _run("host", "disable", "demovm", "VSS")
+    assert status == EXIT_CODES["usage"]
+    assert "--target sim://" in err
+
+
+def test_commands_without_a_target_need_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HVINTEGRATION_TARGET", raising=False)
+    assert _run("catalogue")[0] == 0
+    assert _run("advise", "--host-os", "2019", "--guest-os", "win7")[0] == 0
 
 
 def test_a_partly_failed_read_shows_what_was_read() -> None:

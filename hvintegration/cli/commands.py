@@ -1,51 +1,219 @@
-"""What each command does, given parsed arguments and a target."""
+"""What each command does, given parsed arguments and a target.
+
+Each ``run_*`` coroutine is a :data:`~hvintegration.cli._command.Runner`:
+``await run_x(args, target, out)``; it prints results to ``out`` and raises
+the library's exceptions, which the dispatcher prints and maps to an exit
+status.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
-import json
 import os
 import sys
+from pathlib import Path
 from typing import TextIO
 
+import attrs
+
 from hvintegration import catalogue
-from hvintegration._table import text_table
-from hvintegration.cli.parser import ENVIRONMENT_PASSWORD
-from hvintegration.cli.render import render
+from hvintegration._connect import PowerShellTargetLike, ShellTargetLike, TargetLike
+from hvintegration._table import format_table, text_table
+from hvintegration.cli._command import (
+    ENVIRONMENT_GUEST_PASSWORD,
+    ENVIRONMENT_PASSWORD,
+    ENVIRONMENT_TARGET,
+    UsageError,
+)
+from hvintegration.cli.render import dumps, render, waiting
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
 from hvintegration.linux import LinuxGuest, resolve_daemon
 from hvintegration.maintenance import advise
 from hvintegration.preflight import doctor
 from hvintegration.records import Verdict
+from hvintegration.transport import parse_target
 from hvintegration.windows import Credential, GuestServiceState, WindowsGuest
 
-__all__ = ["run_advise", "run_doctor", "run_host", "run_linux", "run_windows"]
+__all__ = [
+    "example_target",
+    "read_password",
+    "run_advise",
+    "run_catalogue",
+    "run_doctor",
+    "run_host",
+    "run_linux",
+    "run_windows",
+    "target_from",
+]
 
 
 def _options(args: argparse.Namespace) -> tuple[bool, float]:
     return bool(getattr(args, "json", False)), float(getattr(args, "timeout", DEFAULT_TIMEOUT))
 
 
-async def run_host(args: argparse.Namespace, target: str, out: TextIO) -> None:
+def _url_of(target: TargetLike | None) -> str:
+    return str(getattr(target, "url", target))
+
+
+def read_password(
+    *, file: str | None, ask: bool, environment: str, prompt: str, ask_on_terminal: bool = False
+) -> str | None:
+    """A password from a file, a prompt or the environment, in that order.
+
+    Args:
+        file: A file whose first line is the password (``--password-file``).
+        ask: Prompt for it (``--ask-password``); needs a terminal.
+        environment: The environment variable to read when neither is given.
+        prompt: The prompt's text.
+        ask_on_terminal: Prompt when nothing else gives one and a terminal
+            is attached (the guest password of ``--vm`` does).
+
+    Returns:
+        The password, or ``None`` when nothing gives one.
+
+    Raises:
+        UsageError: Both a file and a prompt were asked for, the file cannot
+            be read or is empty, or a prompt is needed without a terminal.
+            No message repeats the password.
+    """
+    if file is not None and ask:
+        raise UsageError("give the password one way: --password-file or --ask-password")
+    if file is not None:
+        try:
+            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
+            raise UsageError(f"cannot read the password file {file!r}: {reason}") from None
+        if not lines or not lines[0]:
+            raise UsageError(
+                f"the password file {file!r} is empty (its first line is the password)"
+            )
+        return lines[0]
+    if not ask:
+        value = os.environ.get(environment)
+        if value:
+            return value
+        if not ask_on_terminal:
+            return None
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"no terminal to ask for the password on; use --password-file or ${environment}"
+        )
+    return getpass.getpass(prompt)
+
+
+def example_target(args: argparse.Namespace) -> str:
+    """The built-in simulator that fits a command, to show a user who gave no target.
+
+    A simulated host, the inside of its ``demovm`` for ``windows`` (unless
+    ``--vm`` goes through the host), or a simulated Linux guest for
+    ``linux``. It is only ever shown: no command falls back to it.
+
+    Example:
+        >>> example_target(argparse.Namespace(side="linux"))
+        'sim-linux://'
+    """
+    if args.side == "linux":
+        return "sim-linux://"
+    if args.side == "doctor" and getattr(args, "guest", False):
+        return "sim://?guest=demovm"
+    if args.side == "windows" and getattr(args, "vm", None) is None:
+        return "sim://?guest=demovm"
+    return "sim://"
+
+
+def _without_target(argv: list[str]) -> list[str]:
+    words, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in ("--target", "-t"):
+            skip = True
+        elif not word.startswith(("--target=", "-t")) or word.startswith("--t"):
+            words.append(word)
+    return words
+
+
+def target_from(args: argparse.Namespace, argv: list[str]) -> TargetLike:
+    """The target a command acts on: ``--target`` or ``$HVINTEGRATION_TARGET``,
+    with a password from ``--password-file``, ``--ask-password`` or
+    ``$HVINTEGRATION_PASSWORD`` when the scheme takes one.
+
+    Args:
+        args: The parsed arguments.
+        argv: The arguments as given, to show how to try the command on a
+            simulator.
+
+    Returns:
+        The URL, or target settings carrying the password.
+
+    Raises:
+        UsageError: No target is given (the message shows the command with
+            ``--target sim://``, or the simulator that fits), or a password
+            is given twice or to a scheme that takes none.
+        InvalidTargetError: The URL is malformed or ambiguous.
+    """
+    url = (getattr(args, "target", None) or os.environ.get(ENVIRONMENT_TARGET) or "").strip()
+    if not url:
+        example = ["hvintegration", "--target", example_target(args), *_without_target(argv)]
+        shown = " ".join(f"'{word}'" if any(c in word for c in " ?&") else word for word in example)
+        raise UsageError(
+            f"no target: give --target URL or set ${ENVIRONMENT_TARGET} "
+            f"(to try it on the built-in simulator: {shown})"
+        )
+    file = getattr(args, "password_file", None)
+    ask = bool(getattr(args, "ask_password", False))
+    if file is None and not ask and not os.environ.get(ENVIRONMENT_PASSWORD):
+        return url
+    target = parse_target(url)
+    fields = attrs.fields_dict(type(target)) if attrs.has(type(target)) else {}  # type: ignore[arg-type]
+    explicit = file is not None or ask
+    if "password" not in fields:
+        if explicit:
+            raise UsageError(
+                f"{url.split('://')[0]}:// takes no password (only ssh:// and psrp:// do)"
+            )
+        return target
+    if getattr(target, "password", None):
+        if explicit:
+            raise UsageError(
+                "the URL has a password and an option gives another: keep one "
+                "(better the option: a password in a URL lands in shell history)"
+            )
+        return target
+    password = read_password(
+        file=file, ask=ask, environment=ENVIRONMENT_PASSWORD, prompt=f"password for {target.url}: "
+    )
+    return attrs.evolve(target, password=password)  # type: ignore[misc]
+
+
+async def run_host(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> None:
     """``hvintegration host ...``."""
     as_json, timeout = _options(args)
     if args.action in ("enable", "disable"):
         # Resolve names before connecting: a typo fails fast and changes nothing.
         specs = [catalogue.resolve_host(name) for name in args.services]
-    async with HyperVHost.connect(target, timeout=timeout) as host:
+    assert target is not None
+    async with contextlib.AsyncExitStack() as stack:
+        with waiting(f"connecting to {_url_of(target)}"):
+            host = await stack.enter_async_context(
+                HyperVHost.connect(_powershell(target), timeout=timeout)
+            )
         if args.action == "vms":
             print(render(await host.list_vms(), as_json=as_json), file=out)
         elif args.action == "services":
             chosen = args.vms or None
             print(render(await host.integration_services(chosen), as_json=as_json), file=out)
         elif args.action == "copy-file":
-            done = await host.vm(args.vm).copy_file(
-                args.source,
-                args.destination,
-                create_full_path=args.create_full_path,
-                overwrite=args.overwrite,
-            )
+            with waiting(f"copying {args.source} into {args.vm}"):
+                done = await host.vm(args.vm).copy_file(
+                    args.source,
+                    args.destination,
+                    create_full_path=args.create_full_path,
+                    overwrite=args.overwrite,
+                )
             print(render([done], as_json=as_json), file=out)
         else:
             enabled = args.action == "enable"
@@ -54,16 +222,25 @@ async def run_host(args: argparse.Namespace, target: str, out: TextIO) -> None:
             print(render(result.items, as_json=as_json), file=out)
 
 
+def _powershell(target: TargetLike) -> PowerShellTargetLike:
+    # The parsed target is checked for its kind when it is opened.
+    return target  # type: ignore[return-value]
+
+
+def _shell(target: TargetLike) -> ShellTargetLike:
+    return target  # type: ignore[return-value]
+
+
 def _guest_password() -> str:
-    password = os.environ.get(ENVIRONMENT_PASSWORD)
-    if password is not None:
-        return password
-    if sys.stdin.isatty():
-        return getpass.getpass("guest password: ")
-    raise ValueError(
-        f"--vm needs the guest password in ${ENVIRONMENT_PASSWORD} "
-        "(or run interactively to be asked)"
+    password = read_password(
+        file=None,
+        ask=False,
+        environment=ENVIRONMENT_GUEST_PASSWORD,
+        prompt="guest password: ",
+        ask_on_terminal=True,
     )
+    assert password is not None  # ask_on_terminal prompts or raises
+    return password
 
 
 async def _windows_action(guest: WindowsGuest, args: argparse.Namespace) -> list[GuestServiceState]:
@@ -72,44 +249,61 @@ async def _windows_action(guest: WindowsGuest, args: argparse.Namespace) -> list
     service = guest.service(args.service)
     force = bool(getattr(args, "force", False))
     if args.action == "start":
-        return [await service.start()]
+        with waiting(f"starting {args.service} (waits while it is StartPending)"):
+            return [await service.start()]
     if args.action == "stop":
-        return [await service.stop(force=force)]
+        with waiting(f"stopping {args.service} (waits while it is StopPending)"):
+            return [await service.stop(force=force)]
     if args.action == "restart":
-        return [await service.restart()]
+        with waiting(f"restarting {args.service} (waits while it is StopPending, StartPending)"):
+            return [await service.restart()]
     if args.action == "enable":
         return [await service.enable()]
     return [await service.disable(force=force)]
 
 
-async def run_windows(args: argparse.Namespace, target: str, out: TextIO) -> None:
+async def run_windows(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> None:
     """``hvintegration windows ...``: straight to the guest, or through the
     host with PowerShell Direct when ``--vm`` is given."""
     as_json, timeout = _options(args)
     if getattr(args, "service", None) is not None:
         catalogue.resolve(args.service)
+    assert target is not None
     vm = getattr(args, "vm", None)
-    if vm is None:
-        async with WindowsGuest.connect(target, timeout=timeout) as guest:
-            states = await _windows_action(guest, args)
-    else:
+    credential = None
+    if vm is not None:
         user = getattr(args, "user", None) or "Administrator"
         credential = Credential(user, _guest_password())
-        async with HyperVHost.connect(target, timeout=timeout) as host:
-            states = await _windows_action(host.vm(vm).windows(credential), args)
+    async with contextlib.AsyncExitStack() as stack:
+        with waiting(f"connecting to {_url_of(target)}"):
+            if credential is None:
+                guest = await stack.enter_async_context(
+                    WindowsGuest.connect(_powershell(target), timeout=timeout)
+                )
+            else:
+                host = await stack.enter_async_context(
+                    HyperVHost.connect(_powershell(target), timeout=timeout)
+                )
+                guest = host.vm(str(vm)).windows(credential)
+        states = await _windows_action(guest, args)
     print(render(states, as_json=as_json), file=out)
 
 
-async def run_linux(args: argparse.Namespace, target: str, out: TextIO) -> None:
+async def run_linux(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> None:
     """``hvintegration linux ...``: status, daemon control and KVP pools."""
     as_json, timeout = _options(args)
     if getattr(args, "daemon", None) is not None:
         resolve_daemon(args.daemon)
-    async with LinuxGuest.connect(target, timeout=timeout) as guest:
+    assert target is not None
+    async with contextlib.AsyncExitStack() as stack:
+        with waiting(f"connecting to {_url_of(target)}"):
+            guest = await stack.enter_async_context(
+                LinuxGuest.connect(_shell(target), timeout=timeout)
+            )
         if args.action == "status":
             status = await guest.status()
             if as_json:
-                print(json.dumps(status.as_dict(), indent=2, ensure_ascii=False), file=out)
+                print(dumps(status.as_dict()), file=out)
                 return
             blocks = [
                 f"{title}\n{text_table(records) or '(none)'}"
@@ -122,18 +316,30 @@ async def run_linux(args: argparse.Namespace, target: str, out: TextIO) -> None:
             return
         daemon = guest.daemon(args.daemon)
         if args.action == "start":
-            state = await daemon.start()
-        elif args.action == "stop":
-            state = await daemon.stop(force=args.force, grace=args.grace, kill=args.kill)
+            with waiting(f"starting {args.daemon}"):
+                state = await daemon.start()
         else:
-            state = await daemon.restart(force=args.force, grace=args.grace, kill=args.kill)
+            then = ", then SIGKILL" if args.kill else ""
+            with waiting(
+                f"{'stopping' if args.action == 'stop' else 'restarting'} {args.daemon} "
+                f"(up to {args.grace:g} s after SIGTERM{then})"
+            ):
+                if args.action == "stop":
+                    state = await daemon.stop(force=args.force, grace=args.grace, kill=args.kill)
+                else:
+                    state = await daemon.restart(force=args.force, grace=args.grace, kill=args.kill)
         if as_json:
-            print(json.dumps([state.as_dict()], indent=2, ensure_ascii=False), file=out)
+            print(dumps([state.as_dict()]), file=out)
         else:
             print(text_table([state]), file=out)
 
 
-def run_advise(args: argparse.Namespace, out: TextIO) -> None:
+async def run_catalogue(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> None:
+    """``hvintegration catalogue``: every integration service and its names."""
+    print(render(catalogue.ALL_SERVICES, as_json=bool(getattr(args, "json", False))), file=out)
+
+
+async def run_advise(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> None:
     """``hvintegration advise``: the update mechanism for a guest on a host.
 
     Reads nothing from any host. A table (with the notes and sources under
@@ -151,35 +357,32 @@ def run_advise(args: argparse.Namespace, out: TextIO) -> None:
     print("\n".join(lines), file=out)
 
 
-async def run_doctor(args: argparse.Namespace, target: str, out: TextIO) -> bool:
+async def run_doctor(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> int:
     """``hvintegration doctor``: read-only checks of a host or a Windows guest.
 
     Prints the checks as a table with a summary line, or with ``--json`` the
     whole report (what to paste into a bug report; it holds no secret).
 
     Returns:
-        Whether no check failed.
+        1 when a check failed, else 0.
     """
     as_json, timeout = _options(args)
     side = "guest" if getattr(args, "guest", False) else "host"
-    report = await doctor(target, side=side, timeout=timeout)
+    assert target is not None
+    with waiting(f"checking {_url_of(target)}"):
+        report = await doctor(_powershell(target), side=side, timeout=timeout)
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False), file=out)
-        return report.ok
+        print(dumps(report.as_dict()), file=out)
+        return 0 if report.ok else 1
     counts = {verdict: 0 for verdict in Verdict}
     for check in report.checks:
         counts[check.verdict] += 1
     summary = ", ".join(f"{count} {verdict.value}" for verdict, count in counts.items() if count)
-    name_width = max(len("Check"), *(len(check.name) for check in report.checks))
-    lines = [f"{'Check'.ljust(name_width)} {'Verdict'.ljust(7)} Found"]
-    lines.append(f"{'-' * name_width} {'-' * 7} {'-' * 5}")
-    lines += [
-        f"{check.name.ljust(name_width)} {check.verdict.value.ljust(7)} {check.found}".rstrip()
-        for check in report.checks
-    ]
+    rows = [[check.name, check.verdict.value, check.found] for check in report.checks]
+    lines = [format_table(["Check", "Verdict", "Found"], rows)]
     remedies = [f"- {check.name}: {check.remedy}" for check in report.checks if check.remedy]
     if remedies:
         lines += ["", "What to do:", *remedies]
     lines += ["", f"{report.target} ({side}): {summary}"]
     print("\n".join(lines), file=out)
-    return report.ok
+    return 0 if report.ok else 1

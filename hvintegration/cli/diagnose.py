@@ -21,34 +21,58 @@ import urllib.parse
 from typing import TextIO
 
 from hvintegration._connect import (
-    PowerShellTargetLike,
+    TargetLike,
     powershell_transport_for,
     shell_transport_for,
+    transport_for,
 )
 from hvintegration._table import text_table
+from hvintegration.cli._command import CommandParser, add_command
 from hvintegration.cli.render import render
 from hvintegration.diagnosis import GuestConnection
 from hvintegration.diagnosis_records import Diagnosis
+from hvintegration.errors import InvalidTargetError
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
 from hvintegration.linux import LinuxGuest
+from hvintegration.transport import PowerShellTransport
 from hvintegration.windows import WindowsGuest
 
 __all__ = ["add_diagnose", "format_diagnosis", "guest_kind", "run_diagnose"]
 
 
+def _host_target(target: TargetLike | None) -> PowerShellTransport:
+    if target is None:
+        raise InvalidTargetError("diagnose needs a host: --target URL")
+    transport = transport_for(target)
+    if not isinstance(transport, PowerShellTransport):
+        raise InvalidTargetError(
+            f"{transport.target} is a shell target; the host of diagnose runs PowerShell "
+            "(sim://, local://, ssh://, psrp://)"
+        )
+    return transport
+
+
 def add_diagnose(
-    sides: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+    commands: argparse._SubParsersAction[CommandParser], common: argparse.ArgumentParser
 ) -> None:
-    """Register the ``diagnose`` command on the top-level parser.
+    """Register the ``diagnose`` command.
 
     Args:
-        sides: The parser's subcommands.
+        commands: The top-level parser's subcommands.
         common: The options every command takes (``--target``, ``--json``,
-            ``--timeout``).
+            ``--timeout``, the password options).
     """
-    diagnose = sides.add_parser(
+    diagnose = add_command(
+        commands,
         "diagnose",
         help="one verdict per integration service of a VM, from the host and the guest",
+        examples=[
+            "hvintegration -t sim:// diagnose demovm",
+            "hvintegration -t sim:// diagnose demovm --guest 'sim://?guest=demovm'",
+            "hvintegration -t psrp://admin@hv01?ssl=true diagnose web1 --guest ssh://root@web1 "
+            "--host-os 2022",
+        ],
+        run=run_diagnose,
         parents=[common],
     )
     diagnose.add_argument("vm", metavar="VM", help="the VM's name or id on the host")
@@ -141,7 +165,7 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
     return "\n".join(lines)
 
 
-async def run_diagnose(args: argparse.Namespace, target: PowerShellTargetLike, out: TextIO) -> int:
+async def run_diagnose(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> int:
     """``hvintegration diagnose VM``: print the diagnosis.
 
     A guest that cannot be reached or read is part of the diagnosis (its
@@ -171,7 +195,7 @@ async def run_diagnose(args: argparse.Namespace, target: PowerShellTargetLike, o
         else:
             guest = LinuxGuest(shell_transport_for(args.guest), timeout=timeout)
     try:
-        async with HyperVHost.connect(target, timeout=timeout) as host:
+        async with HyperVHost.connect(_host_target(target), timeout=timeout) as host:
             diagnosis = await host.vm(args.vm).diagnose(
                 guest, host_os=args.host_os, guest_os=args.guest_os
             )

@@ -1,42 +1,72 @@
-"""The command line's arguments."""
+"""The command line's arguments.
+
+Adding a command
+----------------
+A command lives in its own module of ``hvintegration/cli/`` with a
+coroutine that runs it (``async def run_x(args, target, out) -> int | None``,
+see :data:`~hvintegration.cli._command.Runner`) and a function that adds its
+parser::
+
+    from hvintegration.cli._command import add_command
+
+    def add_kvp(commands, common):
+        kvp = add_command(
+            commands, "kvp", help="read and write KVP items of a VM",
+            examples=["hvintegration -t sim:// kvp get demovm"],
+            run=run_kvp, parents=[common],
+        )
+        kvp.add_argument("vm", metavar="VM")
+
+then one line in :func:`build_parser` below calls ``add_kvp(commands,
+common)``. ``parents=[common]`` gives it ``--target``, ``--json``,
+``--timeout`` and the password options; ``target=False`` for a command that
+reads no target. A command with subcommands uses
+:func:`~hvintegration.cli._command.add_group` and ``add_command`` on what it
+returns. The dispatcher (``cli/__init__.py``) resolves the target, opens
+nothing itself, prints errors and maps them to exit statuses, so a command
+only raises the library's exceptions.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, TextIO, TypeAlias
+
+import shtab
 
 from hvintegration import __version__
-from hvintegration.cli.diagnose import add_diagnose
+from hvintegration._connect import TargetLike
+from hvintegration.cli._command import (
+    ENVIRONMENT_GUEST_PASSWORD,
+    ENVIRONMENT_PASSWORD,
+    ENVIRONMENT_TARGET,
+    CommandParser,
+    add_command,
+    add_group,
+)
+from hvintegration.cli.commands import (
+    run_advise,
+    run_catalogue,
+    run_doctor,
+    run_host,
+    run_linux,
+    run_windows,
+)
 from hvintegration.host import DEFAULT_TIMEOUT
 
 __all__ = [
-    "DEFAULT_TARGET",
+    "ENVIRONMENT_GUEST_PASSWORD",
     "ENVIRONMENT_PASSWORD",
     "ENVIRONMENT_TARGET",
+    "SHELLS",
     "build_parser",
-    "default_target",
 ]
 
-ENVIRONMENT_TARGET = "HVINTEGRATION_TARGET"
-"""Environment variable read when ``--target`` is not given."""
+SHELLS = ("bash", "zsh", "tcsh")
+"""Shells ``hvintegration completion`` writes a script for (shtab's)."""
 
-ENVIRONMENT_PASSWORD = "HVINTEGRATION_GUEST_PASSWORD"
-"""Environment variable holding the guest password for PowerShell Direct."""
-
-DEFAULT_TARGET = "sim://"
-"""The host target when neither ``--target`` nor the environment names one."""
-
-
-def default_target(args: argparse.Namespace) -> str:
-    """The built-in simulator that fits the command: a simulated host, the
-    inside of its ``demovm`` for ``windows`` (unless ``--vm`` goes through
-    the host), or a simulated Linux guest for ``linux``."""
-    if args.side == "linux":
-        return "sim-linux://"
-    if args.side == "doctor" and getattr(args, "guest", False):
-        return "sim://?guest=demovm"
-    if args.side == "windows" and getattr(args, "vm", None) is None:
-        return "sim://?guest=demovm"
-    return DEFAULT_TARGET
+if TYPE_CHECKING:
+    Commands: TypeAlias = argparse._SubParsersAction[CommandParser]
 
 
 def _common() -> argparse.ArgumentParser:
@@ -46,38 +76,92 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--target",
         "-t",
+        metavar="URL",
         default=argparse.SUPPRESS,
-        help="target URL (sim://, local://, ssh://user@host, psrp://user@host); "
-        f"default ${ENVIRONMENT_TARGET}, else the built-in simulator",
+        help="where to act: sim://, sim-linux://, local://, ssh://user@host, "
+        f"psrp://user@host (default ${ENVIRONMENT_TARGET}; required)",
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     common.add_argument(
         "--timeout",
         type=float,
+        metavar="SECONDS",
         default=argparse.SUPPRESS,
         help=f"seconds per operation (default {DEFAULT_TIMEOUT:g})",
+    )
+    secret = common.add_argument_group(
+        "password of an ssh:// or psrp:// target (instead of one in the URL)"
+    )
+    secret.add_argument(
+        "--password-file",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="read it from the first line of FILE",
+    )
+    secret.add_argument(
+        "--ask-password",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help=f"prompt for it on the terminal (else ${ENVIRONMENT_PASSWORD} is used when set)",
     )
     return common
 
 
-def _add_host(
-    sides: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    host = sides.add_parser("host", help="the Hyper-V host side", parents=[common])
-    actions = host.add_subparsers(dest="action", required=True)
-    actions.add_parser("vms", help="list the VMs (Get-VM)", parents=[common])
-    services = actions.add_parser(
-        "services", help="integration services of VMs (Get-VMIntegrationService)", parents=[common]
+def _json_only() -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
     )
-    services.add_argument("vms", nargs="*", metavar="VM", help="VM names; all VMs when none")
+    return options
+
+
+def _add_host(commands: Commands, common: argparse.ArgumentParser) -> None:
+    actions = add_group(
+        commands,
+        "host",
+        help="the Hyper-V host side: VMs and their integration services",
+        examples=[
+            "hvintegration -t sim:// host services demovm",
+            "hvintegration -t psrp://admin@hv01?ssl=true host disable demovm VSS",
+        ],
+        parents=[common],
+    )
+    add_command(
+        actions,
+        "vms",
+        help="list the VMs (Get-VM)",
+        examples=["hvintegration -t sim:// host vms", "hvintegration -t sim:// --json host vms"],
+        run=run_host,
+        parents=[common],
+    )
+    services = add_command(
+        actions,
+        "services",
+        help="integration services of VMs (Get-VMIntegrationService)",
+        examples=[
+            "hvintegration -t sim:// host services",
+            "hvintegration -t sim:// host services demovm",
+        ],
+        run=run_host,
+        parents=[common],
+    )
+    services.add_argument("vms", nargs="*", metavar="VM", help="VM names or ids; all VMs when none")
     for verb, summary in (
         ("enable", "Enable-VMIntegrationService"),
         ("disable", "Disable-VMIntegrationService"),
     ):
-        change = actions.add_parser(
-            verb, help=f"{verb} integration services of a VM ({summary})", parents=[common]
+        change = add_command(
+            actions,
+            verb,
+            help=f"{verb} integration services of a VM ({summary})",
+            examples=[
+                f'hvintegration -t sim:// host {verb} demovm "Guest Service Interface"',
+                f"hvintegration -t sim:// host {verb} demovm vmicvss vmictimesync",
+            ],
+            run=run_host,
+            parents=[common],
         )
-        change.add_argument("vm", metavar="VM")
+        change.add_argument("vm", metavar="VM", help="VM name or id")
         change.add_argument(
             "services", nargs="+", metavar="SERVICE", help="name, older name, GUID or vmic* name"
         )
@@ -87,19 +171,25 @@ def _add_host(
                 action="store_true",
                 help="allow turning off Heartbeat, Shutdown or Key-Value Pair Exchange",
             )
-    copy = actions.add_parser(
-        "copy-file", help="copy a host file into a running guest (Copy-VMFile)", parents=[common]
+    copy = add_command(
+        actions,
+        "copy-file",
+        help="copy a host file into a running guest (Copy-VMFile)",
+        examples=[
+            "hvintegration -t psrp://admin@hv01?ssl=true host copy-file demovm "
+            "C:\\iso\\tools.zip C:\\Temp\\tools.zip --create-full-path",
+        ],
+        run=run_host,
+        parents=[common],
     )
-    copy.add_argument("vm", metavar="VM")
+    copy.add_argument("vm", metavar="VM", help="VM name or id")
     copy.add_argument("source", metavar="SOURCE", help="path on the Hyper-V host")
     copy.add_argument("destination", metavar="DEST", help="absolute path in the guest")
     copy.add_argument("--create-full-path", action="store_true", help="create missing folders")
     copy.add_argument("--overwrite", action="store_true", help="replace an existing file")
 
 
-def _add_windows(
-    sides: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
+def _add_windows(commands: Commands, common: argparse.ArgumentParser) -> None:
     guest_options = argparse.ArgumentParser(add_help=False)
     guest_options.add_argument(
         "--vm",
@@ -109,15 +199,27 @@ def _add_windows(
     guest_options.add_argument(
         "--user",
         default=argparse.SUPPRESS,
-        help=f"guest account for --vm (password from ${ENVIRONMENT_PASSWORD} or a prompt)",
+        help=f"guest account for --vm (password from ${ENVIRONMENT_GUEST_PASSWORD} or a prompt)",
     )
-    windows = sides.add_parser(
-        "windows", help="Hyper-V services inside a Windows guest", parents=[common, guest_options]
+    actions = add_group(
+        commands,
+        "windows",
+        help="Hyper-V services inside a Windows guest",
+        examples=[
+            "hvintegration -t 'sim://?guest=demovm' windows services",
+            "hvintegration -t sim:// windows --vm demovm services",
+        ],
+        parents=[common, guest_options],
     )
-    actions = windows.add_subparsers(dest="action", required=True)
-    actions.add_parser(
+    add_command(
+        actions,
         "services",
         help="the vmic* services (Get-Service -Name vm*)",
+        examples=[
+            "hvintegration -t 'sim://?guest=demovm' windows services",
+            "hvintegration -t ssh://admin@guest1?shell=powershell windows services",
+        ],
+        run=run_windows,
         parents=[common, guest_options],
     )
     for verb, summary in (
@@ -127,8 +229,16 @@ def _add_windows(
         ("enable", "startup type Manual, the default"),
         ("disable", "startup type Disabled"),
     ):
-        action = actions.add_parser(
-            verb, help=f"{verb} a guest service ({summary})", parents=[common, guest_options]
+        action = add_command(
+            actions,
+            verb,
+            help=f"{verb} a guest service ({summary})",
+            examples=[
+                f"hvintegration -t 'sim://?guest=demovm' windows {verb} vmicguestinterface",
+                f'hvintegration -t sim:// windows --vm demovm {verb} "Time Synchronization"',
+            ],
+            run=run_windows,
+            parents=[common, guest_options],
         )
         action.add_argument("service", metavar="NAME", help="vmic* name or any catalogue name")
         if verb in ("stop", "disable"):
@@ -139,18 +249,40 @@ def _add_windows(
             )
 
 
-def _add_linux(
-    sides: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    linux = sides.add_parser(
-        "linux", help="hv_utils and the hv_* daemons inside a Linux guest", parents=[common]
+def _add_linux(commands: Commands, common: argparse.ArgumentParser) -> None:
+    actions = add_group(
+        commands,
+        "linux",
+        help="hv_utils and the hv_* daemons inside a Linux guest",
+        examples=[
+            "hvintegration -t sim-linux:// linux status",
+            "hvintegration -t ssh://admin@guest1 linux restart kvp --force",
+        ],
+        parents=[common],
     )
-    actions = linux.add_subparsers(dest="action", required=True)
-    actions.add_parser(
-        "status", help="driver, devices, installed and running daemons", parents=[common]
+    add_command(
+        actions,
+        "status",
+        help="driver, devices, installed and running daemons",
+        examples=[
+            "hvintegration -t sim-linux:// linux status",
+            "hvintegration -t local:// linux status",
+        ],
+        run=run_linux,
+        parents=[common],
     )
     for verb in ("start", "stop", "restart"):
-        action = actions.add_parser(verb, help=f"{verb} a daemon", parents=[common])
+        examples = [f"hvintegration -t sim-linux:// linux {verb} vss"]
+        if verb != "start":
+            examples.append(f"hvintegration -t sim-linux:// linux {verb} hv_kvp_daemon --force")
+        action = add_command(
+            actions,
+            verb,
+            help=f"{verb} a daemon",
+            examples=examples,
+            run=run_linux,
+            parents=[common],
+        )
         action.add_argument(
             "daemon", metavar="DAEMON", help="hv_kvp_daemon, kvp, a unit or a catalogue name"
         )
@@ -159,29 +291,47 @@ def _add_linux(
                 "--grace",
                 type=float,
                 default=10.0,
+                metavar="SECONDS",
                 help="seconds to wait after SIGTERM (default 10)",
             )
             action.add_argument(
                 "--kill", action="store_true", help="SIGKILL what outlives the grace period"
             )
-        if verb in ("stop", "restart"):
             action.add_argument(
                 "--force",
                 action="store_true",
                 help=f"allow {'stopping' if verb == 'stop' else 'restarting'} hv_kvp_daemon "
                 "(the host learns IP addresses through it)",
             )
-    kvp = actions.add_parser("kvp", help="the KVP pool files", parents=[common])
+    kvp = add_command(
+        actions,
+        "kvp",
+        help="the KVP pool files",
+        examples=[
+            "hvintegration -t sim-linux:// linux kvp",
+            "hvintegration -t sim-linux:// linux kvp --pool 3",
+        ],
+        run=run_linux,
+        parents=[common],
+    )
     kvp.add_argument(
         "--pool", type=int, choices=range(5), default=None, help="one pool (0-4); all by default"
     )
 
 
-def _add_advise(sides: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_advise(commands: Commands) -> None:
     # Reads no host, so it takes no --target or --timeout.
-    advise = sides.add_parser(
+    advise = add_command(
+        commands,
         "advise",
         help="how to keep a guest's integration services current on a host (no target needed)",
+        examples=[
+            'hvintegration advise --host-os "Windows 10" --guest-os "Windows 7"',
+            'hvintegration advise --host-os 2019 --guest-os "Ubuntu 24.04" --json',
+        ],
+        run=run_advise,
+        parents=[_json_only()],
+        target=False,
     )
     advise.add_argument(
         "--host-os",
@@ -196,15 +346,18 @@ def _add_advise(sides: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the guest: 'Windows Server 2008 R2', 2008r2, win7, 'Ubuntu 24.04', "
         "or the OSName the guest reports through KVP",
     )
-    advise.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
 
 
-def _add_doctor(
-    sides: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
-) -> None:
-    doctor = sides.add_parser(
+def _add_doctor(commands: Commands, common: argparse.ArgumentParser) -> None:
+    doctor = add_command(
+        commands,
         "doctor",
         help="read-only checks of a host (or, with --guest, a Windows guest) before real work",
+        examples=[
+            "hvintegration -t psrp://admin@hv01?ssl=true doctor",
+            "hvintegration -t 'sim://?guest=demovm' doctor --guest",
+        ],
+        run=run_doctor,
         parents=[common],
     )
     doctor.add_argument(
@@ -214,25 +367,59 @@ def _add_doctor(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_completion(commands: Commands, root: CommandParser) -> None:
+    async def run_completion(
+        args: argparse.Namespace, target: TargetLike | None, out: TextIO
+    ) -> None:
+        print(shtab.complete(root, shell=args.shell), file=out)
+
+    completion = add_command(
+        commands,
+        "completion",
+        help="print a shell completion script",
+        examples=[
+            'eval "$(hvintegration completion bash)"',
+            "hvintegration completion zsh > ~/.zfunc/_hvintegration",
+        ],
+        run=run_completion,
+        target=False,
+    )
+    completion.add_argument("shell", choices=SHELLS, help="the shell: " + ", ".join(SHELLS))
+
+
+def build_parser() -> CommandParser:
     """The whole argument parser.
 
     Returns:
-        A parser whose namespace has ``side`` and ``action``.
+        A parser whose namespace has ``side`` (the command), ``action`` (its
+        subcommand, for commands that have them), ``run`` and
+        ``needs_target``.
     """
     common = _common()
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="hvintegration",
         description="Manage Hyper-V integration services on hosts and guests.",
+        epilog="examples:\n"
+        "  hvintegration --target sim:// host services demovm\n"
+        "  hvintegration --target sim-linux:// linux status\n"
+        f"  {ENVIRONMENT_TARGET}=psrp://admin@hv01?ssl=true hvintegration doctor",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sides = parser.add_subparsers(dest="side", required=True)
-    _add_host(sides, common)
-    _add_windows(sides, common)
-    _add_linux(sides, common)
-    _add_doctor(sides, common)
-    sides.add_parser("catalogue", help="every integration service and its names", parents=[common])
-    _add_advise(sides)
-    add_diagnose(sides, common)
+    commands = parser.add_subparsers(dest="side", metavar="COMMAND", title="commands")
+    _add_host(commands, common)
+    _add_windows(commands, common)
+    _add_linux(commands, common)
+    _add_doctor(commands, common)
+    add_command(
+        commands,
+        "catalogue",
+        help="every integration service and its names (no target needed)",
+        examples=["hvintegration catalogue", "hvintegration catalogue --json"],
+        run=run_catalogue,
+        parents=[_json_only()],
+        target=False,
+    )
+    _add_advise(commands)
+    _add_completion(commands, parser)
     return parser

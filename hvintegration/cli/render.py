@@ -1,19 +1,47 @@
-"""Turn records into what the command line prints: tables or JSON."""
+"""What the command line prints: tables, JSON, safe text, and progress.
+
+Everything printed is safe for a terminal: table cells and error lines go
+through :func:`~hvintegration._table.printable`, JSON escapes every control
+character, and :class:`SafeWriter` escapes whatever else reaches the output
+streams, so a remote name holding ``ESC]0;...BEL`` or a newline can neither
+retitle the terminal nor forge a row.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import enum
+import io
 import json
+import re
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
 
 import attrs
+from rich.console import Console
+from rich.text import Text
 
-from hvintegration._table import Tabular, text_table
+from hvintegration._table import Tabular, format_table, printable, text_table
 from hvintegration.catalogue import ServiceSpec
 
-__all__ = ["to_json", "render"]
+__all__ = [
+    "SafeWriter",
+    "dumps",
+    "format_table",
+    "printable",
+    "progress_console",
+    "render",
+    "showing_progress",
+    "to_json",
+    "waiting",
+]
+
+# json.dumps escapes C0 controls but, with ensure_ascii=False, passes DEL,
+# C1 controls, line separators and bidi controls through raw; they can only
+# occur inside strings, where \uXXXX is valid JSON.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _plain(value: Any) -> Any:
@@ -34,30 +62,136 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def dumps(value: Any) -> str:
+    """JSON text, indented, with non-ASCII text kept and every control character escaped.
+
+    Args:
+        value: Plain data (dicts, lists, strings, numbers).
+
+    Returns:
+        JSON in which no character can act on a terminal.
+
+    Example:
+        >>> print(dumps({"name": "客體\\u202e\\x1b"}))
+        {
+          "name": "客體\\u202e\\u001b"
+        }
+    """
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def to_json(records: Sequence[object]) -> str:
     """Records as a JSON array: attrs fields by name, ids as text, catalogue
     entries by their key.
 
     Example:
-        >>> import uuid
+        >>> import json, uuid
         >>> from hvintegration.records import VMSummary
-        >>> print(to_json([VMSummary("demovm", uuid.UUID(int=0), "Off", 2, "", "HV01")]))
-        [
-          {
-            "name": "demovm",
-            "id": "00000000-0000-0000-0000-000000000000",
-            "state": "Off",
-            "generation": 2,
-            "integration_services_version": "",
-            "host": "HV01"
-          }
-        ]
+        >>> text = to_json([VMSummary("demovm", uuid.UUID(int=0), "Off", 2, "", "HV01")])
+        >>> json.loads(text)[0]["id"]
+        '00000000-0000-0000-0000-000000000000'
     """
-    return json.dumps([_plain(record) for record in records], indent=2, ensure_ascii=False)
+    return dumps([_plain(record) for record in records])
 
 
 def render(records: Sequence[Tabular], *, as_json: bool) -> str:
-    """The text a command prints for its records."""
+    """The text a command prints for its records: a table, or JSON."""
     if as_json:
         return to_json(records)
     return text_table(records)
+
+
+class SafeWriter(io.TextIOBase):
+    """A text stream that escapes control characters before they reach another one.
+
+    Line breaks pass; everything :func:`printable` escapes is escaped.
+
+    Args:
+        stream: Where the text goes.
+
+    Example:
+        >>> buffer = io.StringIO()
+        >>> print("row\\x1b[2J", file=SafeWriter(buffer))
+        >>> buffer.getvalue()
+        'row\\\\x1b[2J\\n'
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        """Write ``text`` with its control characters escaped.
+
+        Returns:
+            The length of ``text``, as a stream's ``write`` does.
+        """
+        self.stream.write(printable(text, newlines=True))
+        return len(text)
+
+    def writable(self) -> bool:
+        """Always true."""
+        return True
+
+    def flush(self) -> None:
+        """Flush the stream underneath."""
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        """Whether the stream underneath is a terminal."""
+        return self.stream.isatty()
+
+
+_progress: contextvars.ContextVar[Console | None] = contextvars.ContextVar(
+    "hvintegration_cli_progress", default=None
+)
+
+
+def progress_console(out: TextIO, err: TextIO, *, as_json: bool) -> Console | None:
+    """Where progress goes: a rich console on ``err``, or ``None`` for silence.
+
+    Progress shows only when both streams are terminals and the output is
+    not JSON: a pipe, a file, ``--json`` or a CI log get no spinner.
+
+    Args:
+        out: The result stream.
+        err: The stream progress would be drawn on.
+        as_json: Whether the command prints JSON.
+
+    Returns:
+        A console, or ``None``.
+    """
+    if as_json or not (out.isatty() and err.isatty()):
+        return None
+    return Console(file=err, stderr=True)
+
+
+@contextlib.contextmanager
+def showing_progress(console: Console | None) -> Iterator[None]:
+    """Make :func:`waiting` draw on ``console`` (``None``: stay silent) inside the block."""
+    token = _progress.set(console)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
+
+
+@contextlib.contextmanager
+def waiting(message: str) -> Iterator[None]:
+    """Show a spinner with ``message`` while the block runs, when progress is on.
+
+    The spinner is drawn on the console :func:`showing_progress` set and
+    erased when the block ends; without one, nothing is drawn. The message
+    is shown as plain text (no markup) and with control characters escaped.
+
+    Args:
+        message: What is being waited for, such as ``stopping
+            hv_kvp_daemon (up to 10 s after SIGTERM)``.
+    """
+    console = _progress.get()
+    if console is None:
+        yield
+        return
+    with console.status(Text(printable(message)), spinner="dots"):
+        yield

@@ -1,0 +1,208 @@
+"""What every command module of the command line builds on.
+
+:class:`CommandParser` (user-facing argparse messages, did-you-mean for
+commands), :func:`add_command` (one subcommand with its examples and the
+function that runs it) and the environment variables the command line
+reads. This module imports nothing else of the command line, so a command
+module can use it while ``cli/parser.py`` imports that command module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, NoReturn, TextIO
+
+from hvintegration._connect import TargetLike
+
+__all__ = [
+    "ENVIRONMENT_GUEST_PASSWORD",
+    "ENVIRONMENT_PASSWORD",
+    "ENVIRONMENT_TARGET",
+    "CommandParser",
+    "Runner",
+    "UsageError",
+    "add_command",
+    "add_group",
+    "did_you_mean",
+]
+
+ENVIRONMENT_TARGET = "HVINTEGRATION_TARGET"
+"""Environment variable read when ``--target`` is not given."""
+
+ENVIRONMENT_PASSWORD = "HVINTEGRATION_PASSWORD"
+"""Environment variable holding the password of an ``ssh://`` or ``psrp://`` target."""
+
+ENVIRONMENT_GUEST_PASSWORD = "HVINTEGRATION_GUEST_PASSWORD"
+"""Environment variable holding the guest password for PowerShell Direct (``--vm``)."""
+
+Runner = Callable[[argparse.Namespace, "TargetLike | None", TextIO], Awaitable["int | None"]]
+"""What runs a command: ``await run(args, target, out)``.
+
+``target`` is the target the user named (a URL, or target settings when a
+password came from outside the URL), ``None`` for a command made with
+``target=False``. Results go to ``out``; errors are raised (the library's
+exceptions), never printed. The return value is the exit status, ``None``
+meaning 0.
+"""
+
+
+class UsageError(Exception):
+    """The command line was used wrongly in a way argparse cannot see (no
+    target, a password given twice); exit status 2 with the message."""
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """A hint naming the choice closest to a mistyped value, or empty text.
+
+    Args:
+        value: What the user typed.
+        choices: The valid values.
+
+    Returns:
+        ``"did you mean 'host'?"``, or ``""`` when nothing is close.
+
+    Example:
+        >>> did_you_mean("hots", ["host", "windows", "linux"])
+        "did you mean 'host'?"
+        >>> did_you_mean("zzz", ["host"])
+        ''
+    """
+    by_folded = {choice.casefold(): choice for choice in choices}
+    close = difflib.get_close_matches(value.casefold(), list(by_folded), n=1, cutoff=0.6)
+    return f"did you mean {by_folded[close[0]]!r}?" if close else ""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser whose messages name commands, not argparse's internals.
+
+    A missing command says ``a command is required: host, windows, ...``
+    (not ``the following arguments are required: side``), and an unknown one
+    says ``unknown command 'hots'; did you mean 'host'?`` (not ``argument
+    side: invalid choice``). Subparsers made from it are of this class too,
+    and help keeps the line breaks of the examples in each epilog.
+
+    Example:
+        >>> parser = CommandParser(prog="demo")
+        >>> commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+        >>> _ = commands.add_parser("host")
+        >>> parser.parse_args(["host"]).command
+        'host'
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        # argparse's own message names the destination ("argument side:
+        # invalid choice"); a command gets a sentence and a suggestion.
+        if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            hint = did_you_mean(str(value), action.choices)
+            raise argparse.ArgumentError(
+                None,
+                f"unknown command {value!r}"
+                + (f"; {hint}" if hint else "")
+                + f" (commands: {', '.join(action.choices)})",
+            )
+        super()._check_value(action, value)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        # Subcommands are optional to argparse (its message for a missing
+        # one names the destination); a missing one is refused here.
+        for action in self._actions:
+            missing = getattr(parsed, action.dest, None) is None
+            if isinstance(action, argparse._SubParsersAction) and missing:
+                self.error(f"a command is required: {', '.join(action.choices)}")
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the message to stderr and exit with status 2."""
+        self.print_usage(None)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_command(
+    commands: argparse._SubParsersAction[CommandParser],
+    name: str,
+    *,
+    help: str,
+    examples: Sequence[str],
+    run: Runner,
+    parents: Sequence[argparse.ArgumentParser] = (),
+    target: bool = True,
+) -> CommandParser:
+    """Add one command, with examples in its help and the function that runs it.
+
+    Args:
+        commands: What ``add_subparsers`` returned on the parent parser.
+        name: The command word.
+        help: One line for the parent's command list.
+        examples: Whole command lines shown under ``Examples:`` in the
+            command's ``--help``; at least one.
+        run: The coroutine function that runs it (see :data:`Runner`).
+        parents: Parsers whose options it shares (``--target``, ``--json``).
+        target: Whether the command acts on a target; without one given it
+            then fails with a usage error that shows a simulator to try.
+
+    Returns:
+        The command's parser, for its own arguments.
+
+    Raises:
+        ValueError: No example was given.
+    """
+    parser = _add(commands, name, help=help, examples=examples, parents=parents)
+    parser.set_defaults(run=run, needs_target=target)
+    return parser
+
+
+def add_group(
+    commands: argparse._SubParsersAction[CommandParser],
+    name: str,
+    *,
+    help: str,
+    examples: Sequence[str],
+    parents: Sequence[argparse.ArgumentParser] = (),
+) -> argparse._SubParsersAction[CommandParser]:
+    """Add a command that only groups others (``host`` groups ``vms``, ``services``...).
+
+    Args:
+        commands: What ``add_subparsers`` returned on the parent parser.
+        name: The command word.
+        help: One line for the parent's command list.
+        examples: Command lines for its ``--help``; at least one.
+        parents: Parsers whose options it shares.
+
+    Returns:
+        Its own subcommands, to give to :func:`add_command` (their choice
+        lands in ``args.action``).
+
+    Raises:
+        ValueError: No example was given.
+    """
+    parser = _add(commands, name, help=help, examples=examples, parents=parents)
+    return parser.add_subparsers(dest="action", metavar="COMMAND", title="commands")
+
+
+def _add(
+    commands: argparse._SubParsersAction[CommandParser],
+    name: str,
+    *,
+    help: str,
+    examples: Sequence[str],
+    parents: Sequence[argparse.ArgumentParser],
+) -> CommandParser:
+    if not examples:
+        raise ValueError(f"the command {name!r} needs at least one example for its help")
+    epilog = "examples:\n" + "\n".join(f"  {example}" for example in examples)
+    return commands.add_parser(
+        name,
+        help=help,
+        description=help[:1].upper() + help[1:] + ".",
+        epilog=epilog,
+        parents=list(parents),  # type: ignore[arg-type]
+    )
