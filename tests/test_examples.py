@@ -31,3 +31,15 @@ def test_compliance_report(fix: bool, status: int) -> None:
     assert done.stdout.count("Guest Service Interface is off") == 4
     if fix:
         assert "fixed 4 services" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "status", "problems"),
+    [("sim://?vms=2", 1, 3), ("sim://?os=windows-server-2012", 0, 0)],
+)
+def test_diagnose_host(target: str, status: int, problems: int) -> None:
+    done = _run(str(EXAMPLES / "diagnose_host.py"), target)
+    assert done.returncode == status, done.stderr
+    header = done.stdout.splitlines()[0].split()
+    assert header == ["VMName", "State", "OK", "Working", "NeedsAction"]
+    assert done.stdout.count("(disabled on host): hvintegration --target") == problems

@@ -1,0 +1,41 @@
+"""Diagnose every VM of a host: one line per VM, then what to do for each problem.
+
+Lists the VMs, diagnoses them all at once from the host's side (the host's
+statuses decide; no guest credentials needed), prints a summary table and,
+for every service that asks for action, the command that fixes it.
+
+Run: python examples/diagnose_host.py [TARGET] [--host-os OS]
+
+Exits 1 when any VM has a service that asks for action, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from hvintegration import Diagnosis, HyperVHost
+from hvintegration._table import text_table
+
+
+async def main(target: str, host_os: str | None) -> int:
+    async with HyperVHost.connect(target) as host:
+        vms = await host.list_vms()
+        # By id: two VMs may share a name.
+        found: list[Diagnosis] = list(
+            await asyncio.gather(*(host.vm(vm.id).diagnose(host_os=host_os) for vm in vms))
+        )
+    print(text_table(found))
+    for diagnosis in found:
+        for item, step in diagnosis.remedies:
+            command = step.cli or step.manual
+            print(f"{diagnosis.vm}: {item.service.name} ({item.verdict.value}): {command}")
+    return 0 if all(diagnosis.ok for diagnosis in found) else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("target", nargs="?", default="sim://?vms=2", help="the host URL")
+    parser.add_argument("--host-os", default=None, help="the host's release, for update paths")
+    options = parser.parse_args()
+    raise SystemExit(asyncio.run(main(options.target, options.host_os)))
