@@ -96,6 +96,12 @@ class Decoder:
             generation=None if generation is None else self.integer(obj, "Generation"),
             integration_services_version=self.text(obj, "IntegrationServicesVersion"),
             host=self.text(obj, "ComputerName"),
+            # Empty or absent (a peer that predates the property): unknown.
+            integration_services_state=(
+                self.text(obj, "IntegrationServicesState") or None
+                if obj.get("IntegrationServicesState") is not None
+                else None
+            ),
         )
 
     def service_state(self, value: JsonValue) -> IntegrationServiceState:

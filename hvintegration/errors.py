@@ -24,7 +24,8 @@ catch either::
      │    ├── HyperVModuleMissingError  the host has no Hyper-V PowerShell module
      │    ├── UnsupportedPowerShellError  a constrained language mode, or no native Hyper-V
      │    ├── OperationStoppedError     the remote side stopped it midway
-     │    └── DaemonControlError        a Linux daemon would not stop or start
+     │    ├── DaemonControlError        a Linux daemon would not stop or start
+     │    └── KvpWriteError             a host KVP method or its job failed
      ├── TransportError (ConnectionError)
      │    ├── TransportClosedError      you closed it
      │    ├── TransportBrokenError      the peer or the channel broke it
@@ -65,6 +66,7 @@ __all__ = [
     "HyperVModuleMissingError",
     "InvalidParameterError",
     "InvalidTargetError",
+    "KvpWriteError",
     "NotFoundError",
     "OperationStoppedError",
     "OperationTimeoutError",
@@ -565,6 +567,56 @@ class DaemonControlError(RemoteCommandError):
         super().__init__(message, remote_message=remote_message, target=target, operation=operation)
         self.daemon = daemon
         self.pids = tuple(pids)
+
+
+class KvpWriteError(RemoteCommandError):
+    """Writing a VM's host-to-guest KVP items failed on the host.
+
+    ``AddKvpItems``, ``ModifyKvpItems`` and ``RemoveKvpItems`` of
+    ``Msvm_VirtualSystemManagementService`` return a code, or 4096 and a job
+    that ends in a state; the first failure stops the write, and the methods
+    after it are not called.
+
+    Attributes:
+        method: The method that failed.
+        return_value: What it returned (32768 Failed, 32773 Invalid
+            parameter, 32775 Invalid state...), or 4096 when its job failed.
+        job_state: The job's ``JobState`` (8 Terminated, 9 Killed, 10
+            Exception; 4 Running when the wait for it ran out), or ``None``.
+        job_error_code: The job's ``ErrorCode``, or ``None``.
+        result: What was done before the failure (a
+            :class:`~hvintegration.records.KvpWriteResult`, whose items not
+            sent read ``not-sent``), or ``None`` when the host said nothing.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        return_value: int | None = None,
+        job_state: int | None = None,
+        job_error_code: int | None = None,
+        result: object = None,
+        error_id: str = "",
+        category: str = "",
+        remote_message: str = "",
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            error_id=error_id,
+            category=category,
+            remote_message=remote_message,
+            target=target,
+            operation=operation,
+        )
+        self.method = method
+        self.return_value = return_value
+        self.job_state = job_state
+        self.job_error_code = job_error_code
+        self.result = result
 
 
 class TransportError(HvIntegrationError, ConnectionError):

@@ -34,6 +34,7 @@ from hvintegration._table import RecordList
 from hvintegration.diagnosis import GuestConnection, diagnose_vm
 from hvintegration.diagnosis_records import Diagnosis
 from hvintegration.errors import HvIntegrationError, ServiceNotFoundError
+from hvintegration.host_kvp import HostKvpMethods, Runner, VMKvpMethods
 from hvintegration.operations import (
     COPY_VM_FILE,
     GET_INTEGRATION_SERVICES,
@@ -86,7 +87,7 @@ def _ref_key(ref: VMRef) -> VMKey:
     return vm_key(ref)
 
 
-class HyperVHost(TransportResource[PowerShellTransport]):
+class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
     """A Hyper-V host reached through a transport.
 
     Open one with :meth:`connect`, as an async context manager or, in a
@@ -138,6 +139,12 @@ class HyperVHost(TransportResource[PowerShellTransport]):
         self, operation: Operation, parameters: Mapping[str, JsonValue]
     ) -> OperationResult:
         return await self.transport.run_operation(operation, parameters, timeout=self.timeout)
+
+    def _kvp_runner(self) -> tuple[Runner, str]:
+        return self._run, self.target
+
+    def _kvp_refs(self, vms: Iterable[VMRef]) -> list[VMKey]:
+        return [_ref_key(vm) for vm in vms]
 
     def _error(
         self, record: ErrorRecord, operation: Operation, name: str | None = None
@@ -268,7 +275,7 @@ class HyperVHost(TransportResource[PowerShellTransport]):
         return read_changes(result, items, target=self.target)
 
 
-class VirtualMachine:
+class VirtualMachine(VMKvpMethods):
     """One VM on a host. It holds no state: every method reads the host.
 
     Args:
@@ -293,6 +300,9 @@ class VirtualMachine:
 
     def __repr__(self) -> str:
         return f"<VirtualMachine {self.ref} on {self.host.target}>"
+
+    def _kvp_target(self) -> tuple[Runner, str, VMKey]:
+        return self.host._run, self.host.target, self.ref
 
     async def summary(self) -> VMSummary:
         """The VM as ``Get-VM`` shows it. One round trip.

@@ -13,6 +13,7 @@ import enum
 import sys
 import uuid
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
@@ -25,6 +26,10 @@ __all__ = [
     "Check",
     "FileCopy",
     "IntegrationServiceState",
+    "KvpChange",
+    "KvpExchange",
+    "KvpItemRow",
+    "KvpWriteResult",
     "PreflightReport",
     "ServiceChange",
     "VMSummary",
@@ -44,11 +49,19 @@ class VMSummary(JsonRecord):
         integration_services_version: The version the guest reported, empty
             when the guest never reported one.
         host: The host's computer name.
+        integration_services_state: ``Get-VM``'s ``IntegrationServicesState``:
+            ``"Up to date"``, ``"Update required"``, or ``None`` when the host
+            does not know (the VM is off, the guest never reported a
+            version, or the host predates the property). The host compares
+            the guest's version with its own; see
+            :meth:`~hvintegration.HyperVHost.integration_services_version`.
 
     Example:
         >>> import uuid
-        >>> VMSummary("demovm", uuid.UUID(int=1), "Running", 2, "", "HV01").state
-        'Running'
+        >>> vm = VMSummary("demovm", uuid.UUID(int=1), "Running", 2, "10.0.20348.1", "HV01",
+        ...                "Up to date")
+        >>> vm.state, vm.integration_services_state
+        ('Running', 'Up to date')
     """
 
     name: str
@@ -57,12 +70,14 @@ class VMSummary(JsonRecord):
     generation: int | None
     integration_services_version: str
     host: str
+    integration_services_state: str | None = None
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Name", lambda r: r.name),
         ("State", lambda r: r.state),
         ("Generation", lambda r: r.generation),
         ("IntegrationServicesVersion", lambda r: r.integration_services_version),
+        ("IntegrationServicesState", lambda r: r.integration_services_state),
         ("Id", lambda r: r.id),
     )
 
@@ -368,3 +383,219 @@ class PreflightReport(JsonRecord):
 
     def _repr_html_(self) -> str:
         return html_table(self.checks)
+
+
+def _first_line(text: str | None, limit: int = 60) -> str:
+    text = (text or "").replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _frozen_map(items: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(items))
+
+
+def _addresses(text: str | None) -> tuple[str, ...]:
+    # The guest lists its addresses separated by semicolons (the
+    # NetworkAddressIPv4/IPv6 items of Msvm_KvpExchangeDataItem, and
+    # hv_kvp_daemon's kvp_process_ipconfig_file), often with a trailing one.
+    return tuple(part.strip() for part in (text or "").split(";") if part.strip())
+
+
+@attrs.frozen
+class KvpExchange:
+    """The Key-Value Pair Exchange (Data Exchange) items of one VM, read on the host.
+
+    Three sets, as ``root\\virtualization\\v2`` keeps them
+    (https://learn.microsoft.com/windows/win32/hyperv_v2/msvm-kvpexchangecomponent and
+    https://learn.microsoft.com/windows/win32/hyperv_v2/msvm-kvpexchangecomponentsettingdata):
+
+    Attributes:
+        vm_name: The VM's name.
+        vm_id: The VM's id.
+        intrinsic: ``GuestIntrinsicExchangeItems``: what the guest's
+            integration components report about it (``OSName``,
+            ``FullyQualifiedDomainName``, ``NetworkAddressIPv4``...). Empty
+            while the VM is off or nothing in the guest answers (a Linux
+            guest without ``hv_kvp_daemon``).
+        guest: ``GuestExchangeItems``: items programs in the guest published
+            (the registry key ``Virtual Machine\\Guest`` in Windows, KVP pool 1
+            in Linux).
+        host: ``HostExchangeItems`` of the component's setting data: the items
+            the host sends the guest (``Virtual Machine\\External`` in
+            Windows, pool 0 in Linux); they stay set while the VM is off.
+
+    Example:
+        >>> import uuid
+        >>> kvp = KvpExchange("web01", uuid.UUID(int=1),
+        ...     {"OSName": "Ubuntu", "NetworkAddressIPv4": "10.0.0.5;10.0.0.6;"}, {}, {})
+        >>> kvp.os_name, kvp.ipv4_addresses, kvp.fqdn
+        ('Ubuntu', ('10.0.0.5', '10.0.0.6'), None)
+    """
+
+    vm_name: str
+    vm_id: uuid.UUID
+    intrinsic: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    guest: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+    host: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("VMName", lambda r: r.vm_name),
+        ("OSName", lambda r: r.os_name),
+        ("IntegrationServicesVersion", lambda r: r.integration_services_version),
+        ("IPv4", lambda r: r.ipv4_addresses),
+        ("Intrinsic", lambda r: len(r.intrinsic)),
+        ("Guest", lambda r: len(r.guest)),
+        ("Host", lambda r: len(r.host)),
+    )
+
+    @property
+    def os_name(self) -> str | None:
+        """``OSName`` (``Windows Server 2022 Datacenter``; ``NAME`` of os-release in Linux)."""
+        return self.intrinsic.get("OSName")
+
+    @property
+    def os_version(self) -> str | None:
+        """``OSVersion`` (``10.0.20348``; the kernel release before its ``-`` in Linux)."""
+        return self.intrinsic.get("OSVersion")
+
+    @property
+    def integration_services_version(self) -> str | None:
+        """``IntegrationServicesVersion`` as the guest reports it."""
+        return self.intrinsic.get("IntegrationServicesVersion")
+
+    @property
+    def fqdn(self) -> str | None:
+        """``FullyQualifiedDomainName``."""
+        return self.intrinsic.get("FullyQualifiedDomainName")
+
+    @property
+    def ipv4_addresses(self) -> tuple[str, ...]:
+        """``NetworkAddressIPv4`` split at ``;``; empty when absent."""
+        return _addresses(self.intrinsic.get("NetworkAddressIPv4"))
+
+    @property
+    def ipv6_addresses(self) -> tuple[str, ...]:
+        """``NetworkAddressIPv6`` split at ``;``; empty when absent."""
+        return _addresses(self.intrinsic.get("NetworkAddressIPv6"))
+
+    def items(self, source: str) -> RecordList[KvpItemRow]:
+        """One set of items as table rows, sorted by key.
+
+        Args:
+            source: ``intrinsic``, ``guest`` or ``host``.
+
+        Raises:
+            ValueError: Another source.
+        """
+        sets = {"intrinsic": self.intrinsic, "guest": self.guest, "host": self.host}
+        if source not in sets:
+            raise ValueError(f"a KVP source is intrinsic, guest or host, not {source!r}")
+        return RecordList(
+            KvpItemRow(self.vm_name, source, key, value)
+            for key, value in sorted(sets[source].items())
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<KvpExchange {self.vm_name} os={self.os_name!r} intrinsic={len(self.intrinsic)} "
+            f"guest={len(self.guest)} host={len(self.host)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
+
+
+@attrs.frozen
+class KvpItemRow:
+    """One KVP item as a table row (see :meth:`KvpExchange.items`).
+
+    Attributes:
+        vm_name: The VM's name.
+        source: ``intrinsic``, ``guest`` or ``host``.
+        key: The item's name.
+        value: Its data.
+    """
+
+    vm_name: str
+    source: str
+    key: str
+    value: str
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("VMName", lambda r: r.vm_name),
+        ("Source", lambda r: r.source),
+        ("Key", lambda r: r.key),
+        ("Value", lambda r: _first_line(r.value)),
+    )
+
+    def _repr_html_(self) -> str:
+        return html_table([self])
+
+
+@attrs.frozen
+class KvpChange:
+    """What a KVP write did to one host-to-guest item.
+
+    Attributes:
+        key: The item's name.
+        action: ``added`` (AddKvpItems), ``modified`` (ModifyKvpItems),
+            ``removed`` (RemoveKvpItems), ``unchanged`` (it already held this
+            value: nothing sent) or ``absent`` (asked to remove an item the
+            host does not have: nothing sent).
+        value: The value asked for; ``None`` for a removal.
+    """
+
+    key: str
+    action: str
+    value: str | None = None
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Key", lambda r: r.key),
+        ("Action", lambda r: r.action),
+        ("Value", lambda r: _first_line(r.value)),
+    )
+
+    @property
+    def changed(self) -> bool:
+        """Whether the host changed the item."""
+        return self.action in ("added", "modified", "removed")
+
+
+@attrs.frozen
+class KvpWriteResult:
+    """The outcome of :meth:`~hvintegration.VirtualMachine.set_kvp_items` or
+    :meth:`~hvintegration.VirtualMachine.remove_kvp_items`.
+
+    Attributes:
+        vm_name: The VM's name.
+        vm_id: The VM's id.
+        changes: One :class:`KvpChange` per key asked for, in request order.
+        host: The VM's host-to-guest items after the write, read back in the
+            same round trip.
+
+    Example:
+        >>> import uuid
+        >>> done = KvpWriteResult("web01", uuid.UUID(int=1),
+        ...     (KvpChange("Role", "added", "web"), KvpChange("Env", "unchanged", "prod")),
+        ...     {"Role": "web", "Env": "prod"})
+        >>> [c.key for c in done.changed]
+        ['Role']
+    """
+
+    vm_name: str
+    vm_id: uuid.UUID
+    changes: tuple[KvpChange, ...]
+    host: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
+
+    @property
+    def changed(self) -> tuple[KvpChange, ...]:
+        """The items the host changed."""
+        return tuple(change for change in self.changes if change.changed)
+
+    def __repr__(self) -> str:
+        return f"<KvpWriteResult {self.vm_name}: {len(self.changed)} of {len(self.changes)} changed>"
+
+    def _repr_html_(self) -> str:
+        if not self.changes:
+            return "<p>(nothing requested)</p>"
+        return html_table(self.changes)

@@ -189,6 +189,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "hvintegration.preflight",
             "hvintegration.diagnosis",
             "hvintegration._host_wire",
+            "hvintegration.host_kvp",
             "hvintegration.windows",
             "hvintegration.linux",
         ),

@@ -47,7 +47,10 @@ def test_record_list_is_a_tuple_that_renders_one_html_table() -> None:
 def test_text_table_aligns_columns_like_format_table() -> None:
     summary = VMSummary("demovm", uuid.UUID(int=0), "Running", 2, "10.0", "HV01")
     lines = text_table([summary]).splitlines()
-    assert lines[0].split() == ["Name", "State", "Generation", "IntegrationServicesVersion", "Id"]
+    assert lines[0].split() == [
+        "Name", "State", "Generation", "IntegrationServicesVersion", "IntegrationServicesState",
+        "Id",
+    ]  # fmt: skip
     assert set(lines[1].replace(" ", "")) == {"-"}
     assert lines[2].startswith("demovm Running")
     assert text_table([]) == ""

@@ -91,6 +91,29 @@ CMDLETS: Mapping[str, Cmdlet] = {
         "VM Name VMId SourcePath DestinationPath FileSource CreateFullPath Force AsJob "
         "Passthru ComputerName Credential CimSession"
     ),
+    # https://learn.microsoft.com/powershell/module/hyper-v/get-vmhost?view=windowsserver2016-ps
+    "Hyper-V\\Get-VMHost": _cmdlet("ComputerName Credential CimSession"),
+    # https://learn.microsoft.com/powershell/module/cimcmdlets/get-ciminstance?view=powershell-5.1
+    "CimCmdlets\\Get-CimInstance": _cmdlet(
+        "ClassName Filter KeyOnly Namespace OperationTimeoutSec ComputerName CimSession "
+        "InputObject ResourceUri Query QueryDialect Shallow Property"
+    ),
+    # https://learn.microsoft.com/powershell/module/cimcmdlets/get-cimassociatedinstance?view=powershell-5.1
+    "CimCmdlets\\Get-CimAssociatedInstance": _cmdlet(
+        "Association ResultClassName InputObject Namespace OperationTimeoutSec ResourceUri "
+        "ComputerName CimSession KeyOnly"
+    ),
+    # https://learn.microsoft.com/powershell/module/cimcmdlets/invoke-cimmethod?view=powershell-5.1
+    "CimCmdlets\\Invoke-CimMethod": _cmdlet(
+        "ClassName CimClass Query QueryDialect InputObject ResourceUri Namespace MethodName "
+        "Arguments ComputerName CimSession OperationTimeoutSec"
+    ),
+    # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/start-sleep?view=powershell-5.1
+    "Microsoft.PowerShell.Utility\\Start-Sleep": _cmdlet("Seconds Milliseconds", "Duration"),
+    # https://learn.microsoft.com/powershell/module/microsoft.powershell.management/get-itemproperty?view=powershell-5.1
+    "Microsoft.PowerShell.Management\\Get-ItemProperty": _cmdlet(
+        "Path LiteralPath Name Filter Include Exclude Credential"
+    ),
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.core/import-module?view=powershell-5.1
     "Microsoft.PowerShell.Core\\Import-Module": _cmdlet(
         "Name FullyQualifiedName Assembly ModuleInfo Global Prefix Function Cmdlet Variable "
@@ -624,6 +647,7 @@ def test_every_hyperv_cmdlet_call_names_its_module() -> None:
         "Hyper-V\\Enable-VMIntegrationService",
         "Hyper-V\\Disable-VMIntegrationService",
         "Hyper-V\\Copy-VMFile",
+        "Hyper-V\\Get-VMHost",
     }
     # The host operations load the module explicitly before using it.
     for operation in OPERATIONS.values():

@@ -30,7 +30,9 @@ import attrs
 __all__ = [
     "COPY_VM_FILE",
     "GET_GUEST_SERVICES",
+    "GET_HOST_VERSION",
     "GET_INTEGRATION_SERVICES",
+    "GET_KVP_ITEMS",
     "GUEST_PREFLIGHT",
     "INVOKE_IN_VM",
     "LIST_VMS",
@@ -38,6 +40,7 @@ __all__ = [
     "PREFLIGHT",
     "SET_GUEST_SERVICE",
     "SET_INTEGRATION_SERVICES",
+    "SET_KVP_ITEMS",
     "Operation",
     "script_text",
 ]
@@ -167,6 +170,19 @@ GUEST_PREFLIGHT = Operation.load("guest_preflight", side="guest")
 """Read-only facts about a Windows guest for ``doctor``: session, rights, and a
 dry read of the named ``vmic*`` services (parameter ``Name``)."""
 
+GET_KVP_ITEMS = Operation.load("get_kvp_items")
+"""Key-Value Pair Exchange items (intrinsic, guest, host) of many VMs, from
+``root\\virtualization\\v2``. Parameter ``VM`` as for :data:`LIST_VMS`."""
+
+SET_KVP_ITEMS = Operation.load("set_kvp_items")
+"""Add, modify and remove one VM's host-to-guest KVP items (AddKvpItems,
+ModifyKvpItems, RemoveKvpItems, waiting for each job): ``VM``, ``Set`` (a list
+of ``{Name, Data}``), ``Remove`` (names), ``WaitSeconds``. Repeatable: what it
+sends depends on what the host already holds."""
+
+GET_HOST_VERSION = Operation.load("get_host_version")
+"""The host's own integration services version. No parameters."""
+
 OPERATIONS = MappingProxyType(
     {
         op.name: op
@@ -180,6 +196,9 @@ OPERATIONS = MappingProxyType(
             SET_GUEST_SERVICE,
             PREFLIGHT,
             GUEST_PREFLIGHT,
+            GET_KVP_ITEMS,
+            SET_KVP_ITEMS,
+            GET_HOST_VERSION,
         )
     }
 )

@@ -210,6 +210,15 @@ def _selected_vms(
     return machines
 
 
+def _integration_services_state(vm: SimulatedVM) -> str:
+    # Get-VM's IntegrationServicesState: "Up to date" or "Update required"
+    # once the guest reported a version, empty when the host cannot tell (a
+    # VM that is off, a guest that reports none, such as a Linux guest).
+    if vm.state != "Running" or not vm.guest.integration_services_version:
+        return ""
+    return "Update required" if vm.guest.outdated else "Up to date"
+
+
 def list_vms(host: HostModel, parameters: Mapping[str, JsonValue]) -> OperationResult:
     """The list_vms operation (Get-VM)."""
     errors: list[ErrorRecord] = []
@@ -224,6 +233,7 @@ def list_vms(host: HostModel, parameters: Mapping[str, JsonValue]) -> OperationR
             "IntegrationServicesVersion": (
                 vm.guest.integration_services_version if vm.state == "Running" else ""
             ),
+            "IntegrationServicesState": _integration_services_state(vm),
             "ComputerName": host.name,
         }
         for vm in _selected_vms(host, parameters, errors)

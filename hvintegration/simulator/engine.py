@@ -23,6 +23,7 @@ from hvintegration.errors import ProtocolError, TransportBrokenError
 from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.behaviour import HANDLERS, SimulatedScriptError
 from hvintegration.simulator.faults import FaultKind
+from hvintegration.simulator.kvp import KVP_HANDLERS
 from hvintegration.simulator.linux_behaviour import answer_command, command_name
 from hvintegration.simulator.session import (
     PREFLIGHT_HANDLERS,
@@ -130,6 +131,7 @@ def _dispatch(
     if guest is None:
         handler = (
             HANDLERS.get(operation)
+            or KVP_HANDLERS.get(operation)
             or HOST_HANDLERS.get(operation)
             or PREFLIGHT_HANDLERS.get(operation)
         )
@@ -160,7 +162,12 @@ def _dispatch(
             )
         if operation in GUEST_HANDLERS:
             return run_guest_operation(vm, operation, parameters, True)
-        if operation in HANDLERS or operation in HOST_HANDLERS or operation in PREFLIGHT_HANDLERS:
+        if (
+            operation in HANDLERS
+            or operation in KVP_HANDLERS
+            or operation in HOST_HANDLERS
+            or operation in PREFLIGHT_HANDLERS
+        ):
             # Inside a guest the Hyper-V module is not there.
             raise SimulatedScriptError(
                 ErrorRecord(

@@ -42,12 +42,19 @@ class HostOS:
         services: Component ids of the integration services it offers.
         powershell_direct: Whether it can run PowerShell in a guest over the
             VMBus (``Invoke-Command -VMName``/``-VMId``).
+        integration_services_version: The host's own integration services
+            version (:meth:`~hvintegration.HyperVHost.integration_services_version`).
+        guest_installer: Whether it ships the integration services disk,
+            whose version that is (Windows Server 2012 R2 and older); newer
+            hosts report their Windows version.
     """
 
     key: str
     name: str
     services: frozenset[uuid.UUID] = attrs.field(repr=False)
     powershell_direct: bool = True
+    integration_services_version: str = ""
+    guest_installer: bool = False
 
 
 @attrs.frozen
@@ -64,6 +71,10 @@ class GuestOS:
             host's, which the host reports as a protocol mismatch.
         windows_services: The ``vmic*`` services installed in a Windows
             guest; empty for other families.
+        intrinsic: The KVP intrinsic items its integration components
+            report (``OSName``, ``OSVersion``...), with the names
+            ``Msvm_KvpExchangeDataItem`` documents
+            (https://learn.microsoft.com/windows/win32/hyperv_v2/msvm-kvpexchangedataitem).
     """
 
     key: str
@@ -73,6 +84,9 @@ class GuestOS:
     integration_services_version: str = ""
     outdated: bool = False
     windows_services: tuple[str, ...] = attrs.field(default=(), repr=False)
+    intrinsic: MappingProxyType[str, str] = attrs.field(
+        factory=lambda: MappingProxyType({}), repr=False
+    )
 
 
 # Guest Service Interface (Copy-VMFile) arrived with Windows Server 2012 R2
@@ -85,16 +99,27 @@ HOST_OSES = MappingProxyType(
     {
         host.key: host
         for host in (
-            HostOS("windows-server-2012", "Windows Server 2012", _NO_GSI, False),
-            HostOS("windows-8", "Windows 8", _NO_GSI, False),
-            HostOS("windows-server-2012-r2", "Windows Server 2012 R2", _ALL_HOST, False),
-            HostOS("windows-8.1", "Windows 8.1", _ALL_HOST, False),
-            HostOS("windows-10", "Windows 10", _ALL_HOST),
-            HostOS("windows-server-2016", "Windows Server 2016", _ALL_HOST),
-            HostOS("windows-server-2019", "Windows Server 2019", _ALL_HOST),
-            HostOS("windows-11", "Windows 11", _ALL_HOST),
-            HostOS("windows-server-2022", "Windows Server 2022", _ALL_HOST),
-            HostOS("windows-server-2025", "Windows Server 2025", _ALL_HOST),
+            # The disk's version: the build's integration components
+            # (6.2.9200.16433 on 2012, 6.3.9600.16384 on 2012 R2).
+            HostOS(
+                "windows-server-2012", "Windows Server 2012", _NO_GSI, False, "6.2.9200.16433", True
+            ),
+            HostOS("windows-8", "Windows 8", _NO_GSI, False, "6.2.9200.16433", True),
+            HostOS(
+                "windows-server-2012-r2",
+                "Windows Server 2012 R2",
+                _ALL_HOST,
+                False,
+                "6.3.9600.16384",
+                True,
+            ),
+            HostOS("windows-8.1", "Windows 8.1", _ALL_HOST, False, "6.3.9600.16384", True),
+            HostOS("windows-10", "Windows 10", _ALL_HOST, True, "10.0.19045"),
+            HostOS("windows-server-2016", "Windows Server 2016", _ALL_HOST, True, "10.0.14393"),
+            HostOS("windows-server-2019", "Windows Server 2019", _ALL_HOST, True, "10.0.17763"),
+            HostOS("windows-11", "Windows 11", _ALL_HOST, True, "10.0.22631"),
+            HostOS("windows-server-2022", "Windows Server 2022", _ALL_HOST, True, "10.0.20348"),
+            HostOS("windows-server-2025", "Windows Server 2025", _ALL_HOST, True, "10.0.26100"),
         )
     }
 )
@@ -102,7 +127,15 @@ HOST_OSES = MappingProxyType(
 
 
 def _windows(
-    key: str, name: str, version: str, *, gsi: bool, direct: bool, outdated: bool = False
+    key: str,
+    name: str,
+    version: str,
+    *,
+    gsi: bool,
+    direct: bool,
+    outdated: bool = False,
+    edition: str = "Datacenter",
+    service_pack: str = "",
 ) -> GuestOS:
     # vmicguestinterface came with 8.1 / 2012 R2 and vmicvmsession (PowerShell
     # Direct) with Windows 10 / 2016; the other six exist on every guest the
@@ -113,6 +146,21 @@ def _windows(
         if (gsi or spec is not catalogue.GUEST_SERVICE_INTERFACE)
         and (direct or spec is not catalogue.POWERSHELL_DIRECT)
     ]
+    major, minor, build = version.split(".")[:3]
+    # The intrinsic items a Windows guest reports: ProductType 1 is a
+    # workstation, 3 a server; ProcessorArchitecture 9 is x64
+    # (Msvm_KvpExchangeDataItem, "Name").
+    intrinsic = {
+        "OSName": f"{name} {edition}",
+        "OSVersion": f"{major}.{minor}.{build}",
+        "OSBuildNumber": build,
+        "OSMajorVersion": major,
+        "OSMinorVersion": minor,
+        "CSDVersion": service_pack,
+        "ProductType": "3" if "Server" in name else "1",
+        "ProcessorArchitecture": "9",
+        "NetworkAddressIPv6": "",
+    }
     return GuestOS(
         key,
         name,
@@ -121,7 +169,27 @@ def _windows(
         version,
         outdated,
         windows_services=tuple(names),
+        intrinsic=MappingProxyType(intrinsic),
     )
+
+
+def _linux(key: str, name: str, services: frozenset[uuid.UUID], release: str) -> GuestOS:
+    # What hv_kvp_daemon answers (kvp_get_os_info in the kernel's
+    # tools/hv/hv_kvp_daemon.c): NAME and VERSION_ID of /etc/os-release, the
+    # kernel release (OSVersion up to its first "-"), and the fixed
+    # lic_version "Unknown version".
+    os_name, _, version_id = name.partition(" ")
+    intrinsic = {
+        "OSName": os_name,
+        "OSMajorVersion": version_id.split(" ", 1)[0] if version_id[:1].isdigit() else "",
+        "OSMinorVersion": "",
+        "OSVersion": release.split("-", 1)[0],
+        "OSBuildNumber": release,
+        "ProcessorArchitecture": "x86_64",
+        "IntegrationServicesVersion": "Unknown version",
+        "NetworkAddressIPv6": "",
+    }
+    return GuestOS(key, name, "linux", services, intrinsic=MappingProxyType(intrinsic))
 
 
 # Linux guests get heartbeat, shutdown and time sync from the hv_utils driver
@@ -137,8 +205,22 @@ GUEST_OSES = MappingProxyType(
             _windows(
                 "windows-server-2019", "Windows Server 2019", "10.0.17763", gsi=True, direct=True
             ),
-            _windows("windows-11", "Windows 11", "10.0.22631", gsi=True, direct=True),
-            _windows("windows-10", "Windows 10", "10.0.19045", gsi=True, direct=True),
+            _windows(
+                "windows-11",
+                "Windows 11",
+                "10.0.22631",
+                gsi=True,
+                direct=True,
+                edition="Enterprise",
+            ),
+            _windows(
+                "windows-10",
+                "Windows 10",
+                "10.0.19045",
+                gsi=True,
+                direct=True,
+                edition="Enterprise",
+            ),
             _windows(
                 "windows-server-2012-r2",
                 "Windows Server 2012 R2",
@@ -155,10 +237,24 @@ GUEST_OSES = MappingProxyType(
                 outdated=True,
             ),
             _windows(
-                "windows-7", "Windows 7", "6.1.7601.17514", gsi=False, direct=False, outdated=True
+                "windows-7",
+                "Windows 7",
+                "6.1.7601.17514",
+                gsi=False,
+                direct=False,
+                outdated=True,
+                edition="Enterprise",
+                service_pack="Service Pack 1",
             ),
-            GuestOS("ubuntu-22.04", "Ubuntu 22.04 with hyperv-daemons", "linux", _ALL_HOST),
-            GuestOS("linux-kernel-only", "Linux without the hv_* daemons", "linux", _KERNEL_ONLY),
+            _linux(
+                "ubuntu-22.04", "Ubuntu 22.04 with hyperv-daemons", _ALL_HOST, "5.15.0-91-generic"
+            ),
+            _linux(
+                "linux-kernel-only",
+                "Linux without the hv_* daemons",
+                _KERNEL_ONLY,
+                "6.8.0-31-generic",
+            ),
             GuestOS(
                 "no-integration-services",
                 "A guest with no integration services",

@@ -18,8 +18,10 @@ from collections.abc import Iterable
 import attrs
 
 from hvintegration import catalogue
+from hvintegration.linux.names import match_program
 from hvintegration.simulator.faults import SimulatedPeer
 from hvintegration.simulator.guest_state import GuestFiles, WindowsGuestState
+from hvintegration.simulator.linux_model import LinuxGuestModel
 from hvintegration.simulator.profiles import GUEST_OSES, HOST_OSES, LOCALES, GuestOS, HostOS
 
 __all__ = ["HostModel", "SimulatedVM"]
@@ -43,6 +45,17 @@ class SimulatedVM:
         windows: The inside of a Windows guest (services, accounts); made
             for Windows guest profiles when the VM joins a host.
         files: The guest's file system, for file copy.
+        kvp_host: The host-to-guest KVP items (``HostExchangeItems``); they
+            stay while the VM is off.
+        kvp_guest: The items the guest published (``GuestExchangeItems``),
+            for a guest that is not :attr:`linux`.
+        linux: A simulated Linux guest inside this VM (:meth:`HostModel.link_linux`):
+            its daemons decide which services answer, host items land in
+            its KVP pool 0 and its pool 1 is what the host reads.
+        kvp_failures: KVP method name (``AddKvpItems``...) to how it fails:
+            ``(return value, job state, job error code)``; a return value of
+            4096 fails in the job.
+        ipv4: The addresses the guest reports through KVP.
     """
 
     name: str
@@ -55,13 +68,21 @@ class SimulatedVM:
     enabled: dict[uuid.UUID, bool] = attrs.field(factory=dict)
     windows: WindowsGuestState | None = None
     files: GuestFiles | None = None
+    kvp_host: dict[str, str] = attrs.field(factory=dict)
+    kvp_guest: dict[str, str] = attrs.field(factory=dict)
+    linux: LinuxGuestModel | None = None
+    kvp_failures: dict[str, tuple[int, int, int]] = attrs.field(factory=dict)
+    ipv4: tuple[str, ...] = ("192.0.2.10",)
 
     def runs(self, component_id: uuid.UUID) -> bool:
         """Whether the guest side of a service is up.
 
-        The guest OS must provide it, and in a Windows guest its ``vmic*``
-        service must be running.
+        The guest OS must provide it, in a Windows guest its ``vmic*``
+        service must be running, and in a linked Linux guest the driver must
+        be there and, for KVP, VSS and file copy, the daemon must run.
         """
+        if self.linux is not None:
+            return self._linux_runs(component_id)
         if component_id not in self.guest.services:
             return False
         if self.windows is None:
@@ -71,6 +92,20 @@ class SimulatedVM:
             return True
         service = self.windows.services.get(spec.windows_service)
         return service is not None and service.status == "Running"
+
+    def _linux_runs(self, component_id: uuid.UUID) -> bool:
+        guest = self.linux
+        assert guest is not None
+        if guest.driver == "absent":
+            return False
+        spec = catalogue.by_component_id(component_id)
+        if spec is None or spec.linux is None or not spec.linux.daemons:
+            return True  # heartbeat, shutdown, time sync: the driver alone
+        for process in guest.processes:
+            daemon = match_program(process.program)
+            if daemon is not None and daemon.service is spec:
+                return True
+        return False
 
 
 def _seed_enabled(host_os: HostOS, overrides: dict[uuid.UUID, bool]) -> dict[uuid.UUID, bool]:
@@ -207,6 +242,30 @@ class HostModel(SimulatedPeer):
         if id is not None:
             vm.id = id
         return self._adopt(vm)
+
+    def link_linux(self, vm: str, guest: LinuxGuestModel) -> SimulatedVM:
+        """Put a simulated Linux guest inside a VM of this host.
+
+        From then on the host's statuses and KVP follow the guest: a service
+        answers when its daemon runs there, items the host sets appear in the
+        guest's KVP pool 0 (where ``hv_kvp_daemon`` keeps what the host
+        sends), and what the guest writes to pool 1 is what the host reads as
+        the guest's items.
+
+        Args:
+            vm: The VM's name.
+            guest: The guest, e.g. a
+                :class:`~hvintegration.simulator.linux.SimulatedLinuxGuest`.
+
+        Returns:
+            The VM.
+
+        Raises:
+            KeyError: No VM has that name.
+        """
+        machine = self.vm(vm)
+        machine.linux = guest
+        return machine
 
     def vm(self, name: str) -> SimulatedVM:
         """The first VM with this name.

@@ -12,6 +12,8 @@ foreach ($machine in $machines) {
         State                      = $machine.State.ToString()
         Generation                 = [int] $machine.Generation
         IntegrationServicesVersion = [string] $machine.IntegrationServicesVersion
+        # "Up to date", "Update required", or empty when the host cannot tell.
+        IntegrationServicesState   = [string] $machine.IntegrationServicesState
         ComputerName               = [string] $machine.ComputerName
     }
 }
