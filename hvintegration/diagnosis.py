@@ -81,7 +81,7 @@ GuestConnection = Union[WindowsGuest, LinuxGuest]
 
 _V = DiagnosisVerdict
 _KERNEL_ONLY = (catalogue.HEARTBEAT, catalogue.SHUTDOWN, catalogue.TIME_SYNCHRONIZATION)
-_GUEST_ONLY = tuple(spec for spec in catalogue.ALL_SERVICES if spec.component_id is None)
+_LINUX_MISMATCH = (catalogue.KEY_VALUE_PAIR_EXCHANGE, catalogue.VSS)
 
 
 def _described(error: BaseException) -> str:
@@ -490,10 +490,10 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
             "enabled on the host, which reports No Contact: the guest side is not running",
             guest_steps(),
         )
+    if _mismatch(state) and family == "linux" and spec in _LINUX_MISMATCH:
+        return _linux_mismatch(spec, side, make)
     if _mismatch(state):
         reason = "the guest's components are older than the host's (ProtocolMismatch)"
-        if family == "linux":
-            reason += "; a Linux guest shows this when its daemon for the service is not running"
         return make(
             _V.PROTOCOL_MISMATCH,
             reason,
@@ -505,6 +505,35 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
         _V.UNKNOWN,
         f"the host reports {state.primary_status or 'no status'!s} "
         f"({', '.join(state.operational_status) or 'no operational status'})",
+    )
+
+
+def _linux_mismatch(
+    spec: catalogue.ServiceSpec, side: GuestSide | None, make: _Make
+) -> ServiceDiagnosis:
+    # Real hosts report Key-Value Pair Exchange "OK" with the protocol
+    # mismatch text while a Linux guest's hv_kvp_daemon runs (and No Contact
+    # when it does not), and VSS "OK" with that text whether or not
+    # hv_vss_daemon runs: a Windows 11 host with an Ubuntu 24.04 guest, a
+    # German host in https://github.com/neutrinolabs/xrdp/issues/1403, and
+    # https://github.com/LIS/lis-next/issues/593. For a Linux guest the text
+    # is no fault; only the guest can tell whether the VSS daemon runs.
+    if side is not None:
+        return make(
+            _V.WORKING,
+            f"{side.name} runs in the guest; the host's protocol mismatch is what every "
+            "Linux guest shows for it",
+        )
+    if spec is catalogue.KEY_VALUE_PAIR_EXCHANGE:
+        return make(
+            _V.WORKING,
+            "the host reports OK with the protocol mismatch a Linux guest's hv_kvp_daemon "
+            "shows while it runs",
+        )
+    return make(
+        _V.UNKNOWN,
+        "a Linux guest's VSS shows a protocol mismatch whether or not hv_vss_daemon runs: "
+        "only the guest can tell",
     )
 
 

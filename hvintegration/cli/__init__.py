@@ -67,7 +67,8 @@ EXIT_CODES = {
     "interrupted": 130,
 }
 """Exit status by outcome. ``doctor`` exits 1 when any check fails (its
-report says which), 0 otherwise."""
+report says which), 0 otherwise; ``diagnose`` exits 1 when any service asks
+for action."""
 
 EXIT_STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (UsageError, EXIT_CODES["usage"]),

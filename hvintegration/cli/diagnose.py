@@ -156,9 +156,6 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
                 lines.append(f"    {step.cli}")
             if step.manual:
                 lines.append(f"    by hand: {step.manual}")
-    errors = [f"- {item.service.name}: {item.error}" for item in diagnosis.services if item.error]
-    if errors:
-        lines += ["", "Could not read:", *dict.fromkeys(errors)]
     if diagnosis.notes:
         lines += ["", "Notes:", *(f"- {note}" for note in diagnosis.notes)]
     lines += ["", text_table([diagnosis])]

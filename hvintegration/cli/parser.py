@@ -52,6 +52,7 @@ from hvintegration.cli.commands import (
     run_linux,
     run_windows,
 )
+from hvintegration.cli.diagnose import add_diagnose
 from hvintegration.host import DEFAULT_TIMEOUT
 
 __all__ = [
@@ -63,7 +64,8 @@ __all__ = [
 ]
 
 SHELLS = ("bash", "zsh", "tcsh")
-"""Shells ``hvintegration completion`` writes a script for (shtab's)."""
+"""Shells ``hvintegration completion`` writes a script for: those shtab's
+``complete()`` supports (https://tqdm.github.io/shtab/ref/)."""
 
 if TYPE_CHECKING:
     Commands: TypeAlias = argparse._SubParsersAction[CommandParser]
@@ -421,5 +423,6 @@ def build_parser() -> CommandParser:
         target=False,
     )
     _add_advise(commands)
+    add_diagnose(commands, common)
     _add_completion(commands, parser)
     return parser
