@@ -1,25 +1,29 @@
-"""Run operations through PowerShell processes: persistent or one per call.
+"""Run operations through PowerShell processes: a bounded pool, or one per call.
 
-A :class:`PowerShellSession` owns at most one running PowerShell (a local
-child process or an SSH channel, behind :class:`PowerShellProcess`) and
-speaks the wire contract of :mod:`._powershell_wire` with it.
+A :class:`PowerShellSession` owns the PowerShell processes of one transport
+(local child processes or SSH channels, behind :class:`PowerShellProcess`)
+and speaks the wire contract of :mod:`._powershell_wire` with them.
 
-* Persistent (the default): one process runs call after call, so PowerShell
-  starts and the Hyper-V module loads once. Calls are serialised on it. A
-  process that died is replaced by a new one on the next call.
+* Persistent (the default): a pool of at most ``sessions`` processes, each
+  running call after call, so PowerShell starts and the Hyper-V module
+  loads once per process. A call takes an idle process, or starts one when
+  none is idle and fewer than ``sessions`` exist; beyond that it waits. So
+  independent concurrent calls run side by side, up to the bound, and
+  sequential calls keep reusing one process. A process that died is
+  replaced by a new one on the next call that needs it.
 * One-shot: each call starts a process, sends one request and closes it;
-  concurrent calls run in parallel processes.
+  at most ``sessions`` run at once.
 
 The transport applies each call's deadline. A call that times out, is
-cancelled, or gets an unreadable answer kills its process (a persistent session starts a fresh
-one next time), because the process may be busy or mid-answer and cannot be
-trusted with the next request.
+cancelled, or gets an unreadable answer kills its process (the pool starts
+a fresh one when next needed), because the process may be busy or
+mid-answer and cannot be trusted with the next request. A call cancelled
+while it waits for a free process has started nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -38,13 +42,34 @@ from hvintegration.transport._powershell_wire import (
     decode_envelope,
     encode_request,
 )
-from hvintegration.transport.base import JsonValue, OperationResult
+from hvintegration.transport.base import JsonValue, OperationResult, log_retry
 from hvintegration.transport.errormap import error_from_record
 
 if TYPE_CHECKING:
     from hvintegration.operations import Operation
 
-__all__ = ["PowerShellProcess", "PowerShellSession", "Spawner"]
+__all__ = [
+    "DEFAULT_SESSIONS",
+    "MAX_SESSIONS",
+    "PowerShellProcess",
+    "PowerShellSession",
+    "Spawner",
+    "check_sessions",
+]
+
+DEFAULT_SESSIONS = 4
+"""PowerShell processes one transport runs at most, by default.
+
+Each is a PowerShell with the Hyper-V module loaded (tens of MB on the host),
+and each call on a Hyper-V host already carries a whole batch; four lets
+independent calls (a UI refresh beside a compliance read beside an apply)
+proceed side by side without making the host run many heavy sessions for
+one client. Over ``ssh://`` they are channels on one connection, counted
+with its shell commands under ``max_channels`` (sshd's ``MaxSessions``
+is 10 per connection)."""
+
+MAX_SESSIONS = 64
+"""The largest ``sessions`` setting accepted."""
 
 _CLOSE_GRACE = 2.0
 # What shells answer for a program they cannot find: sh's status 127,
@@ -111,14 +136,22 @@ class _Live:
 
 
 class PowerShellSession:
-    """Runs operations through PowerShell processes started by ``spawn``.
+    """Runs operations through a pool of PowerShell processes started by ``spawn``.
 
     Args:
         spawn: Starts one process.
         target: The target URL, for errors.
         executable: The PowerShell program, for errors.
-        persistent: Keep one process for many calls (else one per call).
+        persistent: Keep processes for many calls (else one per call).
         max_output: Bytes one call may read before the answer is refused.
+        sessions: Processes that may run at once (see :data:`DEFAULT_SESSIONS`).
+        crowded: Asked when a kept process finishes a call; ``True`` closes
+            it instead of keeping it idle (an SSH connection whose channel
+            slots others wait for).
+
+    Raises:
+        ValueError: ``sessions`` is not a whole number from 1 to
+            :data:`MAX_SESSIONS`.
     """
 
     def __init__(
@@ -129,14 +162,22 @@ class PowerShellSession:
         executable: str,
         persistent: bool,
         max_output: int,
+        sessions: int = DEFAULT_SESSIONS,
+        crowded: Callable[[], bool] | None = None,
     ) -> None:
+        check_sessions(sessions)
+        self._crowded = crowded
         self._spawn = spawn
         self._target = target
         self._executable = executable
         self.persistent = persistent
+        self.sessions = sessions
         self._max_output = max_output
-        self._live: _Live | None = None
-        self._lock = asyncio.Lock()
+        # Processes that answered their last call and wait for the next;
+        # the most recently used is taken first, so a sequential caller
+        # keeps to one process.
+        self._idle: list[_Live] = []
+        self._slots = asyncio.Semaphore(sessions)
         self._next_id = 0
         self._closed = False
         self._active: set[_Live] = set()
@@ -144,6 +185,11 @@ class PowerShellSession:
         # being closed, so that abort() can kill what a cancelled close left.
         self._processes: set[PowerShellProcess] = set()
         self._cleanups: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> int:
+        """Processes started and not yet closed (busy or idle)."""
+        return len(self._active)
 
     async def run(
         self, operation: Operation, parameters: Mapping[str, JsonValue], *, timeout: float
@@ -174,9 +220,10 @@ class PowerShellSession:
     async def _locked_call(
         self, operation: str, request_id: int, request: bytes, repeatable: bool
     ) -> OperationResult:
-        # One process serves one call at a time; one-shot calls each have
-        # their own process and so run side by side.
-        async with self._lock if self.persistent else contextlib.nullcontext():
+        # A process serves one call at a time; a slot stands for a process,
+        # so at most `sessions` calls are on the wire and the rest wait here,
+        # having started nothing.
+        async with self._slots:
             self._check_open(operation)
             for attempt in (1, 2):
                 live = await self._acquire(operation)
@@ -191,6 +238,7 @@ class PowerShellSession:
                     # only when repeating it is harmless: the process may
                     # also have died while running it.
                     if reused and repeatable and attempt == 1 and not self._closed:
+                        log_retry(self._target, operation, "the kept process had ended", attempt=2)
                         continue
                     self._check_open(operation)
                     raise silent.error from silent.__cause__
@@ -209,14 +257,22 @@ class PowerShellSession:
                     # eat into the caller's deadline and turn a done
                     # operation into a timeout. Any other process that is not
                     # kept is killed at once.
-                    if answered and not self.persistent:
+                    if answered and self._keep():
+                        self._idle.append(live)
+                    elif answered:
                         self._release_later(live)
-                    elif not answered:
+                    else:
                         await self._release(live, graceful=False)
                 break
         if reply.error is not None:
             raise error_from_record(reply.error, target=self._target, operation=operation)
         return reply.result
+
+    def _keep(self) -> bool:
+        """Whether a process that answered waits for the next call."""
+        if not self.persistent or self._closed:
+            return False
+        return self._crowded is None or not self._crowded()
 
     def _release_later(self, live: _Live) -> None:
         task = asyncio.ensure_future(self._release(live, graceful=True))
@@ -231,10 +287,11 @@ class PowerShellSession:
             task.exception()
 
     async def _acquire(self, operation: str) -> _Live:
-        live = self._live
-        if live is not None and live.process.alive():
-            return live
-        if live is not None:
+        while self._idle:
+            live = self._idle.pop()
+            if live.process.alive():
+                return live
+            # Died while idle (killed, or its channel closed): replace it.
             await self._release(live, graceful=False)
         process = await self._spawn(operation)
         self._processes.add(process)
@@ -244,8 +301,6 @@ class PowerShellSession:
             self._check_open(operation)
         live = _Live(process, self._max_output)
         self._active.add(live)
-        if self.persistent:
-            self._live = live
         try:
             await process.write(RUNNER_LINE)
         except OSError as exc:
@@ -259,8 +314,8 @@ class PowerShellSession:
         return live
 
     async def _release(self, live: _Live, *, graceful: bool) -> None:
-        if self._live is live:
-            self._live = None
+        if live in self._idle:
+            self._idle.remove(live)
         self._active.discard(live)
         await self._close(live.process, _CLOSE_GRACE if graceful else 0.0)
 
@@ -320,10 +375,11 @@ class PowerShellSession:
         return TransportBrokenError(message, target=self._target, operation=operation)
 
     async def aclose(self) -> None:
-        """Close every process; calls in flight fail. Idempotent."""
+        """Close every process, idle or busy; calls in flight fail. Idempotent."""
         self._closed = True
-        for live in list(self._active):
-            await self._release(live, graceful=True)
+        lives = list(self._active)
+        if lives:
+            await asyncio.gather(*(self._release(live, graceful=True) for live in lives))
         if self._cleanups:
             await asyncio.gather(*list(self._cleanups), return_exceptions=True)
 
@@ -337,10 +393,33 @@ class PowerShellSession:
         """
         if final:
             self._closed = True
-        self._live = None
+        self._idle.clear()
         self._active.clear()
         for process in list(self._processes):
             process.abort()
+
+
+def check_sessions(sessions: object) -> int:
+    """Refuse a ``sessions`` setting that is not a whole number from 1 to :data:`MAX_SESSIONS`.
+
+    Args:
+        sessions: The setting.
+
+    Returns:
+        The setting.
+
+    Raises:
+        ValueError: It is not such a number (a bool is refused too).
+
+    Example:
+        >>> check_sessions(4)
+        4
+    """
+    if isinstance(sessions, bool) or not isinstance(sessions, int):
+        raise ValueError(f"sessions must be a whole number, not {sessions!r}")
+    if not 1 <= sessions <= MAX_SESSIONS:
+        raise ValueError(f"sessions must be from 1 to {MAX_SESSIONS}, not {sessions}")
+    return sessions
 
 
 def _last_line(text: str) -> str:

@@ -17,6 +17,11 @@ kill slot, and the refused call waits for its turn again: only a server
 that refuses a channel while none of ours but the kill channel is open
 fails the call. With the kill channel open from the start, the commands
 never take the last session a kill needs, whatever the server's limit.
+
+The PowerShell sessions of ``ssh://`` hold slots too, for as long as their
+channel is open. A kept session that falls idle while a caller waits for a
+slot (:meth:`ChannelLimit.crowded`) is closed rather than kept, so idle
+sessions never starve a command or a new session.
 """
 
 from __future__ import annotations
@@ -80,6 +85,11 @@ class ChannelLimit:
                 self.release()
             raise
         # The slot was counted for us by _wake.
+
+    def crowded(self) -> bool:
+        """Whether a caller waits for a slot: a kept PowerShell channel
+        that falls idle should then close and give its slot up."""
+        return bool(self._waiting)
 
     def release(self) -> None:
         """Give a slot back and hand it to the next waiter."""

@@ -380,6 +380,8 @@ class SSHPowerShell:
         pid: The remote process id, when the login shell is POSIX.
         on_connection_lost: Called with the connection when a close finds it
             closed, so the transport makes a new one next time.
+        on_closed: Called once when the channel is closed or aborted, so the
+            transport gives back the channel slot it holds.
     """
 
     def __init__(
@@ -388,8 +390,10 @@ class SSHPowerShell:
         process: asyncssh.SSHClientProcess[bytes],
         pid: int | None,
         on_connection_lost: Callable[[asyncssh.SSHClientConnection], None],
+        on_closed: Callable[[], None] | None = None,
     ) -> None:
         self._connection = connection
+        self._on_closed = on_closed
         self._process = process
         self._pid = pid
         self._on_connection_lost = on_connection_lost
@@ -436,6 +440,12 @@ class SSHPowerShell:
         with contextlib.suppress(Exception):
             self._process.close()
         self._stderr_task.cancel()
+        self._done()
+
+    def _done(self) -> None:
+        callback, self._on_closed = self._on_closed, None
+        if callback is not None:
+            callback()
 
     async def close(self, grace: float) -> int | None:
         self._closed = True
@@ -456,6 +466,7 @@ class SSHPowerShell:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
         self._stderr_task.cancel()
+        self._done()
         if self._connection.is_closed():
             self._on_connection_lost(self._connection)
         status = process.exit_status

@@ -8,12 +8,16 @@ stdin, never on its command line.
 
 URL form::
 
-    local://[?executable=PATH&mode=persistent|oneshot&max_output=BYTES]
+    local://[?executable=PATH&mode=persistent|oneshot&sessions=N&max_output=BYTES]
 
 ``executable`` is the PowerShell program: Windows PowerShell by default on
 Windows (see :func:`default_powershell`), ``pwsh`` elsewhere.
-``mode=persistent`` (the default) keeps one PowerShell process for every
-operation of the transport; ``mode=oneshot`` starts one per operation.
+``mode=persistent`` (the default) keeps PowerShell processes for the
+operations of the transport; ``mode=oneshot`` starts one per operation.
+``sessions`` (default 4, :data:`~._powershell_session.DEFAULT_SESSIONS`)
+bounds the PowerShell processes that run at once: concurrent operations
+run side by side on up to that many, each started when first needed, and
+the rest wait their turn.
 """
 
 from __future__ import annotations
@@ -36,7 +40,12 @@ from hvintegration.errors import (
     TransportClosedError,
     TransportError,
 )
-from hvintegration.transport._powershell_session import PowerShellProcess, PowerShellSession
+from hvintegration.transport._powershell_session import (
+    DEFAULT_SESSIONS,
+    PowerShellProcess,
+    PowerShellSession,
+    check_sessions,
+)
 from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT, powershell_argv
 from hvintegration.transport._process import abort_process, kill_process_group, run_process
 from hvintegration.transport._url import check_options, parse_options
@@ -114,8 +123,11 @@ class LocalTarget:
     Attributes:
         executable: The PowerShell program for operations
             (:func:`default_powershell` by default).
-        mode: ``persistent`` (one PowerShell process for every operation)
-            or ``oneshot`` (one process per operation).
+        mode: ``persistent`` (PowerShell processes kept for many
+            operations) or ``oneshot`` (one process per operation).
+        sessions: PowerShell processes that may run at once (1 to 64; 4 by
+            default): concurrent operations run side by side on up to this
+            many, each started when first needed; more wait their turn.
         max_output: Bytes one call may write (a shell command's stdout and
             stderr together, or one PowerShell answer) before it is stopped
             and refused as oversized.
@@ -125,11 +137,14 @@ class LocalTarget:
         'local://?executable=%2Fopt%2Fpwsh'
         >>> LocalTarget(mode="oneshot").url
         'local://?mode=oneshot'
+        >>> LocalTarget(sessions=8).url
+        'local://?sessions=8'
     """
 
     executable: str = attrs.field(factory=default_powershell)
     mode: str = "persistent"
     max_output: int = DEFAULT_MAX_OUTPUT
+    sessions: int = DEFAULT_SESSIONS
 
     def __attrs_post_init__(self) -> None:
         if not self.executable:
@@ -140,6 +155,10 @@ class LocalTarget:
             )
         if self.max_output < 1024:
             raise InvalidTargetError("max_output must be at least 1024 bytes", target="local://")
+        try:
+            check_sessions(self.sessions)
+        except ValueError as exc:
+            raise InvalidTargetError(str(exc), target="local://") from None
 
     @property
     def url(self) -> str:
@@ -149,6 +168,8 @@ class LocalTarget:
             query["executable"] = self.executable
         if self.mode != "persistent":
             query["mode"] = self.mode
+        if self.sessions != DEFAULT_SESSIONS:
+            query["sessions"] = str(self.sessions)
         if self.max_output != DEFAULT_MAX_OUTPUT:
             query["max_output"] = str(self.max_output)
         return "local://" + (f"?{urllib.parse.urlencode(query)}" if query else "")
@@ -167,18 +188,31 @@ class LocalTarget:
             )
         options, single = parse_options(url)
         check_options(
-            url, options, ("executable", "mode", "max_output"), scheme="local", target="local://"
+            url,
+            options,
+            ("executable", "mode", "sessions", "max_output"),
+            scheme="local",
+            target="local://",
         )
-        try:
-            max_output = int(single.get("max_output", DEFAULT_MAX_OUTPUT))
-        except ValueError:
-            raise InvalidTargetError(
-                "max_output must be a whole number", target="local://"
-            ) from None
+        numbers = {"max_output": DEFAULT_MAX_OUTPUT, "sessions": DEFAULT_SESSIONS}
+        for name in numbers:
+            if name in single:
+                try:
+                    numbers[name] = int(single[name])
+                except ValueError:
+                    raise InvalidTargetError(
+                        f"{name} must be a whole number", target="local://"
+                    ) from None
         mode = single.get("mode", "persistent")
+        max_output, sessions = numbers["max_output"], numbers["sessions"]
         if "executable" in single:
-            return cls(executable=single["executable"], mode=mode, max_output=max_output)
-        return cls(mode=mode, max_output=max_output)
+            return cls(
+                executable=single["executable"],
+                mode=mode,
+                max_output=max_output,
+                sessions=sessions,
+            )
+        return cls(mode=mode, max_output=max_output, sessions=sessions)
 
     def open(self) -> LocalTransport:
         """A transport to this machine."""
@@ -209,6 +243,7 @@ class LocalTransport(PowerShellTransport, ShellTransport):
             executable=self.settings.executable,
             persistent=self.settings.mode == "persistent",
             max_output=self.settings.max_output,
+            sessions=self.settings.sessions,
         )
         self._running: set[asyncio.subprocess.Process] = set()
 

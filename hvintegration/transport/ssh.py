@@ -15,7 +15,7 @@ in ``repr``, logs or errors.
 URL form::
 
     ssh://[user@]host[:port][?known_hosts=PATH&key=PATH&shell=posix|powershell|cmd
-                             &executable=NAME&mode=persistent|oneshot
+                             &executable=NAME&mode=persistent|oneshot&sessions=N
                              &max_channels=N&max_output=BYTES]
 
 ``shell`` names the remote login shell: ``posix`` for Linux (the default),
@@ -23,14 +23,17 @@ URL form::
 cmd.exe unless the ``DefaultShell`` registry value says otherwise).
 ``executable`` is the remote PowerShell program: ``powershell`` on Windows
 shells, ``pwsh`` on a POSIX shell. ``mode=persistent`` (the default) keeps
-one PowerShell channel open for every operation; ``mode=oneshot`` opens one
-per operation. A password may be given to :class:`SSHTarget` directly; a
-password in the URL is accepted but discouraged (it lands in shell history),
-and never shown again.
+PowerShell channels open for the operations; ``mode=oneshot`` opens one per
+operation. ``sessions`` (default 4) bounds the PowerShell channels open at
+once: concurrent operations run side by side on up to that many, each
+opened when first needed, and the rest wait their turn. A password may be
+given to :class:`SSHTarget` directly; a password in the URL is accepted but
+discouraged (it lands in shell history), and never shown again.
 
-``max_channels`` bounds the shell commands one connection runs at once
-(default 8, under OpenSSH's default ``MaxSessions`` of 10 with room for a
-kill channel); more wait their turn, and a server that refuses a channel
+``max_channels`` bounds the channels one connection runs at once, shell
+commands and PowerShell sessions together (default 8, under OpenSSH's
+default ``MaxSessions`` of 10 with room for a kill channel); more wait their
+turn, and a server that refuses a channel
 lowers the bound instead of failing the call. ``max_output`` bounds what
 one call may write (stdout and stderr together, or one PowerShell answer).
 
@@ -58,7 +61,12 @@ from hvintegration.errors import (
     TransportClosedError,
     TransportError,
 )
-from hvintegration.transport._powershell_session import PowerShellProcess, PowerShellSession
+from hvintegration.transport._powershell_session import (
+    DEFAULT_SESSIONS,
+    PowerShellProcess,
+    PowerShellSession,
+    check_sessions,
+)
 from hvintegration.transport._powershell_wire import (
     DEFAULT_MAX_OUTPUT,
     command_line,
@@ -89,6 +97,7 @@ from hvintegration.transport.base import (
     OperationResult,
     PowerShellTransport,
     ShellTransport,
+    log_retry,
 )
 
 if TYPE_CHECKING:
@@ -108,6 +117,7 @@ _OPTIONS = {
     "connect_timeout",
     "executable",
     "mode",
+    "sessions",
     "max_channels",
     "max_output",
 }
@@ -135,14 +145,19 @@ class SSHTarget:
             means ``powershell`` on a Windows shell and ``pwsh`` on a POSIX
             shell. A plain name or path (it stands unquoted in the command
             line).
-        mode: ``persistent`` (one PowerShell channel for every operation) or
-            ``oneshot`` (one channel per operation).
+        mode: ``persistent`` (PowerShell channels kept for many operations)
+            or ``oneshot`` (one channel per operation).
+        sessions: PowerShell channels that may be open at once (1 to 64; 4
+            by default): concurrent operations run side by side on up to
+            this many, each opened when first needed; more wait their turn.
+            They count under ``max_channels`` with the shell commands.
         max_output: Bytes one call may write (a shell command's stdout and
             stderr together, or one PowerShell answer) before it is stopped
             and refused as oversized.
-        max_channels: Shell commands the connection runs at once; the rest
-            wait. Keep it under the server's ``MaxSessions`` (OpenSSH: 10),
-            which must also leave one channel for killing a command.
+        max_channels: Channels (shell commands and PowerShell sessions) the
+            connection runs at once; the rest wait. Keep it under the
+            server's ``MaxSessions`` (OpenSSH: 10), which must also leave
+            one channel for killing a command.
 
     Example:
         >>> SSHTarget("guest1", user="admin", password="s3cret").url
@@ -164,6 +179,7 @@ class SSHTarget:
     mode: str = "persistent"
     max_output: int = DEFAULT_MAX_OUTPUT
     max_channels: int = DEFAULT_MAX_CHANNELS
+    sessions: int = DEFAULT_SESSIONS
 
     def __attrs_post_init__(self) -> None:
         if not self.host:
@@ -187,6 +203,10 @@ class SSHTarget:
             raise InvalidTargetError("max_output must be at least 1024 bytes", target=self.url)
         if self.max_channels < 1:
             raise InvalidTargetError("max_channels must be at least 1", target=self.url)
+        try:
+            check_sessions(self.sessions)
+        except ValueError as exc:
+            raise InvalidTargetError(str(exc), target=self.url) from None
 
     @property
     def powershell(self) -> str:
@@ -232,7 +252,7 @@ class SSHTarget:
         except ValueError:
             raise InvalidTargetError("connect_timeout must be a number of seconds") from None
         numbers: dict[str, int] = {}
-        for name in ("max_channels", "max_output"):
+        for name in ("max_channels", "max_output", "sessions"):
             if name in single:
                 try:
                     numbers[name] = int(single[name])
@@ -251,6 +271,7 @@ class SSHTarget:
             mode=single.get("mode", "persistent"),
             max_channels=numbers.get("max_channels", DEFAULT_MAX_CHANNELS),
             max_output=numbers.get("max_output", DEFAULT_MAX_OUTPUT),
+            sessions=numbers.get("sessions", DEFAULT_SESSIONS),
         )
 
     def client_options(self) -> asyncssh.SSHClientConnectionOptions:
@@ -306,6 +327,8 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             executable=settings.powershell,
             persistent=settings.mode == "persistent",
             max_output=settings.max_output,
+            sessions=settings.sessions,
+            crowded=self._slots.crowded,
         )
 
     @property
@@ -433,6 +456,12 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                 # and every other call on it carry on.
                 attempts += 1
                 if self._slots.refused() or attempts < 5:
+                    log_retry(
+                        self.target,
+                        "run_command",
+                        "the server refused a channel",
+                        attempt=attempts + 1,
+                    )
                     await asyncio.sleep(0.02 * attempts)
                     continue
                 raise TransportError(
@@ -627,22 +656,47 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         command = command_line(self.settings.powershell)
         if posix:
             command = PID_PREFIX + command
-        connection = await self._connect(operation)
-        try:
-            process = await connection.create_process(command, encoding=None)
-        except asyncssh.ChannelOpenError as exc:
-            # Refused (sshd's MaxSessions): this operation fails, the
-            # connection and the calls on it carry on.
-            raise TransportError(
-                f"the server refused an SSH channel: {exc.reason}",
-                target=self.target,
-                operation=operation,
-            ) from exc
-        except (asyncssh.DisconnectError, OSError) as exc:
-            self._drop(connection)
-            raise TransportBrokenError(
-                f"cannot open an SSH channel: {exc}", target=self.target, operation=operation
-            ) from exc
+        # A PowerShell channel holds a slot of the connection's channel limit
+        # from its opening until it is closed, like a shell command: the
+        # pool's sessions and the commands together stay under MaxSessions.
+        attempts = 0
+        while True:
+            connection = await self._connect(operation)
+            await self._slots.acquire()
+            try:
+                process = await connection.create_process(command, encoding=None)
+            except asyncssh.ChannelOpenError as exc:
+                # Refused (a MaxSessions lower than ours): wait for one of
+                # our channels to close and try again; with none of ours
+                # open, the refusal is not about the number and fails this
+                # operation only.
+                attempts += 1
+                if self._slots.refused() and attempts < 5:
+                    log_retry(
+                        self.target,
+                        operation,
+                        "the server refused a channel",
+                        attempt=attempts + 1,
+                    )
+                    await asyncio.sleep(0.02 * attempts)
+                    continue
+                raise TransportError(
+                    f"the server refused an SSH channel: {exc.reason}",
+                    target=self.target,
+                    operation=operation,
+                ) from exc
+            except BaseException as exc:
+                self._slots.release()
+                if isinstance(exc, (asyncssh.DisconnectError, OSError)):
+                    self._drop(connection)
+                    raise TransportBrokenError(
+                        f"cannot open an SSH channel: {exc}",
+                        target=self.target,
+                        operation=operation,
+                    ) from exc
+                raise
+            break
+        release = _once(self._slots.release)
         pid = None
         if posix:
             limit = self.settings.connect_timeout
@@ -650,6 +704,7 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                 pid, _ = await asyncio.wait_for(read_pid(process), limit)
             except asyncio.TimeoutError:
                 process.close()
+                release()
                 raise TransportBrokenError(
                     f"the remote login shell did not start PowerShell within {limit:g} s",
                     target=self.target,
@@ -659,8 +714,9 @@ class SSHTransport(PowerShellTransport, ShellTransport):
                 # Closing the channel ends the remote PowerShell's stdin,
                 # and with it the PowerShell.
                 process.close()
+                release()
                 raise
-        return SSHPowerShell(connection, process, pid, self._drop)
+        return SSHPowerShell(connection, process, pid, self._drop, release)
 
     async def _aclose(self) -> None:
         """Close every PowerShell channel, kill running commands, then close the connection."""
@@ -700,6 +756,17 @@ class _Running:
     # every form of sudo: ._ssh_process.carry_token).
     carried: bool = True
     pid: int | None = None
+
+
+def _once(callback: Callable[[], None]) -> Callable[[], None]:
+    """``callback``, run on the first call only."""
+    pending = [callback]
+
+    def run() -> None:
+        if pending:
+            pending.pop()()
+
+    return run
 
 
 def _outcome(killed: bool, carried: bool = True) -> str:
