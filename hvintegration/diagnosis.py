@@ -482,7 +482,8 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
         return make(
             _V.LOST_COMMUNICATION,
             f"{where}the host reports {state.primary_status or 'no contact'}",
-            guest_steps(restart=side is not None and side.running),
+            # Reached once and lost: restart what may still be running.
+            guest_steps(restart=side is None or side.running),
         )
     if no_contact:
         return make(

@@ -21,7 +21,9 @@ from hvintegration.errors import HvIntegrationError, VMNotFoundError
 from hvintegration.simulator import SimulatedHost
 from hvintegration.simulator.linux import SimulatedLinuxGuest
 from hvintegration.simulator.state import save_host
+from hvintegration.testing import MockTransport, OperationRequest, Request
 from hvintegration.testing.linux_guest import GuestLayout, GuestSandbox, sandbox_unavailable_reason
+from hvintegration.transport import OperationResult
 from hvintegration.windows import Credential
 
 V = DiagnosisVerdict
@@ -81,6 +83,34 @@ async def test_no_contact_from_the_host_alone_is_a_guest_side_not_running() -> N
     assert [r.cli for r in linux.service("VSS").remedies] == [
         "hvintegration --target ssh://root@GUEST linux start hv_vss_daemon"
     ]
+
+
+async def test_lost_communication_as_a_host_reports_it() -> None:
+    # The simulator never loses contact, so the one status is rewritten on
+    # its way back; everything else is the simulated host's own answer.
+    lab = SimulatedHost()
+    inner = lab.open()
+
+    async def forward(request: Request) -> OperationResult:
+        assert isinstance(request, OperationRequest)
+        result = await inner.run_operation(
+            request.operation, request.parameters, timeout=request.timeout
+        )
+        output = []
+        for obj in result.output:
+            if isinstance(obj, dict) and obj.get("Name") == "VSS":
+                lost = {"PrimaryStatusDescription": "Lost Communication"}
+                obj = {**obj, **lost, "OperationalStatus": ["LostCommunication"]}
+            output.append(obj)
+        return OperationResult(tuple(output), result.errors)
+
+    async with inner, HyperVHost.connect(MockTransport(forward, target=inner.target)) as host:
+        diagnosis = await host.vm("demovm").diagnose(guest_os="Windows Server 2022")
+    vss = diagnosis.service("VSS")
+    assert vss.verdict is V.LOST_COMMUNICATION
+    assert vss.reason == "the host reports Lost Communication"
+    assert [r.manual for r in vss.remedies] == ["Restart-Service -Name vmicvss"]
+    assert diagnosis.verdict("Heartbeat") is V.WORKING
 
 
 async def test_a_vm_that_is_off() -> None:
