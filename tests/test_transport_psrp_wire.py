@@ -26,8 +26,9 @@ from hvintegration.simulator.state import save_host
 from hvintegration.testing.psrp_server import json_output
 from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
 from hvintegration.transport._outofproc import psrp
+from hvintegration.transport._powershell_wire import check_answer
 from hvintegration.transport._psrp_transport import decode_output
-from hvintegration.transport.base import JsonValue
+from hvintegration.transport.base import MAX_DEPTH, JsonValue
 from hvintegration.transport.psrp import PSRPTarget
 
 SERVER = ("-m", "hvintegration.testing.psrp_server")
@@ -184,3 +185,25 @@ def test_anything_but_one_json_array_of_objects_is_a_protocol_error(
         _decode(*output)
     assert caught.value.target == "psrp://h"
     assert caught.value.operation == "list_vms"
+
+
+@pytest.mark.parametrize("levels", [0, 1, 63, 64, 65, 66])
+def test_the_depth_limit_is_the_one_every_transport_keeps(levels: int) -> None:
+    # A record whose value nests `levels` lists: refused here exactly when
+    # the envelope reader of local:// and ssh:// refuses it.
+    value: JsonValue = "leaf"
+    for _ in range(levels):
+        value = [value]
+    answer: list[JsonValue] = [{"Name": "flat"}, {"Deep": value, "Other": [{"x": 1}]}]
+    try:
+        check_answer(answer, target="local://", operation="list_vms")
+    except ProtocolError:
+        expected = True
+    else:
+        expected = False
+    assert expected is (levels > MAX_DEPTH)
+    if expected:
+        with pytest.raises(ProtocolError, match=f"deeper than {MAX_DEPTH} levels"):
+            _decode(json.dumps(answer))
+    else:
+        assert _decode(json.dumps(answer))[1]["Deep"] == value

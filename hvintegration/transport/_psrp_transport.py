@@ -25,9 +25,9 @@ from hvintegration.errors import (
 from hvintegration.operations._psrp_output import PSRP_OUTPUT
 from hvintegration.transport._clixml import error_from_ps, to_wire
 from hvintegration.transport._outofproc import Session, close_wsman, psrp
-from hvintegration.transport._powershell_wire import check_answer
 from hvintegration.transport._psrp_errors import PoolState, TargetNames, map_psrp_error
 from hvintegration.transport.base import (
+    MAX_DEPTH,
     JsonValue,
     OperationResult,
     PowerShellTransport,
@@ -45,6 +45,27 @@ _EXIT_GRACE = 2.0
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _nests_deeper(value: list[Any], limit: int) -> bool:
+    """Whether parsed JSON nests more than ``limit`` lists and objects, the outer one included.
+
+    Level by level, keeping only the containers: an answer of thousands of
+    flat records costs one pass over their values, not a stack entry each.
+    """
+    level: list[Any] = [value]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for container in level:
+            values = container.values() if type(container) is dict else container
+            # json.loads makes exactly dict and list, never subclasses.
+            below += [item for item in values if type(item) is dict or type(item) is list]
+        level = below
+    return False
 
 
 def _protocol_error(text: str, target: str, operation: str) -> ProtocolError:
@@ -94,7 +115,14 @@ def decode_output(output: list[Any], *, target: str, operation: str) -> tuple[di
         raise _protocol_error(
             f"with a JSON {type(data).__name__}, not an array of objects", target, operation
         )
-    check_answer(data, target=target, operation=operation)
+    # The same limit as every other transport: MAX_DEPTH levels inside a
+    # record, which with the array and the record itself is two more.
+    if _nests_deeper(data, MAX_DEPTH + 2):
+        raise ProtocolError(
+            f"the answer nests lists or objects deeper than {MAX_DEPTH} levels; refused",
+            target=target,
+            operation=operation,
+        )
     for index, item in enumerate(data):
         if not isinstance(item, dict):
             raise _protocol_error(
