@@ -125,7 +125,8 @@ def _describe(error: BaseException) -> str:
         return text
     choices = list(error.choices)
     if isinstance(error, ServiceNotFoundError):
-        choices += catalogue.valid_names()
+        for spec in catalogue.ALL_SERVICES:
+            choices += [spec.name, *spec.aliases, spec.windows_service]
     hint = did_you_mean(error.name, choices) if error.name else ""
     if not hint:
         return text
