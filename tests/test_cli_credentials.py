@@ -128,7 +128,8 @@ def test_a_password_twice_or_for_a_scheme_without_one_is_refused(tmp_path: Path)
     )
     assert status == EXIT_CODES["usage"]
     assert "keep one" in err
-    assert "Zq9wx" not in err and "hunter2" not in err
+    assert "Zq9wx" not in err
+    assert "hunter2" not in err
     status, _, err = _run("-t", "sim://", "--password-file", str(secret), "host", "vms")
     assert status == EXIT_CODES["usage"]
     assert "sim:// takes no password" in err
