@@ -37,6 +37,7 @@ import logging
 import math
 import shlex
 import sys
+import time
 from collections.abc import Awaitable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union
@@ -70,10 +71,18 @@ __all__ = [
     "Target",
     "Transport",
     "check_parameter_values",
+    "log_retry",
     "within",
 ]
 
 _log = logging.getLogger("hvintegration.transport")
+"""The transports' logger. Every transport logs the same records through the
+template methods: ``connected to URL`` (INFO) or the failure to (INFO), each
+operation or command with its round trip number on the connection and its
+duration (DEBUG), and the close (DEBUG). Only the target URL (which never
+holds a password), operation and parameter *names*, and a command's program
+are logged, never a parameter value, an argument or stdin, which may be
+secret."""
 
 MAX_ARGUMENT_BYTES = 128 * 1024
 """The largest argv a shell command may have, in UTF-8 bytes over all its
@@ -359,6 +368,43 @@ def _short_command(argv: Sequence[str], limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000
+
+
+def _describe(exc: BaseException) -> str:
+    # The library's errors hold no secret by design; anything else is named
+    # by its class only, since a backend's message may quote what was sent.
+    if isinstance(exc, HvIntegrationError):
+        return f"{type(exc).__name__}: {exc.message}"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    return type(exc).__name__
+
+
+def _outcome(result: object) -> str:
+    if isinstance(result, OperationResult):
+        return f", {len(result.output)} objects, {len(result.errors)} errors"
+    if isinstance(result, CompletedCommand):
+        return f", exit status {result.exit_status}"
+    return ""
+
+
+def log_retry(target: str, operation: str, reason: str, *, attempt: int) -> None:
+    """Log, at DEBUG, that a transport sends a request again.
+
+    For the transports' own retry loops (a kept process found dead, a
+    refused SSH channel), so that every retry is logged the same way.
+
+    Args:
+        target: The target URL (never with a password).
+        operation: The operation or ``run_command``.
+        reason: Why, in a few words; never a parameter value.
+        attempt: The number of the attempt about to start (2 for the first retry).
+    """
+    _log.debug("%s on %s: retrying (attempt %d): %s", operation, target, attempt, reason)
+
+
 class _Call:
     """One request in flight on a transport."""
 
@@ -418,6 +464,7 @@ class Transport(abc.ABC):
     # an __init__ of the base.
     _closed: bool = False
     _closing: asyncio.Future[None] | None = None
+    _round_trips: int = 0
     _calls: dict[asyncio.Task[object], _Call] | None = None
 
     @property
@@ -501,6 +548,36 @@ class Transport(abc.ABC):
                 del calls[task]
             record.finished.set()
 
+    async def _logged(
+        self, call: Awaitable[_T], *, timeout: float, operation: str, what: str
+    ) -> _T:
+        """:meth:`_guarded`, with the call's round trip and outcome logged."""
+        self._round_trips += 1
+        number = self._round_trips
+        _log.debug("%s on %s: round trip %d, %s", operation, self.target, number, what)
+        start = time.perf_counter()
+        try:
+            result = await self._guarded(call, timeout=timeout, operation=operation)
+        except BaseException as exc:
+            _log.debug(
+                "%s on %s: round trip %d failed after %.1f ms: %s",
+                operation,
+                self.target,
+                number,
+                _ms(start),
+                _describe(exc),
+            )
+            raise
+        _log.debug(
+            "%s on %s: round trip %d done in %.1f ms%s",
+            operation,
+            self.target,
+            number,
+            _ms(start),
+            _outcome(result),
+        )
+        return result
+
     def _translate(self, exc: Exception, operation: str) -> HvIntegrationError:
         """Map an exception the wire let through into the library's hierarchy.
 
@@ -530,12 +607,19 @@ class Transport(abc.ABC):
                 says why); whatever was opened on the way is released.
         """
         self._check_open("open")
+        start = time.perf_counter()
         try:
             await self._open()
         except BaseException as exc:
             # A half-made connection (a child started, a socket open) must
             # not outlive the failed attempt.
             self._abort()
+            _log.info(
+                "connecting to %s failed after %.1f ms: %s",
+                self.target,
+                _ms(start),
+                _describe(exc),
+            )
             if isinstance(exc, HvIntegrationError):
                 if exc.target is None:
                     exc.target = self.target
@@ -545,6 +629,7 @@ class Transport(abc.ABC):
             if not isinstance(exc, Exception):
                 raise
             raise self._translate(exc, "open") from exc
+        _log.info("connected to %s in %.1f ms", self.target, _ms(start))
 
     async def aclose(self) -> None:
         """Release the connection and everything it started.
@@ -562,19 +647,29 @@ class Transport(abc.ABC):
             return
         self._closed = True
         closing = self._closing = asyncio.get_running_loop().create_future()
+        start = time.perf_counter()
         try:
             await _deadline(self._aclose(), self.close_timeout)
             await self._end_calls()
         except asyncio.CancelledError:
+            _log.debug("close of %s cancelled; releasing at once", self.target)
             self._abort()
             self._end_calls_now()
             raise
         except Exception as exc:
-            _log.debug("graceful close of %s failed: %r; releasing at once", self.target, exc)
+            _log.debug(
+                "graceful close of %s failed: %s; releasing at once", self.target, _describe(exc)
+            )
             self._abort()
             self._end_calls_now()
         finally:
             closing.set_result(None)
+        _log.debug(
+            "closed %s in %.1f ms after %d round trips",
+            self.target,
+            _ms(start),
+            self._round_trips,
+        )
 
     def _end_calls_now(self) -> list[_Call]:
         """Cancel every call still in flight, except the caller's own."""
@@ -686,10 +781,14 @@ class PowerShellTransport(Transport):
         except ValueError as exc:
             raise InvalidParameterError(str(exc), target=self.target, operation=name) from None
         check_parameter_values(parameters, target=self.target, operation=name)
-        return await self._guarded(
+        # Parameter names only: a value may be a password (invoke_in_vm's
+        # credential) or a KVP value the caller keeps private.
+        names = ", ".join(sorted(parameters)) or "none"
+        return await self._logged(
             self._run_operation(operation, parameters, timeout=timeout),
             timeout=timeout,
             operation=name,
+            what=f"parameters: {names}",
         )
 
     @abc.abstractmethod
@@ -746,12 +845,17 @@ class ShellTransport(Transport):
             raise InvalidParameterError(
                 "a command's input must be bytes", target=self.target, operation=operation
             )
-        return await self._guarded(
+        # The program only: an argument or stdin may carry a secret.
+        what = f"program {command[0].rsplit('/', 1)[-1]!r} with {len(command) - 1} arguments"
+        if input is not None:
+            what += f" and {len(input)} bytes of input"
+        return await self._logged(
             self._run_command(
                 command, input=None if input is None else bytes(input), timeout=timeout
             ),
             timeout=timeout,
             operation=operation,
+            what=what,
         )
 
     def _check_argv(self, argv: Sequence[str]) -> tuple[str, ...]:
