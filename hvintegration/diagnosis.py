@@ -27,27 +27,30 @@ The rules, per service, first match wins:
 1. The host could not be read: ``unknown``, with its error.
 2. The VM is not running: ``VM not running``; a VM that is off reports no
    status, so nothing else can be told.
-3. The host does not offer it (Guest Service Interface before Windows Server
-   2012 R2), or the guest has no side for it (PowerShell Direct in Linux):
-   ``not supported``.
-4. Disabled on the host: ``disabled on host``, with the guest side's state
+3. A service with no host switch (PowerShell Direct, Remote Desktop
+   Virtualization) is decided by the guest alone: Linux has no side for it;
+   a Windows ``vmic*`` service that runs, or is stopped but not disabled
+   (they are trigger-started), is ``working``; without a guest, ``unknown``,
+   which asks for no action.
+4. The host does not offer it (Guest Service Interface before Windows Server
+   2012 R2), or the guest has no side for it: ``not supported``.
+5. Disabled on the host: ``disabled on host``, with the guest side's state
    when a guest was asked.
-5. A guest was asked and could not be read: ``unknown``, with its error; the
+6. A guest was asked and could not be read: ``unknown``, with its error; the
    host's facts stay in the record.
-6. A guest was asked and its side is not running: ``guest side not
+7. A guest was asked and its side is not running: ``guest side not
    running``.
-7. The host reports ``Lost Communication``, or ``No Contact`` while the guest
+8. The host reports ``Lost Communication``, or ``No Contact`` while the guest
    says its side runs: ``lost communication``.
-8. The host reports ``No Contact``: ``guest side not running``.
-9. The host reports a protocol mismatch: ``protocol mismatch``, with the
-   update path from :func:`~hvintegration.maintenance.advise` when the host
-   and guest OS are known.
-10. The host reports ``OK``: ``working``. Any other status (``Degraded``,
+9. The host reports ``No Contact``: ``guest side not running``.
+10. The host reports a protocol mismatch: ``protocol mismatch``, with the
+    update path from :func:`~hvintegration.maintenance.advise` when the host
+    and guest OS are known. For a guest known to be Linux, real hosts show
+    this text for Key-Value Pair Exchange while ``hv_kvp_daemon`` runs and
+    for VSS whether or not ``hv_vss_daemon`` runs, so there it means
+    ``working`` (VSS: ``unknown`` without the guest's word).
+11. The host reports ``OK``: ``working``. Any other status (``Degraded``,
     ``Error``...) is ``unknown``, quoting it.
-
-A service the host has no switch for (PowerShell Direct, Remote Desktop
-Virtualization) is decided by the guest alone; without a guest it is
-``unknown``, which asks for no action.
 """
 
 from __future__ import annotations
