@@ -150,7 +150,7 @@ class FleetTarget:
         'hv02'
     """
 
-    target: str | Target
+    target: str | Target = attrs.field(repr=lambda t: repr(_url_of(t)))
     name: str = ""
     kind: str = attrs.field(default="", validator=_kind)
     groups: tuple[str, ...] = attrs.field(default=(), converter=tuple)
@@ -172,9 +172,13 @@ class FleetTarget:
     @property
     def url(self) -> str:
         """The target's URL, with no secret in it."""
-        if isinstance(self.target, str):
-            return _without_password(self.target)
-        return self.target.url
+        return _url_of(self.target)
+
+
+def _url_of(target: str | Target) -> str:
+    if isinstance(target, str):
+        return _without_password(target)
+    return target.url
 
 
 def _without_password(url: str) -> str:
