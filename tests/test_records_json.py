@@ -171,3 +171,34 @@ def test_to_dataframe_without_pandas_names_the_extra(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now fails
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'hvintegration\[pandas\]'"):
         _vms().to_dataframe()
+
+
+def _cli_json(*argv: str) -> object:
+    import io
+
+    from hvintegration.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    status = run([*argv, "--json"], out=out, err=err)
+    assert status == 0, err.getvalue()
+    return json.loads(out.getvalue())
+
+
+def test_the_command_line_prints_the_same_schema() -> None:
+    rows = _cli_json("catalogue")
+    assert rows == json_rows(catalogue.ALL_SERVICES)
+    assert isinstance(rows, list)
+    assert rows[0]["linux"]["daemons"] == ["hv_fcopy_uio_daemon", "hv_fcopy_daemon"]
+    services = _cli_json("-t", "sim://", "host", "services", "demovm")
+    assert isinstance(services, list)
+    assert services[0]["service"] == "guest_service_interface"
+    status = _cli_json("-t", "sim-linux://", "linux", "status")
+    assert isinstance(status, dict)
+    assert [d["service"] for d in status["daemons"]] == [
+        "guest_service_interface",
+        "key_value_pair_exchange",
+        "vss",
+    ]
+    windows = _cli_json("-t", "sim://?guest=demovm", "windows", "services")
+    assert isinstance(windows, list)
+    assert {row["service"] for row in windows} >= {"vss", "heartbeat"}

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import enum
 import io
 import json
 import re
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-import attrs
 from rich.console import Console
 from rich.text import Text
 
-from hvintegration._table import Tabular, format_table, printable, text_table
-from hvintegration.catalogue import ServiceSpec
+from hvintegration._table import Tabular, format_table, json_rows, printable, text_table
 
 __all__ = [
     "SafeWriter",
@@ -42,24 +38,6 @@ __all__ = [
 # C1 controls, line separators and bidi controls through raw; they can only
 # occur inside strings, where \uXXXX is valid JSON.
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, ServiceSpec):
-        return value.key
-    if attrs.has(type(value)):
-        return {
-            field.name: _plain(getattr(value, field.name)) for field in attrs.fields(type(value))
-        }
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (tuple, list)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
 
 
 def dumps(value: Any) -> str:
@@ -82,8 +60,8 @@ def dumps(value: Any) -> str:
 
 
 def to_json(records: Sequence[object]) -> str:
-    """Records as a JSON array: attrs fields by name, ids as text, catalogue
-    entries by their key.
+    """Records as a JSON array, each its ``to_dict()`` (see
+    :func:`hvintegration._table.json_rows`).
 
     Example:
         >>> import json, uuid
@@ -92,7 +70,7 @@ def to_json(records: Sequence[object]) -> str:
         >>> json.loads(text)[0]["id"]
         '00000000-0000-0000-0000-000000000000'
     """
-    return dumps([_plain(record) for record in records])
+    return dumps(json_rows(records))
 
 
 def render(records: Sequence[Tabular], *, as_json: bool) -> str:
