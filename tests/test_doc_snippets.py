@@ -10,8 +10,9 @@ What runs:
 * ```` ```sh ```` blocks: each command in them (a line, or a part of a line
   between ``&&``) that starts with ``hvintegration`` or
   ``.venv/bin/hvintegration`` runs as a child process, in a scratch directory,
-  with this environment's command; it must exit 0. When a ```` ```text ````
-  block follows a block of one command, it is that command's output.
+  with this environment's command; it must exit 0 (a redirection or a pipe
+  after it is left out). When a ```` ```text ```` block follows a block of one
+  command, it is that command's output.
 
 Two HTML comments, on the line before a block, say how it runs, and this
 file counts them so the lists stay short and honest:
@@ -32,12 +33,16 @@ import inspect
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import attrs
 import pytest
+
+from hvintegration import PermissionDeniedError
+from hvintegration.testing.linux_guest import GuestLayout, GuestSandbox, sandbox_unavailable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted(
@@ -47,12 +52,18 @@ PAGES = sorted(
 
 NOT_RUN = {
     ("docs/transports/psrp.md", "needs a Hyper-V host reachable over WinRM with a CA file"),
+    (
+        "docs/linux-guests.md",
+        "a sudoers file; tests/test_doc_snippets.py checks it with visudo and uses it in the "
+        "guest sandbox",
+    ),
 }
 """(page, reason) of every block marked ``not run``: a new one must be added here."""
 
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 MARKER = re.compile(r"<!--\s*(not run|run with):\s*(.*?)\s*-->")
 REPLACEMENT = re.compile(r"`([^`]+)`\s*->\s*`([^`]*)`")
+SHELL_OPERATORS = {">", ">>", "2>", "&>", "2>&1", "<", "|", "||", ";", "&"}
 CLI = re.compile(r"^(?:\.venv/bin/)?hvintegration(?:\s|$)")
 
 
@@ -123,6 +134,10 @@ def commands(block: Block) -> list[list[str]]:
             part = part.strip()
             if CLI.match(part):
                 argv = shlex.split(part)
+                # Where the output goes (a redirection, a pipe) is the
+                # reader's shell's business; the command itself must work.
+                cut = [i for i, word in enumerate(argv) if word in SHELL_OPERATORS]
+                argv = argv[: cut[0]] if cut else argv
                 found.append([str(Path(sys.executable).parent / "hvintegration"), *argv[1:]])
     return found
 
@@ -224,3 +239,76 @@ def test_the_snippets_are_found() -> None:
     assert any("asyncio.run(main())" in b.source and b.not_run is None for b in readme)
     assert len([b for b in ALL_BLOCKS if b.language == "python"]) >= 25
     assert any(b.output is not None for b in SH_BLOCKS)
+
+
+# -- the sudoers rule of docs/linux-guests.md ------------------------------------------------
+
+
+def sudoers_rule(user: str) -> str:
+    """The page's sudoers snippet, for ``user`` instead of its example login."""
+    (block,) = [b for b in ALL_BLOCKS if b.language == "sudoers"]
+    assert block.page == "docs/linux-guests.md"
+    return re.sub(r"\bhvadmin\b", user, block.source)
+
+
+def test_the_sudoers_snippet_parses(tmp_path: Path) -> None:
+    visudo = shutil.which("visudo") or (
+        "/usr/sbin/visudo" if Path("/usr/sbin/visudo").exists() else None
+    )
+    if visudo is None:
+        pytest.skip("visudo is not installed (Debian: sudo)")
+    path = tmp_path / "hvintegration"
+    path.write_text(sudoers_rule("hvadmin"))
+    done = subprocess.run([visudo, "-cf", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+class RuleSandbox(GuestSandbox):
+    """The guest sandbox with the sudo user's rule replaced by ``rule``."""
+
+    def __init__(self, rule: str) -> None:
+        super().__init__(GuestLayout())
+        self.rule = rule
+
+    def _accounts(self) -> dict[str, str]:
+        files = super()._accounts()
+        everything = f"{self.sudo_user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
+        assert everything in files["sudoers"]
+        files["sudoers"] = files["sudoers"].replace(everything, self.rule)
+        return files
+
+
+async def _change_as_sudo_user(sandbox: GuestSandbox) -> None:
+    from hvintegration import LinuxGuest
+
+    async with LinuxGuest.connect(sandbox.url(sandbox.sudo_user), timeout=60) as guest:
+        state = await guest.daemon("vss").restart()
+        assert state.running
+        assert all(p.user == "root" for p in state.processes)
+        items = await guest.set_kvp({"Role": "web"})
+        assert ("Role", "web") in [(item.key, item.value) for item in items]
+
+
+@pytest.fixture
+def sandbox_available() -> None:
+    reason = sandbox_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.mark.usefixtures("sandbox_available")
+def test_the_sudoers_rule_is_enough_for_every_change() -> None:
+    # The real sudo, the real daemon, over the real sshd, as a login whose
+    # only rule is the page's.
+    with RuleSandbox(sudoers_rule(GuestSandbox.sudo_user)) as sandbox:
+        asyncio.run(_change_as_sudo_user(sandbox))
+
+
+@pytest.mark.usefixtures("sandbox_available")
+def test_without_env_in_the_rule_changes_are_refused() -> None:
+    # The rule is not larger than it must be: drop /usr/bin/env and the same
+    # changes are refused by sudo, before anything runs.
+    rule = sudoers_rule(GuestSandbox.sudo_user).replace("/usr/bin/env, ", "")
+    assert "/usr/bin/env" not in rule
+    with RuleSandbox(rule) as sandbox, pytest.raises(PermissionDeniedError, match="sudo"):
+        asyncio.run(_change_as_sudo_user(sandbox))
