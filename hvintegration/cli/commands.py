@@ -13,6 +13,7 @@ import contextlib
 import getpass
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import TextIO
 
@@ -54,7 +55,14 @@ def _options(args: argparse.Namespace) -> tuple[bool, float]:
 
 
 def _url_of(target: TargetLike | None) -> str:
-    return str(getattr(target, "url", target))
+    # Scheme, host and port only: a URL may hold a password, and its
+    # options make the line too long for a spinner.
+    parts = urllib.parse.urlsplit(str(getattr(target, "url", target)))
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}"
 
 
 def read_password(
