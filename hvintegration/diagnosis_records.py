@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import attrs
 
-from hvintegration._table import Column, html_table
+from hvintegration._table import Column, JsonRecord, RecordList, html_table, record_list
 from hvintegration.catalogue import ServiceSpec
 from hvintegration.maintenance import Advice
 from hvintegration.records import IntegrationServiceState, VMSummary
@@ -70,7 +70,7 @@ class DiagnosisVerdict(enum.Enum):
 
 
 @attrs.frozen
-class Remedy:
+class Remedy(JsonRecord):
     """One step that fixes a verdict, in three spellings.
 
     The texts are for a person to read and copy; the library never runs them.
@@ -111,7 +111,7 @@ class Remedy:
 
 
 @attrs.frozen
-class GuestSide:
+class GuestSide(JsonRecord):
     """What the guest said about one service.
 
     Attributes:
@@ -155,7 +155,7 @@ def _host_text(state: IntegrationServiceState | None) -> str:
 
 
 @attrs.frozen
-class ServiceDiagnosis:
+class ServiceDiagnosis(JsonRecord):
     """The verdict on one integration service of one VM.
 
     Attributes:
@@ -185,7 +185,9 @@ class ServiceDiagnosis:
     host: IntegrationServiceState | None
     guest: GuestSide | None
     error: str = ""
-    remedies: tuple[Remedy, ...] = ()
+    remedies: tuple[Remedy, ...] = attrs.field(default=(), converter=record_list)
+
+    __json_properties__: ClassVar[tuple[str, ...]] = ("problem",)
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Service", lambda r: r.service.name),
@@ -246,7 +248,7 @@ def _needs_action(diagnosis: Diagnosis) -> str:
 
 
 @attrs.frozen
-class Diagnosis:
+class Diagnosis(JsonRecord):
     """Both ends of every integration service of one VM.
 
     Attributes:
@@ -291,8 +293,10 @@ class Diagnosis:
     guest_os: str
     host_os: str
     advice: Advice | None
-    services: tuple[ServiceDiagnosis, ...]
+    services: tuple[ServiceDiagnosis, ...] = attrs.field(converter=record_list)
     notes: tuple[str, ...] = ()
+
+    __json_properties__: ClassVar[tuple[str, ...]] = ("ok",)
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("VMName", lambda r: r.vm),
@@ -309,13 +313,13 @@ class Diagnosis:
         return not self.problems
 
     @property
-    def problems(self) -> tuple[ServiceDiagnosis, ...]:
+    def problems(self) -> RecordList[ServiceDiagnosis]:
         """The services that ask for action, in catalogue order."""
-        return tuple(item for item in self.services if item.problem)
+        return RecordList(item for item in self.services if item.problem)
 
-    def by_verdict(self, verdict: DiagnosisVerdict) -> tuple[ServiceDiagnosis, ...]:
+    def by_verdict(self, verdict: DiagnosisVerdict) -> RecordList[ServiceDiagnosis]:
         """The services with one verdict."""
-        return tuple(item for item in self.services if item.verdict is verdict)
+        return RecordList(item for item in self.services if item.verdict is verdict)
 
     def service(self, name: str) -> ServiceDiagnosis:
         """One service's diagnosis, by any name the catalogue knows.

@@ -465,6 +465,8 @@ def test_cli_exits_0_when_nothing_asks_for_action(tmp_path: pytest.TempPathFacto
     assert status == 0
     [data] = json.loads(out)
     assert data["vm"] == "demovm"
+    assert data["ok"] is True
+    assert data["services"][0]["problem"] is False
     assert [s["verdict"] for s in data["services"][:6]] == ["working"] * 6
     assert data["services"][0]["service"] == "guest_service_interface"
 
