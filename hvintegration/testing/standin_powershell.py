@@ -94,8 +94,10 @@ the guest) instead of on the host."""
 
 LOG_VARIABLE = "HVINTEGRATION_STANDIN_LOG"
 """Names a file the stand-in appends one JSON line to per start (its argv
-and process id) and per request (the decoded operation and parameters), so
-tests can see exactly what arrived."""
+and ``pid``), per request (the decoded ``operation`` and ``parameters``, and
+the ``process`` id) and per answer written (``answered``, the operation, and
+the ``process`` id), so tests can see exactly what arrived, in which process,
+and which calls overlapped."""
 
 BANNER_VARIABLE = "HVINTEGRATION_STANDIN_BANNER"
 """Text written to stdout, with no line end, before the session loop starts."""
@@ -363,7 +365,13 @@ def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
             record = ErrorRecord(str(exc), error_id="InvalidRequest", category="InvalidData")
             _write(encode_envelope(None, error=record))
             continue
-        _log({"operation": request.operation, "parameters": request.parameters})
+        _log(
+            {
+                "operation": request.operation,
+                "parameters": request.parameters,
+                "process": os.getpid(),
+            }
+        )
         operation = OPERATIONS.get(request.operation)
         if operation is None or request.script != operation.script:
             record = ErrorRecord(
@@ -396,6 +404,7 @@ def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
         _write(
             encode_envelope(request.id, output=outcome.result.output, errors=outcome.result.errors)
         )
+        _log({"answered": request.operation, "process": os.getpid()})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
