@@ -129,3 +129,36 @@ async def test_a_retry_is_logged(caplog: pytest.LogCaptureFixture, tmp_path: Pat
     retries = [m for m in _messages(caplog) if "retrying (attempt 2)" in m]
     expected = f"list_vms on {host.target}: retrying (attempt 2): the kept process had ended"
     assert retries == [expected]
+
+
+def _cli(*argv: str) -> tuple[int, str]:
+    import io
+
+    from hvintegration.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    status = run(list(argv), out=out, err=err)
+    return status, err.getvalue()
+
+
+def test_the_command_line_logs_to_stderr_only_when_asked() -> None:
+    status, quiet = _cli("-t", "sim://", "host", "vms")
+    assert (status, quiet) == (0, "")
+    status, verbose = _cli("-t", "sim://", "host", "vms", "-v")
+    assert status == 0
+    assert verbose.startswith("hvintegration: INFO: connected to sim://HV01 in ")
+    assert "round trip" not in verbose
+    for flags in (["--debug"], ["-vv"]):
+        status, debug = _cli("-t", "sim://", *flags, "host", "vms")
+        assert status == 0
+        assert "hvintegration: DEBUG: list_vms on sim://HV01: round trip 1, parameters: VM" in debug
+    # The handler is gone once the command ended.
+    assert not logging.getLogger("hvintegration").handlers
+
+
+def test_the_command_line_debug_log_holds_no_password() -> None:
+    port = _free_port()
+    status, err = _cli("-t", f"ssh://admin:{SECRET}@127.0.0.1:{port}", "--debug", "host", "vms")
+    assert status == 6
+    assert f"connecting to ssh://admin@127.0.0.1:{port} failed" in err
+    assert SECRET not in err

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TextIO, cast
 
 from rich.console import Console
@@ -138,6 +139,31 @@ def _print_error(err: TextIO, text: str) -> None:
     print(f"hvintegration: error: {printable(text)}", file=err)
 
 
+@contextlib.contextmanager
+def _logging_to(err: TextIO, args: object) -> Iterator[None]:
+    # -v: the library's INFO records (connections); -vv or --debug: DEBUG
+    # too (each operation, its round trip and duration). Only the
+    # hvintegration loggers, which never log a secret; the handler goes
+    # when the command ends, so that run() can be called again.
+    verbosity = 2 if getattr(args, "debug", False) else int(getattr(args, "verbose", 0) or 0)
+    if verbosity <= 0:
+        yield
+        return
+    logger = logging.getLogger("hvintegration")
+    level = logging.DEBUG if verbosity >= 2 else logging.INFO
+    handler = logging.StreamHandler(err)
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("hvintegration: %(levelname)s: %(message)s"))
+    previous = logger.level
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
 def run(
     argv: Sequence[str] | None = None,
     *,
@@ -176,7 +202,7 @@ def run(
         console = progress or progress_console(raw_out, raw_err, as_json=as_json)
     try:
         target = target_from(args, words) if args.needs_target else None
-        with showing_progress(console):
+        with _logging_to(safe_err, args), showing_progress(console):
             status = asyncio.run(args.run(args, target, safe_out))
     except BatchError as error:
         # Some items failed: show what did succeed, then each failure.

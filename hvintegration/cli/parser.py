@@ -91,6 +91,20 @@ def _common() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=f"seconds per operation (default {DEFAULT_TIMEOUT:g})",
     )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log connections to stderr; twice (-vv) also every operation, as --debug",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log every operation to stderr: its round trip, duration and outcome "
+        "(parameter names only, never a value or password)",
+    )
     secret = common.add_argument_group(
         "password of an ssh:// or psrp:// target (instead of one in the URL)"
     )
