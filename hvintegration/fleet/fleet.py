@@ -120,6 +120,12 @@ def _positive(name: str) -> Callable[[Any, Any, float | None], None]:
     return check
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise TypeError("groups is a list of group names, not one string")
+    return tuple(value)
+
+
 def _kind(_instance: Any, _attribute: Any, value: str) -> None:
     if value and value not in KINDS:
         raise ValueError(f"unknown target kind {value!r} (valid: {', '.join(KINDS)})")
@@ -153,7 +159,7 @@ class FleetTarget:
     target: str | Target = attrs.field(repr=lambda t: repr(_url_of(t)))
     name: str = ""
     kind: str = attrs.field(default="", validator=_kind)
-    groups: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    groups: tuple[str, ...] = attrs.field(default=(), converter=_names)
     timeout: float | None = attrs.field(default=None, validator=_positive("timeout"))
     operation_timeout: float | None = attrs.field(
         default=None, validator=_positive("operation_timeout")
