@@ -72,7 +72,7 @@ from hvintegration.diagnosis_records import (
 from hvintegration.errors import HvIntegrationError, NotFoundError
 from hvintegration.linux.guest import LinuxGuest
 from hvintegration.linux.records import LinuxStatus
-from hvintegration.maintenance import Advice, Mechanism, advise
+from hvintegration.maintenance import Advice, Mechanism, advise, resolve_guest_os
 from hvintegration.records import IntegrationServiceState, VMSummary
 from hvintegration.windows.guest import WindowsGuest
 from hvintegration.windows.records import GuestServiceState
@@ -611,10 +611,14 @@ async def _read_guest(guest: GuestConnection, facts: _Facts) -> None:
 
 
 def _family_of(os_name: str) -> str:
-    lowered = os_name.casefold()
-    if "windows" in lowered:
+    # Which guest's remedies apply: by the advice's own OS index, so that an
+    # OS it does not know (FreeBSD) is neither Windows nor Linux.
+    if "windows" in os_name.casefold():
         return "windows"
-    return "linux" if lowered else ""
+    try:
+        return resolve_guest_os(os_name).family
+    except NotFoundError:
+        return ""
 
 
 def _settle_os(facts: _Facts, host_os: str | None, guest_os: str | None) -> None:

@@ -12,6 +12,7 @@ import io
 import json
 import shlex
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -85,10 +86,14 @@ async def test_no_contact_from_the_host_alone_is_a_guest_side_not_running() -> N
     ]
 
 
-async def test_lost_communication_as_a_host_reports_it() -> None:
-    # The simulator never loses contact, so the one status is rewritten on
-    # its way back; everything else is the simulated host's own answer.
-    lab = SimulatedHost()
+def rewriting(
+    lab: SimulatedHost, statuses: dict[str, dict[str, object]]
+) -> tuple[Any, MockTransport]:
+    """The simulated host's own answers, with the statuses of some services replaced.
+
+    For statuses real hosts report that the simulator does not play; every
+    other byte is the simulated host's.
+    """
     inner = lab.open()
 
     async def forward(request: Request) -> OperationResult:
@@ -98,19 +103,65 @@ async def test_lost_communication_as_a_host_reports_it() -> None:
         )
         output = []
         for obj in result.output:
-            if isinstance(obj, dict) and obj.get("Name") == "VSS":
-                lost = {"PrimaryStatusDescription": "Lost Communication"}
-                obj = {**obj, **lost, "OperationalStatus": ["LostCommunication"]}
+            if isinstance(obj, dict) and obj.get("Name") in statuses:
+                obj = {**obj, **statuses[str(obj["Name"])]}
             output.append(obj)
         return OperationResult(tuple(output), result.errors)
 
-    async with inner, HyperVHost.connect(MockTransport(forward, target=inner.target)) as host:
+    return inner, MockTransport(forward, target=inner.target)
+
+
+async def test_lost_communication_as_a_host_reports_it() -> None:
+    lost = {"PrimaryStatusDescription": "Lost Communication"}
+    inner, host_side = rewriting(
+        SimulatedHost(), {"VSS": {**lost, "OperationalStatus": ["LostCommunication"]}}
+    )
+    async with inner, HyperVHost.connect(host_side) as host:
         diagnosis = await host.vm("demovm").diagnose(guest_os="Windows Server 2022")
     vss = diagnosis.service("VSS")
     assert vss.verdict is V.LOST_COMMUNICATION
     assert vss.reason == "the host reports Lost Communication"
     assert [r.manual for r in vss.remedies] == ["Restart-Service -Name vmicvss"]
     assert diagnosis.verdict("Heartbeat") is V.WORKING
+
+
+async def test_a_linux_guests_protocol_mismatch_as_real_hosts_report_it() -> None:
+    # A Windows 11 host with an Ubuntu 24.04 guest whose KVP daemon runs:
+    # KVP and VSS "OK" with the protocol mismatch text (xrdp#1403).
+    mismatch = {
+        "SecondaryStatusDescription": "The protocol version of the component installed in "
+        "the virtual machine does not match the version expected by the hosting system.",
+        "OperationalStatus": ["Ok", "ProtocolMismatch"],
+    }
+    lab = SimulatedHost(os="windows-11")
+    lab.add_vm("ub2404", guest="ubuntu-22.04")
+    inner, host_side = rewriting(lab, {"Key-Value Pair Exchange": mismatch, "VSS": mismatch})
+    async with inner, HyperVHost.connect(host_side) as host:
+        vm = host.vm("ub2404")
+        alone = await vm.diagnose(guest_os="Ubuntu 24.04")
+        async with LinuxGuest.connect(SimulatedLinuxGuest("ub2404")) as guest:
+            both = await vm.diagnose(guest)
+        unknown_os = await vm.diagnose(guest_os="FreeBSD 14")
+    assert alone.verdict("Key-Value Pair Exchange") is V.WORKING
+    # VSS shows the text whether or not hv_vss_daemon runs: only the guest can tell.
+    assert alone.verdict("VSS") is V.UNKNOWN
+    assert not alone.service("VSS").problem
+    assert both.verdict("VSS") is V.WORKING
+    assert both.service("VSS").reason.startswith("hv_vss_daemon runs in the guest")
+    # An OS neither Windows nor Linux: the text is a mismatch, and both ways are shown.
+    assert unknown_os.verdict("VSS") is V.PROTOCOL_MISMATCH
+    assert unknown_os.advice is None
+
+
+async def test_remedies_for_a_guest_of_unknown_system() -> None:
+    lab = SimulatedHost()
+    lab.vm("demovm").windows.services["vmicvss"].status = "Stopped"  # type: ignore[union-attr]
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm("demovm").diagnose(guest_os="FreeBSD 14")
+    assert [r.manual for r in diagnosis.service("VSS").remedies] == [
+        "Start-Service -Name vmicvss",
+        "hv_vss_daemon",
+    ]
 
 
 async def test_a_vm_that_is_off() -> None:
