@@ -58,6 +58,7 @@ __all__ = [
     "read_vm_kvp",
     "remove_items",
     "set_items",
+    "update_items",
     "vm_kvp",
 ]
 
@@ -415,6 +416,23 @@ async def _write(
     return read_kvp_write(result, target=target, vm=vm, asked=asked)
 
 
+async def update_items(
+    run: Runner, target: str, vm: VMKey, items: Mapping[str, str], keys: Iterable[str]
+) -> KvpWriteResult:
+    """Set some host-to-guest items and remove others in one round trip (see
+    :meth:`~hvintegration.VirtualMachine.update_kvp_items`)."""
+    checked = check_items(items) if items else {}
+    keys = list(keys) if not isinstance(keys, (str, bytes)) else keys
+    removed = check_keys(keys) if keys else []
+    if not checked and not removed:
+        raise ValueError("no KVP items to set or remove")
+    both = {key.casefold() for key in checked} & {key.casefold() for key in removed}
+    if both:
+        raise ValueError(f"a KVP key cannot be set and removed at once: {sorted(both)[0]!r}")
+    _check_count(len(checked) + len(removed))
+    return await _write(run, target, vm, checked, removed)
+
+
 async def set_items(
     run: Runner, target: str, vm: VMKey, items: Mapping[str, str]
 ) -> KvpWriteResult:
@@ -558,6 +576,30 @@ class VMKvpMethods:
             ([('Role', 'added')], {'Role': 'web'})
         """
         return await set_items(*self._kvp_target(), items)
+
+    async def update_kvp_items(
+        self, set: Mapping[str, str] | None = None, remove: Iterable[str] = ()
+    ) -> KvpWriteResult:
+        """Set some host-to-guest KVP items and remove others, in one round trip.
+
+        The same rules as :meth:`set_kvp_items` and :meth:`remove_kvp_items`;
+        together they may carry at most :data:`MAX_ITEMS` keys, and no key
+        may be set and removed at once.
+
+        Args:
+            set: Key to value, added or modified.
+            remove: Keys removed.
+
+        Returns:
+            What was done per key (the removals after the items set), and
+            the host items afterwards.
+
+        Raises:
+            ValueError: Nothing asked, a key both set and removed, or an
+                item over a limit.
+            KvpWriteError: The host failed a method or its job.
+        """
+        return await update_items(*self._kvp_target(), set or {}, remove)
 
     async def remove_kvp_items(self, keys: Iterable[str]) -> KvpWriteResult:
         """Remove host-to-guest KVP items in one round trip (``RemoveKvpItems``).

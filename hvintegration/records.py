@@ -402,7 +402,7 @@ def _addresses(text: str | None) -> tuple[str, ...]:
 
 
 @attrs.frozen
-class KvpExchange:
+class KvpExchange(JsonRecord):
     """The Key-Value Pair Exchange (Data Exchange) items of one VM, read on the host.
 
     Three sets, as ``root\\virtualization\\v2`` keeps them
@@ -431,6 +431,15 @@ class KvpExchange:
         >>> kvp.os_name, kvp.ipv4_addresses, kvp.fqdn
         ('Ubuntu', ('10.0.0.5', '10.0.0.6'), None)
     """
+
+    __json_properties__: ClassVar[tuple[str, ...]] = (
+        "os_name",
+        "os_version",
+        "integration_services_version",
+        "fqdn",
+        "ipv4_addresses",
+        "ipv6_addresses",
+    )
 
     vm_name: str
     vm_id: uuid.UUID
@@ -506,7 +515,7 @@ class KvpExchange:
 
 
 @attrs.frozen
-class KvpItemRow:
+class KvpItemRow(JsonRecord):
     """One KVP item as a table row (see :meth:`KvpExchange.items`).
 
     Attributes:
@@ -533,17 +542,21 @@ class KvpItemRow:
 
 
 @attrs.frozen
-class KvpChange:
+class KvpChange(JsonRecord):
     """What a KVP write did to one host-to-guest item.
 
     Attributes:
         key: The item's name.
         action: ``added`` (AddKvpItems), ``modified`` (ModifyKvpItems),
             ``removed`` (RemoveKvpItems), ``unchanged`` (it already held this
-            value: nothing sent) or ``absent`` (asked to remove an item the
-            host does not have: nothing sent).
+            value: nothing sent), ``absent`` (asked to remove an item the
+            host does not have: nothing sent) or ``not-sent`` (an earlier
+            method failed, so this one was not called; only in
+            :attr:`KvpWriteError.result <hvintegration.errors.KvpWriteError.result>`).
         value: The value asked for; ``None`` for a removal.
     """
+
+    __json_properties__: ClassVar[tuple[str, ...]] = ("changed",)
 
     key: str
     action: str
@@ -562,7 +575,7 @@ class KvpChange:
 
 
 @attrs.frozen
-class KvpWriteResult:
+class KvpWriteResult(JsonRecord):
     """The outcome of :meth:`~hvintegration.VirtualMachine.set_kvp_items` or
     :meth:`~hvintegration.VirtualMachine.remove_kvp_items`.
 
@@ -584,7 +597,7 @@ class KvpWriteResult:
 
     vm_name: str
     vm_id: uuid.UUID
-    changes: tuple[KvpChange, ...]
+    changes: tuple[KvpChange, ...] = attrs.field(converter=record_list)
     host: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
 
     @property
@@ -593,7 +606,9 @@ class KvpWriteResult:
         return tuple(change for change in self.changes if change.changed)
 
     def __repr__(self) -> str:
-        return f"<KvpWriteResult {self.vm_name}: {len(self.changed)} of {len(self.changes)} changed>"
+        return (
+            f"<KvpWriteResult {self.vm_name}: {len(self.changed)} of {len(self.changes)} changed>"
+        )
 
     def _repr_html_(self) -> str:
         if not self.changes:

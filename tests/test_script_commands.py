@@ -110,8 +110,8 @@ CMDLETS: Mapping[str, Cmdlet] = {
     ),
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/start-sleep?view=powershell-5.1
     "Microsoft.PowerShell.Utility\\Start-Sleep": _cmdlet("Seconds Milliseconds", "Duration"),
-    # https://learn.microsoft.com/powershell/module/microsoft.powershell.management/get-itemproperty?view=powershell-5.1
-    "Microsoft.PowerShell.Management\\Get-ItemProperty": _cmdlet(
+    # https://learn.microsoft.com/powershell/module/microsoft.powershell.management/get-itempropertyvalue?view=powershell-5.1
+    "Microsoft.PowerShell.Management\\Get-ItemPropertyValue": _cmdlet(
         "Path LiteralPath Name Filter Include Exclude Credential"
     ),
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.core/import-module?view=powershell-5.1

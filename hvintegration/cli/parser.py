@@ -53,6 +53,7 @@ from hvintegration.cli.commands import (
     run_windows,
 )
 from hvintegration.cli.diagnose import add_diagnose
+from hvintegration.cli.kvp import add_kvp
 from hvintegration.host import DEFAULT_TIMEOUT
 
 __all__ = [
@@ -203,6 +204,7 @@ def _add_host(commands: Commands, common: argparse.ArgumentParser) -> None:
     copy.add_argument("destination", metavar="DEST", help="absolute path in the guest")
     copy.add_argument("--create-full-path", action="store_true", help="create missing folders")
     copy.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    add_kvp(actions, common)
 
 
 def _add_windows(commands: Commands, common: argparse.ArgumentParser) -> None:

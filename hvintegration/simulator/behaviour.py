@@ -22,9 +22,25 @@ __all__ = ["HANDLERS", "Handler", "SimulatedScriptError", "service_object"]
 JsonObject = dict[str, JsonValue]
 Handler = Callable[[HostModel, Mapping[str, JsonValue]], OperationResult]
 
+# The full SecondaryStatusDescription of a protocol mismatch. Hosts print it
+# cut to the column ("...does not match the version expected by t..." in the
+# report quoted below); the German host's text in
+# https://github.com/neutrinolabs/xrdp/issues/1403 ("...nicht der vom
+# Hostsystem erwarteten Version") says how it ends.
 _PROTOCOL_MISMATCH = (
-    "The protocol version of the component installed in the virtual machine does not match Hyper-V."
+    "The protocol version of the component installed in the virtual machine does not match "
+    "the version expected by the hosting system."
 )
+
+
+def _id(spec: catalogue.ServiceSpec) -> uuid.UUID:
+    assert spec.component_id is not None  # every host service has one
+    return spec.component_id
+
+
+_HEARTBEAT = _id(catalogue.HEARTBEAT)
+_KVP = _id(catalogue.KEY_VALUE_PAIR_EXCHANGE)
+_VSS = _id(catalogue.VSS)
 
 
 class SimulatedScriptError(Exception):
@@ -124,6 +140,45 @@ def _resolve_in(
     return None
 
 
+def _linux_status(vm: SimulatedVM, component_id: uuid.UUID) -> tuple[str, str, list[str]]:
+    """The statuses a Linux guest gets, as real hosts report them.
+
+    A Windows 11 host with an Ubuntu 24.04 guest running no KVP or VSS
+    daemon reported (Get-VMIntegrationService):
+
+        Guest Service Interface False OK
+        Heartbeat               True  OK
+        Key-Value Pair Exchange True  No Contact
+        Shutdown                True  OK
+        Time Synchronization    True  OK
+        VSS                     True  OK  The protocol version of the component
+                                          installed in the virtual machine does
+                                          not match the version expected by t...
+
+    and Guest Service Interface, once enabled, No Contact. A German Windows
+    host with an Ubuntu 24.04 guest whose KVP daemon runs
+    (https://github.com/neutrinolabs/xrdp/issues/1403) reported Heartbeat
+    OK with no secondary text, Key-Value Pair Exchange OK with the protocol
+    mismatch text, and Guest Service Interface No Contact (no file copy
+    daemon); the KVP version warning of a Linux guest is also in
+    https://github.com/LIS/lis-next/issues/593. So: the kernel's channels
+    (heartbeat, shutdown, time sync) answer with OK and nothing more, since
+    Linux reports no application health; VSS answers from the kernel, daemon
+    or not, with the mismatch; KVP answers with the mismatch only while
+    hv_kvp_daemon runs; file copy only while its daemon runs.
+    """
+    driver = vm.linux.driver != "absent" if vm.linux is not None else vm.runs(_HEARTBEAT)
+    if not driver:
+        return "No Contact", "", ["NoContact"]
+    if component_id == _VSS:
+        return "OK", _PROTOCOL_MISMATCH, ["Ok", "ProtocolMismatch"]
+    if not vm.runs(component_id):
+        return "No Contact", "", ["NoContact"]
+    if component_id == _KVP:
+        return "OK", _PROTOCOL_MISMATCH, ["Ok", "ProtocolMismatch"]
+    return "OK", "", ["Ok"]
+
+
 def _status(
     host: HostModel, vm: SimulatedVM, component_id: uuid.UUID
 ) -> tuple[str, str, list[str]]:
@@ -133,19 +188,25 @@ def _status(
         return "", "", []
     if not vm.enabled[component_id]:
         # A disabled service still reports OK: the seed's demovm shows
-        # Guest Service Interface False with PrimaryStatusDescription OK.
+        # Guest Service Interface False with PrimaryStatusDescription OK, and
+        # so do the reports quoted in _linux_status (VSS False OK).
         return "OK", "", ["Ok"]
+    if vm.linux is not None or vm.guest.family == "linux":
+        return _linux_status(vm, component_id)
     if not vm.runs(component_id):
         # Enabled on the host, not running in the guest: Hyper-V shows
         # "No Contact" (the service works only when both sides enable it).
         return "No Contact", "", ["NoContact"]
     if vm.guest.outdated:
         # Older guest components: Get-VMIntegrationService documents
-        # SecondaryOperationalStatus ProtocolMismatch for out-of-date ones.
+        # SecondaryOperationalStatus ProtocolMismatch for out-of-date ones;
+        # https://github.com/centreon/centreon-plugins/issues/4603 shows a
+        # Windows guest's VSS "OK" with this text beside a current Heartbeat.
         return "OK", _PROTOCOL_MISMATCH, ["Ok", "ProtocolMismatch"]
-    if component_id == catalogue.HEARTBEAT.component_id:
-        # Heartbeat carries a second status, the guest's application health;
-        # the seed shows it as SecondaryStatusDescription OK.
+    if component_id == _HEARTBEAT:
+        # A Windows guest's Heartbeat carries a second status, its
+        # application health; the seed (and centreon-plugins#4603) show it as
+        # SecondaryStatusDescription OK.
         return "OK", "OK", ["Ok", "Ok"]
     return "OK", "", ["Ok"]
 

@@ -204,6 +204,8 @@ def host_to_json(host: SimulatedHost) -> dict[str, Any]:
                 "enabled": {str(k): v for k, v in vm.enabled.items()},
                 "windows": _windows_to_json(vm.windows),
                 "files": _files_to_json(vm.files),
+                "kvp_host": dict(vm.kvp_host),
+                "kvp_guest": dict(vm.kvp_guest),
             }
             for vm in host.vms
         ],
@@ -249,6 +251,8 @@ def host_from_json(data: dict[str, Any]) -> SimulatedHost:
             vm.enabled = {uuid.UUID(k): bool(v) for k, v in item["enabled"].items()}
             vm.windows = _windows_from_json(item.get("windows"))
             vm.files = _files_from_json(item.get("files"), vm.guest.family == "windows")
+            vm.kvp_host = {str(k): str(v) for k, v in item.get("kvp_host", {}).items()}
+            vm.kvp_guest = {str(k): str(v) for k, v in item.get("kvp_guest", {}).items()}
             host.vms.append(vm)
         host.files = {
             path: base64.b64decode(blob) for path, blob in data.get("host_files", {}).items()

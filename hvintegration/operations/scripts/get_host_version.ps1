@@ -17,13 +17,16 @@ $vmHost = Hyper-V\Get-VMHost
 $path = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Virtualization\GuestInstaller\Version'
 $version = ''
 $source = 'os-version'
-$installer = Microsoft.PowerShell.Management\Get-ItemProperty -LiteralPath $path -ErrorAction 'SilentlyContinue'
-if ($null -ne $installer) {
-    $value = [string] $installer.'Microsoft-Hyper-V-Guest-Installer-Win60-Package'
+try {
+    $value = [string] (Microsoft.PowerShell.Management\Get-ItemPropertyValue -LiteralPath $path `
+        -Name 'Microsoft-Hyper-V-Guest-Installer-Win60-Package' -ErrorAction 'Stop')
     if ($value) {
         $version = $value
         $source = 'guest-installer'
     }
+} catch {
+    # No disk on this host (Windows Server 2016 / Windows 10 and newer).
+    $version = ''
 }
 if (-not $version) { $version = [Environment]::OSVersion.Version.ToString() }
 [pscustomobject] @{
