@@ -25,6 +25,15 @@ from hvintegration.fleet.fleet import (
     TargetSpec,
     infer_kind,
 )
+from hvintegration.fleet.inventory import (
+    CredentialRef,
+    Inventory,
+    InventoryEntry,
+    InventoryError,
+    load_ansible_inventory,
+    load_inventory,
+    load_toml_inventory,
+)
 from hvintegration.fleet.records import (
     KINDS,
     DaemonRow,
@@ -38,6 +47,13 @@ from hvintegration.fleet.records import (
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
+    "CredentialRef",
+    "Inventory",
+    "InventoryEntry",
+    "InventoryError",
+    "load_ansible_inventory",
+    "load_inventory",
+    "load_toml_inventory",
     "DEFAULT_TARGET_TIMEOUT",
     "KINDS",
     "DaemonRow",

@@ -503,11 +503,11 @@ def load_ansible_inventory(path: str | os.PathLike[str]) -> Inventory:
     Ansible                                      URL
     ==========================================  ==================================
     ``ansible_connection=psrp``                  ``psrp://user@host:port`` (WinRM);
-                                                 ``ansible_psrp_protocol=https`` adds
-                                                 ``ssl=true``; ``ansible_psrp_auth``
-    ``ansible_connection=winrm``                 ``psrp://`` as above;
-                                                 ``ansible_winrm_scheme=https`` or
-                                                 port 5986 adds ``ssl=true``;
+                                                 HTTPS (``ssl=true``) unless
+                                                 ``ansible_psrp_protocol=http`` or
+                                                 port 5985; ``ansible_psrp_auth``
+    ``ansible_connection=winrm``                 ``psrp://`` as above, with
+                                                 ``ansible_winrm_scheme`` and
                                                  ``ansible_winrm_transport``
     ``ansible_connection=ssh`` (the default)     ``ssh://user@host:port``; with
                                                  ``ansible_shell_type=powershell``
@@ -634,12 +634,16 @@ def _ansible_url(
     where = f"{login}{host}{f':{port}' if port else ''}"
     query: dict[str, str] = {}
     if connection in ("psrp", "winrm"):
+        # Both plugins default to HTTPS unless the port is 5985:
+        # https://docs.ansible.com/ansible/latest/plugins/connection/psrp.html
+        # https://docs.ansible.com/ansible/latest/plugins/connection/winrm.html
         if connection == "psrp":
-            https = (_first(variables, "ansible_psrp_protocol") or "").lower() == "https"
+            protocol = _first(variables, "ansible_psrp_protocol")
+            https = protocol.lower() == "https" if protocol else port != "5985"
             auth = _first(variables, "ansible_psrp_auth")
         else:
             scheme = _first(variables, "ansible_winrm_scheme")
-            https = scheme == "https" if scheme else port != "5985"
+            https = scheme.lower() == "https" if scheme else port != "5985"
             auth = _first(variables, "ansible_winrm_transport")
         if https:
             query["ssl"] = "true"

@@ -1,0 +1,354 @@
+"""Inventories: TOML with groups and credential references, Ansible through ansible-core."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from hvintegration.fleet import (
+    CredentialRef,
+    InventoryError,
+    load_ansible_inventory,
+    load_inventory,
+)
+from hvintegration.transport.psrp import PSRPTarget
+from hvintegration.transport.ssh import SSHTarget
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+FULL = """
+    [defaults]
+    max_connections = 5
+    timeout = 90
+
+    [groups.hyperv]
+    kind = "host"
+    user = "admin"
+    password = { env = "HVI_TEST_PASSWORD" }
+    timeout = 60
+    targets = ["hv02"]
+
+    [groups.fast]
+    timeout = 10
+
+    [groups.linux]
+    password = { file = "secrets/linux.txt" }
+
+    [targets.hv01]
+    url = "psrp://hv01.example.com?ssl=true"
+    groups = ["fast", "hyperv"]
+
+    [targets.hv02]
+    url = "ssh://hv02.example.com?shell=powershell"
+    operation_timeout = 20
+
+    [targets.web1]
+    url = "ssh://ops@web1.example.com:2222"
+    groups = ["linux"]
+
+    [targets.lab]
+    url = "sim://LAB?vms=2"
+"""
+
+
+def test_toml_settings_merge_target_over_groups_over_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "linux.txt").write_text("linux-pw\n")
+    monkeypatch.setenv("HVI_TEST_PASSWORD", "hv-pw")
+    inventory = load_inventory(_write(tmp_path, "fleet.toml", FULL))
+    assert inventory.max_connections == 5
+    assert inventory.timeout == 90
+    entries = {e.name: e for e in inventory.entries}
+    assert list(entries) == ["hv01", "hv02", "web1", "lab"]
+    # hv01 lists fast before hyperv: the first group listed wins.
+    assert entries["hv01"].timeout == 10
+    assert entries["hv02"].timeout == 60
+    assert entries["hv02"].groups == ("hyperv",)
+    assert entries["hv02"].operation_timeout == 20
+    assert entries["hv02"].kind == "host"
+    assert entries["web1"].kind == "linux"
+    assert entries["lab"].timeout == 90
+    secret_file = str((tmp_path / "secrets" / "linux.txt").resolve())
+    assert entries["web1"].password == CredentialRef("file", secret_file)
+    assert inventory.groups == {
+        "fast": ("hv01",),
+        "hyperv": ("hv01", "hv02"),
+        "linux": ("web1",),
+    }
+
+    fleet = inventory.fleet()
+    assert fleet.max_connections == 5
+    members = {t.name: t for t in fleet}
+    hv01 = members["hv01"].target
+    assert isinstance(hv01, PSRPTarget)
+    assert (hv01.user, hv01.password, hv01.ssl) == ("admin", "hv-pw", True)
+    hv02 = members["hv02"].target
+    assert isinstance(hv02, SSHTarget)
+    assert (hv02.user, hv02.password, hv02.shell) == ("admin", "hv-pw", "powershell")
+    web1 = members["web1"].target
+    assert isinstance(web1, SSHTarget)
+    # A user in the URL wins over a group's.
+    assert (web1.user, web1.password, web1.port) == ("ops", "linux-pw", 2222)
+    assert members["lab"].target == "sim://LAB?vms=2"
+    for secret in ("hv-pw", "linux-pw"):
+        assert secret not in repr(fleet)
+        assert secret not in repr(list(fleet))
+    assert [t.name for t in inventory.fleet(group="hyperv")] == ["hv01", "hv02"]
+
+
+async def test_a_toml_inventory_drives_a_fleet(tmp_path: Path) -> None:
+    inventory = load_inventory(
+        _write(
+            tmp_path,
+            "lab.toml",
+            """
+            [targets.a]
+            url = "sim://A?vms=1"
+            [targets.b]
+            url = "sim://B"
+            [targets.web]
+            url = "sim-linux://web?distro=ubuntu-24.04"
+            """,
+        )
+    )
+    fleet = inventory.fleet()
+    services = await fleet.integration_services()
+    assert services.ok
+    assert {(row.target, row.vm) for row in services.rows} == {
+        ("a", "demovm"),
+        ("a", "vm001"),
+        ("b", "demovm"),
+    }
+    status = await fleet.linux_status()
+    assert {row.target for row in status.rows} == {"web"}
+
+
+def test_a_prompted_password_is_asked_once_per_reference(tmp_path: Path) -> None:
+    inventory = load_inventory(
+        _write(
+            tmp_path,
+            "p.toml",
+            """
+            [groups.win]
+            password = { prompt = true }
+            [targets.hv01]
+            url = "psrp://admin@hv01"
+            groups = ["win"]
+            [targets.hv02]
+            url = "psrp://admin@hv02"
+            groups = ["win"]
+            """,
+        )
+    )
+    asked: list[str] = []
+
+    def prompt(question: str) -> str:
+        asked.append(question)
+        return "typed"
+
+    fleet = inventory.fleet(prompt=prompt)
+    assert asked == ["password for hv01: "]
+    assert [getattr(t.target, "password", None) for t in fleet] == ["typed", "typed"]
+    # No terminal and no prompt function: a clear error, not a hang.
+    with pytest.raises(InventoryError, match="nobody can be asked"):
+        inventory.entries[0].target(None)
+
+
+def test_a_missing_secret_names_its_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HVI_TEST_UNSET", raising=False)
+    path = _write(
+        tmp_path,
+        "s.toml",
+        """
+        [targets.hv01]
+        url = "psrp://admin@hv01"
+        password = { env = "HVI_TEST_UNSET" }
+        [targets.hv02]
+        url = "psrp://admin@hv02"
+        password = { file = "nowhere.txt" }
+        """,
+    )
+    inventory = load_inventory(path)
+    with pytest.raises(InventoryError, match=r"\$HVI_TEST_UNSET, which is not set"):
+        inventory.fleet()
+    with pytest.raises(InventoryError, match="nowhere.txt: No such file"):
+        inventory.entries[1].target()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[targets.a]\nurl = "psrp://admin@hv01"\npassword = "s3cret"\n', "never written"),
+        ('[targets.a]\nurl = "psrp://admin:s3cret@hv01"\n', "URL holds a password"),
+        ('[targets.a]\nurl = "sim://"\ncolour = "red"\n', "unknown key 'colour'"),
+        ("[targets.a]\nkind = 'host'\n", "needs url"),
+        ('[targets.a]\nurl = "sim://"\ngroups = ["nope"]\n', "group 'nope' is not defined"),
+        ('[groups.g]\ntargets = ["ghost"]\n', "'ghost', which is not under"),
+        ('[targets.a]\nurl = "sim://"\nkind = "router"\n', "kind must be one of"),
+        ('[targets.a]\nurl = "sim://"\ntimeout = -3\n', "positive number"),
+        ('[targets.a]\nurl = "sim://?os=amiga"\n', "unknown simulated host OS"),
+        ("[defaults]\nmax_connections = 0\n", "at least 1"),
+        ('[targets.a]\nurl = "sim://"\npassword = { env = "A", file = "b" }\n', "exactly one"),
+        ("this is = not [toml", "not TOML"),
+        ("[servers]\n", "unknown key 'servers'"),
+    ],
+)
+def test_bad_toml_inventories_say_where_and_why(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(InventoryError, match=message) as caught:
+        load_inventory(path)
+    assert str(path) in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_credentials_on_a_scheme_without_them(tmp_path: Path) -> None:
+    path = _write(tmp_path, "u.toml", '[targets.a]\nurl = "sim://"\nuser = "admin"\n')
+    with pytest.raises(InventoryError, match="sim:// takes no user or password"):
+        load_inventory(path).fleet()
+
+
+def test_an_unknown_group_and_a_missing_file(tmp_path: Path) -> None:
+    inventory = load_inventory(_write(tmp_path, "g.toml", '[targets.a]\nurl = "sim://"\n'))
+    with pytest.raises(InventoryError, match="no group 'prod'"):
+        inventory.fleet(group="prod")
+    with pytest.raises(InventoryError, match="No such file"):
+        load_inventory(tmp_path / "absent.toml")
+
+
+ANSIBLE_INI = """
+    [hyperv]
+    hv01 ansible_host=10.0.0.1 ansible_connection=psrp ansible_user=admin
+    hv02 ansible_connection=winrm ansible_port=5985 ansible_winrm_transport=ntlm
+
+    [linux]
+    web1 ansible_host=192.0.2.5 ansible_user=ops ansible_port=2222
+    lab hvintegration_url=sim-linux://lab
+
+    [winssh]
+    hv03 ansible_shell_type=powershell ansible_ssh_private_key_file=/keys/id
+
+    [prod:children]
+    hyperv
+
+    [hyperv:vars]
+    hvintegration_timeout=45
+    hvintegration_password_env=HV_PASS
+"""
+
+ANSIBLE_YAML = """
+    all:
+      children:
+        hyperv:
+          hosts:
+            hv01:
+              ansible_host: 10.0.0.1
+              ansible_connection: psrp
+              ansible_user: admin
+            hv02:
+              ansible_connection: winrm
+              ansible_port: 5985
+              ansible_winrm_transport: ntlm
+          vars:
+            hvintegration_timeout: 45
+            hvintegration_password_env: HV_PASS
+        linux:
+          hosts:
+            web1: {ansible_host: 192.0.2.5, ansible_user: ops, ansible_port: 2222}
+            lab: {hvintegration_url: "sim-linux://lab"}
+        winssh:
+          hosts:
+            hv03:
+              ansible_shell_type: powershell
+              ansible_ssh_private_key_file: /keys/id
+        prod:
+          children:
+            hyperv: {}
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("hosts.ini", ANSIBLE_INI), ("hosts.yml", ANSIBLE_YAML)]
+)
+def test_ansible_inventories_map_to_urls(tmp_path: Path, name: str, text: str) -> None:
+    inventory = load_inventory(_write(tmp_path, name, text))
+    entries = {e.name: e for e in inventory.entries}
+    assert entries["hv01"].url == "psrp://admin@10.0.0.1?ssl=true"
+    assert entries["hv02"].url == "psrp://hv02:5985?auth=ntlm"
+    assert entries["web1"].url == "ssh://ops@192.0.2.5:2222"
+    assert entries["lab"].url == "sim-linux://lab"
+    assert entries["hv03"].url == "ssh://hv03?shell=powershell&key=%2Fkeys%2Fid"
+    assert {n: e.kind for n, e in entries.items()} == {
+        "hv01": "host",
+        "hv02": "host",
+        "web1": "linux",
+        "lab": "linux",
+        "hv03": "host",
+    }
+    assert set(entries["hv01"].groups) == {"hyperv", "prod"}
+    assert entries["hv01"].timeout == 45
+    assert entries["hv02"].password == CredentialRef("env", "HV_PASS")
+    assert entries["web1"].password is None
+    assert inventory.groups["prod"] == inventory.groups["hyperv"]
+
+
+async def test_an_ansible_inventory_drives_a_fleet(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "lab.ini",
+        """
+        [hosts]
+        a hvintegration_url=sim://A?vms=2
+        b hvintegration_url=sim://B hvintegration_kind=host
+        [guests]
+        g hvintegration_url=sim://?guest=demovm
+        """,
+    )
+    fleet = load_ansible_inventory(path).fleet()
+    assert {t.name: t.kind for t in fleet} == {"a": "host", "b": "host", "g": "windows"}
+    result = await fleet.integration_services()
+    assert result.ok
+    assert sorted({(row.target, row.vm) for row in result.rows}) == [
+        ("a", "demovm"),
+        ("a", "vm001"),
+        ("a", "vm002"),
+        ("b", "demovm"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("h ansible_connection=docker", "ansible_connection=docker has no hvintegration"),
+        ("h hvintegration_kind=router", "hvintegration_kind must be one of"),
+        ("h hvintegration_timeout=soon", "hvintegration_timeout must be a number"),
+        ("h ansible_port=ssh", "ansible_port must be a number"),
+    ],
+)
+def test_bad_ansible_variables_name_the_host(tmp_path: Path, line: str, message: str) -> None:
+    with pytest.raises(InventoryError, match=f"host h: {message}"):
+        load_ansible_inventory(_write(tmp_path, "bad.ini", f"[g]\n{line}\n"))
+
+
+def test_without_ansible_core_the_error_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, "hosts.ini", "[g]\nh\n")
+    monkeypatch.setitem(sys.modules, "ansible.inventory.manager", None)
+    with pytest.raises(InventoryError, match=r"pip install 'hvintegration\[ansible\]'"):
+        load_inventory(path)
+
+
+def test_an_ansible_file_that_is_no_inventory(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError, match="no such inventory"):
+        load_ansible_inventory(tmp_path / "absent.ini")
