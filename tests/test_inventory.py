@@ -181,7 +181,7 @@ def test_a_missing_secret_names_its_source(tmp_path: Path, monkeypatch: pytest.M
     inventory = load_inventory(path)
     with pytest.raises(InventoryError, match=r"\$HVI_TEST_UNSET, which is not set"):
         inventory.fleet()
-    with pytest.raises(InventoryError, match="nowhere.txt: No such file"):
+    with pytest.raises(InventoryError, match=r"nowhere\.txt: No such file"):
         inventory.entries[1].target()
 
 
