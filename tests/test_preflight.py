@@ -277,7 +277,7 @@ def test_the_cli_prints_a_table_and_exits_non_zero_on_a_failure() -> None:
     assert "hyperv-module                 fail" in out
     assert "What to do:" in out
     assert "Install-WindowsFeature Hyper-V-PowerShell" in out
-    status, out, _ = _cli("doctor", "--guest", "--json")
+    status, out, _ = _cli("--target", "sim://?guest=demovm", "doctor", "--guest", "--json")
     assert status == 0
     assert json.loads(out)["side"] == "guest"
 
