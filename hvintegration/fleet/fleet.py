@@ -51,6 +51,7 @@ __all__ = [
     "FleetTarget",
     "ProgressCallback",
     "TargetSpec",
+    "Work",
     "infer_kind",
 ]
 
@@ -67,6 +68,10 @@ a :class:`FleetTarget`."""
 
 ProgressCallback = Callable[[FleetProgress], None]
 """Called after each target finishes, with how far the run is."""
+
+Work = Callable[[Any, "FleetTarget"], Awaitable[Any]]
+"""A coroutine function run on one target: given the connected resource and
+the :class:`FleetTarget`, it returns the target's value."""
 
 Resource = Union[HyperVHost, WindowsGuest, LinuxGuest]
 
@@ -342,7 +347,7 @@ class Fleet:
         async def read(host: HyperVHost, _: FleetTarget) -> RecordList[IntegrationServiceState]:
             return await host.integration_services(names)
 
-        return await self._run("host", HyperVHost, read, _service_rows)
+        return await self.run({"host": read}, rows=_service_rows)
 
     async def windows_services(self) -> FleetResult[GuestServiceRow]:
         """Every Windows guest's ``vmic*`` services: one round trip per guest.
@@ -354,7 +359,7 @@ class Fleet:
         async def read(guest: WindowsGuest, _: FleetTarget) -> RecordList[GuestServiceState]:
             return await guest.services()
 
-        return await self._run("windows", WindowsGuest, read, _guest_rows)
+        return await self.run({"windows": read}, rows=_guest_rows)
 
     async def linux_status(self) -> FleetResult[DaemonRow]:
         """Every Linux guest's status: one round trip per guest.
@@ -368,7 +373,7 @@ class Fleet:
         async def read(guest: LinuxGuest, _: FleetTarget) -> LinuxStatus:
             return await guest.status()
 
-        return await self._run("linux", LinuxGuest, read, _daemon_rows)
+        return await self.run({"linux": read}, rows=_daemon_rows)
 
     async def apply(
         self, desired: Mapping[str, DesiredStates], *, force: bool = False
@@ -401,7 +406,7 @@ class Fleet:
         async def change(host: HyperVHost, member: FleetTarget) -> ApplyResult:
             return await host.apply(desired[member.name], force=force)
 
-        return await chosen._run("host", HyperVHost, change, _change_rows)
+        return await chosen.run({"host": change}, rows=_change_rows)
 
     # -- your own work on every target ---------------------------------------
 
@@ -430,7 +435,7 @@ class Fleet:
             >>> result.values
             {'sim://A?vms=2': 3, 'sim://B': 1}
         """
-        return await self._run("host", HyperVHost, _ignore_member(work), rows)
+        return await self.run({"host": _ignore_member(work)}, rows=rows)
 
     async def run_windows(
         self,
@@ -439,7 +444,7 @@ class Fleet:
         rows: Callable[[str, _V], Iterable[_R]] | None = None,
     ) -> FleetResult[_R]:
         """Run your own coroutine on every Windows guest of the fleet (see :meth:`run_hosts`)."""
-        return await self._run("windows", WindowsGuest, _ignore_member(work), rows)
+        return await self.run({"windows": _ignore_member(work)}, rows=rows)
 
     async def run_linux(
         self,
@@ -448,18 +453,42 @@ class Fleet:
         rows: Callable[[str, _V], Iterable[_R]] | None = None,
     ) -> FleetResult[_R]:
         """Run your own coroutine on every Linux guest of the fleet (see :meth:`run_hosts`)."""
-        return await self._run("linux", LinuxGuest, _ignore_member(work), rows)
+        return await self.run({"linux": _ignore_member(work)}, rows=rows)
 
     # -- the engine -----------------------------------------------------------
 
-    async def _run(
+    async def run(
         self,
-        kind: str,
-        resource: type[_Res],
-        work: Callable[..., Awaitable[Any]],
-        rows: Callable[[str, Any], Iterable[_R]] | None,
+        works: Mapping[str, Work],
+        *,
+        rows: Callable[[str, Any], Iterable[_R]] | None = None,
     ) -> FleetResult[_R]:
-        members = [t for t in self.targets if t.kind == kind]
+        """Run a coroutine per kind of target on every target of those kinds.
+
+        The engine under every other method: targets of the kinds named run
+        concurrently, at most ``max_connections`` open at once, each within
+        its timeout; the others are left out.
+
+        Args:
+            works: Per kind (``host``, ``windows``, ``linux``), a coroutine
+                function given the connected resource
+                (:class:`~hvintegration.HyperVHost`,
+                :class:`~hvintegration.WindowsGuest` or
+                :class:`~hvintegration.LinuxGuest`) and the
+                :class:`FleetTarget`; what it returns is the target's value.
+            rows: Turns a target's name and value into table rows; no rows
+                when ``None``.
+
+        Returns:
+            One result per target of those kinds, in fleet order, and the rows.
+
+        Raises:
+            ValueError: An unknown kind.
+        """
+        unknown = sorted(set(works) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown target kind {unknown[0]!r} (valid: {', '.join(KINDS)})")
+        members = [t for t in self.targets if t.kind in works]
         limit = asyncio.Semaphore(self.max_connections)
         gauge = _Gauge()
 
@@ -470,7 +499,7 @@ class Fleet:
                 value: Any = None
                 error: Exception | None = None
                 try:
-                    session = self._session(member, resource, work, gauge)
+                    session = self._session(member, works[member.kind], gauge)
                     value = await asyncio.wait_for(session, budget)
                 except HvIntegrationError as exc:
                     error = exc
@@ -484,7 +513,7 @@ class Fleet:
                 except Exception as exc:
                     error = exc
                 seconds = time.monotonic() - started
-                return TargetResult(member.name, member.url, kind, value, error, seconds)
+                return TargetResult(member.name, member.url, member.kind, value, error, seconds)
 
         tasks = [asyncio.ensure_future(one(member)) for member in members]
         by_task = dict(zip(tasks, range(len(tasks)), strict=True))
@@ -514,19 +543,17 @@ class Fleet:
                     table.extend(rows(result.target, result.value))
         return FleetResult(RecordList(complete), RecordList(table), gauge.peak)
 
-    async def _session(
-        self,
-        member: FleetTarget,
-        resource: type[_Res],
-        work: Callable[..., Awaitable[Any]],
-        gauge: _Gauge,
-    ) -> Any:
+    async def _session(self, member: FleetTarget, work: Work, gauge: _Gauge) -> Any:
         timeout = member.operation_timeout or self.operation_timeout
-        if resource is LinuxGuest:
-            opened: Resource = LinuxGuest(shell_transport_for(member.target), timeout=timeout)  # type: ignore[arg-type]
+        # Any target: the *_transport_for helpers refuse the wrong kind clearly.
+        target: Any = member.target
+        opened: Resource
+        if member.kind == "linux":
+            opened = LinuxGuest(shell_transport_for(target), timeout=timeout)
+        elif member.kind == "windows":
+            opened = WindowsGuest(powershell_transport_for(target), timeout=timeout)
         else:
-            transport = powershell_transport_for(member.target)  # type: ignore[arg-type]
-            opened = resource(transport, timeout=timeout)  # type: ignore[arg-type]
+            opened = HyperVHost(powershell_transport_for(target), timeout=timeout)
         gauge.up()
         try:
             try:
