@@ -45,6 +45,7 @@ __all__ = [
     "ServiceRef",
     "ServiceSpec",
     "by_component_id",
+    "lookup_host",
     "resolve",
     "resolve_host",
     "valid_names",
@@ -467,3 +468,38 @@ def resolve_host(service: ServiceRef) -> ServiceSpec:
             ),
         )
     return spec
+
+
+def lookup_host(service: ServiceRef) -> ServiceSpec | None:
+    """Find a host service by a name the catalogue may not know.
+
+    Like :func:`resolve_host`, except that text the catalogue does not know
+    at all gives ``None`` instead of an error: it may be the display name of
+    a localised host (``Gastdienstschnittstelle``, ``客體服務介面``), which
+    only that host can translate, through the component GUIDs it reports.
+    :meth:`hvintegration.VirtualMachine.apply` does exactly that.
+
+    Args:
+        service: A :data:`ServiceRef`.
+
+    Returns:
+        The catalogue entry, or ``None`` for unknown text that is not a GUID.
+
+    Raises:
+        ServiceNotFoundError: A guest-only service, or a GUID, UUID or
+            :class:`ServiceSpec` the catalogue does not know (a host never
+            names a service by a GUID).
+        TypeError: ``service`` is not a string, UUID or ServiceSpec.
+
+    Example:
+        >>> lookup_host("vss").name, lookup_host("Gastdienstschnittstelle")
+        ('VSS', None)
+    """
+    if isinstance(service, str):
+        text = service.strip()
+        if text.casefold() not in _BY_NAME and by_component_id(text.strip("{}")) is None:
+            try:
+                uuid.UUID(text.strip("{}"))
+            except ValueError:
+                return None
+    return resolve_host(service)

@@ -247,7 +247,12 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
 
         Args:
             desired: Per VM, a mapping of service to enabled flag, e.g.
-                ``{"demovm": {"Guest Service Interface": True}}``.
+                ``{"demovm": {"Guest Service Interface": True}}``. A service
+                is any name the catalogue knows, or the name a localised
+                host prints (``{"demovm": {"Gastdienstschnittstelle": True}}``):
+                such names are looked up in one extra read of those VMs'
+                services and matched through the component GUIDs the host
+                reports, so they work whatever the host's language.
             force: Allow turning off Heartbeat, Shutdown or Key-Value Pair
                 Exchange, which the host needs to manage the VM. Without it,
                 asking for any of them off raises before anything is sent.
@@ -257,8 +262,10 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
             service, in request order.
 
         Raises:
-            ServiceNotFoundError: A service name is unknown or guest-only
-                (raised before anything is sent), or the one VM lacks it.
+            ServiceNotFoundError: A service name is guest-only (raised
+                before anything is sent), matches neither the catalogue nor
+                the host's own names (after the one read that looks them
+                up; the message lists both), or the one VM lacks it.
             UnsafeChangeError: A critical service would be turned off and
                 ``force`` is not set; nothing was sent.
             VMNotFoundError: The one VM named does not exist.
@@ -267,12 +274,87 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
             ValueError: The same service of one VM is named twice (also
                 through two spellings of the VM's name).
         """
-        plan = ((_ref_key(ref), services) for ref, services in desired.items())
-        items = plan_changes(plan, force=force, target=self.target)
+        plan = [(_ref_key(ref), services) for ref, services in desired.items()]
+        items = plan_changes(await self._translate(plan), force=force, target=self.target)
         if not items:
             return ApplyResult(())
         result = await self._run(SET_INTEGRATION_SERVICES, change_parameters(items))
         return read_changes(result, items, target=self.target)
+
+    async def _translate(
+        self, plan: list[tuple[VMKey, DesiredState]]
+    ) -> list[tuple[VMKey, DesiredState]]:
+        """Replace service names only the host knows (its own display
+        names) by catalogue entries, reading the VMs concerned once."""
+        foreign = [
+            vm
+            for vm, services in plan
+            if any(catalogue.lookup_host(service) is None for service in services)
+        ]
+        if not foreign:
+            return plan
+        names = await self.display_names(foreign)
+        translated: list[tuple[VMKey, DesiredState]] = []
+        for vm, services in plan:
+            mapped: dict[catalogue.ServiceRef, bool] = {}
+            for service, enabled in services.items():
+                if catalogue.lookup_host(service) is None:
+                    mapped[self._by_display_name(str(service), names)] = enabled
+                else:
+                    mapped[service] = enabled
+            translated.append((vm, mapped))
+        return translated
+
+    async def display_names(
+        self, vms: Iterable[VMRef] | None = None
+    ) -> dict[str, catalogue.ServiceSpec]:
+        """The host's own name of each integration service, as it prints them. One round trip.
+
+        A host names services in its display language
+        (``Gastdienstschnittstelle`` on a German host, ``客體服務介面`` on a
+        Traditional Chinese one); each name is matched to the catalogue
+        through the component GUID the host reports with it (the ``Id``
+        suffix), never by translating text.
+
+        Args:
+            vms: The VMs whose services to read; every VM when ``None``.
+
+        Returns:
+            Display name to catalogue entry, in the host's spelling.
+
+        Raises:
+            VMNotFoundError: The one VM asked for does not exist.
+
+        Example:
+            >>> import asyncio
+            >>> from hvintegration import HyperVHost
+            >>> async def main():
+            ...     async with HyperVHost.connect("sim://?locale=de-DE") as host:
+            ...         return (await host.display_names())["Takt"].name
+            >>> asyncio.run(main())
+            'Heartbeat'
+        """
+        states = await self.integration_services(None if vms is None else list(vms))
+        return {
+            state.name: state.service
+            for state in states
+            if state.service is not None and state.service.component_id is not None
+        }
+
+    def _by_display_name(
+        self, name: str, names: Mapping[str, catalogue.ServiceSpec]
+    ) -> catalogue.ServiceSpec:
+        wanted = name.strip().casefold()
+        for shown, spec in names.items():
+            if shown.strip().casefold() == wanted:
+                return spec
+        english = [service.name for service in catalogue.HOST_SERVICES]
+        raise ServiceNotFoundError(
+            name,
+            choices=[*english, *sorted(set(names) - set(english))],
+            target=self.target,
+            operation=SET_INTEGRATION_SERVICES.name,
+        )
 
 
 class VirtualMachine(VMKvpMethods):
@@ -333,12 +415,47 @@ class VirtualMachine(VMKvpMethods):
 
         Args:
             service: Any name the catalogue knows, its GUID or its constant.
+                For a name as a localised host prints it, use
+                ``await vm.resolve_service(name)`` first (or :meth:`apply`,
+                which takes such names).
 
         Raises:
             ServiceNotFoundError: The name is unknown (the message lists the
                 valid ones) or the service has no host-side switch.
         """
         return IntegrationService(self, catalogue.resolve_host(service))
+
+    async def resolve_service(self, service: catalogue.ServiceRef) -> catalogue.ServiceSpec:
+        """The catalogue entry of a service by any name, the host's own included.
+
+        A name the catalogue knows needs no I/O; any other name is looked up
+        among the names this VM's host prints (see
+        :meth:`HyperVHost.display_names`), one round trip. Pass the result
+        to :meth:`integration_service`.
+
+        Raises:
+            ServiceNotFoundError: Neither the catalogue nor the host knows
+                the name (the message lists both kinds), or it names a
+                guest-only service.
+            VMNotFoundError: No such VM.
+
+        Example:
+            >>> import asyncio
+            >>> from hvintegration import HyperVHost
+            >>> async def main():
+            ...     async with HyperVHost.connect("sim://?locale=zh-TW") as host:
+            ...         vm = host.vm("demovm")
+            ...         spec = await vm.resolve_service("客體服務介面")
+            ...         state = await vm.integration_service(spec).enable()
+            ...     return spec.name, state.name, state.enabled
+            >>> asyncio.run(main())
+            ('Guest Service Interface', '客體服務介面', True)
+        """
+        known = catalogue.lookup_host(service)
+        if known is not None:
+            return known
+        names = await self.host.display_names([self.ref])
+        return self.host._by_display_name(str(service), names)
 
     async def copy_file(
         self,

@@ -201,8 +201,10 @@ async def run_host(args: argparse.Namespace, target: TargetLike | None, out: Tex
     """``hvintegration host ...``."""
     as_json, timeout = _options(args)
     if args.action in ("enable", "disable"):
-        # Resolve names before connecting: a typo fails fast and changes nothing.
-        specs = [catalogue.resolve_host(name) for name in args.services]
+        # Resolve catalogue names before connecting (a guest-only service
+        # fails fast); a name only the host knows, as a localised host
+        # prints it, is looked up there. Either way nothing changes on error.
+        services = [catalogue.lookup_host(name) or name for name in args.services]
     assert target is not None
     async with contextlib.AsyncExitStack() as stack:
         with waiting(f"connecting to {_url_of(target)}"):
@@ -226,7 +228,8 @@ async def run_host(args: argparse.Namespace, target: TargetLike | None, out: Tex
         else:
             enabled = args.action == "enable"
             force = bool(getattr(args, "force", False))
-            result = await host.vm(args.vm).apply({spec: enabled for spec in specs}, force=force)
+            desired = {service: enabled for service in services}
+            result = await host.vm(args.vm).apply(desired, force=force)
             print(render(result.items, as_json=as_json), file=out)
 
 
