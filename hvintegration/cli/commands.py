@@ -28,7 +28,7 @@ from hvintegration.cli._command import (
     ENVIRONMENT_TARGET,
     UsageError,
 )
-from hvintegration.cli.render import dumps, render, waiting
+from hvintegration.cli.render import dumps, printable, render, waiting
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
 from hvintegration.linux import LinuxGuest, resolve_daemon
 from hvintegration.maintenance import advise
@@ -109,7 +109,7 @@ def read_password(
         raise UsageError(
             f"no terminal to ask for the password on; use --password-file or ${environment}"
         )
-    return getpass.getpass(prompt)
+    return getpass.getpass(printable(prompt))
 
 
 def example_target(args: argparse.Namespace) -> str:
