@@ -1,8 +1,10 @@
 """Diagnose every VM of a host: one line per VM, then what to do for each problem.
 
-Lists the VMs, diagnoses them all at once from the host's side (the host's
-statuses decide; no guest credentials needed), prints a summary table and,
-for every service that asks for action, the command that fixes it.
+Diagnoses every VM from the host's side in three round trips, whatever the
+number of VMs (the VMs, their services, their Key-Value Pair Exchange items;
+the host's statuses decide and no guest credentials are needed), prints one
+row per VM and, for every service that asks for action, the command that
+fixes it.
 
 Run: python examples/diagnose_host.py [TARGET] [--host-os OS]
 
@@ -14,17 +16,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from hvintegration import Diagnosis, HyperVHost
+from hvintegration import HyperVHost
 from hvintegration._table import text_table
+from hvintegration.diagnosis import diagnose_host
 
 
 async def main(target: str, host_os: str | None) -> int:
     async with HyperVHost.connect(target) as host:
-        vms = await host.list_vms()
-        # By id: two VMs may share a name.
-        found: list[Diagnosis] = list(
-            await asyncio.gather(*(host.vm(vm.id).diagnose(host_os=host_os) for vm in vms))
-        )
+        found = await diagnose_host(host, host_os=host_os)
     print(text_table(found))
     for diagnosis in found:
         for item, step in diagnosis.remedies:

@@ -7,7 +7,8 @@ state, its services and their statuses, and where the host offers them its
 Key-Value Pair Exchange items and integration services state) and, when a
 guest connection is given, the guest side (the ``vmic*`` services of a
 :class:`~hvintegration.WindowsGuest`; the ``hv_utils`` driver and the daemons
-of a :class:`~hvintegration.LinuxGuest`), then decides.
+of a :class:`~hvintegration.LinuxGuest`), then decides. :func:`diagnose_host`
+decides several VMs, or all, from the host's side in three round trips.
 
 Without a guest it decides from the host's status codes. The host reports, per
 service, ``PrimaryStatusDescription`` and ``OperationalStatus`` (the
@@ -57,7 +58,8 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, Union
 
 from hvintegration import catalogue
@@ -77,7 +79,7 @@ from hvintegration.records import IntegrationServiceState, VMSummary
 from hvintegration.windows.guest import WindowsGuest
 from hvintegration.windows.records import GuestServiceState
 
-__all__ = ["GuestConnection", "VirtualMachineLike", "diagnose_vm"]
+__all__ = ["GuestConnection", "HostLike", "VirtualMachineLike", "diagnose_host", "diagnose_vm"]
 
 GuestConnection = Union[WindowsGuest, LinuxGuest]
 """A connected guest :func:`diagnose_vm` reads the guest side from."""
@@ -125,12 +127,28 @@ class VirtualMachineLike(Protocol):
         """Its services as ``Get-VMIntegrationService`` shows them."""
 
 
+class HostLike(Protocol):
+    """What :func:`diagnose_host` needs of a host: :class:`hvintegration.HyperVHost`."""
+
+    @property
+    def target(self) -> str:
+        """The host's URL, for remedies and errors."""
+
+    async def list_vms(self) -> RecordList[VMSummary]:
+        """Every VM, as ``Get-VM`` lists them."""
+
+    async def integration_services(
+        self, vms: Iterable[Any] | None = None
+    ) -> RecordList[IntegrationServiceState]:
+        """The services of several VMs, or of all, in one round trip."""
+
+
 class _Context:
     """What the remedies need to spell themselves: names and targets."""
 
-    def __init__(self, vm: VirtualMachineLike, name: str, guest: GuestConnection | None) -> None:
+    def __init__(self, host_target: str, name: str, guest: GuestConnection | None) -> None:
         self.vm = name
-        self.host_target = vm.host.target
+        self.host_target = host_target
         self.guest = guest
 
     def cli(self, target: str, *words: str) -> str:
@@ -704,13 +722,24 @@ async def diagnose_vm(
                 operation="diagnose",
             )
         facts.notes.append(f"the host could not be read: {facts.host_error}")
+    return _conclude(vm.host.target, str(vm.ref), facts, guest, host_os, guest_os)
+
+
+def _conclude(
+    host_target: str,
+    ref: str,
+    facts: _Facts,
+    guest: GuestConnection | None,
+    host_os: str | None,
+    guest_os: str | None,
+) -> Diagnosis:
     _settle_os(facts, host_os, guest_os)
-    name = facts.summary.name if facts.summary is not None else str(vm.ref)
-    ctx = _Context(vm, name, guest)
+    name = facts.summary.name if facts.summary is not None else ref
+    ctx = _Context(host_target, name, guest)
     services = tuple(_decide(ctx, facts, spec) for spec in catalogue.ALL_SERVICES)
     return Diagnosis(
         vm=name,
-        target=vm.host.target,
+        target=host_target,
         guest_target="" if guest is None else guest.target,
         summary=facts.summary,
         integration_services_state=facts.is_state,
@@ -720,3 +749,73 @@ async def diagnose_vm(
         services=services,
         notes=tuple(facts.notes),
     )
+
+
+async def diagnose_host(
+    host: HostLike,
+    vms: Iterable[Any] | None = None,
+    *,
+    host_os: str | None = None,
+) -> RecordList[Diagnosis]:
+    """Diagnose several VMs of a host, or all, from the host's side, in three round trips.
+
+    The VMs (``Get-VM``), every service of the VMs asked for, and their
+    Key-Value Pair Exchange items where the host offers them are each read
+    once for all VMs; each VM is then decided as :func:`diagnose_vm` decides
+    one without a guest.
+
+    Args:
+        host: The connected :class:`~hvintegration.HyperVHost`.
+        vms: The VMs, by name, id or :class:`~hvintegration.VirtualMachine`;
+            every VM on the host when ``None``.
+        host_os: The host's release, for the update path of a protocol
+            mismatch.
+
+    Returns:
+        One :class:`~hvintegration.diagnosis_records.Diagnosis` per VM, in
+        the host's order; a table in a notebook, one row per VM.
+
+    Raises:
+        VMNotFoundError: The one VM asked for does not exist.
+        BatchError: Some of several VMs asked for could not be read.
+
+    Example:
+        >>> import asyncio
+        >>> from hvintegration import HyperVHost
+        >>> from hvintegration.diagnosis import diagnose_host
+        >>> async def main():
+        ...     async with HyperVHost.connect("sim://?vms=2") as host:
+        ...         return [(d.vm, d.ok) for d in await diagnose_host(host)]
+        >>> asyncio.run(main())
+        [('demovm', False), ('vm001', False), ('vm002', False)]
+    """
+    chosen = None if vms is None else list(vms)
+    summaries = await host.list_vms()
+    states = await host.integration_services(chosen)
+    by_vm: dict[uuid.UUID, dict[catalogue.ServiceSpec, IntegrationServiceState]] = {}
+    for state in states:
+        found = by_vm.setdefault(state.vm_id, {})
+        if state.service is not None:
+            found[state.service] = state
+    kvps: dict[uuid.UUID, Any] = {}
+    note = ""
+    reader = getattr(host, "key_value_pairs", None)
+    if reader is not None:
+        try:
+            kvps = {kvp.vm_id: kvp for kvp in await reader(chosen)}
+        except HvIntegrationError as exc:
+            note = f"Key-Value Pair Exchange items could not be read: {_described(exc)}"
+    results = []
+    for summary in summaries:
+        if summary.id not in by_vm:
+            continue
+        facts = _Facts()
+        facts.summary = summary
+        facts.is_state = getattr(summary, "integration_services_state", None)
+        facts.states = by_vm[summary.id]
+        if summary.state == "Running":
+            facts.kvp = kvps.get(summary.id)
+        if note:
+            facts.notes.append(note)
+        results.append(_conclude(host.target, summary.name, facts, None, host_os, None))
+    return RecordList(results)

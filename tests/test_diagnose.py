@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from hvintegration import HyperVHost, LinuxGuest, WindowsGuest, catalogue
+from hvintegration.diagnosis import diagnose_host
 from hvintegration.diagnosis_records import Diagnosis, DiagnosisVerdict
 from hvintegration.errors import HvIntegrationError, VMNotFoundError
 from hvintegration.simulator import SimulatedHost
@@ -162,6 +163,29 @@ async def test_remedies_for_a_guest_of_unknown_system() -> None:
         "Start-Service -Name vmicvss",
         "hv_vss_daemon",
     ]
+
+
+async def test_a_whole_host_in_three_round_trips() -> None:
+    lab = SimulatedHost()
+    lab.add_vm("legacy", state="Off")
+    lab.add_vm("win7", guest="windows-7")
+    lab.add_vm("web1", guest="ubuntu-22.04")
+    lab.vm("demovm").windows.services["vmicvss"].status = "Stopped"  # type: ignore[union-attr]
+    async with HyperVHost.connect(lab) as host:
+        before = lab.round_trips
+        batch = await diagnose_host(host, host_os="Windows Server 2022")
+        trips = lab.round_trips - before
+        one_by_one = [await host.vm(name).diagnose(host_os="Windows Server 2022")
+                      for name in ("demovm", "legacy", "win7", "web1")]  # fmt: skip
+        two = await diagnose_host(host, ["win7", "legacy"])
+        with pytest.raises(VMNotFoundError):
+            await diagnose_host(host, ["ghost"])
+    assert trips == 3
+    assert [d.vm for d in batch] == ["demovm", "legacy", "win7", "web1"]
+    assert [d.services for d in batch] == [d.services for d in one_by_one]
+    assert [d.vm for d in two] == ["legacy", "win7"]
+    assert batch[0].verdict("VSS") is V.GUEST_NOT_RUNNING
+    assert set(verdicts(batch[1]).values()) == {"VM not running"}
 
 
 async def test_a_vm_that_is_off() -> None:
