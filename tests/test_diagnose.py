@@ -563,6 +563,21 @@ def test_cli_guest_that_cannot_be_reached_keeps_the_host_side() -> None:
     assert "disabled on host" in out
 
 
+def test_cli_through_powershell_direct(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HVINTEGRATION_GUEST_PASSWORD", "hvintegration")
+    status, out, err = cli("-t", "sim://", "diagnose", "demovm", "--direct", "Administrator")
+    assert status == 1, err
+    assert "vmicvss: Running (Manual)" in out
+    monkeypatch.setenv("HVINTEGRATION_GUEST_PASSWORD", "wrong")
+    status, out, _ = cli("-t", "sim://", "diagnose", "demovm", "--direct", "Administrator")
+    assert status == 1
+    assert "[!!] unknown" in out
+    both = ("--direct", "Administrator", "--guest", "sim-linux://")
+    status, _, err = cli("-t", "sim://", "diagnose", "demovm", *both)
+    assert status == 2
+    assert "--guest URL or --direct USER" in err
+
+
 def test_guest_kind_by_scheme() -> None:
     from hvintegration.cli.diagnose import guest_kind
 

@@ -27,7 +27,13 @@ from hvintegration._connect import (
     transport_for,
 )
 from hvintegration._table import text_table
-from hvintegration.cli._command import CommandParser, add_command
+from hvintegration.cli._command import (
+    ENVIRONMENT_GUEST_PASSWORD,
+    CommandParser,
+    UsageError,
+    add_command,
+)
+from hvintegration.cli.commands import read_password
 from hvintegration.cli.render import render
 from hvintegration.diagnosis import GuestConnection
 from hvintegration.diagnosis_records import Diagnosis
@@ -35,7 +41,7 @@ from hvintegration.errors import InvalidTargetError
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
 from hvintegration.linux import LinuxGuest
 from hvintegration.transport import PowerShellTransport
-from hvintegration.windows import WindowsGuest
+from hvintegration.windows import Credential, WindowsGuest
 
 __all__ = ["add_diagnose", "format_diagnosis", "guest_kind", "run_diagnose"]
 
@@ -69,6 +75,8 @@ def add_diagnose(
         examples=[
             "hvintegration -t sim:// diagnose demovm",
             "hvintegration -t sim:// diagnose demovm --guest 'sim://?guest=demovm'",
+            "HVINTEGRATION_GUEST_PASSWORD=hvintegration hvintegration -t sim:// diagnose demovm "
+            "--direct Administrator",
             "hvintegration -t psrp://admin@hv01?ssl=true diagnose web1 --guest ssh://root@web1 "
             "--host-os 2022",
         ],
@@ -82,6 +90,13 @@ def add_diagnose(
         default=None,
         help="a connection inside the VM: sim-linux://, ssh://user@guest, sim://?guest=VM, "
         "psrp://user@guest...; without it the host's statuses decide",
+    )
+    diagnose.add_argument(
+        "--direct",
+        metavar="USER",
+        default=None,
+        help="reach the Windows guest through the host with PowerShell Direct as USER "
+        f"(password from ${ENVIRONMENT_GUEST_PASSWORD}, or a prompt on a terminal)",
     )
     kind = diagnose.add_mutually_exclusive_group()
     kind.add_argument(
@@ -182,6 +197,8 @@ async def run_diagnose(args: argparse.Namespace, target: TargetLike | None, out:
     """
     as_json = bool(getattr(args, "json", False))
     timeout = float(getattr(args, "timeout", DEFAULT_TIMEOUT))
+    if args.guest is not None and getattr(args, "direct", None) is not None:
+        raise UsageError("give the guest one way: --guest URL or --direct USER")
     guest: GuestConnection | None = None
     if args.guest is not None:
         # Not opened here: a transport connects on first use, so a guest
@@ -191,11 +208,26 @@ async def run_diagnose(args: argparse.Namespace, target: TargetLike | None, out:
             guest = WindowsGuest(powershell_transport_for(args.guest), timeout=timeout)
         else:
             guest = LinuxGuest(shell_transport_for(args.guest), timeout=timeout)
+    direct = None
+    if getattr(args, "direct", None) is not None:
+        password = read_password(
+            file=None,
+            ask=False,
+            environment=ENVIRONMENT_GUEST_PASSWORD,
+            prompt="guest password: ",
+            ask_on_terminal=True,
+        )
+        assert password is not None  # ask_on_terminal prompts or raises
+        direct = Credential(args.direct, password)
     try:
         async with HyperVHost.connect(_host_target(target), timeout=timeout) as host:
-            diagnosis = await host.vm(args.vm).diagnose(
-                guest, host_os=args.host_os, guest_os=args.guest_os
-            )
+            vm = host.vm(args.vm)
+            if direct is not None:
+                # Through the host: closing it later leaves the host open.
+                guest = vm.windows(direct)
+            diagnosis = await vm.diagnose(guest, host_os=args.host_os, guest_os=args.guest_os)
+            if direct is not None and guest is not None:
+                await guest.aclose()
     finally:
         if guest is not None:
             await guest.aclose()
