@@ -698,3 +698,27 @@ class BatchError(HvIntegrationError):
         super().__init__(f"{message}: {details}", target=target, operation=operation)
         self.result = result
         self.errors = dict(errors)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: one row per failed item, then what was done as its own table."""
+        # Imported on use: only a notebook renders an error as HTML.
+        import html
+
+        from hvintegration._table import html_table
+
+        summary = self.message.split(": ", 1)[0]
+        where = f" ({html.escape(self.target)})" if self.target else ""
+        rows = "".join(
+            f"<tr><td>{html.escape(str(item))}</td><td>{type(error).__name__}</td>"
+            f"<td>{html.escape(error.message)}</td></tr>"
+            for item, error in self.errors.items()
+        )
+        parts = [
+            f"<p><b>BatchError</b>{where}: {html.escape(summary)}</p>",
+            "<table><thead><tr><th>Item</th><th>Error</th><th>Message</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>",
+        ]
+        done = getattr(self.result, "items", self.result)
+        if isinstance(done, (tuple, list)) and done and hasattr(type(done[0]), "__columns__"):
+            parts += ["<p>Done:</p>", html_table(done)]
+        return "".join(parts)

@@ -61,6 +61,11 @@ class GuestFiles:
     directories: set[str] = attrs.field(factory=set)
     files: dict[str, bytes] = attrs.field(factory=dict)
 
+    def __repr__(self) -> str:
+        # Counts, not the contents of every copied file.
+        kind = "windows" if self.windows else "posix"
+        return f"<GuestFiles {kind} directories={len(self.directories)} files={len(self.files)}>"
+
     def __attrs_post_init__(self) -> None:
         if not self.directories:
             roots = (
@@ -127,6 +132,13 @@ class WindowsGuestState:
     credentials: dict[str, str] = attrs.field(factory=lambda: dict([DEFAULT_CREDENTIAL]))
     administrators: set[str] = attrs.field(factory=lambda: {DEFAULT_CREDENTIAL[0]})
     booting: bool = False
+
+    def __repr__(self) -> str:
+        # Never the passwords of ``credentials``.
+        return (
+            f"<WindowsGuestState {self.computer_name} services={len(self.services)} "
+            f"accounts={len(self.credentials)}>"
+        )
 
     @classmethod
     def for_guest(cls, computer_name: str, guest: GuestOS) -> WindowsGuestState:

@@ -367,6 +367,9 @@ class SimulatorTarget:
     edition: str = "Desktop"
     powercli: bool = False
 
+    def __repr__(self) -> str:
+        return f"<SimulatorTarget {self.url}>"
+
     @property
     def url(self) -> str:
         """The target as a URL."""
@@ -492,6 +495,9 @@ class SimulatedLinuxTarget:
     sudo: bool = True
     latency: float = 0.0
     state: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<SimulatedLinuxTarget {self.url}>"
 
     @property
     def url(self) -> str:

@@ -74,6 +74,11 @@ class SimulatedVM:
     kvp_failures: dict[str, tuple[int, int, int]] = attrs.field(factory=dict)
     ipv4: tuple[str, ...] = ("192.0.2.10",)
 
+    def __repr__(self) -> str:
+        # Short, and without the guest's accounts and passwords, which the
+        # generated repr would have printed (``lab.add_vm()`` echoes it).
+        return f"<SimulatedVM {self.name} {self.guest.name} {self.state} id={self.id}>"
+
     def runs(self, component_id: uuid.UUID) -> bool:
         """Whether the guest side of a service is up.
 

@@ -367,6 +367,13 @@ class GuestLayout:
     fcopy_node: bool = True
     uio: bool = False
 
+    def __repr__(self) -> str:
+        # Counts for the mappings: pool files and unit texts are long.
+        return (
+            f"<GuestLayout driver={self.driver} devices={self.devices} systemd={self.systemd} "
+            f"programs={len(self.programs)} pools={len(self.pools)} units={len(self.units)}>"
+        )
+
 
 _NODES = {"hv_kvp_daemon": "hv_kvp", "hv_vss_daemon": "hv_vss", "hv_fcopy_daemon": "hv_fcopy"}
 

@@ -47,6 +47,13 @@ class OperationRequest:
     parameters: Mapping[str, JsonValue]
     timeout: float
 
+    def __repr__(self) -> str:
+        # Parameter names only: a value may be a password (invoke_in_vm).
+        names = ",".join(sorted(self.parameters)) or "-"
+        return (
+            f"<OperationRequest {self.operation.name} parameters={names} timeout={self.timeout:g}>"
+        )
+
 
 @attrs.frozen
 class CommandRequest:
@@ -61,6 +68,14 @@ class CommandRequest:
     argv: tuple[str, ...]
     input: bytes | None
     timeout: float
+
+    def __repr__(self) -> str:
+        # The program only: an argument or the input may carry a secret.
+        size = "-" if self.input is None else f"{len(self.input)} bytes"
+        return (
+            f"<CommandRequest {self.argv[0] if self.argv else '-'} "
+            f"args={max(len(self.argv) - 1, 0)} input={size} timeout={self.timeout:g}>"
+        )
 
 
 Request = Union[OperationRequest, CommandRequest]

@@ -1,0 +1,103 @@
+"""Short reprs without secrets, and errors and records that show as tables."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from hvintegration import BatchError, HyperVHost, VMNotFoundError
+from hvintegration.operations import INVOKE_IN_VM
+from hvintegration.simulator import SimulatedHost
+from hvintegration.testing.linux_guest import GuestLayout
+from hvintegration.testing.mock import CommandRequest, OperationRequest
+from hvintegration.transport import parse_target
+from hvintegration.windows import Credential
+
+SECRET = "Pa55-w0rd-91c"
+
+
+def test_a_simulated_vm_has_a_short_repr_without_its_passwords() -> None:
+    lab = SimulatedHost()
+    vm = lab.add_vm("web01")
+    assert vm.windows is not None
+    vm.windows.credentials["Administrator"] = SECRET
+    text = repr(vm)
+    assert text == f"<SimulatedVM web01 Windows Server 2022 Running id={vm.id}>"
+    assert SECRET not in repr(vm.windows)
+    assert repr(vm.windows) == "<WindowsGuestState WEB01 services=8 accounts=1>"
+    vm.files.files["c:\\temp\\big.bin"] = b"x" * 100_000  # type: ignore[union-attr]
+    assert len(repr(vm.files)) < 80
+    assert all(len(repr(v)) < 120 for v in lab.vms)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sim://HV02?locale=de-DE&vms=3",
+        "sim-linux://",
+        "sim-linux://web?distro=rhel-9&user=admin&sudo=0",
+    ],
+)
+def test_simulated_targets_show_their_url(url: str) -> None:
+    target = parse_target(url)
+    assert repr(target) == f"<{type(target).__name__} {target.url}>"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ssh://admin:{SECRET}@hv01",
+        f"psrp://admin:{SECRET}@hv01?ssl=true",
+    ],
+)
+def test_targets_with_a_password_never_show_it(url: str) -> None:
+    target = parse_target(url)
+    assert SECRET not in repr(target)
+    assert SECRET not in repr(target.open())
+
+
+def test_mock_requests_show_names_not_values() -> None:
+    request = OperationRequest(
+        INVOKE_IN_VM,
+        {"VM": {"Name": "demovm"}, "Credential": {"UserName": "a", "Password": SECRET}},
+        30.0,
+    )
+    assert SECRET not in repr(request)
+    assert "Credential" in repr(request)
+    command = CommandRequest(("/usr/bin/hv_set", "--value", SECRET), SECRET.encode(), 5.0)
+    assert SECRET not in repr(command)
+    assert repr(command).startswith("<CommandRequest /usr/bin/hv_set args=2 input=13 bytes")
+    layout = GuestLayout(pools={0: b"\0" * 100_000})
+    assert len(repr(layout)) < 120
+
+
+async def test_a_guest_password_never_shows_in_reprs() -> None:
+    async with HyperVHost.connect("sim://") as host:
+        guest = host.vm("demovm").windows(Credential("Administrator", SECRET))
+        assert SECRET not in repr(guest)
+        assert SECRET not in repr(guest.transport)
+
+
+async def test_batch_error_renders_failures_and_what_was_done() -> None:
+    sim = SimulatedHost()
+    async with HyperVHost.connect(sim) as host:
+        with pytest.raises(BatchError) as caught:
+            await host.integration_services(["demovm", "<nosuch>"])
+    html = caught.value._repr_html_()
+    assert html.startswith("<p><b>BatchError</b> (sim://HV01): could not read every VM</p>")
+    assert "<td>&lt;nosuch&gt;</td><td>VMNotFoundError</td>" in html
+    assert "<p>Done:</p><table>" in html
+    assert html.count("<td>demovm</td>") == 6
+
+
+def test_batch_error_without_results_has_no_done_table() -> None:
+    error = BatchError(
+        "some changes failed",
+        result=(),
+        errors={"vm1/VSS": VMNotFoundError("vm1", target="sim://")},
+    )
+    html = error._repr_html_()
+    assert "Done" not in html
+    assert "no virtual machine named &#x27;vm1&#x27;" in html
+    assert str(uuid.UUID(int=0)) not in html
