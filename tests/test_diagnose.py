@@ -228,6 +228,41 @@ async def test_a_host_that_fails_with_a_guest_keeps_the_guest_side() -> None:
     assert any("the host could not be read" in note for note in diagnosis.notes)
 
 
+async def test_kvp_that_cannot_be_read_is_a_note() -> None:
+    lab = SimulatedHost()
+    lab.inject_fault("error", operation="get_kvp_items", times=2)
+    async with HyperVHost.connect(lab) as host:
+        one = await host.vm("demovm").diagnose()
+        every = await diagnose_host(host)
+    for diagnosis in (one, every[0]):
+        assert diagnosis.guest_os == ""
+        assert diagnosis.verdict("Heartbeat") is V.WORKING
+        [note] = diagnosis.notes
+        assert note.startswith("Key-Value Pair Exchange items could not be read: Permission")
+
+
+async def test_a_localised_host_and_names_that_need_quoting() -> None:
+    name = "it\u2019s 'mine'"
+    lab = SimulatedHost(locale="de-DE")
+    lab.add_vm(name)
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm(name).diagnose()
+    gsi = diagnosis.service("Guest Service Interface")
+    assert gsi.host is not None
+    assert gsi.host.name == "Gastdienstschnittstelle"
+    assert gsi.verdict is V.HOST_DISABLED
+    [step] = gsi.remedies
+    # Display text, quoted for its shell: every quote PowerShell reads as ' doubled.
+    assert step.manual == (
+        "Hyper-V\\Enable-VMIntegrationService -VMName 'it\u2019\u2019s ''mine''' "
+        "-Name 'Guest Service Interface'"
+    )
+    assert shlex.split(step.cli)[-2:] == [name, "Guest Service Interface"]
+    assert step.python == (
+        f"await host.vm({name!r}).integration_service('Guest Service Interface').enable()"
+    )
+
+
 async def test_a_host_without_guest_service_interface() -> None:
     async with HyperVHost.connect("sim://?os=windows-server-2012") as host:
         diagnosis = await host.vm("demovm").diagnose()
