@@ -23,6 +23,7 @@ from hvintegration.fleet.fleet import (
     FleetTarget,
     ProgressCallback,
     TargetSpec,
+    Work,
     infer_kind,
 )
 from hvintegration.fleet.inventory import (
@@ -34,6 +35,7 @@ from hvintegration.fleet.inventory import (
     load_inventory,
     load_toml_inventory,
 )
+from hvintegration.fleet.policy import Policy, PolicyError, Rule, load_policy
 from hvintegration.fleet.records import (
     KINDS,
     DaemonRow,
@@ -63,9 +65,14 @@ __all__ = [
     "FleetTarget",
     "GuestServiceRow",
     "PlanItem",
+    "Policy",
+    "PolicyError",
+    "Rule",
     "ProgressCallback",
     "ServiceRow",
     "TargetResult",
     "TargetSpec",
+    "Work",
     "infer_kind",
+    "load_policy",
 ]

@@ -292,22 +292,27 @@ class Fleet:
         return iter(self.targets)
 
     def select(
-        self, *, kind: str | None = None, group: str | None = None, names: Iterable[str] = ()
+        self,
+        *,
+        kind: str | None = None,
+        group: str | None = None,
+        names: Iterable[str] | None = None,
     ) -> Fleet:
         """The members that match every filter given, as a fleet with the same settings.
 
         Args:
             kind: ``host``, ``windows`` or ``linux``.
             group: An inventory group.
-            names: Target names; all when empty.
+            names: Target names; all when ``None`` (an empty list selects
+                none).
 
         Raises:
             ValueError: An unknown kind, or a name no member has.
         """
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown target kind {kind!r} (valid: {', '.join(KINDS)})")
-        wanted = set(names)
-        missing = wanted - {t.name for t in self.targets}
+        wanted = None if names is None else set(names)
+        missing = (wanted or set()) - {t.name for t in self.targets}
         if missing:
             raise ValueError(f"no fleet target named {', '.join(sorted(missing))}")
         chosen = [
@@ -315,7 +320,7 @@ class Fleet:
             for t in self.targets
             if (kind is None or t.kind == kind)
             and (group is None or group in t.groups)
-            and (not wanted or t.name in wanted)
+            and (wanted is None or t.name in wanted)
         ]
         return Fleet(
             chosen,
