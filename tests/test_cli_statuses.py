@@ -4,9 +4,10 @@ one table that maps error classes to them."""
 from __future__ import annotations
 
 import io
+import os
+import pty
 import re
-import signal
-import subprocess
+import select
 import sys
 import time
 from pathlib import Path
@@ -113,22 +114,35 @@ def test_6_connection(tmp_path: Path) -> None:
 
 def test_130_interrupted(tmp_path: Path) -> None:
     target = _lab(tmp_path, "hang")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "hvintegration", "-t", target, "--timeout", "60", "host", "vms"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        # Let it start and reach the hanging call before Ctrl+C.
-        time.sleep(3)
-        child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-        child.wait()
-    assert child.returncode == EXIT_CODES["interrupted"] == 130, err
-    assert err == "hvintegration: interrupted\n"
+    # On a terminal, so the spinner says when the command is running; then
+    # Ctrl+C as a user types it.
+    pid, fd = pty.fork()
+    if pid == 0:
+        argv = ["-m", "hvintegration", "-t", target, "--timeout", "60", "host", "vms"]
+        os.execv(sys.executable, [sys.executable, *argv])
+    seen, interrupted = b"", False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break  # the child closed the terminal
+        if not chunk:
+            break
+        seen += chunk
+        if not interrupted and b"connecting to sim://" in seen:
+            time.sleep(0.5)
+            os.write(fd, b"\x03")
+            interrupted = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert interrupted, seen
+    assert os.waitstatus_to_exitcode(status) == EXIT_CODES["interrupted"] == 130, seen
+    assert b"hvintegration: interrupted" in seen
+    assert b"Traceback" not in seen
 
 
 def test_a_batch_with_mixed_failures_exits_1() -> None:
