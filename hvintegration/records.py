@@ -511,7 +511,9 @@ class KvpExchange(JsonRecord):
         )
 
     def _repr_html_(self) -> str:
-        return html_table([self])
+        # One VM in a notebook: its summary row, then every item.
+        rows = [row for source in ("intrinsic", "guest", "host") for row in self.items(source)]
+        return html_table([self]) + (html_table(rows) if rows else "")
 
 
 @attrs.frozen

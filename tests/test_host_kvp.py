@@ -424,3 +424,22 @@ def test_cli_unknown_vm_exits_3() -> None:
     code, _, err = _cli("-t", "sim://", "host", "kvp", "ghost")
     assert code == 3
     assert "no virtual machine named 'ghost'" in err
+
+
+async def test_records_render_as_notebook_tables(lab: SimulatedHost) -> None:
+    lab.vm("demovm").kvp_host["Role"] = "<b>web</b>"
+    async with HyperVHost.connect(lab) as host:
+        kvp = await host.vm("demovm").key_value_pairs()
+        every = await host.key_value_pairs()
+        done = await host.vm("demovm").set_kvp_items({"Role": "db"})
+    page = kvp._repr_html_()
+    assert page.count("<table>") == 2
+    assert "&lt;b&gt;web&lt;/b&gt;" in page
+    assert "<th>OSName</th>" in every._repr_html_()
+    assert "<td>modified</td>" in done._repr_html_()
+
+
+async def test_writing_to_a_vm_the_host_does_not_have(lab: SimulatedHost) -> None:
+    async with HyperVHost.connect(lab) as host:
+        with pytest.raises(VMNotFoundError, match="ghost"):
+            await host.vm("ghost").set_kvp_items({"Role": "web"})
