@@ -278,10 +278,21 @@ def _names(*names: str) -> MappingProxyType[uuid.UUID, str]:
 
 
 # Get-VMIntegrationService reports Name in the host's display language while
-# the Id suffix stays the same (the reason the catalogue keys on GUIDs). The
-# zh-TW Guest Service Interface name is the one the seed document uses; the
-# other translations are illustrative: what the simulator must show is that
-# names change and ids do not.
+# the Id suffix stays the same (the reason the catalogue keys on GUIDs): the
+# name is the localised Caption of the service's Msvm_*ComponentSettingData
+# class, which scripts read to learn a host's names ("Get an Array of
+# Localized Hyper-V Integration Service Names",
+# https://gist.github.com/PlagueHO/2281e18279d78aceb7db283681ebd95b).
+# Sources of the names below:
+# - zh-TW 客體服務介面: the vendor's Traditional Chinese how-to (the seed,
+#   https://learn.microsoft.com/zh-tw/virtualization/hyper-v-on-windows/user-guide/managing-integration-services);
+#   索引鍵/值組 for key-value pairs: the vendor's zh-TW "資料交換" page
+#   (https://learn.microsoft.com/zh-tw/windows-server/virtualization/hyper-v/integration-services-data-exchange).
+# - de-DE Takt (Heartbeat), Herunterfahren, Zeitsynchronisierung: the vendor's
+#   German "Integrationsdienste" page (https://technet.microsoft.com/de-de/library/dn798297).
+# The other names, and the exact German compound for Guest Service
+# Interface, follow the vendor's terms without a captured German host's
+# output: what the simulator must show is that names change and ids do not.
 LOCALES = MappingProxyType(
     {
         "en-US": _names(
