@@ -8,6 +8,7 @@ real sshd, Debian's real hv_kvp_daemon and hv_vss_daemon.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import shlex
@@ -464,6 +465,33 @@ async def test_simulated_linux_guest_unreachable(linux_lab: SimulatedHost) -> No
     # Disabled on the host is known whatever the guest says.
     assert diagnosis.verdict("VSS") is V.HOST_DISABLED
     assert diagnosis.verdict("PowerShell Direct") is V.NOT_SUPPORTED
+
+
+async def test_a_linux_guest_that_hangs_times_out_into_unknown(linux_lab: SimulatedHost) -> None:
+    sim = SimulatedLinuxGuest("web1")
+    sim.inject_fault("hang", operation="status")
+    async with HyperVHost.connect(linux_lab) as host, LinuxGuest.connect(sim, timeout=0.5) as guest:
+        diagnosis = await host.vm("web1").diagnose(guest)
+    kvp = diagnosis.service("Key-Value Pair Exchange")
+    assert kvp.verdict is V.UNKNOWN
+    assert kvp.error.startswith("OperationTimeoutError")
+    assert kvp.host is not None
+
+
+async def test_cancelling_a_diagnosis_leaves_no_guest_read_behind(
+    linux_lab: SimulatedHost,
+) -> None:
+    sim = SimulatedLinuxGuest("web1")
+    sim.inject_fault("hang", operation="status")
+    linux_lab.inject_fault("hang", operation="list_vms")
+    async with HyperVHost.connect(linux_lab) as host, LinuxGuest.connect(sim) as guest:
+        task = asyncio.ensure_future(host.vm("web1").diagnose(guest))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not [t for t in others if not t.done()]
 
 
 # -- the real Linux guest sandbox ---------------------------------------------------
