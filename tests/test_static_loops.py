@@ -177,7 +177,24 @@ SCRIPTS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SCRIPTS))
+# Scripts known to break the rule, each with what it does; strict, so that
+# the entry must go once the script is fixed.
+KNOWN: dict[str, str] = {
+    "get_kvp_items": "walks each VM's CIM associations (Get-CimAssociatedInstance) in a loop",
+    "set_kvp_items": "walks each VM's CIM associations and polls jobs (Get-CimInstance) in loops",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN[name])] if name in KNOWN else [],
+        )
+        for name in sorted(SCRIPTS)
+    ],
+)
 def test_no_shipped_script_reads_host_state_inside_a_loop(name: str) -> None:
     assert loop_reads(SCRIPTS[name]) == []
 
