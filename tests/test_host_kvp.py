@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,9 +28,11 @@ from hvintegration.host_kvp import MAX_ITEMS, MAX_KEY_CHARS, MAX_VALUE_CHARS
 from hvintegration.operations import GET_KVP_ITEMS, SET_KVP_ITEMS
 from hvintegration.simulator import SimulatedHost
 from hvintegration.simulator.linux import SimulatedLinuxGuest
+from hvintegration.simulator.state import save_host
 from hvintegration.testing import MockTransport, OperationRequest, Request
 from hvintegration.testing.powershell_peers import LocalStandInPeer
 from hvintegration.transport.base import OperationResult
+from hvintegration.transport.psrp import PSRPTarget
 
 MISMATCH = (
     "The protocol version of the component installed in the virtual machine does not match "
@@ -274,6 +277,28 @@ async def test_kvp_through_a_real_child_process(tmp_path: Path) -> None:
     assert dict(kvp.host) == {"Role": "web"}
     assert kvp.os_name == "Windows Server 2022 Datacenter"
     assert version == "10.0.20348"
+
+
+async def test_kvp_through_a_real_psrp_conversation(tmp_path: Path) -> None:
+    # pypsrp's client against the PSRP test server, a child process backed by
+    # the simulator: the items travel as PSRP parameters.
+    state = tmp_path / "host.json"
+    save_host(SimulatedHost(), state)
+    target = PSRPTarget(
+        "localhost",
+        via="process",
+        executable=sys.executable,
+        arguments=("-m", "hvintegration.testing.psrp_server", "--state", str(state)),
+    )
+    async with HyperVHost.connect(target) as host:
+        done = await host.vm("demovm").update_kvp_items({"Role": "web", "Env": ""}, ["Gone"])
+        every = await host.key_value_pairs()
+    assert [(c.key, c.action) for c in done.changes] == [
+        ("Role", "added"),
+        ("Env", "added"),
+        ("Gone", "absent"),
+    ]
+    assert dict(every[0].host) == {"Role": "web", "Env": ""}
 
 
 async def test_host_write_reaches_the_linux_guest_pool_0(lab: SimulatedHost) -> None:
