@@ -10,6 +10,7 @@ records beside it, and that anything but one JSON array of objects is refused.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -23,9 +24,9 @@ from hvintegration.operations import GET_INTEGRATION_SERVICES, LIST_VMS, Operati
 from hvintegration.operations._psrp_output import PSRP_OUTPUT
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import save_host
-from hvintegration.testing.psrp_server import json_output
+from hvintegration.testing.psrp_server import FRAGMENT_SIZE, json_output
 from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
-from hvintegration.transport._outofproc import psrp
+from hvintegration.transport._outofproc import ProcessCarrier, psrp
 from hvintegration.transport._powershell_wire import check_answer
 from hvintegration.transport._psrp_transport import decode_output
 from hvintegration.transport.base import MAX_DEPTH, JsonValue
@@ -207,3 +208,32 @@ def test_the_depth_limit_is_the_one_every_transport_keeps(levels: int) -> None:
             _decode(json.dumps(answer))
     else:
         assert _decode(json.dumps(answer))[1]["Deep"] == value
+
+
+async def test_a_large_answer_arrives_in_powershell_sized_fragments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = SimulatedHost(vms=[])
+    for number in range(300):
+        host.add_vm(f"vm{number:03d}")
+    path = tmp_path / "host.json"
+    save_host(host, path)
+    received = bytearray()
+    receive = ProcessCarrier.receive
+
+    async def recording(self: ProcessCarrier) -> bytes | None:
+        data = await receive(self)
+        received.extend(data or b"")
+        return data
+
+    monkeypatch.setattr(ProcessCarrier, "receive", recording)
+    async with server_target(path).open() as transport:
+        result = await transport.run_operation(GET_INTEGRATION_SERVICES, ALL_VMS, timeout=60)
+    assert len(result.output) == 300 * 6
+    assert {service["VMName"] for service in result.output} == {f"vm{n:03d}" for n in range(300)}
+    lines = [line for line in bytes(received).split(b"\n") if line.startswith(b"<Data")]
+    payloads = [base64.b64decode(line.split(b">", 1)[1].split(b"<", 1)[0]) for line in lines]
+    # The answer (about half a megabyte) came as many lines of one
+    # PowerShell fragment size at most, not as one line.
+    assert sum(len(payload) for payload in payloads) > 10 * FRAGMENT_SIZE
+    assert max(len(payload) for payload in payloads) <= FRAGMENT_SIZE

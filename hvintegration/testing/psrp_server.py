@@ -83,11 +83,24 @@ from hvintegration.transport._clixml import (
 )
 from hvintegration.transport.base import ErrorRecord, JsonValue
 
-__all__ = ["GARBAGE", "PSRPTestServer", "json_output", "language_refusal", "main", "serve"]
+__all__ = [
+    "FRAGMENT_SIZE",
+    "GARBAGE",
+    "PSRPTestServer",
+    "json_output",
+    "language_refusal",
+    "main",
+    "serve",
+]
 
 _EMPTY = uuid.UUID(int=0)
 _DISCONNECT_STATUS = 3
 _ASSIGNED = re.compile(r"\$(?:script:|global:)?([A-Za-z_][A-Za-z0-9_]*)\s*[-+*/]?=(?!=)")
+FRAGMENT_SIZE = 32 * 1024
+"""The most bytes of PSRP fragments the server puts in one ``<Data>`` line:
+PowerShell's own ``DefaultFragmentSize`` (32 KB, in
+``src/System.Management.Automation/engine/remoting/fanin/BaseTransportManager.cs``),
+so a large answer arrives as many lines, as it does from ``pwsh``."""
 GARBAGE = b"this is not PSRP <<<\n"
 """The line ``--garbage-on`` writes to stdout instead of an answer."""
 
@@ -286,7 +299,8 @@ class PSRPTestServer:
 
     def _flush(self) -> None:
         while True:
-            payload = self._pool.data_to_send()
+            # At most one PowerShell fragment per line, as PowerShell sends.
+            payload = self._pool.data_to_send(FRAGMENT_SIZE)
             if payload is None:
                 return
             stream = "Default" if payload.stream_type == StreamType.default else "PromptResponse"

@@ -170,6 +170,9 @@ class PSRPTransport(PowerShellTransport):
 
     def __init__(self, settings: PSRPSettings) -> None:
         self.settings = settings
+        # The settings are frozen; building the URL anew for every log line
+        # and error of every call is CPU spent for nothing.
+        self._target = settings.url
         self._session: Session | None = None
         # Every pool opened or opening and not yet closed to the end, so that
         # abort() can kill what a cancelled close or a failed open left.
@@ -183,7 +186,7 @@ class PSRPTransport(PowerShellTransport):
     @property
     def target(self) -> str:
         """The target URL, with no secret in it."""
-        return self.settings.url
+        return self._target
 
     def _closed_error(self, operation: str) -> TransportClosedError:
         return TransportClosedError(
