@@ -188,7 +188,7 @@ def _linux_side(spec: catalogue.ServiceSpec, status: LinuxStatus) -> GuestSide |
     elif daemon.program is None:
         what = "not installed"
     else:
-        what = f"stopped, {daemon.program}"
+        what = f"stopped ({daemon.program})"
     if not driver.loaded:
         what += f"; {driver.name} {driver.state}"
     return GuestSide("linux", daemon.name, daemon.program is not None, daemon.running, what)
@@ -493,8 +493,8 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
     if side is not None and not side.running:
         return make(
             _V.GUEST_NOT_RUNNING,
-            f"enabled on the host, but {side.name} is {side.state} in the guest "
-            f"(the host reports {state.primary_status or 'no status'})",
+            f"enabled on the host (which reports {state.primary_status or 'no status'}), "
+            f"but in the guest {side.name} is {side.state}",
             guest_steps(),
         )
     no_contact = _has(state, "NoContact", "No Contact")
@@ -647,8 +647,12 @@ def _settle_os(facts: _Facts, host_os: str | None, guest_os: str | None) -> None
     facts.host_os = host_os or ""
     if not facts.family and facts.guest_os:
         facts.family = _family_of(facts.guest_os)
+    # A Linux guest's KVP and VSS always show the mismatch text (see
+    # _linux_mismatch): no update follows from them.
     wants_update = facts.is_state == "Update required" or any(
-        _mismatch(state) for state in facts.states.values() if state.enabled
+        _mismatch(state)
+        for spec, state in facts.states.items()
+        if state.enabled and not (facts.family == "linux" and spec in _LINUX_MISMATCH)
     )
     if not wants_update:
         return

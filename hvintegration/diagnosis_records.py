@@ -125,7 +125,7 @@ class GuestSide(JsonRecord):
             is not disabled counts as able to run only for the guest-only
             services; see :attr:`state`).
         state: What was found, in a few words: ``Running (Manual)``,
-            ``running, pid 812``, ``stopped, /usr/sbin/hv_vss_daemon``,
+            ``running, pid 812``, ``stopped (/usr/sbin/hv_vss_daemon)``,
             ``not installed``, ``module, bound``.
 
     Example:

@@ -421,6 +421,54 @@ async def test_simulated_linux_guest_working_then_a_daemon_stopped(
         assert (await vm.diagnose(guest)).ok
 
 
+async def test_the_real_hosts_table_with_a_linked_linux_guest() -> None:
+    # A Windows 11 host, an Ubuntu 24.04 guest running no KVP or VSS daemon:
+    # what a real host reported (Guest Service Interface False OK, KVP No
+    # Contact, VSS OK with the protocol mismatch text, the rest OK).
+    lab = SimulatedHost(os="windows-11")
+    lab.add_vm("ub2404", guest="ubuntu-22.04")
+    sim = SimulatedLinuxGuest("ub2404", distro="ubuntu-24.04")
+    lab.link_linux("ub2404", sim)
+    async with HyperVHost.connect(lab) as host, LinuxGuest.connect(sim) as guest:
+        vm = host.vm("ub2404")
+        await guest.daemon("kvp").stop(force=True)
+        await guest.daemon("vss").stop()
+        alone = await vm.diagnose()
+        both = await vm.diagnose(guest)
+        # What the remedies say, done through the library.
+        for item in both.problems:
+            if item.service.host_toggle and item.verdict is V.GUEST_NOT_RUNNING:
+                await guest.daemon(item.remedies[0].python.split("'")[1]).start()
+        await vm.integration_service("Guest Service Interface").enable()
+        fixed = await vm.diagnose(guest)
+        from_host = await vm.diagnose()
+    assert verdicts(alone) == {
+        "Guest Service Interface": "disabled on host",
+        "Heartbeat": "working",
+        "Key-Value Pair Exchange": "guest side not running",
+        "Shutdown": "working",
+        "Time Synchronization": "working",
+        # No KVP daemon, so no OS name: the mismatch text cannot be read as Linux's.
+        "VSS": "protocol mismatch",
+        "Remote Desktop Virtualization": "unknown",
+        "PowerShell Direct": "unknown",
+    }
+    assert verdicts(both)["VSS"] == "guest side not running"
+    assert both.service("VSS").reason == (
+        "enabled on the host (which reports OK), but in the guest hv_vss_daemon is "
+        "stopped (/usr/sbin/hv_vss_daemon)"
+    )
+    assert verdicts(both)["Guest Service Interface"] == "disabled on host"
+    assert both.notes == ()
+    assert fixed.ok, fixed.problems
+    # With hv_kvp_daemon running the host learns the OS: KVP works, and VSS
+    # is for the guest to tell.
+    assert from_host.guest_os
+    assert from_host.verdict("Key-Value Pair Exchange") is V.WORKING
+    assert from_host.verdict("VSS") is V.UNKNOWN
+    assert from_host.ok
+
+
 async def test_simulated_linux_guest_disabled_on_host_and_lost_contact() -> None:
     lab = SimulatedHost()
     # The host's guest profile has no KVP daemon: the host reports No Contact
