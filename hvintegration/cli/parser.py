@@ -53,6 +53,7 @@ from hvintegration.cli.commands import (
     run_windows,
 )
 from hvintegration.cli.diagnose import add_diagnose
+from hvintegration.cli.fleet import add_fleet
 from hvintegration.cli.kvp import add_kvp
 from hvintegration.host import DEFAULT_TIMEOUT
 
@@ -440,5 +441,6 @@ def build_parser() -> CommandParser:
     )
     _add_advise(commands)
     add_diagnose(commands, common)
+    add_fleet(commands, common)
     _add_completion(commands, parser)
     return parser

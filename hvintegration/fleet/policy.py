@@ -203,7 +203,7 @@ class Policy:
                     )
             return tuple(items)
 
-        return await self._fleet(fleet).run({"host": host, "linux": linux}, rows=_items)
+        return await self.scope(fleet).run({"host": host, "linux": linux}, rows=_items)
 
     async def apply(
         self,
@@ -233,7 +233,7 @@ class Policy:
             One row per item acted on, with ``changed`` set; a target that
             had nothing to change is not contacted again and gives no rows.
         """
-        chosen = self._fleet(fleet)
+        chosen = self.scope(fleet)
         planned = plan if plan is not None else await self.plan(chosen)
         todo: dict[str, tuple[PlanItem, ...]] = {
             result.target: result.value for result in planned.targets if result.ok and result.value
@@ -291,7 +291,9 @@ class Policy:
         targets = sorted([*applied.targets, *failed_in_plan], key=lambda r: order[r.target])
         return FleetResult(RecordList(targets), applied.rows, applied.peak_connections)
 
-    def _fleet(self, fleet: Fleet) -> Fleet:
+    def scope(self, fleet: Fleet) -> Fleet:
+        """The members of ``fleet`` that some rule is for: hosts with a
+        ``services`` rule, Linux guests with a ``daemons`` rule."""
         names = [
             member.name
             for member in fleet

@@ -1,0 +1,237 @@
+"""``hvintegration fleet ...``: many targets at once, from an inventory.
+
+::
+
+    hvintegration fleet services --inventory fleet.toml        every VM of every host
+    hvintegration fleet linux --inventory hosts.ini            every Linux guest's daemons
+    hvintegration fleet windows --inventory fleet.toml         every Windows guest's vmic* services
+    hvintegration fleet plan policy.toml --inventory fleet.toml
+    hvintegration fleet apply policy.toml --inventory fleet.toml [--force]
+
+The inventory is required: a fleet never falls back to the simulator. On a
+terminal a progress bar (rich) runs on stderr; with ``--json`` or when stderr
+is not a terminal, nothing but the result is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO, cast
+
+from rich.progress import Progress
+
+from hvintegration._connect import TargetLike
+from hvintegration.cli import render as _render
+from hvintegration.cli._command import CommandParser, UsageError, add_command, add_group
+from hvintegration.cli.render import dumps
+from hvintegration.fleet import (
+    Fleet,
+    FleetProgress,
+    FleetResult,
+    PlanItem,
+    ProgressCallback,
+    load_inventory,
+    load_policy,
+)
+
+__all__ = ["add_fleet", "run_fleet"]
+
+_EXAMPLE_INVENTORY = "fleet.toml"
+
+
+def add_fleet(
+    commands: argparse._SubParsersAction[CommandParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``fleet`` and its commands.
+
+    Args:
+        commands: The top-level parser's subcommands.
+        common: The options every command takes (``--json``, ``--timeout``...).
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--inventory",
+        "-i",
+        required=True,
+        metavar="FILE",
+        help="a TOML inventory (*.toml) or an Ansible inventory (INI or YAML)",
+    )
+    options.add_argument("--group", "-g", metavar="GROUP", help="only this inventory group")
+    options.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="targets open at once (default: the inventory's, else 32)",
+    )
+    actions = add_group(
+        commands,
+        "fleet",
+        help="many hosts and guests at once, from an inventory",
+        examples=[
+            f"hvintegration fleet services --inventory {_EXAMPLE_INVENTORY}",
+            f"hvintegration fleet plan policy.toml --inventory {_EXAMPLE_INVENTORY}",
+        ],
+        parents=[common],
+    )
+    for name, summary in (
+        ("services", "integration services of every VM of every host"),
+        ("windows", "the vmic* services of every Windows guest"),
+        ("linux", "the integration daemons of every Linux guest"),
+    ):
+        add_command(
+            actions,
+            name,
+            help=summary,
+            examples=[
+                f"hvintegration fleet {name} --inventory {_EXAMPLE_INVENTORY}",
+                f"hvintegration fleet {name} --inventory hosts.ini --group prod --json",
+            ],
+            run=run_fleet,
+            parents=[common, options],
+            target=False,
+        )
+    for name, summary in (
+        ("plan", "show what a policy would change, target by target (reads only)"),
+        ("apply", "change what differs from a policy, and show what changed"),
+    ):
+        action = add_command(
+            actions,
+            name,
+            help=summary,
+            examples=[f"hvintegration fleet {name} policy.toml --inventory {_EXAMPLE_INVENTORY}"],
+            run=run_fleet,
+            parents=[common, options],
+            target=False,
+        )
+        action.add_argument("policy", metavar="POLICY", help="the policy file (TOML)")
+        if name == "apply":
+            action.add_argument(
+                "--force",
+                action="store_true",
+                help="allow turning off Heartbeat, Shutdown or Key-Value Pair Exchange, "
+                "and stopping the KVP daemon",
+            )
+
+
+Phase = Callable[[str, int], ProgressCallback]
+"""Starts a bar for one phase of the run (its description and target count)."""
+
+
+@contextlib.contextmanager
+def progress_bars() -> Iterator[Phase]:
+    """Progress bars on the console the dispatcher chose, or silence.
+
+    The dispatcher decides whether progress shows (both streams terminals,
+    no ``--json``) and keeps that console for the command; a fleet run
+    draws one bar per phase on it, advanced after each target.
+    """
+    # The dispatcher's choice lives in render's context variable.
+    console = _render._progress.get()
+    if console is None:
+        yield lambda _description, _total: _ignore
+        return
+    with Progress(console=console, transient=True) as bar:
+
+        def phase(description: str, total: int) -> ProgressCallback:
+            task = bar.add_task(description, total=total)
+
+            def advance(progress: FleetProgress) -> None:
+                failed = f" ({progress.failed} failed)" if progress.failed else ""
+                bar.update(task, completed=progress.done, description=description + failed)
+
+            return advance
+
+        yield phase
+
+
+def _ignore(_progress: FleetProgress) -> None:
+    return None
+
+
+def _with_progress(fleet: Fleet, callback: ProgressCallback) -> Fleet:
+    return Fleet(
+        fleet,
+        max_connections=fleet.max_connections,
+        timeout=fleet.timeout,
+        operation_timeout=fleet.operation_timeout,
+        progress=callback,
+    )
+
+
+def _plan_text(result: FleetResult[PlanItem], verb: str) -> str:
+    """A plan as diff lines, or what apply did, then failures and a summary."""
+    lines = []
+    for item in result.rows:
+        if verb == "plan":
+            lines.append(item.diff_line + (" (needs --force)" if item.needs_force else ""))
+        else:
+            lines.append(f"{'changed' if item.changed else 'unchanged'}: {item.diff_line[2:]}")
+    lines.extend(f"! {r.target}: {type(r.error).__name__}: {r.error}" for r in result.failed)
+    counted = [item for item in result.rows if verb == "plan" or item.changed]
+    targets = len({item.target for item in counted})
+    noun = "to change" if verb == "plan" else "changed"
+    plural = "" if targets == 1 else "s"
+    lines.append(f"{len(counted)} {noun} on {targets} target{plural}; {len(result.failed)} failed")
+    return "\n".join(lines)
+
+
+async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> None:
+    """Run a ``fleet`` command: print every target's outcome.
+
+    Raises:
+        UsageError: ``--target`` was given (a fleet takes ``--inventory``).
+        InventoryError: The inventory cannot be used.
+        PolicyError: The policy cannot be used.
+        BatchError: Some targets failed; their results were printed first,
+            and the dispatcher prints each failure and exits with their
+            shared status, else 1.
+    """
+    if getattr(args, "target", None):
+        raise UsageError("fleet takes --inventory FILE, not --target")
+    as_json = bool(getattr(args, "json", False))
+    inventory = load_inventory(args.inventory)
+    policy = load_policy(args.policy) if args.action in ("plan", "apply") else None
+    fleet = inventory.fleet(group=args.group, max_connections=args.max_connections)
+    timeout = getattr(args, "timeout", None)
+    with progress_bars() as phase:
+
+        def watched(chosen: Fleet, description: str, total: int | None = None) -> Fleet:
+            return Fleet(
+                chosen,
+                max_connections=chosen.max_connections,
+                timeout=chosen.timeout,
+                operation_timeout=chosen.operation_timeout if timeout is None else timeout,
+                progress=phase(description, len(chosen) if total is None else total),
+            )
+
+        result: FleetResult[Any]
+        if policy is not None:
+            plan = await policy.plan(watched(policy.scope(fleet), "planning"))
+            result = plan
+            if args.action == "apply":
+                todo = sum(1 for r in plan.targets if r.ok and r.value)
+                result = await policy.apply(
+                    watched(fleet, "applying", todo),
+                    force=bool(getattr(args, "force", False)),
+                    plan=plan,
+                )
+        elif args.action == "services":
+            result = await watched(
+                fleet.select(kind="host"), "reading hosts"
+            ).integration_services()
+        elif args.action == "windows":
+            chosen = fleet.select(kind="windows")
+            result = await watched(chosen, "reading Windows guests").windows_services()
+        else:
+            result = await watched(
+                fleet.select(kind="linux"), "reading Linux guests"
+            ).linux_status()
+    if as_json:
+        print(dumps(result.as_dict()), file=out)
+    elif policy is not None:
+        print(_plan_text(cast("FleetResult[PlanItem]", result), args.action), file=out)
+    else:
+        print(result.text(), file=out)
+    result.raise_for_errors()

@@ -1,0 +1,162 @@
+"""``hvintegration fleet ...`` from an inventory, in process and as a real child process."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from hvintegration.cli import run
+from hvintegration.testing.sshd import free_loopback_port
+
+
+def _files(tmp_path: Path, *, unreachable: bool = False) -> tuple[Path, Path]:
+    inventory = tmp_path / "fleet.toml"
+    text = f"""
+        [targets.hv01]
+        url = "sim://HV01?vms=1&state={tmp_path / "hv01.json"}"
+        [targets.hv02]
+        url = "sim://HV02?state={tmp_path / "hv02.json"}"
+        [targets.web]
+        url = "sim-linux://web?state={tmp_path / "web.json"}"
+        [targets.win]
+        url = "sim://?guest=demovm"
+    """
+    if unreachable:
+        text += f"""
+        [targets.gone]
+        url = "ssh://root@127.0.0.1:{free_loopback_port()}?shell=powershell"
+        """
+    inventory.write_text(textwrap.dedent(text))
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        textwrap.dedent(
+            """
+            [[rule]]
+            services = { "Guest Service Interface" = true }
+            [[rule]]
+            targets = "hv02"
+            services = { Heartbeat = false }
+            [[rule]]
+            daemons = { vss = false }
+            """
+        )
+    )
+    return inventory, policy
+
+
+def _run(*argv: str, console: Console | None = None) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = run(list(argv), out=out, err=err, progress=console)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_services_lists_every_host_and_a_failure_sets_the_status(tmp_path: Path) -> None:
+    inventory, _ = _files(tmp_path, unreachable=True)
+    status, out, err = _run("fleet", "services", "--inventory", str(inventory))
+    assert status == 6  # the one failure is a connection failure
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["Target", "VMName", "Name"]
+    assert sum(line.startswith("hv01 ") for line in lines) == 12
+    assert sum(line.startswith("hv02 ") for line in lines) == 6
+    assert "gone: failed: TransportError" in out
+    assert err.startswith("hvintegration: error: gone: cannot reach 127.0.0.1")
+
+
+def test_json_has_rows_and_targets(tmp_path: Path) -> None:
+    inventory, _ = _files(tmp_path)
+    status, out, _ = _run("fleet", "linux", "--inventory", str(inventory), "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert [t["target"] for t in data["targets"]] == ["web"]
+    assert {row["daemon"] for row in data["rows"]} == {
+        "hv_kvp_daemon",
+        "hv_vss_daemon",
+        "hv_fcopy_daemon",
+    }
+    status, out, _ = _run("fleet", "windows", "-i", str(inventory), "--json")
+    assert status == 0
+    assert {row["name"] for row in json.loads(out)["rows"]} >= {"vmicheartbeat"}
+
+
+def test_plan_then_apply_then_nothing_left(tmp_path: Path) -> None:
+    inventory, policy = _files(tmp_path)
+    status, out, _ = _run("fleet", "plan", str(policy), "--inventory", str(inventory))
+    assert status == 0
+    assert out.splitlines() == [
+        "~ hv01 demovm Guest Service Interface: disabled -> enabled",
+        "~ hv01 vm001 Guest Service Interface: disabled -> enabled",
+        "~ hv02 demovm Guest Service Interface: disabled -> enabled",
+        "~ hv02 demovm Heartbeat: enabled -> disabled (needs --force)",
+        "~ web hv_vss_daemon: running -> stopped",
+        "5 to change on 3 targets; 0 failed",
+    ]
+    # Without --force the host with a critical change is refused whole; the rest go ahead.
+    status, out, err = _run("fleet", "apply", str(policy), "--inventory", str(inventory))
+    assert status == 2
+    assert "changed: hv01 vm001 Guest Service Interface: disabled -> enabled" in out
+    assert "changed: web hv_vss_daemon: running -> stopped" in out
+    assert "hv02: refusing to turn off Heartbeat" in err
+    assert "--force" in err
+    status, out, _ = _run("fleet", "apply", str(policy), "-i", str(inventory), "--force")
+    assert status == 0
+    assert out.splitlines()[-1] == "2 changed on 1 target; 0 failed"
+    status, out, _ = _run("fleet", "plan", str(policy), "-i", str(inventory))
+    assert (status, out) == (0, "0 to change on 0 targets; 0 failed\n")
+
+
+def test_group_and_bad_input(tmp_path: Path) -> None:
+    inventory, _ = _files(tmp_path)
+    status, _, err = _run("fleet", "services", "-i", str(inventory), "--group", "nope")
+    assert status == 2
+    assert "no group 'nope'" in err
+    status, _, err = _run("-t", "sim://", "fleet", "services", "-i", str(inventory))
+    assert status == 2
+    assert "fleet takes --inventory FILE, not --target" in err
+    status, _, err = _run("fleet", "services")
+    assert status == 2
+    assert "--inventory" in err
+    status, _, err = _run("fleet", "plan", str(tmp_path / "none.toml"), "-i", str(inventory))
+    assert status == 2
+    assert "none.toml: No such file" in err
+
+
+def test_a_progress_bar_on_a_terminal_and_none_with_json(tmp_path: Path) -> None:
+    inventory, _ = _files(tmp_path)
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    status, _, _ = _run("fleet", "services", "-i", str(inventory), console=console)
+    assert status == 0
+    assert "reading hosts" in screen.getvalue()
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=100)
+    status, _, _ = _run("fleet", "services", "-i", str(inventory), "--json", console=console)
+    assert status == 0
+    assert screen.getvalue() == ""
+
+
+def test_a_real_child_process_through_pipes_prints_only_the_result(tmp_path: Path) -> None:
+    inventory, policy = _files(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "hvintegration", "fleet", "plan", str(policy), "-i", str(inventory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.splitlines()[-1] == "5 to change on 3 targets; 0 failed"
+
+
+@pytest.mark.parametrize("action", ["services", "windows", "linux", "plan", "apply"])
+def test_every_command_has_help(action: str) -> None:
+    status, out, _ = _run("fleet", action, "--help")
+    assert status == 0
+    assert "--inventory" in out
