@@ -7,7 +7,7 @@ import io
 import json
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from hvintegration.simulator import SimulatedHost
 from hvintegration.simulator.linux import SimulatedLinuxGuest
 from hvintegration.simulator.state import save_host
 from hvintegration.testing import MockTransport, OperationRequest, Request
+from hvintegration.testing.linux_guest import GuestLayout, GuestSandbox, sandbox_unavailable_reason
 from hvintegration.testing.powershell_peers import LocalStandInPeer
 from hvintegration.transport.base import OperationResult
 from hvintegration.transport.psrp import PSRPTarget
@@ -468,3 +469,32 @@ async def test_writing_to_a_vm_the_host_does_not_have(lab: SimulatedHost) -> Non
     async with HyperVHost.connect(lab) as host:
         with pytest.raises(VMNotFoundError, match="ghost"):
             await host.vm("ghost").set_kvp_items({"Role": "web"})
+
+
+@pytest.fixture
+def sandbox() -> Iterator[GuestSandbox]:
+    reason = sandbox_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with GuestSandbox(GuestLayout()) as running:
+        yield running
+
+
+async def test_both_ways_with_a_real_guest_beside_the_real_kvp_daemon(
+    lab: SimulatedHost, sandbox: GuestSandbox
+) -> None:
+    # A real guest (real sshd, Debian's real hv_kvp_daemon) whose pool files
+    # the simulated host shares: the host's items through pool 0, the
+    # guest's through pool 1, each under the daemon's own lock.
+    lab.add_vm("web01", guest="ubuntu-22.04")
+    lab.link_kvp_directory("web01", sandbox.kvp_dir)
+    async with HyperVHost.connect(lab) as host, LinuxGuest.connect(sandbox.url()) as guest:
+        daemon = await guest.daemon("kvp").start()
+        await host.vm("web01").set_kvp_items({"Role": "web", "Note": "caf\u00e9"})
+        pool0 = await guest.kvp(pool=0)
+        await guest.set_kvp({"AgentState": "ready"})
+        kvp = await host.vm("web01").key_value_pairs()
+        assert (await guest.daemon("kvp").state()).running
+    assert daemon.processes
+    assert [(i.key, i.value) for i in pool0] == [("Role", "web"), ("Note", "caf\u00e9")]
+    assert dict(kvp.guest) == {"AgentState": "ready"}

@@ -25,10 +25,13 @@ same output objects, the same error ids. The Hyper-V behaviour they copy:
   host items are what ``hv_kvp_daemon`` writes to pool 0
   (``KVP_POOL_EXTERNAL``) and the guest's items are pool 1
   (``KVP_POOL_GUEST``), as ``include/uapi/linux/hyperv.h`` numbers the pools.
+  :meth:`~hvintegration.simulator.SimulatedHost.link_kvp_directory` does the
+  same with a real guest's pool files.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -72,6 +75,42 @@ def _decode_pool(data: bytes) -> dict[str, str]:
         if key:
             found.setdefault(key, value)
     return found
+
+
+def _pool_path(vm: SimulatedVM, pool: int) -> str | None:
+    # A real guest's pool file, once its daemon has created it.
+    if vm.kvp_directory is None:
+        return None
+    path = os.path.join(vm.kvp_directory, f".kvp_pool_{pool}")
+    return path if os.path.exists(path) else None
+
+
+def _read_pool_file(path: str) -> bytes:
+    import fcntl  # POSIX only, as the guest whose files these are
+
+    with open(path, "rb") as handle:
+        # hv_kvp_daemon locks a pool with fcntl(F_SETLKW) on the whole file
+        # (kvp_acquire_lock); lockf takes the same kind of lock.
+        fcntl.lockf(handle, fcntl.LOCK_SH)
+        try:
+            return handle.read()
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def _write_pool_file(path: str, data: bytes) -> None:
+    import fcntl
+
+    # In place, not by rename: the daemon keeps the file open and locks it.
+    with open(path, "r+b") as handle:
+        fcntl.lockf(handle, fcntl.LOCK_EX)
+        try:
+            handle.seek(0)
+            handle.write(data)
+            handle.truncate()
+            handle.flush()
+        finally:
+            fcntl.lockf(handle, fcntl.LOCK_UN)
 
 
 def _answers_kvp(vm: SimulatedVM) -> bool:
@@ -128,6 +167,9 @@ def guest_items(vm: SimulatedVM) -> dict[str, str]:
         return {}
     if vm.linux is not None:
         return _decode_pool(vm.linux.pools.get(1, b""))
+    path = _pool_path(vm, 1)
+    if path is not None:
+        return _decode_pool(_read_pool_file(path))
     return dict(vm.kvp_guest)
 
 
@@ -137,6 +179,9 @@ def _deliver_host_items(vm: SimulatedVM) -> None:
     # simulation writes them whenever the guest answers on KVP.
     if vm.linux is not None and _answers_kvp(vm):
         vm.linux.pools[0] = pool_records(*vm.kvp_host.items())
+    path = _pool_path(vm, 0)
+    if path is not None and _answers_kvp(vm):
+        _write_pool_file(path, pool_records(*vm.kvp_host.items()))
 
 
 def _kvp_object(vm: SimulatedVM) -> JsonObject:

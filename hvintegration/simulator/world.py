@@ -12,6 +12,7 @@ makes it a target you connect to.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterable
 
@@ -52,6 +53,9 @@ class SimulatedVM:
         linux: A simulated Linux guest inside this VM (:meth:`HostModel.link_linux`):
             its daemons decide which services answer, host items land in
             its KVP pool 0 and its pool 1 is what the host reads.
+        kvp_directory: The folder on this machine that a real Linux guest
+            inside the VM sees as ``/var/lib/hyperv``
+            (:meth:`HostModel.link_kvp_directory`), or ``None``.
         kvp_failures: KVP method name (``AddKvpItems``...) to how it fails:
             ``(return value, job state, job error code)``; a return value of
             4096 fails in the job.
@@ -71,6 +75,7 @@ class SimulatedVM:
     kvp_host: dict[str, str] = attrs.field(factory=dict)
     kvp_guest: dict[str, str] = attrs.field(factory=dict)
     linux: LinuxGuestModel | None = None
+    kvp_directory: str | None = None
     kvp_failures: dict[str, tuple[int, int, int]] = attrs.field(factory=dict)
     ipv4: tuple[str, ...] = ("192.0.2.10",)
 
@@ -270,6 +275,30 @@ class HostModel(SimulatedPeer):
         """
         machine = self.vm(vm)
         machine.linux = guest
+        return machine
+
+    def link_kvp_directory(self, vm: str, directory: str | os.PathLike[str]) -> SimulatedVM:
+        """Connect a VM's KVP to a real Linux guest's pool files.
+
+        ``directory`` is the folder that guest sees as ``/var/lib/hyperv``
+        (the guest sandbox's ``kvp_dir``, for one). Items the host sets are
+        written to its ``.kvp_pool_0`` and the guest's items are read from
+        its ``.kvp_pool_1``, each under the ``fcntl`` lock ``hv_kvp_daemon``
+        takes, and only once the daemon has created the files (it creates
+        all five when it starts). POSIX only.
+
+        Args:
+            vm: The VM's name.
+            directory: The pool folder.
+
+        Returns:
+            The VM.
+
+        Raises:
+            KeyError: No VM has that name.
+        """
+        machine = self.vm(vm)
+        machine.kvp_directory = os.fspath(directory)
         return machine
 
     def vm(self, name: str) -> SimulatedVM:
