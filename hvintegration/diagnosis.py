@@ -75,6 +75,7 @@ from hvintegration.errors import HvIntegrationError, NotFoundError
 from hvintegration.linux.guest import LinuxGuest
 from hvintegration.linux.records import LinuxStatus
 from hvintegration.maintenance import Advice, Mechanism, advise, resolve_guest_os
+from hvintegration.maintenance_data import LINUX_DISTRIBUTIONS
 from hvintegration.records import IntegrationServiceState, VMSummary
 from hvintegration.windows.guest import WindowsGuest
 from hvintegration.windows.records import GuestServiceState
@@ -420,10 +421,6 @@ class _Facts:
         self.advice: Advice | None = None
         self.notes: list[str] = []
 
-    @property
-    def guest_asked(self) -> bool:
-        return self.windows is not None or self.linux is not None or bool(self.guest_error)
-
     def side(self, spec: catalogue.ServiceSpec) -> GuestSide | None:
         if self.windows is not None:
             return _windows_side(spec, self.windows)
@@ -432,7 +429,16 @@ class _Facts:
         return None
 
     def packages(self) -> tuple[str, ...]:
-        return self.advice.packages if self.advice is not None else ()
+        """The guest distribution's daemon packages, where its OS is known."""
+        if self.advice is not None:
+            return self.advice.packages
+        try:
+            info = resolve_guest_os(self.guest_os) if self.guest_os else None
+        except NotFoundError:
+            return ()
+        if info is None or info.key not in LINUX_DISTRIBUTIONS:
+            return ()
+        return LINUX_DISTRIBUTIONS[info.key].packages
 
 
 _Make = Callable[..., ServiceDiagnosis]

@@ -495,7 +495,10 @@ async def test_simulated_linux_guest_without_daemons(linux_lab: SimulatedHost) -
     assert kvp.guest is not None
     assert kvp.guest.state == "not installed"
     assert not kvp.guest.present
-    assert kvp.remedies[0].action.startswith("install hv_kvp_daemon")
+    assert kvp.remedies[0].manual == (
+        "install linux-tools-virtual, linux-cloud-tools-virtual with the distribution's "
+        "package manager"
+    )
     assert diagnosis.verdict("Heartbeat") is V.WORKING
 
 
@@ -607,7 +610,10 @@ async def test_real_guest_without_daemons_installed(
     assert vss.verdict is V.GUEST_NOT_RUNNING
     assert vss.guest is not None
     assert vss.guest.state == "not installed"
-    assert "hyperv-daemons" in vss.remedies[0].action
+    # Debian's package, from the maintenance data.
+    assert vss.remedies[0].action == (
+        "install hv_vss_daemon: the distribution's Hyper-V daemon package (hyperv-daemons)"
+    )
 
 
 async def test_real_guest_that_goes_away(sandbox: GuestSandbox, linux_lab: SimulatedHost) -> None:
