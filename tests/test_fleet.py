@@ -392,3 +392,22 @@ def test_a_password_in_a_url_never_shows() -> None:
     assert member.url == "psrp://admin@hv01?ssl=true"
     assert "s3cret" not in repr(member)
     assert "s3cret" not in repr(Fleet([member]))
+
+
+async def test_diagnose_every_host_with_a_broken_one_mixed_in() -> None:
+    good = SimulatedHost("GOOD")
+    good.add_vm("web01")
+    broken = SimulatedHost("BROKEN")
+    broken.inject_fault("error", operation="list_vms")
+    result = await Fleet([good, FleetTarget(broken, name="broken")]).diagnose()
+    assert list(result.errors) == ["broken"]
+    assert {(row.target, row.vm) for row in result.rows} == {
+        ("sim://GOOD", "demovm"),
+        ("sim://GOOD", "web01"),
+    }
+    problems = {(row.vm, row.service, row.verdict) for row in result.rows if row.problem}
+    assert problems == {
+        ("demovm", "Guest Service Interface", "disabled on host"),
+        ("web01", "Guest Service Interface", "disabled on host"),
+    }
+    assert [d.vm for d in result.values["sim://GOOD"]] == ["demovm", "web01"]

@@ -155,7 +155,22 @@ def test_a_real_child_process_through_pipes_prints_only_the_result(tmp_path: Pat
     assert done.stdout.splitlines()[-1] == "5 to change on 3 targets; 0 failed"
 
 
-@pytest.mark.parametrize("action", ["services", "windows", "linux", "plan", "apply"])
+def test_diagnose_exits_1_on_a_problem(tmp_path: Path) -> None:
+    inventory, _ = _files(tmp_path)
+    status, out, _ = _run("fleet", "diagnose", "-i", str(inventory))
+    assert status == 1
+    assert out.splitlines()[0].split() == [
+        "Target",
+        "VMName",
+        "Service",
+        "Verdict",
+        "Problem",
+        "Why",
+    ]
+    assert any(line.startswith("hv01 ") and "disabled on host" in line for line in out.splitlines())
+
+
+@pytest.mark.parametrize("action", ["services", "windows", "linux", "diagnose", "plan", "apply"])
 def test_every_command_has_help(action: str) -> None:
     status, out, _ = _run("fleet", action, "--help")
     assert status == 0

@@ -5,6 +5,7 @@
     hvintegration fleet services --inventory fleet.toml        every VM of every host
     hvintegration fleet linux --inventory hosts.ini            every Linux guest's daemons
     hvintegration fleet windows --inventory fleet.toml         every Windows guest's vmic* services
+    hvintegration fleet diagnose --inventory fleet.toml        every VM's verdicts, from its host
     hvintegration fleet plan policy.toml --inventory fleet.toml
     hvintegration fleet apply policy.toml --inventory fleet.toml [--force]
 
@@ -79,6 +80,7 @@ def add_fleet(
         ("services", "integration services of every VM of every host"),
         ("windows", "the vmic* services of every Windows guest"),
         ("linux", "the integration daemons of every Linux guest"),
+        ("diagnose", "one verdict per service of every VM of every host (exit 1 on a problem)"),
     ):
         add_command(
             actions,
@@ -177,8 +179,12 @@ def _plan_text(result: FleetResult[PlanItem], verb: str) -> str:
     return "\n".join(lines)
 
 
-async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> None:
+async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> int | None:
     """Run a ``fleet`` command: print every target's outcome.
+
+    Returns:
+        1 when ``diagnose`` found a service that asks for action, else
+        ``None`` (0).
 
     Raises:
         UsageError: ``--target`` was given (a fleet takes ``--inventory``).
@@ -221,6 +227,8 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
             result = await watched(
                 fleet.select(kind="host"), "reading hosts"
             ).integration_services()
+        elif args.action == "diagnose":
+            result = await watched(fleet.select(kind="host"), "diagnosing hosts").diagnose()
         elif args.action == "windows":
             chosen = fleet.select(kind="windows")
             result = await watched(chosen, "reading Windows guests").windows_services()
@@ -235,3 +243,6 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
     else:
         print(result.text(), file=out)
     result.raise_for_errors()
+    if args.action == "diagnose" and any(getattr(row, "problem", False) for row in result.rows):
+        return 1
+    return None

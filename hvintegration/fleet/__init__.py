@@ -39,6 +39,7 @@ from hvintegration.fleet.policy import Policy, PolicyError, Rule, load_policy
 from hvintegration.fleet.records import (
     KINDS,
     DaemonRow,
+    DiagnosisRow,
     FleetProgress,
     FleetResult,
     GuestServiceRow,
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_TARGET_TIMEOUT",
     "KINDS",
     "DaemonRow",
+    "DiagnosisRow",
     "Fleet",
     "FleetProgress",
     "FleetResult",

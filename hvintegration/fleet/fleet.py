@@ -27,10 +27,13 @@ import attrs
 from hvintegration._connect import powershell_transport_for, shell_transport_for
 from hvintegration._resource import DEFAULT_TIMEOUT
 from hvintegration._table import RecordList
+from hvintegration.diagnosis import diagnose_host
+from hvintegration.diagnosis_records import Diagnosis
 from hvintegration.errors import HvIntegrationError, OperationTimeoutError
 from hvintegration.fleet.records import (
     KINDS,
     DaemonRow,
+    DiagnosisRow,
     FleetProgress,
     FleetResult,
     GuestServiceRow,
@@ -354,6 +357,36 @@ class Fleet:
 
         return await self.run({"host": read}, rows=_service_rows)
 
+    async def diagnose(
+        self, vms: Iterable[str] | None = None, *, host_os: str | None = None
+    ) -> FleetResult[DiagnosisRow]:
+        """Diagnose every host's VMs from the host's side: three round trips per host.
+
+        Each host runs :func:`hvintegration.diagnosis.diagnose_host` (the
+        VMs, their services and their KVP items, each read once for all).
+
+        Args:
+            vms: VM names to diagnose on every host; all VMs when ``None``.
+            host_os: The hosts' release, for the update path of a protocol
+                mismatch.
+
+        Returns:
+            One row per service per VM per host; each host's value is its
+            :class:`~hvintegration.diagnosis_records.Diagnosis` list.
+
+        Example:
+            >>> import asyncio
+            >>> result = asyncio.run(Fleet(["sim://HV01", "sim://HV02"]).diagnose())
+            >>> sorted({(row.target, row.service) for row in result.rows if row.problem})
+            [('sim://HV01', 'Guest Service Interface'), ('sim://HV02', 'Guest Service Interface')]
+        """
+        names = None if vms is None else list(vms)
+
+        async def diagnose(host: HyperVHost, _: FleetTarget) -> RecordList[Diagnosis]:
+            return await diagnose_host(host, names, host_os=host_os)
+
+        return await self.run({"host": diagnose}, rows=_diagnosis_rows)
+
     async def windows_services(self) -> FleetResult[GuestServiceRow]:
         """Every Windows guest's ``vmic*`` services: one round trip per guest.
 
@@ -582,6 +615,12 @@ def _ignore_member(
 def _service_rows(target: str, states: Iterable[IntegrationServiceState]) -> Iterator[ServiceRow]:
     for s in states:
         yield ServiceRow(target, s.vm_name, s.vm_id, s.display_name, s.enabled, s.primary_status)
+
+
+def _diagnosis_rows(target: str, diagnoses: Iterable[Diagnosis]) -> Iterator[DiagnosisRow]:
+    for d in diagnoses:
+        for s in d.services:
+            yield DiagnosisRow(target, d.vm, s.service.name, s.verdict.value, s.problem, s.reason)
 
 
 def _guest_rows(target: str, states: Iterable[GuestServiceState]) -> Iterator[GuestServiceRow]:

@@ -25,6 +25,7 @@ from hvintegration.errors import BatchError, HvIntegrationError
 __all__ = [
     "KINDS",
     "DaemonRow",
+    "DiagnosisRow",
     "FleetProgress",
     "FleetResult",
     "GuestServiceRow",
@@ -221,6 +222,37 @@ class DaemonRow:
         ("Running", lambda r: r.running),
         ("PIDs", lambda r: r.pids),
         ("Program", lambda r: r.program or "(not installed)"),
+    )
+
+
+@attrs.frozen
+class DiagnosisRow:
+    """One integration service of one VM, diagnosed from its host, as a fleet table row.
+
+    Attributes:
+        target: The host's name in the fleet.
+        vm: The VM's name.
+        service: The integration service.
+        verdict: The verdict (``working``, ``disabled on host``...; see
+            :mod:`hvintegration.diagnosis`).
+        problem: Whether it asks for action.
+        reason: Why, in one sentence.
+    """
+
+    target: str
+    vm: str
+    service: str
+    verdict: str
+    problem: bool
+    reason: str
+
+    __columns__: ClassVar[tuple[Column, ...]] = (
+        ("Target", lambda r: r.target),
+        ("VMName", lambda r: r.vm),
+        ("Service", lambda r: r.service),
+        ("Verdict", lambda r: r.verdict),
+        ("Problem", lambda r: r.problem),
+        ("Why", lambda r: r.reason),
     )
 
 
