@@ -104,9 +104,9 @@ def decode_output(output: list[Any], *, target: str, operation: str) -> tuple[di
             operation,
         )
     try:
-        # str() drops psrpcore's string subclass, which carries an ETS
-        # property table the parser does not need.
-        data = json.loads(str(output[0]), parse_constant=_reject_constant)
+        # Parsed as it came (psrpcore's str subclass): a str() copy would
+        # cost another full copy of the answer at the peak of the call.
+        data = json.loads(output[0], parse_constant=_reject_constant)
     except RecursionError:
         raise _protocol_error("with JSON nested too deeply to read", target, operation) from None
     except ValueError as exc:
