@@ -155,16 +155,18 @@ async def main(sizes: list[int], repeats: int, objects: bool) -> None:
         f"({RECORDS_PER_VM} records a VM), median of {repeats}"
     )
     header = (
-        f"  {'VMs':>5} {'records':>8}  {'transport':<16} {'µs CPU/record':>14} {'KiB/record':>11}"
+        f"  {'VMs':>5} {'records':>8}  {'transport':<16} {'µs CPU/record':>14} "
+        f"{'ms CPU/call':>12} {'KiB/record':>11}"
     )
     print(header)
     verdicts = []
     for vms in sizes:
         figures = await measure(directory, vms, repeats, objects)
         for name, (cpu, memory) in figures.items():
+            records = vms * RECORDS_PER_VM
             print(
-                f"  {vms:>5} {vms * RECORDS_PER_VM:>8}  {name:<16} {cpu * 1e6:>14.1f} "
-                f"{memory / 1024:>11.2f}"
+                f"  {vms:>5} {records:>8}  {name:<16} {cpu * 1e6:>14.1f} "
+                f"{cpu * records * 1e3:>12.2f} {memory / 1024:>11.2f}"
             )
         ratio = figures["psrp://"][0] / figures["local://"][0]
         line = f"  {vms:>5} VMs: psrp:// spends {ratio:.2f}x the CPU of local:// per record"
