@@ -588,6 +588,29 @@ async def test_real_daemons_stopped_then_started(
     assert kvp.guest.state.startswith("running, pid ")
 
 
+async def test_real_daemons_against_a_host_that_disagrees(sandbox: GuestSandbox) -> None:
+    # The host's profile runs no KVP daemon (it reports No Contact) and has
+    # VSS disabled, while the real daemons run in the guest.
+    lab = SimulatedHost()
+    lab.add_vm("web2", guest="linux-kernel-only", enabled={"VSS": False})
+    async with HyperVHost.connect(lab) as host, LinuxGuest.connect(sandbox.url()) as guest:
+        await guest.daemon("kvp").start()
+        await guest.daemon("vss").start()
+        diagnosis = await host.vm("web2").diagnose(guest)
+        await guest.daemon("kvp").stop(force=True)
+        await guest.daemon("vss").stop()
+    vss = diagnosis.service("VSS")
+    assert vss.verdict is V.HOST_DISABLED
+    assert vss.reason == "running in the guest (hv_vss_daemon) but disabled on the host"
+    kvp = diagnosis.service("Key-Value Pair Exchange")
+    assert kvp.verdict is V.LOST_COMMUNICATION
+    # No systemd in the sandbox: the seed's way, a SIGTERM and the daemon run again.
+    assert [r.manual for r in kvp.remedies] == [
+        "kill -15 $(pidof hv_kvp_daemon); /usr/sbin/hv_kvp_daemon"
+    ]
+    assert diagnosis.verdict("PowerShell Direct") is V.NOT_SUPPORTED
+
+
 @pytest.mark.parametrize("layout", [GuestLayout(driver="absent")])
 async def test_real_guest_without_the_driver(
     sandbox: GuestSandbox, linux_lab: SimulatedHost
