@@ -219,6 +219,27 @@ def _lines(text: str) -> list[str]:
     return [line.rstrip() for line in text.strip("\n").splitlines()]
 
 
+def test_the_readme_notebook_cells_each_show_a_table() -> None:
+    # Jupyter shows only a cell's last expression: each README cell that
+    # reads or changes something ends with it, and it renders as HTML.
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## In a notebook", 1)[1].split("\n## ", 1)[0]
+    cells = [m.group(2) for m in FENCE.finditer(section) if m.group(1) == "python"]
+    assert len(cells) >= 3
+    namespace: dict[str, object] = {}
+    loop = asyncio.new_event_loop()
+    shown = []
+    try:
+        for cell in cells:
+            value = run_cell(cell, namespace, loop, "README.md notebook")
+            if "aclose()" not in cell and "connect(" not in cell:
+                shown.append(value)
+    finally:
+        loop.close()
+    assert len(shown) >= 2
+    assert all(callable(getattr(value, "_repr_html_", None)) for value in shown)
+
+
 def test_the_not_run_list_is_exact() -> None:
     marked = {(b.page, b.not_run) for b in ALL_BLOCKS if b.not_run is not None}
     assert marked == NOT_RUN
