@@ -43,3 +43,15 @@ def test_diagnose_host(target: str, status: int, problems: int) -> None:
     header = done.stdout.splitlines()[0].split()
     assert header == ["VMName", "State", "OK", "Working", "NeedsAction"]
     assert done.stdout.count("(disabled on host): hvintegration --target") == problems
+
+
+def test_guest_inventory() -> None:
+    done = _run(str(EXAMPLES / "guest_inventory.py"), "sim://?vms=2")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()[1:]]
+    assert [(row[0], row[-1]) for row in rows] == [
+        ("demovm", "192.0.2.10"),
+        ("vm001", "192.0.2.11"),
+        ("vm002", "192.0.2.12"),
+    ]
+    assert all("Up to date" in line for line in done.stdout.splitlines()[1:])

@@ -206,6 +206,7 @@ def host_to_json(host: SimulatedHost) -> dict[str, Any]:
                 "files": _files_to_json(vm.files),
                 "kvp_host": dict(vm.kvp_host),
                 "kvp_guest": dict(vm.kvp_guest),
+                "ipv4": list(vm.ipv4),
             }
             for vm in host.vms
         ],
@@ -253,6 +254,9 @@ def host_from_json(data: dict[str, Any]) -> SimulatedHost:
             vm.files = _files_from_json(item.get("files"), vm.guest.family == "windows")
             vm.kvp_host = {str(k): str(v) for k, v in item.get("kvp_host", {}).items()}
             vm.kvp_guest = {str(k): str(v) for k, v in item.get("kvp_guest", {}).items()}
+            vm.ipv4 = tuple(str(address) for address in item.get("ipv4", ())) or (
+                f"192.0.2.{10 + len(host.vms) % 240}",
+            )
             host.vms.append(vm)
         host.files = {
             path: base64.b64decode(blob) for path, blob in data.get("host_files", {}).items()

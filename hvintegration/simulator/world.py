@@ -59,7 +59,9 @@ class SimulatedVM:
         kvp_failures: KVP method name (``AddKvpItems``...) to how it fails:
             ``(return value, job state, job error code)``; a return value of
             4096 fails in the job.
-        ipv4: The addresses the guest reports through KVP.
+        ipv4: The addresses the guest reports through KVP; when left empty,
+            the host gives the n-th VM it adopts ``192.0.2.(10+n)``
+            (RFC 5737's documentation range).
     """
 
     name: str
@@ -77,7 +79,7 @@ class SimulatedVM:
     linux: LinuxGuestModel | None = None
     kvp_directory: str | None = None
     kvp_failures: dict[str, tuple[int, int, int]] = attrs.field(factory=dict)
-    ipv4: tuple[str, ...] = ("192.0.2.10",)
+    ipv4: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # Short, and without the guest's accounts and passwords, which the
@@ -208,6 +210,8 @@ class HostModel(SimulatedPeer):
         )
 
     def _adopt(self, vm: SimulatedVM) -> SimulatedVM:
+        if not vm.ipv4:
+            vm.ipv4 = (f"192.0.2.{10 + len(self.vms) % 240}",)
         vm.enabled = _seed_enabled(self.os, vm.enabled)
         if vm.windows is None and vm.guest.family == "windows":
             vm.windows = WindowsGuestState.for_guest(vm.name, vm.guest)
