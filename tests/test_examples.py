@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from hvintegration.testing.sshd import free_loopback_port
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -55,3 +57,29 @@ def test_guest_inventory() -> None:
         ("vm002", "192.0.2.12"),
     ]
     assert all("Up to date" in line for line in done.stdout.splitlines()[1:])
+
+
+def test_audit_inventory(tmp_path: Path) -> None:
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text(
+        "[targets.hv01]\n"
+        'url = "sim://HV01?vms=2"\n'
+        "[targets.hv02]\n"
+        'url = "sim://HV02"\n'
+        "[targets.down]\n"
+        f'url = "ssh://root@127.0.0.1:{free_loopback_port()}?shell=powershell"\n'
+    )
+    rows = tmp_path / "rows.csv"
+    done = _run(str(EXAMPLES / "audit_inventory.py"), str(inventory), "--csv", str(rows))
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:4] == [
+        "hv01 demovm: Guest Service Interface off",
+        "hv01 vm001: Guest Service Interface off",
+        "hv01 vm002: Guest Service Interface off",
+        "hv02 demovm: Guest Service Interface off",
+    ]
+    assert lines[4].startswith("down: not read: cannot reach 127.0.0.1")
+    assert lines[5] == "4 VMs on 2 hosts audited, 4 need a look, 1 hosts not read"
+    assert "[3/3]" in done.stderr
+    assert len(rows.read_text().splitlines()) == 1 + 4 * 6
