@@ -645,6 +645,22 @@ def _family_of(os_name: str) -> str:
         return ""
 
 
+def _check_identity(facts: _Facts) -> None:
+    # A Windows guest names itself in every service record; the host learns
+    # the guest's name through KVP. Two different names mean the connection
+    # probably reaches another machine than this VM: say so, decide anyway.
+    fqdn = str(getattr(facts.kvp, "fqdn", "") or "")
+    if not fqdn or not facts.windows:
+        return
+    names = {s.computer_name.casefold() for s in facts.windows.values() if s.computer_name}
+    host_name = fqdn.split(".", 1)[0].casefold()
+    if names and host_name not in names:
+        facts.notes.append(
+            f"the guest connection reports computer name {', '.join(sorted(names))}, but the "
+            f"VM's Key-Value Pair Exchange says {fqdn}: is it the guest inside this VM?"
+        )
+
+
 def _settle_os(facts: _Facts, host_os: str | None, guest_os: str | None) -> None:
     kvp_os = str(getattr(facts.kvp, "os_name", "") or "")
     facts.guest_os = guest_os or kvp_os
@@ -744,6 +760,7 @@ def _conclude(
     guest_os: str | None,
 ) -> Diagnosis:
     _settle_os(facts, host_os, guest_os)
+    _check_identity(facts)
     name = facts.summary.name if facts.summary is not None else ref
     ctx = _Context(host_target, name, guest)
     services = tuple(_decide(ctx, facts, spec) for spec in catalogue.ALL_SERVICES)

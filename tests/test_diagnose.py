@@ -373,6 +373,19 @@ async def test_an_old_windows_guest_protocol_mismatch_and_missing_services() -> 
     assert manual.startswith("install the updates Windows Update offers")
 
 
+async def test_a_guest_connection_into_another_vm_is_noted() -> None:
+    lab = SimulatedHost()
+    lab.add_vm("other")
+    async with HyperVHost.connect(lab) as host, WindowsGuest.connect(lab.inside("other")) as guest:
+        wrong = await host.vm("demovm").diagnose(guest)
+        right = await host.vm("other").diagnose(guest)
+    assert any(
+        note.startswith("the guest connection reports computer name other, but the VM's Key")
+        for note in wrong.notes
+    )
+    assert not any("computer name" in note for note in right.notes)
+
+
 async def test_a_windows_guest_that_is_gone() -> None:
     lab = SimulatedHost()
     async with HyperVHost.connect(lab) as host:
