@@ -5,7 +5,8 @@ guest, when given, is a second URL. Which kind of guest a URL reaches is
 told by its scheme: ``sim-linux://`` and ``ssh://`` (a POSIX login) are Linux
 guests, ``sim://?guest=VM``, ``psrp://`` and ``ssh://...?shell=powershell``
 Windows guests; ``local://`` is the machine the command runs on. ``--windows``
-or ``--linux`` says it outright.
+or ``--linux`` says it outright. ``--direct USER`` reaches a Windows guest
+through the host with PowerShell Direct instead.
 
 Exit status: 0 when nothing asks for action, 1 when any service does (a
 verdict other than ``working`` or ``not supported``, or a side that could not
