@@ -47,10 +47,12 @@ def test_simulated_targets_show_their_url(url: str) -> None:
     [
         f"ssh://admin:{SECRET}@hv01",
         f"psrp://admin:{SECRET}@hv01?ssl=true",
+        "local://",
     ],
 )
 def test_targets_with_a_password_never_show_it(url: str) -> None:
     target = parse_target(url)
+    assert repr(target) == f"<{type(target).__name__} {target.url}>"
     assert SECRET not in repr(target)
     assert SECRET not in repr(target.open())
 

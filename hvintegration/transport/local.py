@@ -160,6 +160,10 @@ class LocalTarget:
         except ValueError as exc:
             raise InvalidTargetError(str(exc), target="local://") from None
 
+    def __repr__(self) -> str:
+        # The URL names every setting that matters and never the password.
+        return f"<LocalTarget {self.url}>"
+
     @property
     def url(self) -> str:
         """The target as a URL."""

@@ -176,6 +176,10 @@ class PSRPTarget:
             return 22
         return 5986 if self.ssl else 5985
 
+    def __repr__(self) -> str:
+        # The URL names every setting that matters and never the password.
+        return f"<PSRPTarget {self.url}>"
+
     @property
     def url(self) -> str:
         """The target as a URL: every setting but the password."""

@@ -220,6 +220,10 @@ class SSHTarget:
             return self.executable
         return "pwsh" if self.shell == "posix" else "powershell"
 
+    def __repr__(self) -> str:
+        # The URL names every setting that matters and never the password.
+        return f"<SSHTarget {self.url}>"
+
     @property
     def url(self) -> str:
         """The target as a URL, without password or options."""
