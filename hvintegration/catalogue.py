@@ -159,8 +159,19 @@ class ServiceSpec(JsonRecord):
 
     @property
     def names(self) -> tuple[str, ...]:
-        """Every name this service answers to, English name first."""
-        return (self.name, *self.aliases, self.windows_service, self.key)
+        """Every name this service answers to, English name first.
+
+        Its English name, older names, the Windows guest service and the
+        English display name ``Get-Service`` prints for it (so a name the
+        command line shows for a guest service is one it takes), and its key.
+        """
+        return (
+            self.name,
+            *self.aliases,
+            self.windows_service,
+            self.windows_display_name,
+            self.key,
+        )
 
 
 def _id(text: str) -> uuid.UUID:

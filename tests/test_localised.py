@@ -138,3 +138,14 @@ def test_the_command_line_lists_the_host_names_for_a_typo() -> None:
     assert status == 3
     assert "unknown integration service 'Gastdienst'" in err
     assert "Gastdienstschnittstelle" in err
+
+
+def test_a_windows_guest_service_by_the_display_name_it_prints() -> None:
+    target = "sim://?guest=demovm"
+    status, printed, _ = _cli("-t", target, "windows", "services")
+    assert status == 0
+    assert "Hyper-V Volume Shadow Copy Requestor" in printed
+    status, out, err = _cli("-t", target, "windows", "stop", "Hyper-V Volume Shadow Copy Requestor")
+    assert status == 0, err
+    assert "Stopped" in out
+    assert catalogue.resolve("hyper-v heartbeat service") is catalogue.HEARTBEAT
