@@ -94,11 +94,14 @@ def test_the_reference_shows_the_host_api(site: Path) -> None:
     assert {"hvintegration.HyperVHost.list_vms", "hvintegration.HyperVHost.connect"} <= found
 
 
-def test_examples_render_as_code(site: Path) -> None:
+def test_docstrings_render_as_markdown(site: Path) -> None:
     # "Example:" sections become highlighted console blocks, not prose.
     page = (site / REFERENCE["hvintegration"]).read_text(encoding="utf-8")
     assert '<span class="gp">&gt;&gt;&gt; </span>' in page
     assert "<p>&gt;&gt;&gt;" not in page
+    # Sphinx roles in the docstrings show as code, not raw.
+    for role in (":class:`", ":meth:`", ":func:`", ":data:`", ":attr:`", ":mod:`"):
+        assert role not in page
 
 
 def test_the_tour_is_on_the_site_with_its_outputs(site: Path) -> None:
