@@ -3,6 +3,7 @@ round trip and duration, retries; never a password or a parameter value."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from pathlib import Path
@@ -162,3 +163,38 @@ def test_the_command_line_debug_log_holds_no_password() -> None:
     assert status == 6
     assert f"connecting to ssh://admin@127.0.0.1:{port} failed" in err
     assert SECRET not in err
+
+
+async def test_a_reconnect_after_a_broken_pool_is_logged(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    import sys
+
+    from hvintegration.simulator import SimulatedHost
+    from hvintegration.simulator.state import save_host
+    from hvintegration.transport.psrp import PSRPTarget
+
+    caplog.set_level(logging.INFO, logger="hvintegration")
+    state = tmp_path / "host.json"
+    save_host(SimulatedHost(), state)
+    target = PSRPTarget(
+        "localhost",
+        via="process",
+        executable=sys.executable,
+        arguments=("-m", "hvintegration.testing.psrp_server", "--state", str(state)),
+    )
+    async with HyperVHost.connect(target) as host:
+        await host.list_vms()
+        peers = [
+            child
+            for child in psutil.Process().children()
+            if str(state) in " ".join(child.cmdline())
+        ]
+        assert len(peers) == 1
+        peers[0].kill()
+        psutil.wait_procs(peers, timeout=5)
+        await asyncio.sleep(0.3)  # the pool notices its peer is gone
+        assert [vm.name for vm in await host.list_vms()] == ["demovm"]
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert infos[0].startswith(f"connected to {host.target} in ")
+    assert infos[1:] == [f"reconnecting to {host.target} for list_vms: the runspace pool broke"]

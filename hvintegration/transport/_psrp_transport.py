@@ -31,6 +31,7 @@ from hvintegration.transport.base import (
     JsonValue,
     OperationResult,
     PowerShellTransport,
+    log_reconnect,
 )
 
 if TYPE_CHECKING:
@@ -212,6 +213,7 @@ class PSRPTransport(PowerShellTransport):
                 return session
             if session is not None:
                 self._session = None
+                log_reconnect(self.target, operation, "the runspace pool broke")
                 await self._discard(session)
             session = await self._open_session(operation, timeout)
             if self._closed:

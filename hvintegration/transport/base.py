@@ -71,6 +71,7 @@ __all__ = [
     "Target",
     "Transport",
     "check_parameter_values",
+    "log_reconnect",
     "log_retry",
     "within",
 ]
@@ -403,6 +404,21 @@ def log_retry(target: str, operation: str, reason: str, *, attempt: int) -> None
         attempt: The number of the attempt about to start (2 for the first retry).
     """
     _log.debug("%s on %s: retrying (attempt %d): %s", operation, target, attempt, reason)
+
+
+def log_reconnect(target: str, operation: str, reason: str) -> None:
+    """Log, at INFO, that a transport connects again for a call.
+
+    For transports that replace a broken connection on the next call (an
+    SSH connection, a PSRP runspace pool), so that a reconnect shows like
+    the first connect.
+
+    Args:
+        target: The target URL (never with a password).
+        operation: The call that needs the new connection.
+        reason: Why, in a few words.
+    """
+    _log.info("reconnecting to %s for %s: %s", target, operation, reason)
 
 
 class _Call:

@@ -97,6 +97,7 @@ from hvintegration.transport.base import (
     OperationResult,
     PowerShellTransport,
     ShellTransport,
+    log_reconnect,
     log_retry,
 )
 
@@ -352,6 +353,8 @@ class SSHTransport(PowerShellTransport, ShellTransport):
             connection = self._connection
             if connection is not None and not connection.is_closed():
                 return connection
+            if connection is not None:
+                log_reconnect(self.target, operation, "the SSH connection was lost")
             self._connection = None
             options = self.settings.client_options()
             if deadline is not None:
