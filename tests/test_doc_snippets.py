@@ -249,7 +249,8 @@ def test_markers_sit_on_a_block() -> None:
     # A marker separated from its block by text would silently mark nothing.
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        for match in re.finditer(r"<!--\s*(not run|run with):.*?-->", text, re.S):
+        # A marker starts its line; one quoted in the text (in backticks) is no marker.
+        for match in re.finditer(r"^<!--\s*(not run|run with):.*?-->", text, re.S | re.M):
             after = text[match.end() :].lstrip(" \t")
             assert after.startswith("\n```"), f"{page.name}: marker not right before a block"
 
