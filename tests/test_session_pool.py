@@ -43,7 +43,7 @@ def _events(log: Path) -> list[tuple[str, int]]:
         return events
     for line in log.read_text().splitlines():
         entry = json.loads(line)
-        if "operation" in entry:
+        if "begun" in entry:
             events.append(("begin", int(entry["process"])))
         elif "answered" in entry:
             events.append(("end", int(entry["process"])))

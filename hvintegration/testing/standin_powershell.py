@@ -94,10 +94,10 @@ the guest) instead of on the host."""
 
 LOG_VARIABLE = "HVINTEGRATION_STANDIN_LOG"
 """Names a file the stand-in appends one JSON line to per start (its argv
-and ``pid``), per request (the decoded ``operation`` and ``parameters``, and
-the ``process`` id) and per answer written (``answered``, the operation, and
-the ``process`` id), so tests can see exactly what arrived, in which process,
-and which calls overlapped."""
+and ``pid``), per request (the decoded ``operation`` and ``parameters``,
+then ``begun`` with the operation and the ``process`` id) and per answer
+written (``answered`` with the operation and the ``process`` id), so tests
+can see exactly what arrived, in which process, and which calls overlapped."""
 
 BANNER_VARIABLE = "HVINTEGRATION_STANDIN_BANNER"
 """Text written to stdout, with no line end, before the session loop starts."""
@@ -365,13 +365,8 @@ def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
             record = ErrorRecord(str(exc), error_id="InvalidRequest", category="InvalidData")
             _write(encode_envelope(None, error=record))
             continue
-        _log(
-            {
-                "operation": request.operation,
-                "parameters": request.parameters,
-                "process": os.getpid(),
-            }
-        )
+        _log({"operation": request.operation, "parameters": request.parameters})
+        _log({"begun": request.operation, "process": os.getpid()})
         operation = OPERATIONS.get(request.operation)
         if operation is None or request.script != operation.script:
             record = ErrorRecord(
