@@ -48,8 +48,11 @@ function ConvertTo-HvWire($Value, [int]$Depth) {
 }
 
 $hvOutput = @(foreach ($hvItem in $input) { ConvertTo-HvWire $hvItem 0 })
-# -InputObject, never the pipeline: piped, Windows PowerShell 5.1 would
-# write a one-element array as its element alone, and nothing at all for an
-# empty one. -Depth 100 is the most 5.1 accepts; the conversion above stops
-# at 32 levels, so nothing is ever cut off at the depth limit.
+# -InputObject, never the pipeline: ConvertTo-Json serialises a single input
+# as it is and several as an array, so piped, a one-element array would be
+# written as its element alone and an empty one not at all (EndProcessing in
+# PowerShell's ConvertToJsonCommand.cs). -Depth 100 is the most it accepts;
+# the conversion above stops at 32 levels, so nothing is cut off at -Depth.
+# Windows PowerShell 5.1 serialises with JavaScriptSerializer and lifts its
+# MaxJsonLength to Int32.MaxValue, so a large batch is not cut short either.
 Microsoft.PowerShell.Utility\ConvertTo-Json -InputObject $hvOutput -Depth 100 -Compress
