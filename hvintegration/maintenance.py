@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import attrs
 
-from hvintegration._table import Column, html_table
+from hvintegration._table import Column, JsonRecord, html_table
 from hvintegration.errors import NotFoundError
 from hvintegration.maintenance_data import (
     GUESTS,
@@ -60,7 +60,7 @@ __all__ = [
 
 
 @attrs.frozen
-class Advice:
+class Advice(JsonRecord):
     """How to keep one guest's integration services current on one host.
 
     Attributes:

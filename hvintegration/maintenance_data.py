@@ -27,6 +27,8 @@ from types import MappingProxyType
 
 import attrs
 
+from hvintegration._table import JsonRecord
+
 __all__ = [
     "GUESTS",
     "HOSTS",
@@ -50,7 +52,7 @@ class Mechanism(enum.Enum):
 
 
 @attrs.frozen
-class Source:
+class Source(JsonRecord):
     """A document a row rests on.
 
     Attributes:

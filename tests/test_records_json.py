@@ -202,3 +202,15 @@ def test_the_command_line_prints_the_same_schema() -> None:
     windows = _cli_json("-t", "sim://?guest=demovm", "windows", "services")
     assert isinstance(windows, list)
     assert {row["service"] for row in windows} >= {"vss", "heartbeat"}
+
+
+def test_maintenance_advice_has_the_same_json_form() -> None:
+    from hvintegration.maintenance import advise
+
+    advice = advise(host_os="Windows 10", guest_os="Windows 7")
+    data = advice.to_dict()
+    assert data["mechanism"] == "Windows Update"
+    assert data["sources"][0]["url"].startswith("https://")
+    assert json.loads(advice.to_json()) == data
+    printed = _cli_json("advise", "--host-os", "Windows 10", "--guest-os", "Windows 7")
+    assert printed == [data]
