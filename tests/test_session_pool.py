@@ -285,3 +285,19 @@ async def test_ssh_sessions_share_the_channel_limit_without_starving(
     events = _events(ssh_peer.log)
     assert len(events) == 16
     assert _most_in_flight(events) <= 2
+
+
+async def test_ssh_sessions_fit_a_stricter_max_sessions(tmp_path: Path) -> None:
+    # sshd refuses a fourth channel (MaxSessions 3, the kill channel
+    # included): the pool of four shrinks to what the server accepts, the
+    # refused calls wait for a channel, and every call answers.
+    if sshd_unavailable_reason() is not None:
+        pytest.skip(str(sshd_unavailable_reason()))
+    with standin_sshd(tmp_path, extra_config=("MaxSessions 3",)) as server:
+        peer = SSHStandInPeer(server, tmp_path, shell="powershell")
+        _slow(peer, 0.2)
+        async with peer.target(sessions=4).open() as transport:
+            await _reads(transport, 8)
+        events = _events(peer.log)
+    assert len(events) == 16
+    assert _most_in_flight(events) <= 2
