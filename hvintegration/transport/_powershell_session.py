@@ -65,8 +65,10 @@ and each call on a Hyper-V host already carries a whole batch; four lets
 independent calls (a UI refresh beside a compliance read beside an apply)
 proceed side by side without making the host run many heavy sessions for
 one client. Over ``ssh://`` they are channels on one connection, counted
-with its shell commands under ``max_channels`` (sshd's ``MaxSessions``
-is 10 per connection)."""
+with its shell commands under ``max_channels``: OpenSSH's sshd serves at
+most ``MaxSessions`` sessions per connection, 10 unless configured
+(sshd_config(5); the setting arrived with
+https://github.com/openssh/openssh-portable/commit/7207f64a23a49a719aad3083c068f50e5034ccb8)."""
 
 MAX_SESSIONS = 64
 """The largest ``sessions`` setting accepted."""
