@@ -188,11 +188,6 @@ class PowerShellSession:
         self._processes: set[PowerShellProcess] = set()
         self._cleanups: set[asyncio.Task[None]] = set()
 
-    @property
-    def running(self) -> int:
-        """Processes started and not yet closed (busy or idle)."""
-        return len(self._active)
-
     async def run(
         self, operation: Operation, parameters: Mapping[str, JsonValue], *, timeout: float
     ) -> OperationResult:
