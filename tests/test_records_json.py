@@ -214,3 +214,14 @@ def test_maintenance_advice_has_the_same_json_form() -> None:
     assert json.loads(advice.to_json()) == data
     printed = _cli_json("advise", "--host-os", "Windows 10", "--guest-os", "Windows 7")
     assert printed == [data]
+
+
+async def test_fleet_json_writes_records_in_their_own_schema() -> None:
+    from hvintegration.fleet.records import plain as fleet_plain
+
+    async with LinuxGuest.connect("sim-linux://") as guest:
+        status = await guest.status()
+    assert fleet_plain(status) == status.to_dict()
+    assert fleet_plain({"error": ValueError("bad")}) == {
+        "error": {"type": "ValueError", "message": "bad"}
+    }

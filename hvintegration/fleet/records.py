@@ -9,7 +9,6 @@ text, JSON and a pandas DataFrame.
 
 from __future__ import annotations
 
-import enum
 import importlib
 import json
 import uuid
@@ -19,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import attrs
 
 from hvintegration._table import Column, RecordList, html_table, text_table
-from hvintegration.catalogue import ServiceSpec
+from hvintegration._table import plain as table_plain
 from hvintegration.errors import BatchError, HvIntegrationError
 
 __all__ = [
@@ -51,21 +50,18 @@ def plain(value: Any) -> Any:
         >>> plain(ServiceRow("sim://HV01", "demovm", uuid.UUID(int=0), "VSS", True, "OK"))["vm"]
         'demovm'
     """
-    if isinstance(value, ServiceSpec):
-        return value.key
     if isinstance(value, BaseException):
         return {"type": type(value).__name__, "message": str(value)}
-    if attrs.has(type(value)):
+    if attrs.has(type(value)) and not hasattr(value, "to_dict"):
+        # A fleet record: its fields, each in the form below.
         return {f.name: plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, enum.Enum):
-        return value.value
     if isinstance(value, (tuple, list)):
         return [plain(item) for item in value]
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
-    return value
+    # Everything else as every record writes it (hvintegration._table.plain):
+    # a host, Windows or Linux record in the schema of its own to_dict().
+    return table_plain(value)
 
 
 @attrs.frozen(eq=False)
