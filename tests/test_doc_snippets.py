@@ -53,6 +53,10 @@ PAGES = sorted(
 NOT_RUN = {
     ("docs/transports/psrp.md", "needs a Hyper-V host reachable over WinRM with a CA file"),
     (
+        "docs/fleets.md",
+        "needs an inventory file; tests/test_fleet_cli.py runs these commands on one",
+    ),
+    (
         "docs/linux-guests.md",
         "a sudoers file; tests/test_doc_snippets.py checks it with visudo and uses it in the "
         "guest sandbox",
