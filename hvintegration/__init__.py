@@ -49,6 +49,7 @@ from hvintegration.errors import (
     VMNotFoundError,
     VMNotRunningError,
 )
+from hvintegration.fleet import Fleet, FleetResult, FleetTarget, load_inventory, load_policy
 from hvintegration.host import (
     DEFAULT_TIMEOUT,
     DesiredState,
@@ -110,6 +111,9 @@ __all__ = [
     "DiagnosisVerdict",
     "FileCopy",
     "FileCopyUnavailableError",
+    "Fleet",
+    "FleetResult",
+    "FleetTarget",
     "GuestService",
     "GuestServiceState",
     "HostKeyError",
@@ -160,6 +164,8 @@ __all__ = [
     "advise",
     "catalogue",
     "doctor",
+    "load_inventory",
+    "load_policy",
     "parse_target",
     "__version__",
 ]
