@@ -15,7 +15,7 @@
 # Plain dictionaries, arrays, strings, numbers and booleans only: enums and
 # other .NET values become their names, so ConvertTo-Json never writes an
 # enum as a number, never wraps an array in {value, Count} and never stops
-# at its -Depth. The same conversion as the session loop's.
+# at its -Depth. The same conversion as the session loop's (_runner.ps1).
 function ConvertTo-HvWire($Value, [int]$Depth) {
     if ($null -eq $Value) { return $null }
     if ($Depth -gt 32) { throw 'hvintegration: an output object is nested too deeply' }
@@ -47,7 +47,30 @@ function ConvertTo-HvWire($Value, [int]$Depth) {
     return [string]$Value
 }
 
-$hvOutput = @(foreach ($hvItem in $input) { ConvertTo-HvWire $hvItem 0 })
+# The output objects of the shipped scripts are flat records of strings,
+# booleans, whole numbers and string arrays: those values are converted here,
+# inline, as the session loop does, and only anything else goes through
+# ConvertTo-HvWire. A function call per value would cost the host more than
+# the rest of the pipeline for thousands of records.
+$hvConverted = [Collections.Generic.List[object]]::new()
+foreach ($hvItem in $input) {
+    if ($hvItem -isnot [Management.Automation.PSCustomObject]) {
+        $hvConverted.Add((ConvertTo-HvWire $hvItem 0))
+        continue
+    }
+    $hvRow = [ordered]@{}
+    foreach ($hvMember in $hvItem.PSObject.Members.Match('*', 'NoteProperty')) {
+        $hvValue = $hvMember.Value
+        if ($null -eq $hvValue) { $hvRow[$hvMember.Name] = $null }
+        elseif ($hvValue -is [string]) { $hvRow[$hvMember.Name] = [string]$hvValue }
+        elseif ($hvValue -is [bool]) { $hvRow[$hvMember.Name] = [bool]$hvValue }
+        elseif ($hvValue -is [int] -or $hvValue -is [long]) { $hvRow[$hvMember.Name] = [long]$hvValue }
+        elseif ($hvValue -is [string[]]) { $hvRow[$hvMember.Name] = [string[]]$hvValue }
+        else { $hvRow[$hvMember.Name] = ConvertTo-HvWire $hvValue 1 }
+    }
+    $hvConverted.Add($hvRow)
+}
+$hvOutput = $hvConverted.ToArray()
 # -InputObject, never the pipeline: ConvertTo-Json serialises a single input
 # as it is and several as an array, so piped, a one-element array would be
 # written as its element alone and an empty one not at all (EndProcessing in
