@@ -240,8 +240,9 @@ class Fleet:
             event loop; an exception it raises ends the run.
 
     Raises:
-        ValueError: No targets' names clash, ``max_connections`` is below 1
+        ValueError: Two targets share a name, ``max_connections`` is below 1,
             or a timeout is not positive.
+        TypeError: ``targets`` is one string rather than a list.
 
     Example:
         >>> import asyncio
@@ -583,7 +584,7 @@ class Fleet:
 
     async def _session(self, member: FleetTarget, work: Work, gauge: _Gauge) -> Any:
         timeout = member.operation_timeout or self.operation_timeout
-        # Any target: the *_transport_for helpers refuse the wrong kind clearly.
+        # Any target: the *_transport_for functions refuse the wrong kind clearly.
         target: Any = member.target
         opened: Resource
         if member.kind == "linux":
