@@ -411,3 +411,35 @@ async def test_diagnose_every_host_with_a_broken_one_mixed_in() -> None:
         ("web01", "Guest Service Interface", "disabled on host"),
     }
     assert [d.vm for d in result.values["sim://GOOD"]] == ["demovm", "web01"]
+
+
+async def test_a_target_past_its_timeout_is_stopped_and_leaves_no_process() -> None:
+    marker = f"hvintegration-fleet-{uuid.uuid4()}"
+    argv = [sys.executable, "-c", "import time; time.sleep(300)", marker]
+
+    async def sleep(guest):  # type: ignore[no-untyped-def]
+        return await guest.transport.run_command(argv, timeout=600)
+
+    async def quick(guest):  # type: ignore[no-untyped-def]
+        return (await guest.transport.run_command(["true"], timeout=10)).exit_status
+
+    fleet = Fleet(
+        [
+            FleetTarget("local://", name="slow", kind="linux", timeout=1),
+            FleetTarget("local://?mode=oneshot", name="quick", kind="linux"),
+        ]
+    )
+
+    async def work(guest, member: FleetTarget):  # type: ignore[no-untyped-def]
+        return await (sleep(guest) if member.name == "slow" else quick(guest))
+
+    result = await fleet.run({"linux": work})
+    error = result.errors["slow"]
+    assert isinstance(error, OperationTimeoutError)
+    assert error.timeout == 1
+    assert result.values == {"quick": 0}
+    for _ in range(250):
+        if not processes_mentioning(marker):
+            break
+        await asyncio.sleep(0.02)
+    assert processes_mentioning(marker) == []
