@@ -20,12 +20,13 @@ from hvintegration import (
     AuthenticationError,
     BatchError,
     InvalidTargetError,
+    LinuxGuest,
     OperationTimeoutError,
     PermissionDeniedError,
     TransportError,
     UnsafeChangeError,
 )
-from hvintegration.fleet import Fleet, FleetProgress, FleetTarget, infer_kind
+from hvintegration.fleet import Fleet, FleetProgress, FleetResult, FleetTarget, infer_kind
 from hvintegration.simulator import SimulatedHost
 from hvintegration.testing.processes import processes_mentioning
 from hvintegration.testing.sshd import OpenSSHServer, free_loopback_port, sshd_unavailable_reason
@@ -417,11 +418,9 @@ async def test_a_target_past_its_timeout_is_stopped_and_leaves_no_process() -> N
     marker = f"hvintegration-fleet-{uuid.uuid4()}"
     argv = [sys.executable, "-c", "import time; time.sleep(300)", marker]
 
-    async def sleep(guest):  # type: ignore[no-untyped-def]
-        return await guest.transport.run_command(argv, timeout=600)
-
-    async def quick(guest):  # type: ignore[no-untyped-def]
-        return (await guest.transport.run_command(["true"], timeout=10)).exit_status
+    async def work(guest: LinuxGuest, member: FleetTarget) -> int:
+        command = argv if member.name == "slow" else ["true"]
+        return (await guest.transport.run_command(command, timeout=600)).exit_status
 
     fleet = Fleet(
         [
@@ -429,11 +428,7 @@ async def test_a_target_past_its_timeout_is_stopped_and_leaves_no_process() -> N
             FleetTarget("local://?mode=oneshot", name="quick", kind="linux"),
         ]
     )
-
-    async def work(guest, member: FleetTarget):  # type: ignore[no-untyped-def]
-        return await (sleep(guest) if member.name == "slow" else quick(guest))
-
-    result = await fleet.run({"linux": work})
+    result: FleetResult[object] = await fleet.run({"linux": work})
     error = result.errors["slow"]
     assert isinstance(error, OperationTimeoutError)
     assert error.timeout == 1
