@@ -15,7 +15,7 @@ import pytest
 from hvintegration.catalogue import GUEST_SERVICE_INTERFACE, HEARTBEAT
 from hvintegration.errors import HvIntegrationError
 from hvintegration.operations import GET_INTEGRATION_SERVICES, LIST_VMS, SET_INTEGRATION_SERVICES
-from hvintegration.simulator.state import load_host
+from hvintegration.simulator.state import append_call, load_host
 from hvintegration.testing.conformance import TransportConformance
 from hvintegration.testing.powershell_peers import (
     LocalStandInPeer,
@@ -135,3 +135,12 @@ async def test_a_read_with_a_fault_pending_takes_the_fault(tmp_path: Path) -> No
     host = load_host(peer.path)
     assert host.faults == []
     assert host.calls == ["list_vms"] * 3
+
+
+def test_a_journal_entry_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "host.json"
+    LocalStandInPeer(tmp_path)
+    append_call(path, "list_vms")
+    with pytest.raises(ValueError, match="line end"):
+        append_call(path, "list_vms\nset_integration_services")
+    assert load_host(path).calls == ["list_vms"]
