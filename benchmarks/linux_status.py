@@ -1,10 +1,17 @@
-"""Full status of Linux guests: one SSH round trip vs the seed's three ssh commands.
+"""Full status of Linux guests: one SSH round trip vs the seed's commands over ssh.
 
 The seed document reads a Linux guest by hand with three commands
 (``lsmod | grep hv_utils``, ``ps -ef | grep hv``, ``compgen -c hv_``), which
 a script runs as three ``ssh host CMD`` calls with the OpenSSH client.
 ``LinuxGuest.status()`` gets more (driver, VMBus devices, installed and
 running daemons, units) in one command on one reused connection.
+
+The manual way is measured four ways, so each ratio says what it is against:
+three ``ssh`` runs per guest or one ``ssh`` per guest running all three
+commands, each with the guests one after another or all at once. The
+library is measured one guest after another and all at once (connecting
+included), and all at once on connections already open. Every library row
+prints its ratio against every manual baseline, side by side.
 
 Both run against the same real sshd (the guest sandbox of
 ``hvintegration.testing.linux_guest``, with the real hv_kvp_daemon running)
@@ -97,9 +104,10 @@ class DelayProxy:
             await asyncio.wait(self._handlers, timeout=5)
 
 
-async def manual_way(proxy_port: int, key: str, known_hosts: str) -> None:
-    """The seed's way: three separate OpenSSH client runs, one after another."""
-    for command in MANUAL:
+async def manual_way(proxy_port: int, key: str, known_hosts: str, *, one_ssh: bool = False) -> None:
+    """The seed's way: three separate OpenSSH client runs, one after another,
+    or (``one_ssh``) one run with the three commands joined by ``;``."""
+    for command in ["; ".join(MANUAL)] if one_ssh else MANUAL:
         process = await asyncio.create_subprocess_exec(
             "ssh", "-p", str(proxy_port), "-i", key,
             "-o", f"UserKnownHostsFile={known_hosts}", "-o", "BatchMode=yes",
@@ -139,6 +147,9 @@ async def main(rtt: float, guests: int) -> None:
         async def manual() -> None:
             await manual_way(proxy.port, key, str(known))
 
+        async def manual_one_ssh() -> None:
+            await manual_way(proxy.port, key, str(known), one_ssh=True)
+
         # One guest: warm (the library's normal mode: a connection per guest,
         # kept open) and cold (connection set-up included).
         async with LinuxGuest.connect(url) as guest:
@@ -146,6 +157,7 @@ async def main(rtt: float, guests: int) -> None:
             warm = min([await timed(guest.status) for _ in range(3)])
         cold = min([await timed(ours_cold) for _ in range(3)])
         by_hand = min([await timed(manual) for _ in range(3)])
+        by_hand_one = min([await timed(manual_one_ssh) for _ in range(3)])
 
         # Many guests: the library reading all at once, vs the manual way
         # and the library one guest after another.
@@ -160,6 +172,16 @@ async def main(rtt: float, guests: int) -> None:
             for _ in range(guests):
                 await manual()
 
+        async def manual_concurrent() -> None:
+            await asyncio.gather(*(manual() for _ in range(guests)))
+
+        async def one_ssh_sequential() -> None:
+            for _ in range(guests):
+                await manual_one_ssh()
+
+        async def one_ssh_concurrent() -> None:
+            await asyncio.gather(*(manual_one_ssh() for _ in range(guests)))
+
         concurrent = await timed(ours_concurrent)
         sequential = await timed(ours_sequential)
         # Open connections, as a long-running tool keeps them (not timed).
@@ -173,6 +195,9 @@ async def main(rtt: float, guests: int) -> None:
         finally:
             await asyncio.gather(*(g.aclose() for g in opened))
         manual_all = await timed(manual_sequential)
+        manual_all_concurrent = await timed(manual_concurrent)
+        one_ssh_all = await timed(one_ssh_sequential)
+        one_ssh_all_concurrent = await timed(one_ssh_concurrent)
 
         # 200 status calls at once on one guest, one connection, sshd with
         # its default MaxSessions (10): every call must succeed.
@@ -189,21 +214,41 @@ async def main(rtt: float, guests: int) -> None:
         await proxy.aclose()
 
     print(f"injected round-trip time: {rtt * 1000:.0f} ms (proxy on loopback)")
-    print(f"{'case':<58}{'seconds':>9}{'ratio':>9}")
-    rows = [
-        ("1 guest, manual: 3 x `ssh host CMD`", by_hand, None),
-        ("1 guest, LinuxGuest.status() incl. connecting", cold, by_hand / cold),
-        ("1 guest, LinuxGuest.status() on an open connection", warm, by_hand / warm),
-        (f"{guests} guests, manual, one after another", manual_all, None),
-        (f"{guests} guests, LinuxGuest one after another", sequential, manual_all / sequential),
-        (f"{guests} guests, LinuxGuest concurrently incl. connecting", concurrent,
-         manual_all / concurrent),
-        (f"{guests} guests, LinuxGuest concurrently on open connections", concurrent_warm,
-         manual_all / concurrent_warm),
-    ]  # fmt: skip
-    for label, seconds, ratio in rows:
-        shown = f"{ratio:>8.1f}x" if ratio is not None else f"{'-':>9}"
-        print(f"{label:<58}{seconds:>9.3f}{shown}")
+    print()
+    print("1 guest")
+    print(f"  {'case':<52}{'seconds':>9}{'vs 3 ssh':>10}{'vs 1 ssh':>10}")
+    one_guest = [
+        ("manual: 3 x `ssh host CMD`", by_hand),
+        ("manual: 1 x `ssh host 'CMD; CMD; CMD'`", by_hand_one),
+        ("LinuxGuest.status() incl. connecting", cold),
+        ("LinuxGuest.status() on an open connection", warm),
+    ]
+    for label, seconds in one_guest:
+        print(
+            f"  {label:<52}{seconds:>9.3f}{by_hand / seconds:>9.1f}x{by_hand_one / seconds:>9.1f}x"
+        )
+    baselines = [
+        ("3 ssh seq", manual_all),
+        ("3 ssh conc", manual_all_concurrent),
+        ("1 ssh seq", one_ssh_all),
+        ("1 ssh conc", one_ssh_all_concurrent),
+    ]
+    print()
+    print(f"{guests} guests (ratio = baseline seconds / row seconds; above 1 is faster)")
+    header = "".join(f"{name:>12}" for name, _ in baselines)
+    print(f"  {'case':<44}{'seconds':>9}{header}")
+    many = [
+        ("manual, 3 ssh per guest, one after another", manual_all),
+        ("manual, 3 ssh per guest, all guests at once", manual_all_concurrent),
+        ("manual, 1 ssh per guest, one after another", one_ssh_all),
+        ("manual, 1 ssh per guest, all guests at once", one_ssh_all_concurrent),
+        ("LinuxGuest, one after another, connecting", sequential),
+        ("LinuxGuest, all at once, connecting", concurrent),
+        ("LinuxGuest, all at once, open connections", concurrent_warm),
+    ]
+    for label, seconds in many:
+        ratios = "".join(f"{base / seconds:>11.1f}x" for _, base in baselines)
+        print(f"  {label:<44}{seconds:>9.3f}{ratios}")
     print(
         f"library, {guests} guests concurrently vs one after another (both connecting): "
         f"{sequential / concurrent:.1f}x"
