@@ -119,6 +119,9 @@ def test_group_and_bad_input(tmp_path: Path) -> None:
     status, _, err = _run("-t", "sim://", "fleet", "services", "-i", str(inventory))
     assert status == 2
     assert "fleet takes --inventory FILE, not --target" in err
+    status, _, err = _run("fleet", "services", "-i", str(inventory), "--ask-password")
+    assert status == 2
+    assert "password from the inventory" in err
     status, _, err = _run("fleet", "services")
     assert status == 2
     assert "--inventory" in err

@@ -187,7 +187,8 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
         ``None`` (0).
 
     Raises:
-        UsageError: ``--target`` was given (a fleet takes ``--inventory``).
+        UsageError: ``--target`` or a password option was given (a fleet
+            takes its targets and their passwords from ``--inventory``).
         InventoryError: The inventory cannot be used.
         PolicyError: The policy cannot be used.
         BatchError: Some targets failed; their results were printed first,
@@ -196,6 +197,11 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
     """
     if getattr(args, "target", None):
         raise UsageError("fleet takes --inventory FILE, not --target")
+    if getattr(args, "password_file", None) or getattr(args, "ask_password", False):
+        raise UsageError(
+            "fleet reads each target's password from the inventory: "
+            'password = { env = "VAR" }, { file = "PATH" } or { prompt = true }'
+        )
     as_json = bool(getattr(args, "json", False))
     inventory = load_inventory(args.inventory)
     policy = load_policy(args.policy) if args.action in ("plan", "apply") else None
