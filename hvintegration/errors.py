@@ -585,8 +585,9 @@ class KvpWriteError(RemoteCommandError):
             Exception; 4 Running when the wait for it ran out), or ``None``.
         job_error_code: The job's ``ErrorCode``, or ``None``.
         result: What was done before the failure (a
-            :class:`~hvintegration.records.KvpWriteResult`, whose items not
-            sent read ``not-sent``), or ``None`` when the host said nothing.
+            :class:`~hvintegration.records.KvpWriteResult`, whose items read
+            ``pending``, ``failed`` or ``not-sent`` where the write stopped),
+            or ``None`` when the host said nothing.
     """
 
     def __init__(

@@ -87,6 +87,21 @@ def _ref_key(ref: VMRef) -> VMKey:
     return vm_key(ref)
 
 
+def _ref_keys(vms: Iterable[VMRef]) -> list[VMKey]:
+    """The keys of several VMs, refusing one VM where several are expected.
+
+    Raises:
+        TypeError: ``vms`` is one name, id or VM rather than a list of them
+            (a str would otherwise be read one character per VM).
+    """
+    if isinstance(vms, (str, bytes, uuid.UUID, VirtualMachine)):
+        raise TypeError(
+            f"vms is a list of VMs (names, ids or VirtualMachine objects), not one "
+            f"{type(vms).__name__}: pass [{vms!r}]"
+        )
+    return [_ref_key(vm) for vm in vms]
+
+
 class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
     """A Hyper-V host reached through a transport.
 
@@ -144,7 +159,7 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
         return self._run, self.target
 
     def _kvp_refs(self, vms: Iterable[VMRef]) -> list[VMKey]:
-        return [_ref_key(vm) for vm in vms]
+        return _ref_keys(vms)
 
     def _error(
         self, record: ErrorRecord, operation: Operation, name: str | None = None
@@ -222,8 +237,9 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
             VMNotFoundError: The one VM asked for does not exist.
             BatchError: Some of several VMs could not be read; its
                 ``result`` holds the services of the others.
+            TypeError: ``vms`` is one VM (a str, say), not a list of them.
         """
-        refs = None if vms is None else [_ref_key(vm) for vm in vms]
+        refs = None if vms is None else _ref_keys(vms)
         parameters: dict[str, JsonValue] = {
             "VM": None if refs is None else [wire_ref(ref) for ref in refs]
         }
@@ -334,7 +350,7 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
             >>> asyncio.run(main())
             'Heartbeat'
         """
-        states = await self.integration_services(None if vms is None else list(vms))
+        states = await self.integration_services(vms)
         return {
             state.name: state.service
             for state in states
@@ -385,6 +401,9 @@ class VirtualMachine(VMKvpMethods):
 
     def _kvp_target(self) -> tuple[Runner, str, VMKey]:
         return self.host._run, self.host.target, self.ref
+
+    def _kvp_timeout(self) -> float:
+        return self.host.timeout
 
     async def summary(self) -> VMSummary:
         """The VM as ``Get-VM`` shows it. One round trip.

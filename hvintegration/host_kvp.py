@@ -13,14 +13,30 @@ Limits, checked before anything is sent:
   ``ModifyKvpItems`` and ``RemoveKvpItems`` take at most 128 items a call
   (https://learn.microsoft.com/windows/win32/hyperv_v2/addkvpitems-msvm-virtualsystemmanagementservice).
 * A key of at most :data:`MAX_KEY_CHARS` and a value of at most
-  :data:`MAX_VALUE_CHARS` UTF-16 code units, no NUL. The WMI class allows
-  1,024 characters for each (``MAXLEN (1024)`` on ``Name`` and ``Data``,
+  :data:`MAX_VALUE_CHARS` UTF-16 code units. The WMI class allows 1,024
+  characters for each (``MAXLEN (1024)`` on ``Name`` and ``Data``,
   https://learn.microsoft.com/windows/win32/hyperv_v2/msvm-kvpexchangedataitem),
   but the message that carries an item to the guest holds a key of 512 bytes
   and a value of 2,048 bytes of UTF-16 including the terminating NUL
   (``HV_KVP_EXCHANGE_MAX_KEY_SIZE`` and ``HV_KVP_EXCHANGE_MAX_VALUE_SIZE`` in
-  the Linux kernel's ``include/uapi/linux/hyperv.h``), so a longer item
-  could be stored on the host and never arrive whole.
+  the Linux kernel's ``include/uapi/linux/hyperv.h``).
+* And a key of at most :data:`MAX_KEY_UTF8_BYTES` and a value of at most
+  :data:`MAX_VALUE_UTF8_BYTES` bytes in UTF-8: a Linux guest's kernel turns
+  the item into UTF-8 into buffers of the same 512 and 2,048 bytes, NUL
+  included, and drops whatever does not fit (``kvp_send_key`` in
+  ``drivers/hv/hv_kvp.c`` calls ``utf16s_to_utf8s`` with
+  ``HV_KVP_EXCHANGE_MAX_KEY_SIZE - 1`` and ``HV_KVP_EXCHANGE_MAX_VALUE_SIZE -
+  1``). ASCII text meets the UTF-16 limit first; ``"鍵" * 255`` fits the
+  UTF-16 limit but is 765 bytes of UTF-8 and would reach a Linux guest cut.
+  The library cannot tell which guest an item is for, so an item must
+  arrive whole in either.
+* Only characters XML 1.0 can carry (no NUL, no other C0 control character
+  but tab, line feed and carriage return, no lone surrogate, no U+FFFE or
+  U+FFFF): the write embeds each item as a CIM-XML document (DMTF DSP0201,
+  https://www.w3.org/TR/xml/#charsets).
+
+Together these limits stop an item that could be stored on the host and
+never arrive whole in a guest.
 """
 
 from __future__ import annotations
@@ -44,9 +60,13 @@ __all__ = [
     "HostKvpMethods",
     "VMKvpMethods",
     "JOB_STATES",
+    "KvpAccessDeniedError",
     "MAX_ITEMS",
     "MAX_KEY_CHARS",
+    "MAX_KEY_UTF8_BYTES",
     "MAX_VALUE_CHARS",
+    "MAX_VALUE_UTF8_BYTES",
+    "WAIT_FRACTION",
     "RETURN_VALUES",
     "Runner",
     "check_items",
@@ -60,6 +80,7 @@ __all__ = [
     "set_items",
     "update_items",
     "vm_kvp",
+    "wait_seconds",
 ]
 
 MAX_ITEMS = 128
@@ -71,8 +92,17 @@ MAX_KEY_CHARS = 512 // 2 - 1
 MAX_VALUE_CHARS = 2048 // 2 - 1
 """UTF-16 code units of a value: 2,048 bytes on the wire, less the NUL."""
 
-WAIT_SECONDS = 60
-"""How long the host script waits for each KVP job."""
+MAX_KEY_UTF8_BYTES = 512 - 1
+"""Bytes of a key in UTF-8 as a Linux guest receives it, less the NUL."""
+
+MAX_VALUE_UTF8_BYTES = 2048 - 1
+"""Bytes of a value in UTF-8 as a Linux guest receives it, less the NUL."""
+
+WAIT_FRACTION = 0.75
+"""Share of the host's timeout the write script may spend waiting for its
+KVP jobs, all methods together: it reports a job still running (``pending``
+items, ``KvpJobTimedOut``) before the caller's timeout gives up on the whole
+round trip and loses what was done."""
 
 RETURN_VALUES = {
     0: "Completed with No Error",
@@ -109,23 +139,74 @@ JOB_STATES = {
 (https://learn.microsoft.com/windows/win32/hyperv_v2/msvm-concretejob)."""
 
 
+# RemoteCommandError types remote_message as str, PermissionDeniedError as
+# str | None; RemoteCommandError.__init__ runs last and sets a str.
+class KvpAccessDeniedError(KvpWriteError, PermissionDeniedError):  # type: ignore[misc]
+    """The host refused a KVP method: it returned 32769 (Access Denied).
+
+    Both a :class:`~hvintegration.errors.PermissionDeniedError` (the account
+    lacks the rights: it must be a member of Administrators or Hyper-V
+    Administrators on the host) and a
+    :class:`~hvintegration.errors.KvpWriteError`, so its ``result`` says
+    what an earlier method of the same write already did.
+
+    Example:
+        >>> from hvintegration.errors import PermissionDeniedError
+        >>> issubclass(KvpAccessDeniedError, PermissionDeniedError)
+        True
+    """
+
+
 def _utf16_units(text: str) -> int:
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def _check_text(text: object, limit: int, what: str, *, empty: bool) -> str:
+def _utf8_bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _xml_char(ch: str) -> bool:
+    # XML 1.0 production [2] Char: #x9 | #xA | #xD | [#x20-#xD7FF] |
+    # [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+    code = ord(ch)
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
+
+
+def _check_text(text: object, limits: tuple[int, int], what: str, *, empty: bool) -> str:
     if not isinstance(text, str):
         raise TypeError(f"a KVP {what} is a str, not {type(text).__name__}")
     if not text and not empty:
         raise ValueError(f"a KVP {what} must not be empty")
-    if "\0" in text:
-        raise ValueError(f"a KVP {what} must not contain NUL characters: {text[:40]!r}")
-    units = _utf16_units(text)
-    if units > limit:
+    bad = next((ch for ch in text if not _xml_char(ch)), None)
+    if bad is not None:
+        kind = "NUL" if bad == "\0" else f"U+{ord(bad):04X}"
         raise ValueError(
-            f"a KVP {what} holds at most {limit} UTF-16 code units; {text[:40]!r}... has {units}"
+            f"a KVP {what} must not contain {kind} (the item travels as XML, which cannot "
+            f"carry it): {text[:40]!r}"
+        )
+    units_limit, bytes_limit = limits
+    units = _utf16_units(text)
+    if units > units_limit:
+        raise ValueError(
+            f"a KVP {what} holds at most {units_limit} UTF-16 code units; "
+            f"{text[:40]!r}... has {units}"
+        )
+    size = _utf8_bytes(text)
+    if size > bytes_limit:
+        raise ValueError(
+            f"a KVP {what} holds at most {bytes_limit} bytes of UTF-8 (a Linux guest receives "
+            f"it so, cut to fit); {text[:40]!r}... has {size}"
         )
     return text
+
+
+_KEY_LIMITS = (MAX_KEY_CHARS, MAX_KEY_UTF8_BYTES)
+_VALUE_LIMITS = (MAX_VALUE_CHARS, MAX_VALUE_UTF8_BYTES)
 
 
 def _check_count(count: int) -> None:
@@ -145,7 +226,8 @@ def check_items(items: Mapping[str, str]) -> dict[str, str]:
     Raises:
         TypeError: ``items`` is not a mapping, or a key or value is not a str.
         ValueError: No items, more than :data:`MAX_ITEMS`, an empty key, a
-            NUL, or a key or value over its limit.
+            character XML cannot carry (NUL, other C0 controls), a key or
+            value over its limit, or two keys that differ only in case.
 
     Example:
         >>> check_items({"Role": "web"})
@@ -161,8 +243,8 @@ def check_items(items: Mapping[str, str]) -> dict[str, str]:
         raise ValueError("no KVP items to set")
     _check_count(len(items))
     checked = {
-        _check_text(key, MAX_KEY_CHARS, "key", empty=False): _check_text(
-            value, MAX_VALUE_CHARS, "value", empty=True
+        _check_text(key, _KEY_LIMITS, "key", empty=False): _check_text(
+            value, _VALUE_LIMITS, "value", empty=True
         )
         for key, value in items.items()
     }
@@ -182,11 +264,11 @@ def check_keys(keys: Iterable[str]) -> list[str]:
     Raises:
         TypeError: ``keys`` is one str (not a list of them), or a key is not a str.
         ValueError: No keys, more than :data:`MAX_ITEMS`, a key twice, an
-            empty key, a NUL or a key over its limit.
+            empty key, a character XML cannot carry or a key over its limit.
     """
     if isinstance(keys, (str, bytes)):
         raise TypeError("pass a list of KVP keys, not one string")
-    checked = [_check_text(key, MAX_KEY_CHARS, "key", empty=False) for key in keys]
+    checked = [_check_text(key, _KEY_LIMITS, "key", empty=False) for key in keys]
     if not checked:
         raise ValueError("no KVP keys to remove")
     _check_count(len(checked))
@@ -291,13 +373,6 @@ def _write_error(
     code = details.get("ReturnValue")
     state = details.get("JobState")
     job_code = details.get("ErrorCode")
-    if code == 32769:
-        return PermissionDeniedError(
-            f"permission denied: {method} returned 32769 (Access Denied); run as a member of "
-            "Administrators or Hyper-V Administrators on the host",
-            remote_message=record.message,
-            **where,
-        )
     if state is not None:
         meaning = f"job {JOB_STATES.get(state, 'state ' + str(state))}"
         if job_code:
@@ -308,7 +383,11 @@ def _write_error(
     outcome = (
         f"done before it: {', '.join(changed)}" if changed else "no item was changed before it"
     )
-    return KvpWriteError(
+    kind: type[KvpWriteError] = KvpWriteError
+    if code == 32769:
+        kind = KvpAccessDeniedError
+        meaning += "; run as a member of Administrators or Hyper-V Administrators on the host"
+    return kind(
         f"{method or 'the KVP write'} failed for {vm} ({meaning}): {record.message}; {outcome}",
         method=method,
         return_value=code,
@@ -343,8 +422,11 @@ def read_kvp_write(
 
     Raises:
         KvpWriteError: A method or its job failed; its ``result`` says what
-            was done before.
-        PermissionDeniedError: The host refused the account.
+            was done before (``pending`` for the items of a job still
+            running, ``failed`` for those of the method that failed,
+            ``not-sent`` for the later ones).
+        KvpAccessDeniedError: The host refused the account (a
+            ``PermissionDeniedError`` and a ``KvpWriteError``).
         VMNotFoundError: No such VM.
         ProtocolError: The answer is malformed.
     """
@@ -402,14 +484,35 @@ async def vm_kvp(run: Runner, target: str, vm: VMKey) -> KvpExchange:
     return read_vm_kvp(await _read(run, [vm]), target=target, vm=vm)
 
 
+def wait_seconds(timeout: float) -> float:
+    """How long the write script may wait for its KVP jobs, all methods together.
+
+    Args:
+        timeout: The host's timeout for one operation, in seconds.
+
+    Returns:
+        :data:`WAIT_FRACTION` of it, in seconds (milliseconds kept).
+
+    Example:
+        >>> wait_seconds(60)
+        45.0
+    """
+    return round(timeout * WAIT_FRACTION, 3)
+
+
 async def _write(
-    run: Runner, target: str, vm: VMKey, set_items: Mapping[str, str], remove: Sequence[str]
+    run: Runner,
+    target: str,
+    vm: VMKey,
+    set_items: Mapping[str, str],
+    remove: Sequence[str],
+    wait: float,
 ) -> KvpWriteResult:
     parameters: dict[str, JsonValue] = {
         "VM": wire_ref(vm),
         "Set": [{"Name": key, "Data": value} for key, value in set_items.items()],
         "Remove": list(remove),
-        "WaitSeconds": WAIT_SECONDS,
+        "WaitSeconds": wait,
     }
     asked: list[tuple[str, str | None]] = [*set_items.items(), *((key, None) for key in remove)]
     result = await run(SET_KVP_ITEMS, parameters)
@@ -417,34 +520,46 @@ async def _write(
 
 
 async def update_items(
-    run: Runner, target: str, vm: VMKey, items: Mapping[str, str], keys: Iterable[str]
+    run: Runner,
+    target: str,
+    vm: VMKey,
+    items: Mapping[str, str],
+    keys: Iterable[str],
+    *,
+    timeout: float,
 ) -> KvpWriteResult:
     """Set some host-to-guest items and remove others in one round trip (see
-    :meth:`~hvintegration.VirtualMachine.update_kvp_items`)."""
+    :meth:`~hvintegration.VirtualMachine.update_kvp_items`); ``timeout`` is
+    the host's, in seconds."""
     checked = check_items(items) if items else {}
     keys = list(keys) if not isinstance(keys, (str, bytes)) else keys
     removed = check_keys(keys) if keys else []
     if not checked and not removed:
         raise ValueError("no KVP items to set or remove")
-    both = {key.casefold() for key in checked} & {key.casefold() for key in removed}
-    if both:
-        raise ValueError(f"a KVP key cannot be set and removed at once: {sorted(both)[0]!r}")
+    removing = {key.casefold(): key for key in removed}
+    for key in checked:
+        twin = removing.get(key.casefold())
+        if twin is not None:
+            named = repr(key) if twin == key else f"{key!r} (removed as {twin!r})"
+            raise ValueError(f"a KVP key cannot be set and removed at once: {named}")
     _check_count(len(checked) + len(removed))
-    return await _write(run, target, vm, checked, removed)
+    return await _write(run, target, vm, checked, removed, wait_seconds(timeout))
 
 
 async def set_items(
-    run: Runner, target: str, vm: VMKey, items: Mapping[str, str]
+    run: Runner, target: str, vm: VMKey, items: Mapping[str, str], *, timeout: float
 ) -> KvpWriteResult:
     """Add or modify host-to-guest items (see
     :meth:`~hvintegration.VirtualMachine.set_kvp_items`)."""
-    return await _write(run, target, vm, check_items(items), [])
+    return await _write(run, target, vm, check_items(items), [], wait_seconds(timeout))
 
 
-async def remove_items(run: Runner, target: str, vm: VMKey, keys: Iterable[str]) -> KvpWriteResult:
+async def remove_items(
+    run: Runner, target: str, vm: VMKey, keys: Iterable[str], *, timeout: float
+) -> KvpWriteResult:
     """Remove host-to-guest items (see
     :meth:`~hvintegration.VirtualMachine.remove_kvp_items`)."""
-    return await _write(run, target, vm, {}, check_keys(keys))
+    return await _write(run, target, vm, {}, check_keys(keys), wait_seconds(timeout))
 
 
 async def host_integration_services_version(run: Runner, target: str) -> str:
@@ -482,6 +597,7 @@ class HostKvpMethods:
             VMNotFoundError: The one VM asked for does not exist.
             BatchError: Some of several VMs could not be read; its ``result``
                 holds the others.
+            TypeError: ``vms`` is one VM (a str, say), not a list of them.
 
         Example:
             >>> import asyncio
@@ -521,6 +637,9 @@ class VMKvpMethods:
     """The KVP methods of :class:`~hvintegration.VirtualMachine` (kept here, by subject)."""
 
     def _kvp_target(self) -> tuple[Runner, str, VMKey]:
+        raise NotImplementedError  # pragma: no cover - VirtualMachine provides it
+
+    def _kvp_timeout(self) -> float:
         raise NotImplementedError  # pragma: no cover - VirtualMachine provides it
 
     async def key_value_pairs(self) -> KvpExchange:
@@ -575,7 +694,7 @@ class VMKvpMethods:
             >>> asyncio.run(main())
             ([('Role', 'added')], {'Role': 'web'})
         """
-        return await set_items(*self._kvp_target(), items)
+        return await set_items(*self._kvp_target(), items, timeout=self._kvp_timeout())
 
     async def update_kvp_items(
         self, set: Mapping[str, str] | None = None, remove: Iterable[str] = ()
@@ -599,7 +718,9 @@ class VMKvpMethods:
                 item over a limit.
             KvpWriteError: The host failed a method or its job.
         """
-        return await update_items(*self._kvp_target(), set or {}, remove)
+        return await update_items(
+            *self._kvp_target(), set or {}, remove, timeout=self._kvp_timeout()
+        )
 
     async def remove_kvp_items(self, keys: Iterable[str]) -> KvpWriteResult:
         """Remove host-to-guest KVP items in one round trip (``RemoveKvpItems``).
@@ -616,4 +737,4 @@ class VMKvpMethods:
             ValueError: No keys, a key twice, or one over the limit.
             KvpWriteError: The host failed the method or its job.
         """
-        return await remove_items(*self._kvp_target(), keys)
+        return await remove_items(*self._kvp_target(), keys, timeout=self._kvp_timeout())

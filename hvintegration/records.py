@@ -552,9 +552,12 @@ class KvpChange(JsonRecord):
         action: ``added`` (AddKvpItems), ``modified`` (ModifyKvpItems),
             ``removed`` (RemoveKvpItems), ``unchanged`` (it already held this
             value: nothing sent), ``absent`` (asked to remove an item the
-            host does not have: nothing sent) or ``not-sent`` (an earlier
-            method failed, so this one was not called; only in
-            :attr:`KvpWriteError.result <hvintegration.errors.KvpWriteError.result>`).
+            host does not have: nothing sent); and only in
+            :attr:`KvpWriteError.result <hvintegration.errors.KvpWriteError.result>`:
+            ``pending`` (its method's job was still running when the wait
+            ran out: it may yet complete), ``failed`` (its method or job
+            failed) or ``not-sent`` (an earlier method failed, so this one
+            was not called).
         value: The value asked for; ``None`` for a removal.
     """
 

@@ -24,7 +24,12 @@ from hvintegration import (
     VMNotFoundError,
 )
 from hvintegration.cli import run
-from hvintegration.host_kvp import MAX_ITEMS, MAX_KEY_CHARS, MAX_VALUE_CHARS
+from hvintegration.host_kvp import (
+    MAX_ITEMS,
+    MAX_KEY_CHARS,
+    MAX_VALUE_CHARS,
+    KvpAccessDeniedError,
+)
 from hvintegration.operations import GET_KVP_ITEMS, SET_KVP_ITEMS
 from hvintegration.simulator import SimulatedHost
 from hvintegration.simulator.linux import SimulatedLinuxGuest
@@ -98,6 +103,20 @@ async def test_every_vm_in_one_round_trip_and_partial_failures(lab: SimulatedHos
     assert list(caught.value.errors) == ["ghost"]
 
 
+@pytest.mark.parametrize(
+    "one", ["demovm", uuid.UUID(int=7), b"demovm"], ids=["str", "uuid", "bytes"]
+)
+async def test_one_vm_where_a_list_is_expected_is_refused(lab: SimulatedHost, one: object) -> None:
+    # A str is iterable: read one character per VM it would ask for 'd'.
+    async with HyperVHost.connect(lab) as host:
+        for read in (host.key_value_pairs, host.integration_services, host.display_names):
+            with pytest.raises(TypeError, match="list of VMs"):
+                await read(one)  # type: ignore[operator]
+        with pytest.raises(TypeError, match="list of VMs"):
+            await host.key_value_pairs(host.vm("demovm"))  # type: ignore[arg-type]
+    assert lab.round_trips == 0
+
+
 async def test_set_sends_only_what_differs_and_reports_each_key(lab: SimulatedHost) -> None:
     vm = lab.vm("demovm")
     vm.kvp_host.update({"Role": "web", "Env": "test"})
@@ -126,8 +145,13 @@ async def test_set_and_remove_in_one_round_trip(lab: SimulatedHost) -> None:
     lab.vm("demovm").kvp_host["Old"] = "1"
     async with HyperVHost.connect(lab) as host:
         done = await host.vm("demovm").update_kvp_items({"Fresh": "2"}, ["Old"])
-        with pytest.raises(ValueError, match="set and removed"):
+        # Both keys as the caller spelt them, never casefolded.
+        with pytest.raises(
+            ValueError, match="set and removed at once: 'Fresh' \\(removed as 'fresh'\\)"
+        ):
             await host.vm("demovm").update_kvp_items({"Fresh": "3"}, ["fresh"])
+        with pytest.raises(ValueError, match=r"set and removed at once: 'Role'$"):
+            await host.vm("demovm").update_kvp_items({"Role": "3"}, ["Role"])
     assert [(c.key, c.action) for c in done.changes] == [("Fresh", "added"), ("Old", "removed")]
     assert lab.round_trips == 1
 
@@ -145,6 +169,12 @@ async def test_set_and_remove_in_one_round_trip(lab: SimulatedHost) -> None:
         ({f"k{i}": "v" for i in range(MAX_ITEMS + 1)}, ValueError, "at most 128 items"),
         ({"Role": "a", "ROLE": "b"}, ValueError, "name one item"),
         ({"k": 1}, TypeError, "is a str, not int"),
+        ({"k\x01": "v"}, ValueError, "must not contain U\\+0001"),
+        ({"k": "red \x1b[31m"}, ValueError, "must not contain U\\+001B"),
+        ({"k": "\ud800"}, ValueError, "must not contain U\\+D800"),
+        ({"k": "\uffff"}, ValueError, "must not contain U\\+FFFF"),
+        ({"\u9375" * 171: "v"}, ValueError, "at most 511 bytes of UTF-8"),
+        ({"k": "\u5024" * 683}, ValueError, "at most 2047 bytes of UTF-8"),
     ],
     ids=[
         "long-key",
@@ -156,6 +186,12 @@ async def test_set_and_remove_in_one_round_trip(lab: SimulatedHost) -> None:
         "too-many",
         "twins",
         "not-str",
+        "c0-key",
+        "escape-value",
+        "lone-surrogate",
+        "non-character",
+        "cjk-key-over-utf8",
+        "cjk-value-over-utf8",
     ],
 )
 async def test_bad_items_are_refused_before_anything_is_sent(
@@ -169,9 +205,39 @@ async def test_bad_items_are_refused_before_anything_is_sent(
 
 async def test_the_limits_themselves_are_accepted(lab: SimulatedHost) -> None:
     key, value = "k" * MAX_KEY_CHARS, "v" * MAX_VALUE_CHARS
+    # 170 three-byte characters are 510 bytes of UTF-8; 682 are 2,046.
+    wide_key, wide_value = "\u9375" * 170, "\u5024" * 682
     async with HyperVHost.connect(lab) as host:
-        done = await host.vm("demovm").set_kvp_items({key: value})
-    assert dict(done.host) == {key: value}
+        done = await host.vm("demovm").set_kvp_items(
+            {key: value, wide_key: wide_value, "tabs": "a\tb\r\nc"}
+        )
+    assert dict(done.host) == {key: value, wide_key: wide_value, "tabs": "a\tb\r\nc"}
+
+
+async def test_an_item_set_on_the_host_reaches_a_linux_guest_whole_or_cut_as_the_kernel_cuts(
+    lab: SimulatedHost,
+) -> None:
+    # The library refuses what a Linux guest could not receive whole; an
+    # item put on the host by other means is cut as the kernel's
+    # utf16s_to_utf8s cuts it (a character that no longer fits is skipped),
+    # and every record of pool 0 stays 512 + 2,048 bytes.
+    guest = SimulatedLinuxGuest("web01")
+    lab.add_vm("web01", guest="ubuntu-22.04")
+    lab.link_linux("web01", guest)
+    lab.vm("web01").kvp_host.update(
+        {"\u9375" * 255: "x", "Role": "web", "Env": "\u5024" * 1023 + "ok", "After": "ok"}
+    )
+    async with HyperVHost.connect(lab) as host, LinuxGuest.connect(guest) as linux:
+        await host.vm("web01").key_value_pairs()
+        pool0 = await linux.kvp(pool=0)
+    assert len(guest.pools[0]) == 4 * (512 + 2048)
+    assert [(i.key, i.value) for i in pool0] == [
+        ("\u9375" * 170, "x"),
+        ("Role", "web"),
+        ("Env", "\u5024" * 682 + "o"),
+        ("After", "ok"),
+    ]
+    assert all(not i.problem for i in pool0)
 
 
 @pytest.mark.parametrize(
@@ -210,9 +276,78 @@ async def test_a_failed_job_stops_the_write_and_says_what_was_done(lab: Simulate
     assert isinstance(error.result, KvpWriteResult)
     assert [(c.key, c.action) for c in error.result.changes] == [
         ("Env", "modified"),
-        ("Role", "not-sent"),
+        ("Role", "failed"),
     ]
     assert vm.kvp_host == {"Env": "prod"}
+
+
+@pytest.mark.parametrize(
+    ("method", "failure", "error", "actions"),
+    [
+        # The wait for AddKvpItems' job ran out: it may still complete.
+        ("AddKvpItems", (4096, 4, 0), KvpWriteError,
+         [("Keep", "modified"), ("New", "pending"), ("Old", "removed"), ("Gone", "absent")]),
+        ("ModifyKvpItems", (32768, 0, 0), KvpWriteError,
+         [("Keep", "failed"), ("New", "not-sent"), ("Old", "removed"), ("Gone", "absent")]),
+        ("RemoveKvpItems", (4096, 10, 32768), KvpWriteError,
+         [("Keep", "not-sent"), ("New", "not-sent"), ("Old", "failed"), ("Gone", "absent")]),
+        # Access Denied on the last method: still says what the others did.
+        ("AddKvpItems", (32769, 0, 0), KvpAccessDeniedError,
+         [("Keep", "modified"), ("New", "failed"), ("Old", "removed"), ("Gone", "absent")]),
+    ],
+    ids=["timed-out", "failed-method", "failed-job", "access-denied-later"],
+)  # fmt: skip
+async def test_each_item_says_what_became_of_it_when_a_method_fails(
+    lab: SimulatedHost,
+    method: str,
+    failure: tuple[int, int, int],
+    error: type[KvpWriteError],
+    actions: list[tuple[str, str]],
+) -> None:
+    vm = lab.vm("demovm")
+    vm.kvp_host.update({"Old": "1", "Keep": "a"})
+    vm.kvp_failures[method] = failure
+    async with HyperVHost.connect(lab) as host:
+        with pytest.raises(error) as caught:
+            await host.vm("demovm").update_kvp_items({"Keep": "b", "New": "n"}, ["Old", "Gone"])
+    result = caught.value.result
+    assert isinstance(result, KvpWriteResult)
+    assert [(c.key, c.action) for c in result.changes] == actions
+    assert caught.value.method == method
+
+
+async def test_the_script_waits_for_its_jobs_less_than_the_callers_timeout(
+    lab: SimulatedHost,
+) -> None:
+    sent: list[OperationRequest] = []
+    inner = lab.open()
+
+    async def forward(request: Request) -> OperationResult:
+        assert isinstance(request, OperationRequest)
+        sent.append(request)
+        return await inner.run_operation(
+            request.operation, request.parameters, timeout=request.timeout
+        )
+
+    lab.vm("demovm").kvp_failures["AddKvpItems"] = (4096, 4, 0)
+    async with HyperVHost(MockTransport(forward), timeout=20) as host:
+        with pytest.raises(KvpWriteError, match="job Running") as caught:
+            await host.vm("demovm").set_kvp_items({"Role": "web"})
+    # One budget for every job of the write, three quarters of the timeout.
+    assert sent[0].parameters["WaitSeconds"] == 15.0
+    assert sent[0].timeout == 20
+    assert "within 15 seconds" in caught.value.remote_message
+
+
+def test_the_write_script_keeps_its_result_when_a_cim_call_throws() -> None:
+    script = SET_KVP_ITEMS.script
+    call = script.index("CimCmdlets\\Invoke-CimMethod")
+    assert script.rfind("try {", 0, call) > script.rfind("}", 0, call)
+    assert "-ErrorAction Stop" in script[call : script.index("\n", call + 80)]
+    # Timed-out jobs read pending, failed ones failed, in the script as in
+    # the simulator.
+    assert "$outcome = 'pending'" in script
+    assert "$outcome = 'failed'" in script
 
 
 async def test_method_return_values_map_to_the_error_tree(lab: SimulatedHost) -> None:
@@ -222,7 +357,7 @@ async def test_method_return_values_map_to_the_error_tree(lab: SimulatedHost) ->
     vm.kvp_failures["AddKvpItems"] = (32775, 0, 0)
     vm.kvp_failures["ModifyKvpItems"] = (4096, 4, 0)
     async with HyperVHost.connect(lab) as host:
-        with pytest.raises(PermissionDeniedError, match="32769"):
+        with pytest.raises(PermissionDeniedError, match="32769") as denied:
             await host.vm("demovm").remove_kvp_items(["Role"])
         with pytest.raises(KvpWriteError, match="Invalid state for this operation") as invalid:
             await host.vm("demovm").set_kvp_items({"New": "1"})
@@ -230,8 +365,11 @@ async def test_method_return_values_map_to_the_error_tree(lab: SimulatedHost) ->
             await host.vm("demovm").set_kvp_items({"Role": "db"})
     assert (invalid.value.return_value, invalid.value.job_state) == (32775, None)
     assert "no item was changed before it" in str(invalid.value)
-    assert "did not finish within 60 seconds" in slow.value.remote_message
+    assert "did not finish within 45 seconds" in slow.value.remote_message
     assert vm.kvp_host == {"Role": "web"}
+    assert isinstance(denied.value, KvpAccessDeniedError)
+    assert isinstance(denied.value.result, KvpWriteResult)
+    assert [(c.key, c.action) for c in denied.value.result.changes] == [("Role", "failed")]
 
 
 async def test_an_unreadable_answer_is_a_protocol_error() -> None:

@@ -177,7 +177,8 @@ GET_KVP_ITEMS = Operation.load("get_kvp_items")
 SET_KVP_ITEMS = Operation.load("set_kvp_items")
 """Add, modify and remove one VM's host-to-guest KVP items (AddKvpItems,
 ModifyKvpItems, RemoveKvpItems, waiting for each job): ``VM``, ``Set`` (a list
-of ``{Name, Data}``), ``Remove`` (names), ``WaitSeconds``. Repeatable: what it
+of ``{Name, Data}``), ``Remove`` (names), ``WaitSeconds`` (one budget for every
+job, below the caller's timeout). Repeatable: what it
 sends depends on what the host already holds."""
 
 GET_HOST_VERSION = Operation.load("get_host_version")

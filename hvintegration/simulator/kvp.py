@@ -231,7 +231,7 @@ def _find(items: Mapping[str, str], name: str) -> str | None:
     return next((key for key in items if key.casefold() == name.casefold()), None)
 
 
-def _failure(vm: SimulatedVM, method: str, wait: int) -> tuple[str, str, str] | None:
+def _failure(vm: SimulatedVM, method: str, wait: float) -> tuple[str, str, str] | None:
     failure = vm.kvp_failures.get(method)
     if failure is None:
         return None
@@ -243,7 +243,7 @@ def _failure(vm: SimulatedVM, method: str, wait: int) -> tuple[str, str, str] | 
     if state in (2, 3, 4, 6):
         return (
             "HvIntegration.KvpJobTimedOut",
-            f"The {method} job did not finish within {wait} seconds (state {state}); "
+            f"The {method} job did not finish within {wait:g} seconds (state {state}); "
             "it may still complete.",
             details,
         )
@@ -263,7 +263,7 @@ def set_kvp_items(host: HostModel, parameters: Mapping[str, JsonValue]) -> Opera
     if vm is None:
         return OperationResult((), tuple(errors))
     wait = parameters.get("WaitSeconds")
-    wait = wait if isinstance(wait, int) else 60
+    wait = wait if isinstance(wait, (int, float)) and not isinstance(wait, bool) else 45
     changes: list[JsonValue] = []
     calls: dict[str, list[tuple[str, str]]] = {
         "RemoveKvpItems": [], "ModifyKvpItems": [], "AddKvpItems": []
@@ -289,6 +289,9 @@ def set_kvp_items(host: HostModel, parameters: Mapping[str, JsonValue]) -> Opera
         failure = _failure(vm, method, wait)
         if failure is not None:
             error_id, message, details = failure
+            # The script's labels: a job still running may yet complete.
+            outcome = "pending" if error_id == "HvIntegration.KvpJobTimedOut" else "failed"
+            changes.extend({"Name": name, "Action": outcome} for name, _ in items)
             errors.append(
                 ErrorRecord(
                     message,

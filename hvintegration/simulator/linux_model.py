@@ -59,11 +59,42 @@ class SimulatedProcess:
     owner_uid: int = 0
 
 
+def utf8_cut(text: str, limit: int) -> bytes:
+    """``text`` in UTF-8 as the guest's kernel converts it: at most ``limit`` bytes.
+
+    ``kvp_send_key`` in ``drivers/hv/hv_kvp.c`` converts what the host sends
+    with ``utf16s_to_utf8s(..., HV_KVP_EXCHANGE_MAX_KEY_SIZE - 1)`` (and
+    ``HV_KVP_EXCHANGE_MAX_VALUE_SIZE - 1`` for a value); that function
+    (``fs/nls/nls_base.c``) skips a character whose UTF-8 form no longer
+    fits and goes on with the next, and skips a lone surrogate.
+
+    Example:
+        >>> utf8_cut("ab\u9375", 4), utf8_cut("\u9375\u9375a", 4)
+        (b'ab', b'\xe9\x8d\xb5a')
+    """
+    out = bytearray()
+    for ch in text:
+        if ch == "\0":
+            break
+        if 0xD800 <= ord(ch) <= 0xDFFF:
+            continue
+        encoded = ch.encode("utf-8")
+        if len(out) + len(encoded) <= limit:
+            out += encoded
+    return bytes(out)
+
+
 def pool_records(*items: tuple[str, str]) -> bytes:
-    """KVP pool file bytes holding ``(key, value)`` records."""
+    """KVP pool file bytes holding ``(key, value)`` records.
+
+    Each record is :data:`POOL_RECORD_BYTES` long whatever the text: the key
+    and the value are cut as the guest's kernel cuts them (:func:`utf8_cut`,
+    511 and 2,047 bytes) and padded with NULs.
+    """
+    value_bytes = POOL_RECORD_BYTES - POOL_KEY_BYTES
     return b"".join(
-        k.encode().ljust(POOL_KEY_BYTES, b"\0")
-        + v.encode().ljust(POOL_RECORD_BYTES - POOL_KEY_BYTES, b"\0")
+        utf8_cut(k, POOL_KEY_BYTES - 1).ljust(POOL_KEY_BYTES, b"\0")
+        + utf8_cut(v, value_bytes - 1).ljust(value_bytes, b"\0")
         for k, v in items
     )
 

@@ -8,17 +8,22 @@
 # (https://learn.microsoft.com/windows/win32/hyperv_v2/addkvpitems-msvm-virtualsystemmanagementservice
 # and its ModifyKvpItems / RemoveKvpItems pages: Add fails for an item that
 # exists, Modify and Remove for one that does not; at most 128 items a call).
-# A call that returns 4096 started a job, which is waited for up to
-# WaitSeconds. The first call or job that fails is reported as an error
+# A call that returns 4096 started a job, which is waited for; WaitSeconds
+# is one budget for every job of the invocation, kept below the caller's
+# timeout so that a job still running is reported rather than lost. The
+# first call or job that fails is reported as an error
 # (HvIntegration.KvpMethodFailed / KvpJobFailed / KvpJobTimedOut, with the
 # method, its return value, the job's state and error code in the details)
-# and the later calls are not made. One output object in every case: what
-# was done, and the host items as they are afterwards.
+# and the later calls are not made; a call that throws (a CIM exception) is
+# reported as KvpMethodFailed too. Its items read "pending" when its job was
+# still running (it may yet complete) and "failed" otherwise. One output
+# object in every case: what was done, and the host items as they are
+# afterwards.
 param(
     [object] $VM,
     [object[]] $Set,
     [string[]] $Remove,
-    [int] $WaitSeconds = 60
+    [double] $WaitSeconds = 45
 )
 
 function ConvertFrom-HvKvpXml {
@@ -87,10 +92,25 @@ function Invoke-HvKvpMethod {
         [object] $System,
         [string] $Method,
         [string[]] $Items,
-        [int] $WaitSeconds
+        [DateTime] $Deadline,
+        [double] $WaitSeconds
     )
-    $outcome = CimCmdlets\Invoke-CimMethod -InputObject $Service -MethodName $Method `
-        -Arguments @{ TargetSystem = $System; DataItems = $Items }
+    # Under $ErrorActionPreference = 'Stop' a CIM exception would end the
+    # script before its output: what earlier calls did would be lost.
+    try {
+        $outcome = CimCmdlets\Invoke-CimMethod -InputObject $Service -MethodName $Method `
+            -Arguments @{ TargetSystem = $System; DataItems = $Items } -ErrorAction Stop
+    } catch {
+        $text = [string] $_.Exception.Message
+        $code = ''
+        $native = $_.Exception.PSObject.Properties['NativeErrorCode']
+        if ($null -ne $native -and "$($native.Value)" -eq 'AccessDenied') { $code = "`nReturnValue=32769" }
+        return [pscustomobject] @{
+            ErrorId = 'HvIntegration.KvpMethodFailed'
+            Message = "$Method failed: $text"
+            Details = "Method=$Method$code"
+        }
+    }
     $code = [int] $outcome.ReturnValue
     if ($code -eq 0) { return $null }
     if ($code -ne 4096) {
@@ -103,11 +123,18 @@ function Invoke-HvKvpMethod {
     # CIM_ConcreteJob.JobState: New 2, Starting 3, Running 4, Shutting Down 6
     # are still going; Completed 7 is success; anything else ended it
     # (https://learn.microsoft.com/windows/win32/hyperv_v2/msvm-concretejob).
-    $job = CimCmdlets\Get-CimInstance -InputObject $outcome.Job
-    $deadline = [DateTime]::UtcNow.AddSeconds($WaitSeconds)
-    while ((@(2, 3, 4, 6) -contains [int] $job.JobState) -and [DateTime]::UtcNow -lt $deadline) {
-        Microsoft.PowerShell.Utility\Start-Sleep -Milliseconds 100
-        $job = CimCmdlets\Get-CimInstance -InputObject $job
+    try {
+        $job = CimCmdlets\Get-CimInstance -InputObject $outcome.Job -ErrorAction Stop
+        while ((@(2, 3, 4, 6) -contains [int] $job.JobState) -and [DateTime]::UtcNow -lt $Deadline) {
+            Microsoft.PowerShell.Utility\Start-Sleep -Milliseconds 100
+            $job = CimCmdlets\Get-CimInstance -InputObject $job -ErrorAction Stop
+        }
+    } catch {
+        return [pscustomobject] @{
+            ErrorId = 'HvIntegration.KvpJobTimedOut'
+            Message = "The $Method job could not be read: $([string] $_.Exception.Message); it may still complete."
+            Details = "Method=$Method`nReturnValue=4096`nJobState=4"
+        }
     }
     $state = [int] $job.JobState
     if ($state -eq 7) { return $null }
@@ -171,12 +198,18 @@ foreach ($item in @($Set)) {
     }
 }
 
+$deadline = [DateTime]::UtcNow.AddSeconds($WaitSeconds)
 foreach ($method in @($calls.Keys)) {
     $items = [string[]] $calls[$method]
     if ($items.Count -eq 0) { continue }
     $failure = Invoke-HvKvpMethod -Service $service -System $system -Method $method -Items $items `
-        -WaitSeconds $WaitSeconds
+        -Deadline $deadline -WaitSeconds $WaitSeconds
     if ($null -ne $failure) {
+        $outcome = 'failed'
+        if ($failure.ErrorId -eq 'HvIntegration.KvpJobTimedOut') { $outcome = 'pending' }
+        foreach ($name in $pending[$method]) {
+            $changes.Add([pscustomobject] @{ Name = $name; Action = $outcome })
+        }
         Write-HvError -ErrorId $failure.ErrorId -Category 'InvalidOperation' -Message $failure.Message `
             -Target $target -Details $failure.Details
         break
