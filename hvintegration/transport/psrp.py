@@ -36,6 +36,11 @@ waited on forever; the peer's stderr is kept out of the protocol stream; a
 broken pool is killed (child process or SSH channel) and a new one opened on
 the next operation; each operation runs in a local scope, so nothing it
 defines stays in the pooled runspace for the next.
+
+Each operation's script is piped into the shipped output command
+(:mod:`hvintegration.operations._psrp_output`), so its answer crosses PSRP
+as one compact JSON string, parsed once on the client, rather than as one
+CLIXML object per record; error records still travel as PSRP error records.
 """
 
 from __future__ import annotations
