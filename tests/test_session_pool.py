@@ -182,7 +182,7 @@ async def test_aclose_while_every_session_is_busy_fails_the_calls_and_leaves_not
         asyncio.ensure_future(transport.run_operation(LIST_VMS, {"VM": None}, timeout=TIMEOUT))
         for _ in range(5)
     ]
-    for _ in range(200):
+    for _ in range(600):
         if len(_events(peer.log)) == 3:
             break
         await asyncio.sleep(0.05)
@@ -204,11 +204,12 @@ async def test_cancelled_calls_leave_nothing_running_and_the_pool_goes_on(tmp_pa
             asyncio.ensure_future(transport.run_operation(LIST_VMS, {"VM": None}, timeout=TIMEOUT))
             for _ in range(3)
         ]
-        for _ in range(200):
+        for _ in range(600):
             if len(_events(peer.log)) == 2:
                 break
             await asyncio.sleep(0.05)
         hung = _started(peer.log)
+        assert len(hung) == 2
         for call in calls:
             call.cancel()
         await asyncio.gather(*calls, return_exceptions=True)

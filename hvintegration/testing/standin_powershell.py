@@ -95,8 +95,9 @@ the guest) instead of on the host."""
 LOG_VARIABLE = "HVINTEGRATION_STANDIN_LOG"
 """Names a file the stand-in appends one JSON line to per start (its argv
 and ``pid``), per request (the decoded ``operation`` and ``parameters``,
-then ``begun`` with the operation and the ``process`` id) and per answer
-written (``answered`` with the operation and the ``process`` id), so tests
+then ``begun`` with the operation and the ``process`` id) and per answer,
+just before it is written (``answered`` with the operation and the
+``process`` id), so tests
 can see exactly what arrived, in which process, and which calls overlapped."""
 
 BANNER_VARIABLE = "HVINTEGRATION_STANDIN_BANNER"
@@ -396,10 +397,12 @@ def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
             _write(encode_envelope(request.id, error=outcome.error))
             continue
         assert outcome.result is not None
+        # Logged before the answer goes out, so that a caller who has the
+        # answer finds the entry in the log.
+        _log({"answered": request.operation, "process": os.getpid()})
         _write(
             encode_envelope(request.id, output=outcome.result.output, errors=outcome.result.errors)
         )
-        _log({"answered": request.operation, "process": os.getpid()})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
