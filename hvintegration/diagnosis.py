@@ -71,10 +71,16 @@ from hvintegration.diagnosis_records import (
     Remedy,
     ServiceDiagnosis,
 )
-from hvintegration.errors import HvIntegrationError, NotFoundError
+from hvintegration.errors import BatchError, HvIntegrationError, NotFoundError
 from hvintegration.linux.guest import LinuxGuest
 from hvintegration.linux.records import LinuxStatus
-from hvintegration.maintenance import Advice, Mechanism, advise, resolve_guest_os
+from hvintegration.maintenance import (
+    Advice,
+    Mechanism,
+    advise,
+    resolve_guest_os,
+    resolve_host_os,
+)
 from hvintegration.maintenance_data import LINUX_DISTRIBUTIONS
 from hvintegration.records import IntegrationServiceState, VMSummary
 from hvintegration.windows.guest import WindowsGuest
@@ -145,15 +151,33 @@ class HostLike(Protocol):
 
 
 class _Context:
-    """What the remedies need to spell themselves: names and targets."""
+    """What the remedies need to spell themselves: names and targets.
 
-    def __init__(self, host_target: str, name: str, guest: GuestConnection | None) -> None:
+    A VM is named by its name where that names it alone, else by its id
+    (``vm_id``): a name two VMs share would reach the wrong one, or none.
+    """
+
+    def __init__(
+        self,
+        host_target: str,
+        name: str,
+        guest: GuestConnection | None,
+        vm_id: uuid.UUID | None = None,
+    ) -> None:
         self.vm = name
+        self.vm_id = vm_id
+        self.ref = name if vm_id is None else str(vm_id)
         self.host_target = host_target
         self.guest = guest
 
     def cli(self, target: str, *words: str) -> str:
         return shlex.join(["hvintegration", "--target", target, *words])
+
+    def cmdlet(self, cmdlet: str, name_parameter: str, rest: str = "") -> str:
+        """A Hyper-V cmdlet on this VM: by name, or piped from ``Get-VM -Id``."""
+        if self.vm_id is None:
+            return f"Hyper-V\\{cmdlet} -{name_parameter} {_ps_quote(self.vm)}{rest}"
+        return f"Hyper-V\\Get-VM -Id {_ps_quote(self.ref)} | Hyper-V\\{cmdlet}{rest}"
 
 
 # -- the guest side ---------------------------------------------------------
@@ -202,11 +226,30 @@ def _enable_on_host(ctx: _Context, spec: catalogue.ServiceSpec) -> Remedy:
     return Remedy(
         "host",
         f"enable {spec.name} for the VM on the host",
-        f"await host.vm({_py(ctx.vm)}).integration_service({_py(spec.name)}).enable()",
-        ctx.cli(ctx.host_target, "host", "enable", ctx.vm, spec.name),
-        f"Hyper-V\\Enable-VMIntegrationService -VMName {_ps_quote(ctx.vm)} "
-        f"-Name {_ps_quote(spec.name)}",
+        f"await host.vm({_py(ctx.ref)}).integration_service({_py(spec.name)}).enable()",
+        ctx.cli(ctx.host_target, "host", "enable", ctx.ref, spec.name),
+        ctx.cmdlet("Enable-VMIntegrationService", "VMName", f" -Name {_ps_quote(spec.name)}"),
     )
+
+
+def _power_on(ctx: _Context, state: str) -> list[Remedy]:
+    # The library reads and switches integration services; it does not
+    # change a VM's power state, so these steps are the host's cmdlets only.
+    if state == "Paused":
+        verb, cmdlet = "resume", "Resume-VM"
+    elif state in ("Off", "Saved"):
+        verb, cmdlet = "start", "Start-VM"
+    else:
+        return []
+    return [
+        Remedy(
+            "host",
+            f"{verb} the VM on the host (by hand: the library does not change a VM's power state)",
+            "",
+            "",
+            ctx.cmdlet(cmdlet, "Name"),
+        )
+    ]
 
 
 def _windows_start(
@@ -215,7 +258,7 @@ def _windows_start(
     name = spec.windows_service
     steps = []
     guest_cli = (
-        ["windows", "--vm", ctx.vm]
+        ["windows", "--vm", ctx.ref]
         if ctx.guest is None or not isinstance(ctx.guest, WindowsGuest)
         else ["windows"]
     )
@@ -303,12 +346,19 @@ def _linux_start(
     else:
         manual_text = f"{pid_of}{manual}"
     verb = "restart" if restart else "start"
+    # A restart stops the daemon first; for a critical service's daemon
+    # (Key-Value Pair Exchange: the host learns the guest's addresses
+    # through it) the library asks for force before it stops one.
+    forced = restart and spec.critical
+    action = f"{verb} {name} as root in the Linux guest"
+    if forced:
+        action += " (force: it stops the daemon the host reads the guest's addresses from)"
     steps.append(
         Remedy(
             "guest",
-            f"{verb} {name} as root in the Linux guest",
-            f"await guest.daemon({_py(name)}).{verb}()",
-            ctx.cli(target, "linux", verb, name),
+            action,
+            f"await guest.daemon({_py(name)}).{verb}({'force=True' if forced else ''})",
+            ctx.cli(target, "linux", verb, name, *(["--force"] if forced else [])),
             manual_text,
         )
     )
@@ -333,29 +383,27 @@ def _guest_steps(
     return steps
 
 
-def _update_steps(
-    ctx: _Context, advice: Advice | None, host_os: str, guest_os: str
-) -> list[Remedy]:
+def _update_steps(ctx: _Context, facts: _Facts) -> list[Remedy]:
+    advice = facts.advice
     if advice is None:
-        hint = shlex.join(
-            [
-                "hvintegration",
-                "advise",
-                "--host-os",
-                host_os or "HOST-OS",
-                "--guest-os",
-                guest_os or "GUEST-OS",
-            ]
-        )
+        missing = [
+            option
+            for option, have in (("--host-os", facts.host_os), ("--guest-os", facts.guest_os))
+            if not have
+        ]
+        if facts.family == "linux":
+            manual = "update the kernel and the distribution's Hyper-V daemon package"
+        else:
+            manual = "Windows Update, or the integration services disk on older hosts"
+        # No call with a placeholder in it: it would fail as written.
         return [
             Remedy(
                 "guest",
                 "update the guest's integration services; the update path depends on the host "
-                "and guest OS (give both to get it)",
-                f"advise(host_os={_py(host_os or 'HOST-OS')}, "
-                f"guest_os={_py(guest_os or 'GUEST-OS')})",
-                hint,
-                "Windows Update, or the integration services disk on older hosts",
+                f"and guest OS (give {' and '.join(missing) or 'both'} to get it)",
+                "",
+                "",
+                manual,
             )
         ]
     call = f"advise(host_os={_py(advice.host_os)}, guest_os={_py(advice.guest_os)})"
@@ -363,7 +411,8 @@ def _update_steps(
         ["hvintegration", "advise", "--host-os", advice.host_os, "--guest-os", advice.guest_os]
     )
     steps = []
-    if advice.data_exchange:
+    kvp = facts.states.get(catalogue.KEY_VALUE_PAIR_EXCHANGE)
+    if advice.data_exchange and kvp is not None and not kvp.enabled:
         steps.append(_enable_on_host(ctx, catalogue.KEY_VALUE_PAIR_EXCHANGE))
     if advice.mechanism is Mechanism.WINDOWS_UPDATE:
         manual = "install the updates Windows Update offers in the guest"
@@ -410,7 +459,10 @@ class _Facts:
         self.summary: VMSummary | None = None
         self.states: dict[catalogue.ServiceSpec, IntegrationServiceState] = {}
         self.host_error = ""
+        self.host_exception: HvIntegrationError | None = None
         self.kvp: Any = None
+        self.guest_family = ""  # what the guest connection itself is
+        self.guest_kvp: dict[str, str] = {}  # its pools 2 and 3, where readable
         self.is_state: str | None = None
         self.family = ""  # "windows", "linux" or "" when unknown
         self.windows: dict[str, GuestServiceState] | None = None
@@ -461,13 +513,20 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
         return make(_V.UNKNOWN, "the host could not be read", error=facts.host_error)
     summary = facts.summary
     if summary is not None and summary.state != "Running":
-        start = Remedy(
-            "host", "start the VM", "", "", f"Hyper-V\\Start-VM -Name {_ps_quote(ctx.vm)}"
-        )
+        # The host keeps each service's switch while the VM is off: a
+        # service disabled there stays disabled whatever the guest does.
+        if state is not None and spec.component_id is not None and not state.enabled:
+            return make(
+                _V.HOST_DISABLED,
+                f"disabled on the host (the VM is {summary.state}: the guest side cannot be told)",
+                [_enable_on_host(ctx, spec)],
+            )
+        power = _power_on(ctx, summary.state)
+        wait = "" if power else "; wait for it to settle"
         return make(
             _V.VM_NOT_RUNNING,
-            f"the VM is {summary.state}: a VM that is not running reports no status",
-            [start],
+            f"the VM is {summary.state}: a VM that is not running reports no status{wait}",
+            power,
         )
     if spec.component_id is None:
         return _decide_guest_only(spec, facts, side, make, guest_steps)
@@ -525,7 +584,7 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
         return make(
             _V.PROTOCOL_MISMATCH,
             reason,
-            _update_steps(ctx, facts.advice, facts.host_os, facts.guest_os),
+            _update_steps(ctx, facts),
         )
     if "Ok" in state.operational_status or state.primary_status == "OK":
         return make(_V.WORKING, "enabled on the host, which reports OK")
@@ -598,6 +657,7 @@ async def _read_host(vm: VirtualMachineLike, facts: _Facts) -> None:
         raise
     except HvIntegrationError as exc:
         facts.host_error = _described(exc)
+        facts.host_exception = exc
         return
     facts.is_state = getattr(facts.summary, "integration_services_state", None)
     try:
@@ -606,6 +666,7 @@ async def _read_host(vm: VirtualMachineLike, facts: _Facts) -> None:
         raise
     except HvIntegrationError as exc:
         facts.host_error = _described(exc)
+        facts.host_exception = exc
         return
     for state in states:
         if state.service is not None:
@@ -620,6 +681,7 @@ async def _read_host(vm: VirtualMachineLike, facts: _Facts) -> None:
 
 
 async def _read_guest(guest: GuestConnection, facts: _Facts) -> None:
+    facts.guest_family = "windows" if isinstance(guest, WindowsGuest) else "linux"
     try:
         if isinstance(guest, WindowsGuest):
             services = await guest.services()
@@ -630,8 +692,19 @@ async def _read_guest(guest: GuestConnection, facts: _Facts) -> None:
             facts.family = "linux"
     except (HvIntegrationError, OSError) as exc:
         facts.guest_error = _described(exc)
-        facts.family = "windows" if isinstance(guest, WindowsGuest) else "linux"
+        facts.family = facts.guest_family
         facts.notes.append(f"the guest {guest.target} could not be read: {facts.guest_error}")
+        return
+    if isinstance(guest, LinuxGuest):
+        # Pool 3 holds what the host told this guest about its VM
+        # (VirtualMachineId, VirtualMachineName): who the guest is inside.
+        # Only for the identity note; a guest whose pools cannot be read
+        # (no daemon yet, no root) just goes without it.
+        try:
+            items = await guest.kvp()
+        except (HvIntegrationError, OSError):
+            return
+        facts.guest_kvp = {item.key: item.value for item in items if item.pool in (2, 3)}
 
 
 def _family_of(os_name: str) -> str:
@@ -646,19 +719,60 @@ def _family_of(os_name: str) -> str:
 
 
 def _check_identity(facts: _Facts) -> None:
-    # A Windows guest names itself in every service record; the host learns
-    # the guest's name through KVP. Two different names mean the connection
-    # probably reaches another machine than this VM: say so, decide anyway.
-    fqdn = str(getattr(facts.kvp, "fqdn", "") or "")
-    if not fqdn or not facts.windows:
+    # Signs that the guest connection reaches another machine than this VM:
+    # say so, decide anyway. The host learns the guest's name and OS through
+    # KVP; a Windows guest names itself in every service record, a Linux
+    # guest's pool 3 holds the VM id and name the host told it.
+    if not facts.guest_family:
         return
-    names = {s.computer_name.casefold() for s in facts.windows.values() if s.computer_name}
-    host_name = fqdn.split(".", 1)[0].casefold()
-    if names and host_name not in names:
+    fqdn = str(getattr(facts.kvp, "fqdn", "") or "")
+    kvp_os = str(getattr(facts.kvp, "os_name", "") or "")
+    kvp_family = _family_of(kvp_os) if kvp_os else ""
+    if kvp_family and kvp_family != facts.guest_family:
         facts.notes.append(
-            f"the guest connection reports computer name {', '.join(sorted(names))}, but the "
-            f"VM's Key-Value Pair Exchange says {fqdn}: is it the guest inside this VM?"
+            f"the VM's Key-Value Pair Exchange says its guest runs {kvp_os}, but the guest "
+            f"connection reaches a {facts.guest_family.capitalize()} guest: is it the guest "
+            "inside this VM?"
         )
+        return
+    if fqdn and facts.windows:
+        names = {s.computer_name.casefold() for s in facts.windows.values() if s.computer_name}
+        host_name = fqdn.split(".", 1)[0].casefold()
+        if names and host_name not in names:
+            facts.notes.append(
+                f"the guest connection reports computer name {', '.join(sorted(names))}, but "
+                f"the VM's Key-Value Pair Exchange says {fqdn}: is it the guest inside this VM?"
+            )
+    summary = facts.summary
+    told_id = facts.guest_kvp.get("VirtualMachineId", "")
+    told_name = facts.guest_kvp.get("VirtualMachineName", "")
+    if summary is None or not (told_id or told_name):
+        return
+    same_id = told_id.strip("{}").casefold() == str(summary.id).casefold()
+    same_name = told_name.casefold() == summary.name.casefold()
+    if not (same_id or same_name):
+        facts.notes.append(
+            f"the Linux guest's KVP pool 3 says it runs in VM {told_name or told_id}, not "
+            f"{summary.name}: is it the guest inside this VM?"
+        )
+
+
+def _looks_linux(facts: _Facts) -> bool:
+    # Without a guest and without its KVP items (no hv_kvp_daemon), the host
+    # still shows a Linux guest: Get-VM reports no integration services
+    # version (a Windows guest's components report theirs), and the
+    # heartbeat answers with no secondary status (a Windows guest's heartbeat
+    # adds its application health, "OK").
+    summary = facts.summary
+    heartbeat = facts.states.get(catalogue.HEARTBEAT)
+    if summary is None or summary.state != "Running" or heartbeat is None:
+        return False
+    return (
+        summary.integration_services_version in ("", "0.0")
+        and heartbeat.enabled
+        and heartbeat.primary_status == "OK"
+        and not heartbeat.secondary_status
+    )
 
 
 def _settle_os(facts: _Facts, host_os: str | None, guest_os: str | None) -> None:
@@ -669,6 +783,12 @@ def _settle_os(facts: _Facts, host_os: str | None, guest_os: str | None) -> None
     facts.host_os = host_os or ""
     if not facts.family and facts.guest_os:
         facts.family = _family_of(facts.guest_os)
+    if not facts.family and not facts.guest_os and _looks_linux(facts):
+        facts.family = "linux"
+        facts.notes.append(
+            "taken for a Linux guest: the host reports no integration services version and a "
+            "heartbeat without application status"
+        )
     # A Linux guest's KVP and VSS always show the mismatch text (see
     # _linux_mismatch): no update follows from them.
     wants_update = facts.is_state == "Update required" or any(
@@ -724,11 +844,15 @@ async def diagnose_vm(
         HvIntegrationError: The host could not be read and no guest was
             given, so there is nothing to diagnose.
         TypeError: ``guest`` is neither a WindowsGuest nor a LinuxGuest.
+        NotFoundError: ``host_os`` is a name
+            :func:`~hvintegration.maintenance.advise` does not know (checked
+            before anything is read; the message lists the known ones).
     """
     if guest is not None and not isinstance(guest, (WindowsGuest, LinuxGuest)):
         raise TypeError(
             f"guest is a connected WindowsGuest or LinuxGuest, not {type(guest).__name__}"
         )
+    _check_host_os(host_os)
     facts = _Facts()
     guest_task = None if guest is None else asyncio.ensure_future(_read_guest(guest, facts))
     try:
@@ -740,15 +864,25 @@ async def diagnose_vm(
         raise
     if guest_task is not None:
         await guest_task
+    if facts.host_exception is not None and guest is None:
+        # Nothing to decide from: the host's own error, as the caller can
+        # catch it (PermissionDeniedError, OperationTimeoutError...).
+        raise facts.host_exception
     if facts.host_error:
-        if guest is None:
-            raise HvIntegrationError(
-                f"could not read {vm.ref} on the host: {facts.host_error}",
-                target=vm.host.target,
-                operation="diagnose",
-            )
         facts.notes.append(f"the host could not be read: {facts.host_error}")
-    return _conclude(vm.host.target, str(vm.ref), facts, guest, host_os, guest_os)
+    # A VM asked for by name resolved, so that name is its own; one asked
+    # for by id may share its name with another VM.
+    vm_id = facts.summary.id if isinstance(vm.ref, uuid.UUID) and facts.summary else None
+    return _conclude(vm.host.target, str(vm.ref), facts, guest, host_os, guest_os, vm_id)
+
+
+def _check_host_os(host_os: str | None) -> None:
+    # The same names, and the same error, as advise(): a mistyped host OS
+    # would otherwise be silently ignored and leave the update path unknown.
+    # A guest OS may be one the advice does not know (FreeBSD): it is then
+    # neither Windows nor Linux, which the verdicts handle.
+    if host_os is not None:
+        resolve_host_os(host_os)
 
 
 def _conclude(
@@ -758,11 +892,12 @@ def _conclude(
     guest: GuestConnection | None,
     host_os: str | None,
     guest_os: str | None,
+    vm_id: uuid.UUID | None = None,
 ) -> Diagnosis:
     _settle_os(facts, host_os, guest_os)
     _check_identity(facts)
     name = facts.summary.name if facts.summary is not None else ref
-    ctx = _Context(host_target, name, guest)
+    ctx = _Context(host_target, name, guest, vm_id)
     services = tuple(_decide(ctx, facts, spec) for spec in catalogue.ALL_SERVICES)
     return Diagnosis(
         vm=name,
@@ -804,7 +939,12 @@ async def diagnose_host(
 
     Raises:
         VMNotFoundError: The one VM asked for does not exist.
-        BatchError: Some of several VMs asked for could not be read.
+        BatchError: Some of several VMs asked for could not be read; its
+            ``result`` holds the diagnoses of the others, its ``errors``
+            one error per VM that could not be read.
+        TypeError: ``vms`` is one VM (a str, say), not a list of them.
+        NotFoundError: ``host_os`` is a name
+            :func:`~hvintegration.maintenance.advise` does not know.
 
     Example:
         >>> import asyncio
@@ -816,9 +956,22 @@ async def diagnose_host(
         >>> asyncio.run(main())
         [('demovm', False), ('vm001', False), ('vm002', False)]
     """
+    if isinstance(vms, (str, bytes, uuid.UUID)) or not isinstance(vms, (Iterable, type(None))):
+        raise TypeError(
+            f"vms is a list of VMs (names, ids or VirtualMachine objects), not one "
+            f"{type(vms).__name__}: pass [{vms!r}]"
+        )
+    _check_host_os(host_os)
     chosen = None if vms is None else list(vms)
     summaries = await host.list_vms()
-    states = await host.integration_services(chosen)
+    batch: BatchError | None = None
+    try:
+        states = await host.integration_services(chosen)
+    except BatchError as exc:
+        # Some VMs asked for could not be read: decide the others all the
+        # same, and hand their diagnoses back in the error's result.
+        batch = exc
+        states = RecordList(exc.result) if isinstance(exc.result, Iterable) else RecordList()
     by_vm: dict[uuid.UUID, dict[catalogue.ServiceSpec, IntegrationServiceState]] = {}
     for state in states:
         found = by_vm.setdefault(state.vm_id, {})
@@ -830,8 +983,16 @@ async def diagnose_host(
     if reader is not None:
         try:
             kvps = {kvp.vm_id: kvp for kvp in await reader(chosen)}
+        except BatchError as exc:
+            read = exc.result if isinstance(exc.result, Iterable) else ()
+            kvps = {kvp.vm_id: kvp for kvp in read}
+            if batch is None:
+                note = f"Key-Value Pair Exchange items could not be read: {_described(exc)}"
         except HvIntegrationError as exc:
             note = f"Key-Value Pair Exchange items could not be read: {_described(exc)}"
+    names: dict[str, int] = {}
+    for summary in summaries:
+        names[summary.name.casefold()] = names.get(summary.name.casefold(), 0) + 1
     results = []
     for summary in summaries:
         if summary.id not in by_vm:
@@ -844,5 +1005,14 @@ async def diagnose_host(
             facts.kvp = kvps.get(summary.id)
         if note:
             facts.notes.append(note)
-        results.append(_conclude(host.target, summary.name, facts, None, host_os, None))
+        vm_id = summary.id if names[summary.name.casefold()] > 1 else None
+        results.append(_conclude(host.target, summary.name, facts, None, host_os, None, vm_id))
+    if batch is not None:
+        raise BatchError(
+            "could not diagnose every VM",
+            result=RecordList(results),
+            errors=batch.errors,
+            target=host.target,
+            operation="diagnose",
+        ) from batch
     return RecordList(results)

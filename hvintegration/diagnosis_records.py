@@ -338,8 +338,24 @@ class Diagnosis(JsonRecord):
 
     @property
     def remedies(self) -> tuple[tuple[ServiceDiagnosis, Remedy], ...]:
-        """Every remedy step, with the service it is for, in catalogue order."""
-        return tuple((item, step) for item in self.services for step in item.remedies)
+        """Every remedy step once, with the first service that asks for it, in catalogue order.
+
+        A step several services share (start the VM, update the guest's
+        integration services) is listed once; :meth:`remedy_services` says
+        which services it is for.
+        """
+        seen: set[Remedy] = set()
+        steps = []
+        for item in self.services:
+            for step in item.remedies:
+                if step not in seen:
+                    seen.add(step)
+                    steps.append((item, step))
+        return tuple(steps)
+
+    def remedy_services(self, step: Remedy) -> RecordList[ServiceDiagnosis]:
+        """The services whose remedies include ``step``, in catalogue order."""
+        return RecordList(item for item in self.services if step in item.remedies)
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}

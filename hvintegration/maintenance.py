@@ -164,6 +164,16 @@ _NOISE = frozenset(
     ]
 )
 _BITNESS = re.compile(r"\b(?:32|64)[- ]?bit\b")
+# A parenthesised remark without a digit names an installation option, a
+# code name or an edition, never the release: "(Desktop Experience)",
+# "(Noble Numbat)", "(bookworm)", "(Server Edition)", "(Plow)".
+_REMARK = re.compile(r"\([^()0-9]*\)")
+# A Windows Server release by year, however it is prefixed or abbreviated:
+# "Server 2016", "Windows 2012 R2", "Win2k8r2", "Windows Server 2k8 R2".
+_SERVER_YEAR = re.compile(r"^(?:windows|win|ws|w)?(?:server)?(20[0-9]{2}|2k[0-9]{1,2})(r2)?$")
+# Words after a Linux distribution's name that name a flavour, not a release:
+# "Ubuntu Server 22.04", "Fedora Workstation 40".
+_LINUX_NOISE = frozenset(["server", "desktop", "workstation", "cloud", "minimal"])
 _SERVICE_PACK = re.compile(r"\b(?:sp|service pack)\s*\d\b")
 _VERSION_TAIL = re.compile(r"^[0-9]*(?:sp[0-9]+)?$")
 # A Windows client feature update or LTSC year after the release: "Windows 10
@@ -174,8 +184,12 @@ _FEATURE_UPDATE = re.compile(r"^(windows1[01])(?:version)?(?:[0-9]{2}h[0-9]|[0-9
 def normalise(name: str) -> str:
     """Reduce an OS name to the form the lookup compares.
 
-    Lower case; trademark signs, ``Microsoft``, editions, service packs and
-    bitness dropped; everything that is not a letter or digit removed.
+    Lower case; trademark signs, ``Microsoft``, editions, service packs,
+    bitness and parenthesised remarks without a digit (``(Desktop
+    Experience)``, ``(bookworm)``) dropped; everything that is not a letter
+    or digit removed. A Windows Server release named by its year alone or
+    abbreviated (``Server 2016``, ``Windows 2012 R2``, ``Win2k8r2``) becomes
+    ``windowsserver`` and the year.
 
     Args:
         name: Any spelling of an OS name.
@@ -183,18 +197,41 @@ def normalise(name: str) -> str:
     Returns:
         The comparison key.
 
+    Raises:
+        TypeError: ``name`` is not a str.
+
     Example:
         >>> normalise("Microsoft Windows Server® 2008 R2 Enterprise SP1 (64-bit)")
         'windowsserver2008r2'
         >>> normalise("Windows 8.1")
         'windows81'
+        >>> normalise("Win2k8r2"), normalise("Server 2016")
+        ('windowsserver2008r2', 'windowsserver2016')
     """
+    return "".join(_tokens(name, _NOISE, "name"))
+
+
+def _tokens(name: object, noise: frozenset[str], what: str) -> list[str]:
+    if not isinstance(name, str):
+        raise TypeError(f"an OS {what} is a str, not {type(name).__name__}")
     text = name.casefold().replace("®", " ").replace("™", " ")
     text = text.replace("(r)", " ").replace("(tm)", " ")
+    text = _REMARK.sub(" ", text)
     text = _BITNESS.sub(" ", text)
     text = _SERVICE_PACK.sub(" ", text)
     tokens = re.split(r"[^0-9a-z]+", text.replace(".", ""))
-    return "".join(token for token in tokens if token and token not in _NOISE)
+    key = [token for token in tokens if token and token not in noise]
+    year = _SERVER_YEAR.match("".join(key))
+    if year is not None:
+        release, r2 = year.groups()
+        if release.startswith("2k"):
+            release = f"20{int(release[2:]):02d}"
+        return ["windowsserver", release, r2 or ""]
+    return key
+
+
+def _linux_key(name: str) -> str:
+    return "".join(_tokens(name, _NOISE | _LINUX_NOISE, "name"))
 
 
 def _index(infos: list[OSInfo]) -> dict[str, OSInfo]:
@@ -206,11 +243,12 @@ def _index(infos: list[OSInfo]) -> dict[str, OSInfo]:
 
 
 _HOST_INDEX = _index(list(HOSTS.values()))
+_GENERIC_LINUX = GUESTS["linux"]
 _GUEST_INDEX = _index([info for info in GUESTS.values() if info.family == "windows"])
 # Longest first, so "Red Hat Enterprise Linux" wins over "Red Hat".
 _LINUX_PREFIXES = sorted(
     (
-        (normalise(spelling), info)
+        (_linux_key(spelling), info)
         for info in GUESTS.values()
         if info.family == "linux"
         for spelling in (info.name, *info.aliases)
@@ -261,6 +299,7 @@ def resolve_host_os(name: str) -> OSInfo:
     Raises:
         NotFoundError: The name matches no known host release; the message
             and ``choices`` list the known ones.
+        TypeError: ``name`` is not a str.
 
     Example:
         >>> resolve_host_os("Microsoft Windows Server 2022 Datacenter").key
@@ -280,8 +319,11 @@ def resolve_guest_os(name: str) -> OSInfo:
 
     Windows guests by release (``Windows Server 2008 R2``, ``2008r2``,
     ``win7``, ``Windows 7 SP1``, a KVP ``OSName``); Linux guests by
-    distribution, with or without a version (``Ubuntu 24.04``,
-    ``Red Hat Enterprise Linux 9``, ``rhel9``).
+    distribution, with or without a version, a flavour or a code name
+    (``Ubuntu 24.04``, ``Ubuntu Server 22.04``, ``Debian GNU/Linux 12
+    (bookworm)``, ``Red Hat Enterprise Linux 9``, ``rhel9``). Any other
+    name with ``Linux`` in it (``Rocky Linux 9``, ``AlmaLinux 9``) is the
+    generic ``Linux (other distribution)``, whose daemon package is unknown.
 
     Args:
         name: The guest OS name.
@@ -292,6 +334,7 @@ def resolve_guest_os(name: str) -> OSInfo:
     Raises:
         NotFoundError: The name matches no known guest; the message and
             ``choices`` list the known ones.
+        TypeError: ``name`` is not a str.
 
     Example:
         >>> resolve_guest_os("Ubuntu 24.04 LTS").key
@@ -303,9 +346,14 @@ def resolve_guest_os(name: str) -> OSInfo:
         info = _GUEST_INDEX.get(feature.group(1))
     if info is not None:
         return info
+    linux_key = _linux_key(name)
     for prefix, linux in _LINUX_PREFIXES:
-        if key.startswith(prefix) and _VERSION_TAIL.match(key[len(prefix) :]):
+        if linux_key.startswith(prefix) and _VERSION_TAIL.match(linux_key[len(prefix) :]):
             return linux
+    if "linux" in linux_key:
+        # A distribution the tables do not name (Rocky Linux, AlmaLinux):
+        # its kernel carries the drivers, its daemon package is unknown.
+        return _GENERIC_LINUX
     raise _unknown("guest OS", name, known_guest_oses())
 
 
@@ -360,6 +408,7 @@ def advise(*, host_os: str, guest_os: str) -> Advice:
     Raises:
         NotFoundError: ``host_os`` or ``guest_os`` is not a known name; the
             message lists the known ones.
+        TypeError: ``host_os`` or ``guest_os`` is not a str.
 
     Example:
         >>> a = advise(host_os="Windows 10", guest_os="Windows Server 2012")

@@ -12,15 +12,23 @@ import asyncio
 import io
 import json
 import shlex
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from hvintegration import HyperVHost, LinuxGuest, WindowsGuest, catalogue
+from hvintegration.cli.diagnose import format_diagnosis
 from hvintegration.diagnosis import diagnose_host
 from hvintegration.diagnosis_records import Diagnosis, DiagnosisVerdict
-from hvintegration.errors import HvIntegrationError, VMNotFoundError
+from hvintegration.errors import (
+    AmbiguousVMError,
+    BatchError,
+    NotFoundError,
+    PermissionDeniedError,
+    VMNotFoundError,
+)
 from hvintegration.simulator import SimulatedHost
 from hvintegration.simulator.linux import SimulatedLinuxGuest
 from hvintegration.simulator.state import save_host
@@ -186,7 +194,8 @@ async def test_a_whole_host_in_three_round_trips() -> None:
     assert [d.services for d in batch] == [d.services for d in one_by_one]
     assert [d.vm for d in two] == ["legacy", "win7"]
     assert batch[0].verdict("VSS") is V.GUEST_NOT_RUNNING
-    assert set(verdicts(batch[1]).values()) == {"VM not running"}
+    # Off: the host still knows which services it has disabled.
+    assert set(verdicts(batch[1]).values()) == {"VM not running", "disabled on host"}
 
 
 async def test_a_vm_that_is_off() -> None:
@@ -194,11 +203,51 @@ async def test_a_vm_that_is_off() -> None:
     lab.add_vm("legacy", state="Off")
     async with HyperVHost.connect(lab) as host:
         diagnosis = await host.vm("legacy").diagnose()
-    assert set(verdicts(diagnosis).values()) == {"VM not running"}
+    # A service disabled on the host shows through an Off VM: the host knows.
+    assert verdicts(diagnosis)["Guest Service Interface"] == "disabled on host"
+    assert "the VM is Off" in diagnosis.service("Guest Service Interface").reason
+    assert steps(diagnosis, "Guest Service Interface") == [(
+        "await host.vm('legacy').integration_service('Guest Service Interface').enable()",
+        "hvintegration --target sim://HV01 host enable legacy 'Guest Service Interface'",
+        "Hyper-V\\Enable-VMIntegrationService -VMName 'legacy' -Name 'Guest Service Interface'",
+    )]  # fmt: skip
+    assert {v for k, v in verdicts(diagnosis).items() if k != "Guest Service Interface"} == {
+        "VM not running"
+    }
     assert diagnosis.summary is not None
     assert diagnosis.summary.state == "Off"
     assert steps(diagnosis, "VSS") == [("", "", "Hyper-V\\Start-VM -Name 'legacy'")]
+    assert "the library does not change a VM's power state" in (
+        diagnosis.service("VSS").remedies[0].action
+    )
     assert not diagnosis.ok
+
+
+@pytest.mark.parametrize(
+    ("state", "manual"),
+    [
+        ("Off", "Hyper-V\\Start-VM -Name 'legacy'"),
+        ("Saved", "Hyper-V\\Start-VM -Name 'legacy'"),
+        ("Paused", "Hyper-V\\Resume-VM -Name 'legacy'"),
+    ],
+)
+async def test_a_vm_not_running_is_started_or_resumed_once(state: str, manual: str) -> None:
+    lab = SimulatedHost()
+    lab.add_vm("legacy", state=state)
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm("legacy").diagnose()
+    # One step for the VM, not one per service, in the list and the text.
+    assert [(item.service.name, step.manual) for item, step in diagnosis.remedies] == [
+        ("Guest Service Interface",
+         "Hyper-V\\Enable-VMIntegrationService -VMName 'legacy' -Name 'Guest Service Interface'"),
+        ("Heartbeat", manual),
+    ]  # fmt: skip
+    [(_, power)] = diagnosis.remedies[1:]
+    assert [s.service.name for s in diagnosis.remedy_services(power)] == [
+        "Heartbeat", "Key-Value Pair Exchange", "Shutdown", "Time Synchronization", "VSS",
+        "Remote Desktop Virtualization", "PowerShell Direct",
+    ]  # fmt: skip
+    assert format_diagnosis(diagnosis).count(f"by hand: {manual}") == 1
 
 
 async def test_an_unknown_vm_is_an_error() -> None:
@@ -211,8 +260,11 @@ async def test_a_host_that_fails_without_a_guest_raises() -> None:
     lab = SimulatedHost()
     lab.inject_fault("error", operation="get_integration_services")
     async with HyperVHost.connect(lab) as host:
-        with pytest.raises(HvIntegrationError, match="could not read demovm on the host"):
+        # The host's own error, which the caller can catch by its class.
+        with pytest.raises(PermissionDeniedError, match="permission denied") as caught:
             await host.vm("demovm").diagnose()
+    assert caught.value.operation == "get_integration_services"
+    assert str(caught.value).count("[target") == 1
 
 
 async def test_a_host_that_fails_with_a_guest_keeps_the_guest_side() -> None:
@@ -360,15 +412,20 @@ async def test_an_old_windows_guest_protocol_mismatch_and_missing_services() -> 
     # The guest's OS may come from Key-Value Pair Exchange; the host's never does.
     assert any(note.startswith("an update is needed; give the host") for note in bare.notes)
     [hint] = bare.service("Heartbeat").remedies
-    assert hint.cli.startswith("hvintegration advise --host-os HOST-OS --guest-os ")
+    # No call with a placeholder that would fail as written: say what to give.
+    assert (hint.python, hint.cli) == ("", "")
+    assert "(give --host-os to get it)" in hint.action
     assert advised.advice is not None
     assert advised.advice.data_exchange
+    # Key-Value Pair Exchange is already enabled: nothing to enable.
     actions = [(r.side, r.cli) for r in advised.service("Heartbeat").remedies]
     assert actions == [
-        ("host", f"hvintegration --target {host.target} host enable win7 "
-                 "'Key-Value Pair Exchange'"),
         ("guest", "hvintegration advise --host-os 'Windows 10' --guest-os 'Windows 7'"),
-    ]  # fmt: skip
+    ]
+    # One update step for the whole guest, not one per service.
+    assert [step.action for _, step in advised.remedies].count(
+        "update the guest's integration services: Windows Update"
+    ) == 1
     manual = advised.service("Heartbeat").remedies[-1].manual
     assert manual.startswith("install the updates Windows Update offers")
 
@@ -461,11 +518,19 @@ async def test_the_real_hosts_table_with_a_linked_linux_guest() -> None:
         "Key-Value Pair Exchange": "guest side not running",
         "Shutdown": "working",
         "Time Synchronization": "working",
-        # No KVP daemon, so no OS name: the mismatch text cannot be read as Linux's.
-        "VSS": "protocol mismatch",
-        "Remote Desktop Virtualization": "unknown",
-        "PowerShell Direct": "unknown",
+        # No KVP daemon, so no OS name; but no integration services version
+        # and a heartbeat without application status say Linux: VSS's
+        # mismatch text is what every Linux guest shows.
+        "VSS": "unknown",
+        "Remote Desktop Virtualization": "not supported",
+        "PowerShell Direct": "not supported",
     }
+    assert any(note.startswith("taken for a Linux guest") for note in alone.notes)
+    # Linux remedies only, none with a placeholder in it.
+    assert [r.python for r in alone.service("Key-Value Pair Exchange").remedies] == [
+        "await guest.daemon('hv_kvp_daemon').start()"
+    ]
+    assert not any("vmic" in step.python for _, step in alone.remedies)
     assert verdicts(both)["VSS"] == "guest side not running"
     assert both.service("VSS").reason == (
         "enabled on the host (which reports OK), but in the guest hv_vss_daemon is "
@@ -496,7 +561,14 @@ async def test_simulated_linux_guest_disabled_on_host_and_lost_contact() -> None
     kvp = diagnosis.service("Key-Value Pair Exchange")
     assert kvp.verdict is V.LOST_COMMUNICATION
     assert kvp.reason == "hv_kvp_daemon runs in the guest, but the host reports No Contact"
-    assert [r.python for r in kvp.remedies] == ["await guest.daemon('hv_kvp_daemon').restart()"]
+    # Restarting the KVP daemon stops it first: the library asks for force,
+    # so the remedy says so and works as written.
+    [restart] = kvp.remedies
+    assert restart.python == "await guest.daemon('hv_kvp_daemon').restart(force=True)"
+    assert restart.cli.endswith("linux restart hv_kvp_daemon --force")
+    async with LinuxGuest.connect(sim) as guest:
+        state = await guest.daemon("hv_kvp_daemon").restart(force=True)
+    assert state.running
 
 
 async def test_simulated_linux_guest_without_daemons(linux_lab: SimulatedHost) -> None:
@@ -691,7 +763,8 @@ def test_cli_exits_0_when_nothing_asks_for_action(tmp_path: pytest.TempPathFacto
     save_host(lab, state)
     status, out, _ = cli("--target", f"sim://?state={state}", "diagnose", "demovm", "--json")
     assert status == 0
-    [data] = json.loads(out)
+    # One VM, one record: an object, as `host kvp` and `linux status` print.
+    data = json.loads(out)
     assert data["vm"] == "demovm"
     assert data["ok"] is True
     assert data["services"][0]["problem"] is False
@@ -749,3 +822,204 @@ async def test_the_notebook_table_colours_the_verdict() -> None:
     assert '<td style="background:#f8d7da"><b>disabled on host</b></td>' in page
     assert page.count('style="background:#d4edda"') == 5
     assert "<code>hvintegration --target sim://HV01 host enable demovm" in page
+
+
+# -- what a first round of use turned up -------------------------------------
+
+
+async def test_a_linux_guest_without_its_kvp_daemon_from_the_host_alone() -> None:
+    # The host's reference case: a Linux guest served by the kernel alone
+    # (no hv_kvp_daemon, so no OSName). VSS's mismatch text is no fault.
+    lab = SimulatedHost(os="windows-11")
+    lab.add_vm("kern", guest="linux-kernel-only")
+    async with HyperVHost.connect(lab) as host:
+        alone = await host.vm("kern").diagnose(host_os="Windows 11")
+        [batch] = await diagnose_host(host, ["kern"], host_os="Windows 11")
+    for diagnosis in (alone, batch):
+        assert diagnosis.verdict("VSS") is V.UNKNOWN
+        assert diagnosis.verdict("Key-Value Pair Exchange") is V.GUEST_NOT_RUNNING
+        assert diagnosis.advice is None
+        # Linux steps only: no Windows service, no advise() with a placeholder.
+        pythons = [step.python for _, step in diagnosis.remedies]
+        assert "await guest.daemon('hv_kvp_daemon').start()" in pythons
+        assert not any("vmic" in text or "GUEST-OS" in text for text in pythons)
+        assert not any("advise(" in text for text in pythons)
+
+
+async def test_a_windows_guest_with_kvp_disabled_is_not_taken_for_linux() -> None:
+    lab = SimulatedHost()
+    lab.add_vm("win7", guest="windows-7", enabled={"Key-Value Pair Exchange": False})
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm("win7").diagnose(host_os="Windows 10", guest_os="Windows 7")
+    assert diagnosis.verdict("Heartbeat") is V.PROTOCOL_MISMATCH
+    assert not any(note.startswith("taken for a Linux guest") for note in diagnosis.notes)
+    # The update needs Key-Value Pair Exchange, which is disabled: enable it first.
+    assert [(step.side, step.action) for _, step in diagnosis.remedies][1:3] == [
+        ("host", "enable Key-Value Pair Exchange for the VM on the host"),
+        ("guest", "update the guest's integration services: Windows Update"),
+    ]
+
+
+async def test_remedies_name_a_vm_by_id_when_its_name_is_shared() -> None:
+    lab = SimulatedHost()
+    twin = uuid.UUID("11111111-2222-3333-4444-555555555555")
+    lab.add_vm("demovm", id=twin)
+    lab.add_vm("offvm", state="Off")
+    async with HyperVHost.connect(lab) as host:
+        by_id = await host.vm(twin).diagnose()
+        by_text_id = await host.vm(str(twin)).diagnose()
+        by_name = await host.vm("offvm").diagnose()
+        batch = await diagnose_host(host)
+        # The name names two VMs: the remedies must not use it.
+        with pytest.raises(AmbiguousVMError):
+            await host.vm("demovm").diagnose()
+        for diagnosis in (by_id, by_text_id, batch[1]):
+            [(_, enable)] = diagnosis.remedies
+            assert enable.python == (
+                f"await host.vm('{twin}').integration_service('Guest Service Interface').enable()"
+            )
+            assert enable.cli == (
+                f"hvintegration --target sim://HV01 host enable {twin} 'Guest Service Interface'"
+            )
+            assert enable.manual == (
+                f"Hyper-V\\Get-VM -Id '{twin}' | Hyper-V\\Enable-VMIntegrationService "
+                "-Name 'Guest Service Interface'"
+            )
+            # As written, each reaches that VM and no other.
+            done = (
+                await host.vm(enable.cli.split()[5])
+                .integration_service("Guest Service Interface")
+                .enable()
+            )
+            assert done.vm_id == twin
+            await host.vm(twin).integration_service("Guest Service Interface").disable()
+    # A name only one VM has stays a name.
+    assert "host enable offvm" in by_name.remedies[0][1].cli
+    assert [d.vm for d in batch] == ["demovm", "demovm", "offvm"]
+    assert batch[2].remedies[0][1].cli.split()[5] == "offvm"
+    # The seed's demovm shares the name too: by id as well.
+    assert str(batch[0].summary.id) in batch[0].remedies[0][1].cli  # type: ignore[union-attr]
+
+
+def test_cli_remedies_for_a_shared_name_use_the_id(tmp_path: pytest.TempPathFactory) -> None:
+    lab = SimulatedHost()
+    twin = "11111111-2222-3333-4444-555555555555"
+    lab.add_vm("demovm", id=uuid.UUID(twin))
+    state = f"{tmp_path}/host.json"
+    save_host(lab, state)
+    status, out, _ = cli("--target", f"sim://?state={state}", "diagnose", twin)
+    assert status == 1
+    assert f"host enable {twin} 'Guest Service Interface'" in out
+    assert f"by hand: Hyper-V\\Get-VM -Id '{twin}' | Hyper-V\\Enable-VMIntegrationService" in out
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "status"),
+    [
+        ("sim://?rights=none", [], 4),
+        ("sim://?latency=3", ["--timeout", "1"], 5),
+    ],
+    ids=["permission", "timeout"],
+)
+def test_cli_host_errors_keep_their_exit_status(url: str, options: list[str], status: int) -> None:
+    code, out, err = cli("-t", url, *options, "diagnose", "demovm")
+    assert (code, out) == (status, "")
+    assert err.count("[target") <= 1
+
+
+async def test_a_host_error_without_a_guest_is_the_hosts_own() -> None:
+    lab = SimulatedHost()
+    lab.inject_fault("error", operation="list_vms")
+    async with HyperVHost.connect(lab) as host:
+        with pytest.raises(PermissionDeniedError) as caught:
+            await host.vm("demovm").diagnose()
+    # Not wrapped again: one target suffix, the host operation that failed.
+    assert str(caught.value).count("[target") == 1
+    assert caught.value.operation in ("list_vms", "get_vm")
+
+
+async def test_a_linux_guest_of_another_vm_is_noted() -> None:
+    lab = SimulatedHost()
+    lab.add_vm("web1", guest="ubuntu-22.04")
+    lab.add_vm("web2", guest="ubuntu-22.04")
+    g1, g2 = SimulatedLinuxGuest("web1"), SimulatedLinuxGuest("web2")
+    lab.link_linux("web1", g1)
+    lab.link_linux("web2", g2)
+    async with HyperVHost.connect(lab) as host:
+        async with LinuxGuest.connect(g2) as other:
+            wrong = await host.vm("web1").diagnose(other)
+            right = await host.vm("web2").diagnose(other)
+        # A Linux guest connection for a VM whose KVP says Windows.
+        async with LinuxGuest.connect(SimulatedLinuxGuest("demovm")) as linux:
+            windows_vm = await host.vm("demovm").diagnose(linux)
+    assert any(
+        note.startswith("the Linux guest's KVP pool 3 says it runs in VM web2, not web1")
+        for note in wrong.notes
+    )
+    assert not any("is it the guest inside this VM" in note for note in right.notes)
+    assert any(
+        note.startswith(
+            "the VM's Key-Value Pair Exchange says its guest runs Windows Server 2022 "
+            "Datacenter, but the guest connection reaches a Linux guest"
+        )
+        for note in windows_vm.notes
+    )
+
+
+async def test_one_vm_where_a_list_is_expected_is_refused() -> None:
+    lab = SimulatedHost()
+    async with HyperVHost.connect(lab) as host:
+        for one in ("demovm", uuid.UUID(int=3), host.vm("demovm")):
+            with pytest.raises(TypeError, match="list of VMs"):
+                await diagnose_host(host, one)  # type: ignore[arg-type]
+    assert lab.round_trips == 0
+
+
+async def test_diagnose_host_keeps_the_diagnoses_it_could_make() -> None:
+    async with HyperVHost.connect("sim://?vms=2") as host:
+        with pytest.raises(BatchError) as caught:
+            await diagnose_host(host, ["demovm", "nosuch", "vm001"])
+    result = caught.value.result
+    assert [d.vm for d in result] == ["demovm", "vm001"]
+    assert all(isinstance(d, Diagnosis) for d in result)
+    assert result[0].verdict("Guest Service Interface") is V.HOST_DISABLED
+    assert list(caught.value.errors) == ["nosuch"]
+    assert isinstance(caught.value.errors["nosuch"], VMNotFoundError)
+    assert caught.value.operation == "diagnose"
+
+
+async def test_an_unknown_host_os_is_refused_like_advise_refuses_it() -> None:
+    lab = SimulatedHost()
+    async with HyperVHost.connect(lab) as host:
+        with pytest.raises(NotFoundError, match="unknown Hyper-V host OS 'Windwos 10'"):
+            await host.vm("demovm").diagnose(host_os="Windwos 10")
+        with pytest.raises(NotFoundError, match="unknown Hyper-V host OS"):
+            await diagnose_host(host, host_os="Windwos 10")
+    assert lab.round_trips == 0
+
+
+def test_cli_an_unknown_host_os_exits_3() -> None:
+    status, out, err = cli("-t", "sim://", "diagnose", "demovm", "--host-os", "Windwos 10")
+    assert (status, out) == (3, "")
+    assert "Windows Server 2025" in err
+
+
+async def test_a_protocol_mismatch_asks_once_and_enables_kvp_only_when_disabled() -> None:
+    lab = SimulatedHost(os="windows-10")
+    lab.add_vm("win7", guest="windows-7")
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm("win7").diagnose(host_os="Windows 10")
+    mismatched = diagnosis.by_verdict(V.PROTOCOL_MISMATCH)
+    assert len(mismatched) == 5
+    [(_, enable), (_, update)] = diagnosis.remedies
+    assert enable.action == "enable Guest Service Interface for the VM on the host"
+    assert update.action == "update the guest's integration services: Windows Update"
+    assert len(diagnosis.remedy_services(update)) == 5
+    assert not any(
+        "enable Key-Value Pair Exchange" in step.action for _, step in diagnosis.remedies
+    )
+    text = format_diagnosis(diagnosis)
+    assert text.count("update the guest's integration services") == 1
+    assert (
+        "- Heartbeat, Key-Value Pair Exchange, Shutdown, Time Synchronization, VSS: update" in text
+    )

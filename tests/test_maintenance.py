@@ -226,6 +226,21 @@ def test_linux_guest_on_a_seed_host_carries_the_seed_footnote() -> None:
         ("Red Hat Enterprise Linux 9", "rhel"),
         ("Red Hat Enterprise Linux Server 7.9", "rhel"),
         ("Debian GNU/Linux", "debian"),
+        # Installation options, flavours, code names and year-only releases.
+        ("Windows Server 2019 Datacenter (Desktop Experience)", "windows-server-2019"),
+        ("Windows 2012 R2", "windows-server-2012-r2"),
+        ("Win2k8r2", "windows-server-2008-r2"),
+        ("Windows Server 2k8 R2", "windows-server-2008-r2"),
+        ("Server 2016", "windows-server-2016"),
+        ("Ubuntu Server 22.04", "ubuntu"),
+        ("Ubuntu 24.04 LTS (Noble Numbat)", "ubuntu"),
+        ("Debian GNU/Linux 12 (bookworm)", "debian"),
+        ("Fedora Linux 40 (Server Edition)", "fedora"),
+        ("Red Hat Enterprise Linux 9.4 (Plow)", "rhel"),
+        ("SUSE Linux Enterprise Server 15 SP5", "sles"),
+        # Distributions the tables do not name: the generic Linux entry.
+        ("Rocky Linux 9", "linux"),
+        ("AlmaLinux 9", "linux"),
     ],
 )
 def test_guest_names_in_their_common_spellings(spelling: str, key: str) -> None:
@@ -243,10 +258,34 @@ def test_guest_names_in_their_common_spellings(spelling: str, key: str) -> None:
         ("Windows Server 2012 R2 Standard", "windows-server-2012-r2"),
         ("ws2025", "windows-server-2025"),
         ("Windows 11 Enterprise", "windows-11"),
+        ("Server 2016", "windows-server-2016"),
+        ("Windows Server 2019 Datacenter (Desktop Experience)", "windows-server-2019"),
+        ("Windows 2012 R2", "windows-server-2012-r2"),
+        ("w2k12r2", "windows-server-2012-r2"),
     ],
 )
 def test_host_names_in_their_common_spellings(spelling: str, key: str) -> None:
     assert resolve_host_os(spelling).key == key
+
+
+def test_another_distribution_gets_the_generic_linux_answer() -> None:
+    advice = advise(host_os="Windows Server 2022", guest_os="Rocky Linux 9")
+    assert (advice.guest_os, advice.mechanism, advice.packages) == (
+        "Linux (other distribution)",
+        Mechanism.PACKAGE_MANAGER,
+        (),
+    )
+    # Not Linux at all: still unknown, with the known names.
+    with pytest.raises(NotFoundError, match="unknown guest OS 'NixOS'"):
+        advise(host_os="Windows Server 2022", guest_os="NixOS")
+
+
+@pytest.mark.parametrize("bad", [None, 2019, b"2019"])
+def test_a_name_that_is_not_text_is_a_type_error(bad: object) -> None:
+    with pytest.raises(TypeError, match="an OS name is a str"):
+        advise(host_os=bad, guest_os="Ubuntu")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="an OS name is a str"):
+        advise(host_os="2019", guest_os=bad)  # type: ignore[arg-type]
 
 
 def test_windows_8_and_8_1_stay_apart() -> None:
@@ -324,7 +363,8 @@ def test_cli_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HVINTEGRATION_TARGET", "nosuchscheme://unused")
     status, out, err = _run("--json", "advise", "--host-os", "2019", "--guest-os", "Ubuntu 24.04")
     assert (status, err) == (0, "")
-    [record] = json.loads(out)
+    # One answer, one record: an object, as `linux status` prints its.
+    record = json.loads(out)
     assert record["mechanism"] == "package manager"
     assert record["packages"] == ["linux-tools-virtual", "linux-cloud-tools-virtual"]
     assert record["sources"][0]["url"].startswith("https://learn.microsoft.com/")

@@ -35,7 +35,8 @@ from hvintegration.cli._command import (
     add_command,
 )
 from hvintegration.cli.commands import read_password
-from hvintegration.cli.render import render
+from hvintegration.cli.render import dumps, render
+from hvintegration.cli.render import lines as escaped_lines
 from hvintegration.diagnosis import GuestConnection
 from hvintegration.diagnosis_records import Diagnosis
 from hvintegration.errors import InvalidTargetError
@@ -78,7 +79,7 @@ def add_diagnose(
             "hvintegration -t sim:// diagnose demovm --guest 'sim://?guest=demovm'",
             "HVINTEGRATION_GUEST_PASSWORD=hvintegration hvintegration -t sim:// diagnose demovm "
             "--direct Administrator",
-            "hvintegration -t psrp://admin@hv01?ssl=true diagnose web1 --guest ssh://root@web1 "
+            "hvintegration -t 'psrp://admin@hv01?ssl=true' diagnose web1 --guest ssh://root@web1 "
             "--host-os 2022",
         ],
         run=run_diagnose,
@@ -163,19 +164,22 @@ def format_diagnosis(diagnosis: Diagnosis) -> str:
     if diagnosis.guest_os:
         facts.append(f"guest OS {diagnosis.guest_os}")
     lines = [f"{diagnosis.vm} on {diagnosis.target} ({', '.join(facts)})", ""]
-    lines.append(render(diagnosis.services, as_json=False))
+    lines += render(diagnosis.services, as_json=False).splitlines()
     if diagnosis.remedies:
         lines += ["", "What to do:"]
-        for item, step in diagnosis.remedies:
-            lines.append(f"- {item.service.name}: {step.action}")
+        for _, step in diagnosis.remedies:
+            names = ", ".join(item.service.name for item in diagnosis.remedy_services(step))
+            lines.append(f"- {names}: {step.action}")
             if step.cli:
                 lines.append(f"    {step.cli}")
             if step.manual:
                 lines.append(f"    by hand: {step.manual}")
     if diagnosis.notes:
         lines += ["", "Notes:", *(f"- {note}" for note in diagnosis.notes)]
-    lines += ["", text_table([diagnosis])]
-    return "\n".join(lines)
+    lines += ["", *text_table([diagnosis]).splitlines()]
+    # Each line escaped: a VM name, a remedy or a note holding a line break
+    # must not print a line of its own.
+    return escaped_lines(lines)
 
 
 async def run_diagnose(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> int:
@@ -232,5 +236,6 @@ async def run_diagnose(args: argparse.Namespace, target: TargetLike | None, out:
     finally:
         if guest is not None:
             await guest.aclose()
-    print(render([diagnosis], as_json=True) if as_json else format_diagnosis(diagnosis), file=out)
+    # One VM, one record: a JSON object, as `linux status` and `host kvp` print theirs.
+    print(dumps(diagnosis.to_dict()) if as_json else format_diagnosis(diagnosis), file=out)
     return 0 if diagnosis.ok else 1
