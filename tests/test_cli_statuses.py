@@ -56,7 +56,7 @@ def test_1_another_failure_the_target_reported() -> None:
         (["-t", "sim-linux://", "windows", "services"], "needs a PowerShell target"),
         (["-t", "sim://", "--timeout", "0", "host", "vms"], "timeout must be positive"),
         (["-t", "sim://", "host", "disable", "demovm", "Heartbeat"], "--force"),
-        (["-t", "sim://", "host", "vms", "--bogus"], "unrecognized arguments"),
+        (["-t", "sim://", "host", "vms", "--bogus"], "unknown option --bogus"),
         (["host", "vms"], "no target"),
         (["-t", "ssh://admin:12345/x@host", "host", "vms"], "ambiguous"),
     ],

@@ -94,12 +94,52 @@ class CommandParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        # No prefix matching: ``--password hunter2`` must not be taken as
+        # ``--password-file`` (and its value then shown in an error).
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            # argparse repeats every leftover word, which may be the value of
+            # a mistyped password option; name the unknown options only.
+            options = self._unknown_options(extras)
+            plural = "s" if len(extras) > 1 else ""
+            self.error(
+                self._unknown_message(options)
+                if options
+                else f"{len(extras)} unexpected argument{plural} after the command"
+            )
+        return parsed
+
+    def _unknown_options(self, words: Sequence[str]) -> list[str]:
+        # Option-like words this parser does not know, without an ``=value``.
+        known = self._option_string_actions
+        names = (word.split("=", 1)[0] for word in words)
+        return [
+            name for name in names if name.startswith("-") and name != "-" and name not in known
+        ]
+
+    def _unknown_message(self, options: Sequence[str]) -> str:
+        spelled = [o for o in self._option_string_actions if o.startswith("--")]
+        close = difflib.get_close_matches(options[0], spelled, n=2, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        return f"unknown option {', '.join(options)}{hint}"
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         # argparse's own message names the destination ("argument side:
         # invalid choice"); a command gets a sentence and a suggestion.
         if isinstance(action, argparse._SubParsersAction) and value not in action.choices:
+            # ``--passwd hunter2 host``: the unknown option's value is taken
+            # for the command; name the option, never the value.
+            words: list[str] = getattr(self, "_words", [])
+            before = words[: words.index(value)] if value in words else words
+            unknown = self._unknown_options(before)
+            if unknown:
+                raise argparse.ArgumentError(None, self._unknown_message(unknown))
             hint = did_you_mean(str(value), action.choices)
             raise argparse.ArgumentError(
                 None,
@@ -112,7 +152,9 @@ class CommandParser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        parsed, extras = super().parse_known_args(args, namespace)
+        words = list(sys.argv[1:] if args is None else args)
+        self._words = words
+        parsed, extras = super().parse_known_args(words, namespace)
         # Subcommands are optional to argparse (its message for a missing
         # one names the destination); a missing one is refused here.
         for action in self._actions:
