@@ -358,7 +358,8 @@ async def run_advise(args: argparse.Namespace, target: TargetLike | None, out: T
     """
     advice = advise(host_os=args.host_os, guest_os=args.guest_os)
     if getattr(args, "json", False):
-        print(render([advice], as_json=True), file=out)
+        # One answer, one record: a JSON object, as `linux status` prints its.
+        print(dumps(advice.to_dict()), file=out)
         return
     lines = [text_table([advice])]
     if advice.notes:
