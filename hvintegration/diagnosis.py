@@ -26,8 +26,10 @@ https://learn.microsoft.com/en-us/powershell/module/hyper-v/get-vmintegrationser
 The rules, per service, first match wins:
 
 1. The host could not be read: ``unknown``, with its error.
-2. The VM is not running: ``VM not running``; a VM that is off reports no
-   status, so nothing else can be told.
+2. The VM is not running: ``disabled on host`` for a service the host has
+   disabled (it keeps the switch while the VM is off), else ``VM not
+   running``; a VM that is off reports no status, so nothing else can be
+   told. The remedy starts an off or saved VM and resumes a paused one.
 3. A service with no host switch (PowerShell Direct, Remote Desktop
    Virtualization) is decided by the guest alone: Linux has no side for it;
    a Windows ``vmic*`` service that runs, or is stopped but not disabled
@@ -49,9 +51,18 @@ The rules, per service, first match wins:
     and guest OS are known. For a guest known to be Linux, real hosts show
     this text for Key-Value Pair Exchange while ``hv_kvp_daemon`` runs and
     for VSS whether or not ``hv_vss_daemon`` runs, so there it means
-    ``working`` (VSS: ``unknown`` without the guest's word).
+    ``working`` (VSS: ``unknown`` without the guest's word). A guest that
+    publishes no OS name is taken for Linux when ``Get-VM`` reports no
+    integration services version while the heartbeat answers ``OK`` without
+    a secondary status (a Windows guest's heartbeat reports its application
+    health there).
 11. The host reports ``OK``: ``working``. Any other status (``Degraded``,
     ``Error``...) is ``unknown``, quoting it.
+
+Remedies name a VM by its name where the name is its own, else by its id
+(``Get-VM -Id ... |`` by hand); a step several services share is listed once
+by :attr:`~hvintegration.diagnosis_records.Diagnosis.remedies`. Without a
+guest, an error of the host propagates as the host raised it.
 """
 
 from __future__ import annotations
@@ -821,7 +832,9 @@ async def diagnose_vm(
 
     The host side is read in two or three round trips (the VM, its services,
     and its Key-Value Pair Exchange items where the host offers them); the
-    guest side in one, at the same time.
+    guest side at the same time, in one round trip for a Windows guest and
+    two for a Linux guest (its status, then its KVP pools, whose pool 3
+    tells which VM it is in).
 
     Args:
         vm: The VM.
@@ -842,7 +855,8 @@ async def diagnose_vm(
         VMNotFoundError: No such VM.
         AmbiguousVMError: Several VMs have this name.
         HvIntegrationError: The host could not be read and no guest was
-            given, so there is nothing to diagnose.
+            given, so there is nothing to diagnose: the host's own error
+            (``PermissionDeniedError``, ``OperationTimeoutError``...).
         TypeError: ``guest`` is neither a WindowsGuest nor a LinuxGuest.
         NotFoundError: ``host_os`` is a name
             :func:`~hvintegration.maintenance.advise` does not know (checked
