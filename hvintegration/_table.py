@@ -33,6 +33,7 @@ __all__ = [
     "format_table",
     "html_table",
     "json_rows",
+    "json_text",
     "plain",
     "printable",
     "record_list",
@@ -84,8 +85,11 @@ def _rows(records: Sequence[Tabular]) -> tuple[list[str], list[list[str]]]:
 # CR and LF forge lines), DEL, C1 controls (0x9b is an 8-bit CSI), the line
 # and paragraph separators, and the bidirectional controls that reorder
 # what is shown (Unicode UAX #9, "Explicit Directional Formatting";
-# the Trojan Source attack, CVE-2021-42574).
-_CONTROLS = "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+# the Trojan Source attack, CVE-2021-42574), and lone surrogates, which a
+# CLIXML ``_xD800_`` escape decodes to and no terminal encoding can write.
+_CONTROLS = (
+    "\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+)
 _UNSAFE = re.compile(f"[{_CONTROLS}]")
 _UNSAFE_BUT_NEWLINE = re.compile(f"(?!\n)[{_CONTROLS}]")
 
@@ -98,9 +102,9 @@ def _escape(match: re.Match[str]) -> str:
 def printable(text: str, *, newlines: bool = False) -> str:
     r"""Text with every control character shown as an escape, safe for a terminal.
 
-    Control characters (C0 and C1, DEL), the Unicode line separators and
-    the bidirectional overrides become ``\x1b`` or ``\u202e``; everything
-    else, CJK included, is kept.
+    Control characters (C0 and C1, DEL), the Unicode line separators,
+    the bidirectional overrides and lone surrogates become ``\x1b``,
+    ``\u202e`` or ``\ud800``; everything else, CJK included, is kept.
 
     Args:
         text: Text that may come from a remote side.
@@ -118,6 +122,35 @@ def printable(text: str, *, newlines: bool = False) -> str:
     """
     pattern = _UNSAFE_BUT_NEWLINE if newlines else _UNSAFE
     return pattern.sub(_escape, text)
+
+
+# json.dumps escapes C0 controls but, with ensure_ascii=False, passes DEL,
+# C1 controls, line separators, bidi controls and lone surrogates through
+# raw; they can only occur inside strings, where \uXXXX is valid JSON.
+_JSON_UNSAFE = re.compile(f"(?![\x00-\x1f])[{_CONTROLS}]")
+
+
+def json_text(value: Any, *, indent: int | None = 2) -> str:
+    r"""JSON text with non-ASCII text kept and every control character escaped.
+
+    Valid JSON that no character in it can act on a terminal with, and that
+    any UTF-8 stream can carry: DEL, C1 controls, the Unicode line separators,
+    bidirectional controls and lone surrogates become ``\uXXXX`` escapes,
+    which ``json.loads`` turns back into the same text.
+
+    Args:
+        value: Plain data (dicts, lists, strings, numbers).
+        indent: Spaces per level; ``None`` for one line.
+
+    Returns:
+        The JSON text.
+
+    Example:
+        >>> print(json_text({"name": "客體\u202e\x1b\x9b\ud800"}, indent=None))
+        {"name": "客體\u202e\u001b\u009b\ud800"}
+    """
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -289,13 +322,14 @@ def to_json(value: object, *, indent: int | None = 2) -> str:
         indent: Spaces per level; ``None`` for one line.
 
     Returns:
-        The JSON text; non-ASCII characters are kept as they are.
+        The JSON text (see :func:`json_text`): non-ASCII characters are kept,
+        every control character is escaped.
 
     Raises:
         TypeError: Something that is not a record.
     """
     data = json_rows(value) if isinstance(value, (tuple, list)) else _record_dict(value)
-    return json.dumps(data, indent=indent, ensure_ascii=False)
+    return json_text(data, indent=indent)
 
 
 class JsonRecord:
@@ -328,7 +362,7 @@ class JsonRecord:
         Args:
             indent: Spaces per level; ``None`` for one line.
         """
-        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+        return json_text(self.to_dict(), indent=indent)
 
 
 _T = TypeVar("_T")
@@ -376,7 +410,7 @@ class RecordList(tuple[_T, ...]):
         Args:
             indent: Spaces per level; ``None`` for one line.
         """
-        return json.dumps(self.to_dicts(), indent=indent, ensure_ascii=False)
+        return json_text(self.to_dicts(), indent=indent)
 
     def to_dataframe(self) -> Any:
         """The records as a :class:`pandas.DataFrame`, one row per record.

@@ -24,9 +24,10 @@ from typing import Any, TextIO, cast
 from rich.progress import Progress
 
 from hvintegration._connect import TargetLike
+from hvintegration._table import text_table as _text_table
 from hvintegration.cli import render as _render
 from hvintegration.cli._command import CommandParser, UsageError, add_command, add_group
-from hvintegration.cli.render import dumps
+from hvintegration.cli.render import dumps, lines
 from hvintegration.fleet import (
     Fleet,
     FleetProgress,
@@ -163,20 +164,31 @@ def _with_progress(fleet: Fleet, callback: ProgressCallback) -> Fleet:
 
 
 def _plan_text(result: FleetResult[PlanItem], verb: str) -> str:
-    """A plan as diff lines, or what apply did, then failures and a summary."""
-    lines = []
+    """A plan as diff lines, or what apply did, then failures and a summary.
+
+    Every line is escaped to stay one line (see :func:`render.lines`): a
+    VM name or a remote error text holding a line break cannot add one.
+    """
+    text = []
     for item in result.rows:
         if verb == "plan":
-            lines.append(item.diff_line + (" (needs --force)" if item.needs_force else ""))
+            text.append(item.diff_line + (" (needs --force)" if item.needs_force else ""))
         else:
-            lines.append(f"{'changed' if item.changed else 'unchanged'}: {item.diff_line[2:]}")
-    lines.extend(f"! {r.target}: {type(r.error).__name__}: {r.error}" for r in result.failed)
+            text.append(f"{'changed' if item.changed else 'unchanged'}: {item.diff_line[2:]}")
+    text.extend(f"! {r.target}: {type(r.error).__name__}: {r.error}" for r in result.failed)
     counted = [item for item in result.rows if verb == "plan" or item.changed]
     targets = len({item.target for item in counted})
     noun = "to change" if verb == "plan" else "changed"
     plural = "" if targets == 1 else "s"
-    lines.append(f"{len(counted)} {noun} on {targets} target{plural}; {len(result.failed)} failed")
-    return "\n".join(lines)
+    text.append(f"{len(counted)} {noun} on {targets} target{plural}; {len(result.failed)} failed")
+    return lines(text)
+
+
+def _result_text(result: FleetResult[Any]) -> str:
+    """The rows as a table, then one line per failed target, each line escaped."""
+    text = _text_table(result.rows).splitlines() if result.rows else []
+    text.extend(f"{r.target}: failed: {type(r.error).__name__}: {r.error}" for r in result.failed)
+    return lines(text) if text else "(no rows)"
 
 
 async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> int | None:
@@ -247,7 +259,7 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
     elif policy is not None:
         print(_plan_text(cast("FleetResult[PlanItem]", result), args.action), file=out)
     else:
-        print(result.text(), file=out)
+        print(_result_text(result), file=out)
     result.raise_for_errors()
     if args.action == "diagnose" and any(getattr(row, "problem", False) for row in result.rows):
         return 1

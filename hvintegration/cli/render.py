@@ -12,20 +12,26 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import io
-import json
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 from rich.console import Console
 from rich.text import Text
 
-from hvintegration._table import Tabular, format_table, json_rows, printable, text_table
+from hvintegration._table import (
+    Tabular,
+    format_table,
+    json_rows,
+    json_text,
+    printable,
+    text_table,
+)
 
 __all__ = [
     "SafeWriter",
     "dumps",
     "format_table",
+    "lines",
     "printable",
     "progress_console",
     "render",
@@ -34,14 +40,13 @@ __all__ = [
     "waiting",
 ]
 
-# json.dumps escapes C0 controls but, with ensure_ascii=False, passes DEL,
-# C1 controls, line separators and bidi controls through raw; they can only
-# occur inside strings, where \uXXXX is valid JSON.
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
 
 def dumps(value: Any) -> str:
     """JSON text, indented, with non-ASCII text kept and every control character escaped.
+
+    Every ``--json`` output goes through here (see
+    :func:`hvintegration._table.json_text`), so it is valid JSON in any
+    UTF-8 stream and nothing in it can act on a terminal.
 
     Args:
         value: Plain data (dicts, lists, strings, numbers).
@@ -55,8 +60,32 @@ def dumps(value: Any) -> str:
           "name": "客體\\u202e\\u001b"
         }
     """
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return json_text(value, indent=2)
+
+
+def lines(text_lines: Iterable[str]) -> str:
+    r"""Lines of text as one block, each line escaped to stay one line.
+
+    Text a command prints outside a table (a title, a diff line, a remedy,
+    a note, a failure) is built from remote values: a VM name or an error
+    text holding ``\n`` would start a line of its own and could pass for
+    the command's own output. Each item is one line, with every control
+    character, line breaks included, escaped by :func:`printable`. A table
+    goes in as its lines (``text_table(records).splitlines()``); escaping
+    it again changes nothing, as escaped text holds no control character.
+
+    Args:
+        text_lines: The lines, in order.
+
+    Returns:
+        The lines joined by line breaks.
+
+    Example:
+        >>> print(lines(["demovm on HV01", "evil\n- forged"]))
+        demovm on HV01
+        evil\x0a- forged
+    """
+    return "\n".join(printable(line) for line in text_lines)
 
 
 def to_json(records: Sequence[object]) -> str:
