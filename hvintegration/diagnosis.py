@@ -68,12 +68,19 @@ guest, an error of the host propagates as the host raised it.
 from __future__ import annotations
 
 import asyncio
-import shlex
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, Union
 
 from hvintegration import catalogue
+from hvintegration._diagnosis_remedies import (
+    KERNEL_ONLY,
+    RemedyContext,
+    enable_on_host,
+    power_on,
+    update_steps,
+)
+from hvintegration._diagnosis_remedies import guest_steps as _steps_in_guest
 from hvintegration._table import RecordList
 from hvintegration.diagnosis_records import (
     Diagnosis,
@@ -87,7 +94,6 @@ from hvintegration.linux.guest import LinuxGuest
 from hvintegration.linux.records import LinuxStatus
 from hvintegration.maintenance import (
     Advice,
-    Mechanism,
     advise,
     resolve_guest_os,
     resolve_host_os,
@@ -103,23 +109,11 @@ GuestConnection = Union[WindowsGuest, LinuxGuest]
 """A connected guest :func:`diagnose_vm` reads the guest side from."""
 
 _V = DiagnosisVerdict
-_KERNEL_ONLY = (catalogue.HEARTBEAT, catalogue.SHUTDOWN, catalogue.TIME_SYNCHRONIZATION)
 _LINUX_MISMATCH = (catalogue.KEY_VALUE_PAIR_EXCHANGE, catalogue.VSS)
 
 
 def _described(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def _ps_quote(text: str) -> str:
-    # A single-quoted PowerShell literal: every quote PowerShell treats as
-    # ' (U+0027 and U+2018 to U+201B) is doubled. Display text only.
-    out = "".join(ch * 2 if ch in "'\u2018\u2019\u201a\u201b" else ch for ch in text)
-    return f"'{out}'"
-
-
-def _py(text: str) -> str:
-    return repr(text)
 
 
 class _HostLike(Protocol):
@@ -161,36 +155,6 @@ class HostLike(Protocol):
         """The services of several VMs, or of all, in one round trip."""
 
 
-class _Context:
-    """What the remedies need to spell themselves: names and targets.
-
-    A VM is named by its name where that names it alone, else by its id
-    (``vm_id``): a name two VMs share would reach the wrong one, or none.
-    """
-
-    def __init__(
-        self,
-        host_target: str,
-        name: str,
-        guest: GuestConnection | None,
-        vm_id: uuid.UUID | None = None,
-    ) -> None:
-        self.vm = name
-        self.vm_id = vm_id
-        self.ref = name if vm_id is None else str(vm_id)
-        self.host_target = host_target
-        self.guest = guest
-
-    def cli(self, target: str, *words: str) -> str:
-        return shlex.join(["hvintegration", "--target", target, *words])
-
-    def cmdlet(self, cmdlet: str, name_parameter: str, rest: str = "") -> str:
-        """A Hyper-V cmdlet on this VM: by name, or piped from ``Get-VM -Id``."""
-        if self.vm_id is None:
-            return f"Hyper-V\\{cmdlet} -{name_parameter} {_ps_quote(self.vm)}{rest}"
-        return f"Hyper-V\\Get-VM -Id {_ps_quote(self.ref)} | Hyper-V\\{cmdlet}{rest}"
-
-
 # -- the guest side ---------------------------------------------------------
 
 
@@ -214,7 +178,7 @@ def _linux_side(spec: catalogue.ServiceSpec, status: LinuxStatus) -> GuestSide |
     if side is None:
         return None
     driver = status.driver
-    if spec in _KERNEL_ONLY or not side.daemons:
+    if spec in KERNEL_ONLY or not side.daemons:
         state = driver.state + (", bound" if driver.bound else ", not bound")
         return GuestSide("linux", driver.name, driver.loaded, driver.loaded and driver.bound, state)
     daemon = next(d for d in status.daemons if d.daemon.service is spec)
@@ -228,226 +192,6 @@ def _linux_side(spec: catalogue.ServiceSpec, status: LinuxStatus) -> GuestSide |
     if not driver.loaded:
         what += f"; {driver.name} {driver.state}"
     return GuestSide("linux", daemon.name, daemon.program is not None, daemon.running, what)
-
-
-# -- remedies ----------------------------------------------------------------
-
-
-def _enable_on_host(ctx: _Context, spec: catalogue.ServiceSpec) -> Remedy:
-    return Remedy(
-        "host",
-        f"enable {spec.name} for the VM on the host",
-        f"await host.vm({_py(ctx.ref)}).integration_service({_py(spec.name)}).enable()",
-        ctx.cli(ctx.host_target, "host", "enable", ctx.ref, spec.name),
-        ctx.cmdlet("Enable-VMIntegrationService", "VMName", f" -Name {_ps_quote(spec.name)}"),
-    )
-
-
-def _power_on(ctx: _Context, state: str) -> list[Remedy]:
-    # The library reads and switches integration services; it does not
-    # change a VM's power state, so these steps are the host's cmdlets only.
-    if state == "Paused":
-        verb, cmdlet = "resume", "Resume-VM"
-    elif state in ("Off", "Saved"):
-        verb, cmdlet = "start", "Start-VM"
-    else:
-        return []
-    return [
-        Remedy(
-            "host",
-            f"{verb} the VM on the host (by hand: the library does not change a VM's power state)",
-            "",
-            "",
-            ctx.cmdlet(cmdlet, "Name"),
-        )
-    ]
-
-
-def _windows_start(
-    ctx: _Context, spec: catalogue.ServiceSpec, side: GuestSide | None, *, restart: bool = False
-) -> list[Remedy]:
-    name = spec.windows_service
-    steps = []
-    guest_cli = (
-        ["windows", "--vm", ctx.ref]
-        if ctx.guest is None or not isinstance(ctx.guest, WindowsGuest)
-        else ["windows"]
-    )
-    target = ctx.guest.target if isinstance(ctx.guest, WindowsGuest) else ctx.host_target
-    if side is not None and "Disabled" in side.state:
-        steps.append(
-            Remedy(
-                "guest",
-                f"allow {name} to start again (startup type Manual)",
-                f"await guest.service({_py(name)}).enable()",
-                ctx.cli(target, *guest_cli, "enable", name),
-                f"Set-Service -Name {name} -StartupType Manual",
-            )
-        )
-    verb, cmdlet = ("restart", "Restart-Service") if restart else ("start", "Start-Service")
-    steps.append(
-        Remedy(
-            "guest",
-            f"{verb} {name} in the Windows guest",
-            f"await guest.service({_py(name)}).{verb}()",
-            ctx.cli(target, *guest_cli, verb, name),
-            f"{cmdlet} -Name {name}",
-        )
-    )
-    return steps
-
-
-def _linux_start(
-    ctx: _Context,
-    spec: catalogue.ServiceSpec,
-    status: LinuxStatus | None,
-    packages: tuple[str, ...],
-    *,
-    restart: bool = False,
-) -> list[Remedy]:
-    side = spec.linux
-    if side is None:
-        return []
-    target = ctx.guest.target if isinstance(ctx.guest, LinuxGuest) else "ssh://root@GUEST"
-    steps = []
-    if status is not None and not status.driver.loaded:
-        steps.append(
-            Remedy(
-                "guest",
-                f"load the {side.driver} driver (every integration service needs it)",
-                "",
-                "",
-                f"modprobe {side.driver}",
-            )
-        )
-    if spec in _KERNEL_ONLY or not side.daemons:
-        if not steps:
-            steps.append(
-                Remedy(
-                    "guest",
-                    f"the kernel's {side.driver} driver serves {spec.name}: check that it is "
-                    "loaded and bound",
-                    "await guest.driver()",
-                    ctx.cli(target, "linux", "status"),
-                    f"lsmod | grep {side.driver}",
-                )
-            )
-        return steps
-    daemon = None if status is None else next(d for d in status.daemons if d.daemon.service is spec)
-    name = side.daemons[-1] if daemon is None else daemon.name
-    if daemon is not None and daemon.program is None:
-        wanted = ", ".join(packages) or "hyperv-daemons, hyperv-tools or linux-cloud-tools-..."
-        steps.append(
-            Remedy(
-                "guest",
-                f"install {name}: the distribution's Hyper-V daemon package ({wanted})",
-                "",
-                "",
-                f"install {wanted} with the distribution's package manager",
-            )
-        )
-        return steps
-    manual = f"{daemon.program}" if daemon is not None and daemon.program else name
-    if daemon is not None and daemon.running and restart:
-        pid_of = f"kill -15 $(pidof {name}); "
-    else:
-        pid_of = ""
-    if status is not None and status.systemd and daemon is not None and daemon.unit is not None:
-        manual_text = f"systemctl {'restart' if restart else 'start'} {daemon.unit.name}"
-    else:
-        manual_text = f"{pid_of}{manual}"
-    verb = "restart" if restart else "start"
-    # A restart stops the daemon first; for a critical service's daemon
-    # (Key-Value Pair Exchange: the host learns the guest's addresses
-    # through it) the library asks for force before it stops one.
-    forced = restart and spec.critical
-    action = f"{verb} {name} as root in the Linux guest"
-    if forced:
-        action += " (force: it stops the daemon the host reads the guest's addresses from)"
-    steps.append(
-        Remedy(
-            "guest",
-            action,
-            f"await guest.daemon({_py(name)}).{verb}({'force=True' if forced else ''})",
-            ctx.cli(target, "linux", verb, name, *(["--force"] if forced else [])),
-            manual_text,
-        )
-    )
-    return steps
-
-
-def _guest_steps(
-    ctx: _Context,
-    spec: catalogue.ServiceSpec,
-    side: GuestSide | None,
-    family: str,
-    status: LinuxStatus | None,
-    packages: tuple[str, ...],
-    *,
-    restart: bool = False,
-) -> list[Remedy]:
-    steps: list[Remedy] = []
-    if family in ("windows", "") and spec.windows_service:
-        steps += _windows_start(ctx, spec, side, restart=restart)
-    if family in ("linux", ""):
-        steps += _linux_start(ctx, spec, status, packages, restart=restart)
-    return steps
-
-
-def _update_steps(ctx: _Context, facts: _Facts) -> list[Remedy]:
-    advice = facts.advice
-    if advice is None:
-        missing = [
-            option
-            for option, have in (("--host-os", facts.host_os), ("--guest-os", facts.guest_os))
-            if not have
-        ]
-        if facts.family == "linux":
-            manual = "update the kernel and the distribution's Hyper-V daemon package"
-        else:
-            manual = "Windows Update, or the integration services disk on older hosts"
-        # No call with a placeholder in it: it would fail as written.
-        return [
-            Remedy(
-                "guest",
-                "update the guest's integration services; the update path depends on the host "
-                f"and guest OS (give {' and '.join(missing) or 'both'} to get it)",
-                "",
-                "",
-                manual,
-            )
-        ]
-    call = f"advise(host_os={_py(advice.host_os)}, guest_os={_py(advice.guest_os)})"
-    cli = shlex.join(
-        ["hvintegration", "advise", "--host-os", advice.host_os, "--guest-os", advice.guest_os]
-    )
-    steps = []
-    kvp = facts.states.get(catalogue.KEY_VALUE_PAIR_EXCHANGE)
-    if advice.data_exchange and kvp is not None and not kvp.enabled:
-        steps.append(_enable_on_host(ctx, catalogue.KEY_VALUE_PAIR_EXCHANGE))
-    if advice.mechanism is Mechanism.WINDOWS_UPDATE:
-        manual = "install the updates Windows Update offers in the guest"
-        if advice.data_exchange:
-            manual += " (needs Key-Value Pair Exchange enabled; else the KB3071740 cab)"
-    elif advice.mechanism is Mechanism.INTEGRATION_SERVICES_DISK:
-        manual = (
-            "Hyper-V Manager: Action > Insert Integration Services Setup Disk, then run the "
-            "setup in the guest"
-        )
-    elif advice.mechanism is Mechanism.PACKAGE_MANAGER:
-        manual = f"update the kernel and {', '.join(advice.packages) or 'the Hyper-V daemons'}"
-    else:
-        manual = "; ".join(advice.notes)
-    steps.append(
-        Remedy(
-            "guest",
-            f"update the guest's integration services: {advice.mechanism.value}",
-            call,
-            cli,
-            manual,
-        )
-    )
-    return steps
 
 
 # -- the verdicts ------------------------------------------------------------
@@ -508,7 +252,7 @@ _Make = Callable[..., ServiceDiagnosis]
 _Steps = Callable[..., list[Remedy]]
 
 
-def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> ServiceDiagnosis:
+def _decide(ctx: RemedyContext, facts: _Facts, spec: catalogue.ServiceSpec) -> ServiceDiagnosis:
     state = facts.states.get(spec)
     side = facts.side(spec)
     family = facts.family
@@ -518,7 +262,9 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
         return ServiceDiagnosis(spec, verdict, reason, state, side, error, tuple(steps or ()))
 
     def guest_steps(restart: bool = False) -> list[Remedy]:
-        return _guest_steps(ctx, spec, side, family, facts.linux, facts.packages(), restart=restart)
+        return _steps_in_guest(
+            ctx, spec, side, family, facts.linux, facts.packages(), restart=restart
+        )
 
     if facts.host_error and spec.component_id is not None:
         return make(_V.UNKNOWN, "the host could not be read", error=facts.host_error)
@@ -530,9 +276,9 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
             return make(
                 _V.HOST_DISABLED,
                 f"disabled on the host (the VM is {summary.state}: the guest side cannot be told)",
-                [_enable_on_host(ctx, spec)],
+                [enable_on_host(ctx, spec)],
             )
-        power = _power_on(ctx, summary.state)
+        power = power_on(ctx, summary.state)
         wait = "" if power else "; wait for it to settle"
         return make(
             _V.VM_NOT_RUNNING,
@@ -555,7 +301,7 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
             reason = f"running in the guest ({side.name}) but disabled on the host"
         else:
             reason = f"disabled on the host, and {side.name} is not running in the guest either"
-        steps = [_enable_on_host(ctx, spec)]
+        steps = [enable_on_host(ctx, spec)]
         if side is not None and not side.running:
             steps += guest_steps()
         return make(_V.HOST_DISABLED, reason, steps, error=facts.guest_error)
@@ -592,10 +338,18 @@ def _decide(ctx: _Context, facts: _Facts, spec: catalogue.ServiceSpec) -> Servic
         return _linux_mismatch(spec, side, make)
     if _mismatch(state):
         reason = "the guest's components are older than the host's (ProtocolMismatch)"
+        kvp = facts.states.get(catalogue.KEY_VALUE_PAIR_EXCHANGE)
         return make(
             _V.PROTOCOL_MISMATCH,
             reason,
-            _update_steps(ctx, facts),
+            update_steps(
+                ctx,
+                facts.advice,
+                family=facts.family,
+                host_os=facts.host_os,
+                guest_os=facts.guest_os,
+                kvp_enabled=kvp is not None and kvp.enabled,
+            ),
         )
     if "Ok" in state.operational_status or state.primary_status == "OK":
         return make(_V.WORKING, "enabled on the host, which reports OK")
@@ -911,7 +665,7 @@ def _conclude(
     _settle_os(facts, host_os, guest_os)
     _check_identity(facts)
     name = facts.summary.name if facts.summary is not None else ref
-    ctx = _Context(host_target, name, guest, vm_id)
+    ctx = RemedyContext(host_target, name, guest, vm_id)
     services = tuple(_decide(ctx, facts, spec) for spec in catalogue.ALL_SERVICES)
     return Diagnosis(
         vm=name,

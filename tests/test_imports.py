@@ -188,6 +188,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "hvintegration.host",
             "hvintegration.preflight",
             "hvintegration.diagnosis",
+            "hvintegration._diagnosis_remedies",
             "hvintegration._host_wire",
             "hvintegration.host_kvp",
             "hvintegration.windows",
