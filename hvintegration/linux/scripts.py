@@ -42,19 +42,40 @@ hex() { od -An -v -tx1 | tr -d ' \n'; }
 
 _STATUS_FUNCTION = (
     r"""
-# facts PATH: "UID MODE DIRUID DIRMODE" of the file PATH resolves to and of
-# its directory, so that the reader can tell a program only root could have
-# written from one anyone could have planted; "- - - -" when unknown.
-facts() {
-    fr=$(readlink -f -- "$1" 2>/dev/null) || fr=
-    case $fr in /*) ;; *) printf '%s' '- - - -'; return 0 ;; esac
-    ff=$(stat -L -c '%u %a' -- "$fr" "${fr%/*}/" 2>/dev/null | tr '\n' ' ') || ff=
-    set -f
-    # shellcheck disable=SC2086
-    set -- $ff
-    set +f
-    if [ $# -eq 4 ]; then printf '%s %s %s %s' "$1" "$2" "$3" "$4"; else printf '%s' '- - - -'; fi
+# fact PATH [RESOLVED]: sets $fx to "UID MODE DIRUID DIRMODE" of the file
+# PATH resolves to and of its directory, so that the reader can tell a
+# program only root could have written from one anyone could have planted;
+# "- - - -" when unknown. RESOLVED=1 says PATH is already absolute and free
+# of symbolic links. Each path is looked at once per run: the answers are
+# kept in $fcache, one "PATH<tab>FACTS" line each, as the same programs turn
+# up under several names (merged /usr) and as several processes.
+fcache=$nl
+fact() {
+    fx='- - - -'
+    case $1 in *"$tab"*|*"$nl"*|'') return 0 ;; esac
+    case $fcache in *"$nl$1$tab"*)
+        fx=${fcache#*"$nl$1$tab"}; fx=${fx%%"$nl"*}; return 0 ;;
+    esac
+    if [ "${2:-0}" = 1 ]; then fr=$1; else fr=$(readlink -f -- "$1" 2>/dev/null) || fr=; fi
+    case $fr in
+    /*)
+        ff=$(stat -L -c '%u %a' -- "$fr" "${fr%/*}/" 2>/dev/null) || ff=
+        set -f
+        # One line per file: the default IFS splits on the newline too.
+        # shellcheck disable=SC2086
+        set -- "$1" $ff
+        set +f
+        [ $# -eq 5 ] && fx="$2 $3 $4 $5" ;;
+    *) set -- "$1" ;;
+    esac
+    fcache="$fcache$1$tab$fx$nl"
 }
+# facts PATH: the same, printed.
+facts() { fact "$1"; printf '%s' "$fx"; }
+
+# nospace HEX...: sets $joined to its arguments run together (od's bytes
+# without their blanks), with no process started.
+nospace() { ns_ifs=$IFS; IFS=; joined="$*"; IFS=$ns_ifs; }
 
 # status_report UNIT...: the whole status; the units are systemd unit names.
 status_report() {
@@ -64,7 +85,8 @@ status_report() {
     out version 2
     out uid "$(id -u)"
     out user "$(id -un 2>/dev/null)"
-    out kernel "$(uname -r)"
+    kernel=$(uname -r)
+    out kernel "$kernel"
     read -r pid1 2>/dev/null < /proc/1/comm || pid1=""
     out pid1 "$pid1"
     while read -r key value _; do [ "$key" = btime ] && out btime "$value"; done < /proc/stat
@@ -121,32 +143,54 @@ status_report() {
         case $1 in *"$tab"*|*"$nl"*) return 0 ;; esac
         listed=$((listed + 1))
         [ "$listed" -gt @MAX_LISTED@ ] && return 0
-        script=0
-        case $(head -c 2 -- "$1" 2>/dev/null) in '#!') script=1 ;; esac
-        out installed "$1" "$2" "$3" "$script" "$(facts "$1")"
+        # The same file under several names is read once: its facts under
+        # its resolved path, its first two bytes beside them.
+        case $scripts in
+        *"$nl$2$tab"*) script=${scripts#*"$nl$2$tab"}; script=${script%%"$nl"*} ;;
+        *)
+            script=0
+            case $(head -c 2 -- "$1" 2>/dev/null) in '#!') script=1 ;; esac
+            case $2 in *"$tab"*|*"$nl"*) ;; *) scripts="$scripts$2$tab$script$nl" ;; esac ;;
+        esac
+        case $2 in /*) fact "$2" "$4" ;; *) fact "$1" ;; esac
+        out installed "$1" "$2" "$3" "$script" "$fx"
     }
+    scripts=$nl
     scan() {
         [ -d "$1" ] || return 0
         # Resolve the directory once (merged /usr makes /sbin and /usr/sbin one).
-        realdir=$(cd "$1" 2>/dev/null && pwd -P) || realdir=$1
+        exact=1
+        realdir=$(cd "$1" 2>/dev/null && pwd -P) || { realdir=$1; exact=0; }
         for f in "$1"/hv_* "$1"/hyperv*; do
             [ -f "$f" ] && [ -x "$f" ] || continue
             real=$realdir/${f##*/}
-            if [ -L "$f" ]; then real=$(readlink -f -- "$f" 2>/dev/null) || real=$f; fi
-            one "$f" "$real" "$2"
+            resolved=$exact
+            if [ -L "$f" ]; then
+                real=$(readlink -f -- "$f" 2>/dev/null) || { real=$f; resolved=0; }
+            fi
+            one "$f" "$real" "$2" "$resolved"
         done
     }
     old_ifs=$IFS
     IFS=:
+    scanned=$nl
     for dir in $PATH; do
         IFS=$old_ifs
         # Only absolute entries: a relative one ("." or "bin") would make the
-        # answer depend on the directory the command happened to run in.
-        case $dir in /*) scan "$dir" 1 ;; esac
+        # answer depend on the directory the command happened to run in. A
+        # directory named twice in PATH is scanned once.
+        case $dir in
+        *"$nl"*) ;;
+        /*)
+            case $scanned in
+            *"$nl$dir$nl"*) ;;
+            *) scanned="$scanned$dir$nl"; scan "$dir" 1 ;;
+            esac ;;
+        esac
         IFS=:
     done
     IFS=$old_ifs
-    for dir in /usr/lib/hyper-v/bin /usr/libexec/hypervkvpd "/usr/lib/linux-tools/$(uname -r)"; do
+    for dir in /usr/lib/hyper-v/bin /usr/libexec/hypervkvpd "/usr/lib/linux-tools/$kernel"; do
         scan "$dir" 0
     done
 
@@ -162,13 +206,31 @@ status_report() {
     if command -v grep >/dev/null 2>&1; then
         # Each argument is one NUL-terminated record (-z): any whose file
         # name starts hv_ or hyperv makes a candidate.
-        for f in $(grep -l -z -a -E '^([^[:cntrl:]]*/)?[.]?(hv_|hyperv)' /proc/[0-9]*/cmdline \
-            2>/dev/null); do
+        named=$(grep -l -z -a -E '^([^[:cntrl:]]*/)?[.]?(hv_|hyperv)' /proc/[0-9]*/cmdline \
+            2>/dev/null)
+        # Other runs of these scripts (and sudo running them) name units
+        # and directories such as hypervkvpd.service and /var/lib/hyperv in
+        # their arguments. They are never daemons, and with many calls at
+        # once each run would read every other one: the work would grow
+        # with the square of the calls. An argument that is one of these
+        # scripts (it starts with their first line) leaves them out, unless
+        # their name (comm) already made them candidates above.
+        ours=" "
+        if [ -n "$named" ]; then
+            # Only /proc/PID/cmdline paths, so splitting is safe.
+            # shellcheck disable=SC2086
+            for f in $(grep -l -z -a '^# hvintegration linux ' $named 2>/dev/null); do
+                pid=${f#/proc/}; ours="$ours${pid%/cmdline} "
+            done
+        fi
+        for f in $named; do
             pid=${f#/proc/}; pid=${pid%/cmdline}
+            case $ours in *" $pid "*) continue ;; esac
             case $cands in *" $pid "*) ;; *) cands="$cands$pid " ;; esac
         done
     fi
     seen=0
+    users=$nl
     pids=" "
     for pid in $cands; do
         # Not this script, whose arguments name units.
@@ -177,13 +239,28 @@ status_report() {
         read -r comm 2>/dev/null < "$d/comm" || continue
         # Kernel threads have an empty command line. Only the first
         # @MAX_ARGS_BYTES@ bytes are listed, so one process cannot swell the report.
-        args=$(head -c @MAX_ARGS_BYTES_1@ "$d/cmdline" 2>/dev/null | hex) || continue
+        exe=$(readlink "$d/exe" 2>/dev/null) || exe=""
+        # One od for the name, the executable and the command line: the
+        # first two hold no NUL byte, so the first two " 00" of od's
+        # blank-separated bytes end them.
+        all=$({ printf '%s\000%s\000' "$comm" "$exe"; head -c @MAX_ARGS_BYTES_1@ "$d/cmdline"; } \
+            2>/dev/null | od -An -v -tx1 | tr -d '\n') || continue
+        commx=${all%% 00*}; all=${all#* 00}
+        exex=${all%% 00*}; all=${all#* 00}
+        set -f
+        # shellcheck disable=SC2086
+        nospace $all
+        args=$joined
+        nospace $exex
+        exex=$joined
+        nospace $commx
+        commx=$joined
+        set +f
         [ -n "$args" ] || continue
         a0=""; a1=""
         { IFS= read -r a0 || :; IFS= read -r a1 || :; } <<EOF
 $(head -c @MAX_ARGS_BYTES@ "$d/cmdline" 2>/dev/null | tr '\0' '\n' | head -n 2)
 EOF
-        exe=$(readlink "$d/exe" 2>/dev/null) || exe=""
         uid=""
         while read -r key value _; do
             [ "$key" = "Uid:" ] && uid=$value && break
@@ -214,15 +291,21 @@ EOF
         set -- $rest
         set +f
         start=${20:-}
-        user=$( (getent passwd "$uid" || grep "^[^:]*:[^:]*:$uid:" /etc/passwd) 2>/dev/null |
-            head -n 1)
+        # Each owner is looked up once.
+        case $users in
+        *"$nl$uid:"*) user=${users#*"$nl$uid:"}; user=${user%%"$nl"*} ;;
+        *)
+            user=$( (getent passwd "$uid" || grep "^[^:]*:[^:]*:$uid:" /etc/passwd) 2>/dev/null |
+                head -n 1)
+            user=${user%%:*}
+            users="$users$uid:$user$nl" ;;
+        esac
         fe="- - - -"; f0="- - - -"; f1="- - - -"
-        [ -n "$exe" ] && fe=$(facts "$exe")
-        case $a0 in /*) f0=$(facts "$a0") ;; esac
-        case $a1 in /*) f1=$(facts "$a1") ;; esac
+        [ -n "$exe" ] && fact "$exe" && fe=$fx
+        case $a0 in /*) fact "$a0"; f0=$fx ;; esac
+        case $a1 in /*) fact "$a1"; f1=$fx ;; esac
         pids="$pids$pid "
-        out proc "$pid" "$uid" "${user%%:*}" "$start" "$(printf '%s' "$exe" | hex)" \
-            "$(printf '%s' "$comm" | hex)" "$args" "$cut" "$fe" "$f0" "$f1"
+        out proc "$pid" "$uid" "$user" "$start" "$exex" "$commx" "$args" "$cut" "$fe" "$f0" "$f1"
     done
     [ "$seen" -gt @MAX_LISTED@ ] && out more processes $((seen - @MAX_LISTED@))
     # Whatever was left out, no root process named like a daemon was.
@@ -270,7 +353,7 @@ EOF
                 p=${line#*path=}; p=${p%% *}
                 case ${p##*/} in
                 hv_*|hyperv*|.hv_*)
-                    if [ -f "$p" ] && [ -x "$p" ]; then one "$p" "$(readlink -f -- "$p")" 0; fi ;;
+                    if [ -f "$p" ] && [ -x "$p" ]; then one "$p" "$(readlink -f -- "$p")" 0 1; fi ;;
                 esac ;;
             esac
         done <<EOF

@@ -6,12 +6,19 @@ connection gets (:func:`client_options`), which host keys are trusted
 (:func:`known_hosts_option`), and which of the library's errors a failed
 connect becomes (:func:`connect`). So a host key, a refused login or a
 connect timeout reads the same whichever transport met it.
+
+A server that drops a connection before the login (OpenSSH's ``sshd`` does
+so on purpose with ``MaxStartups``: by default, beyond 10 connections still
+logging in, it drops 30% of new ones, rising to all of them at 100) is tried
+again with a growing, jittered pause, within the connect timeout; when the
+time is up the error says what happened and why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +29,50 @@ from hvintegration.errors import (
     OperationTimeoutError,
     TransportError,
 )
+from hvintegration.transport.base import log_retry
 
 if TYPE_CHECKING:
     import asyncssh
 
-__all__ = ["KEEPALIVE_INTERVAL", "client_options", "connect", "known_hosts_option"]
+__all__ = [
+    "DROP_RETRY_FIRST",
+    "DROP_RETRY_MAX",
+    "KEEPALIVE_INTERVAL",
+    "client_options",
+    "connect",
+    "known_hosts_option",
+]
 
 KEEPALIVE_INTERVAL = 30.0
 """Seconds between keepalive requests, so a dead peer is noticed on an idle connection."""
+
+DROP_RETRY_FIRST = 0.05
+"""Seconds before the first new attempt after the server dropped a connection before the login."""
+
+DROP_RETRY_MAX = 1.0
+"""The longest pause, in seconds, between attempts after such drops; each pause
+doubles up to this and is then spread by ±50% so that many clients dropped at
+once do not all come back at once."""
+
+_MAX_STARTUPS = (
+    "sshd drops connections still logging in beyond its MaxStartups "
+    "(default 10:30:100): open fewer connections at once, or raise MaxStartups"
+)
+
+
+def _dropped(exc: BaseException) -> bool:
+    """Whether a connect failed because the server closed it before the login.
+
+    sshd's ``MaxStartups`` closes the socket right after accepting it: the
+    client then reads end of file (asyncssh's ``ConnectionLost``) or a reset.
+    A refused connection (nothing listening) is not a drop.
+    """
+    import asyncssh
+
+    return isinstance(
+        exc,
+        (asyncssh.ConnectionLost, ConnectionResetError, ConnectionAbortedError, BrokenPipeError),
+    )
 
 
 def known_hosts_option(path: str | None) -> str | tuple[list[str], list[str], list[str]]:
@@ -115,7 +158,12 @@ async def connect(
     """Connect and log in, mapping every failure into the library's errors.
 
     A connection that fails or is cancelled half-way is released by asyncssh
-    before this returns.
+    before this returns. A connection the server drops before the login (as
+    ``sshd`` does beyond its ``MaxStartups``, see the ``sshd_config(5)`` manual:
+    https://man.openbsd.org/sshd_config#MaxStartups) is tried again after a
+    pause of :data:`DROP_RETRY_FIRST` seconds, doubling up to
+    :data:`DROP_RETRY_MAX`, for as long as the options' ``connect_timeout``
+    allows (the whole connect, attempts and pauses, stays within it).
 
     Args:
         host: Host name or address.
@@ -132,11 +180,55 @@ async def connect(
         AuthenticationError: The login was refused.
         OperationTimeoutError: No connection within the options'
             ``connect_timeout``.
-        TransportError: The host cannot be reached or refused the connection.
+        TransportError: The host cannot be reached or refused the connection,
+            or kept dropping it before the login until the connect timeout
+            was spent (the message names ``MaxStartups``).
     """
     import asyncssh
 
     where: dict[str, Any] = {"target": target, "operation": operation}
+    loop = asyncio.get_running_loop()
+    timeout = options.connect_timeout
+    deadline = None if not timeout else loop.time() + timeout
+    pause = DROP_RETRY_FIRST
+    attempt = 1
+    while True:
+        try:
+            return await _connect_once(host, port, options, where)
+        except TransportError as exc:
+            cause = exc.__cause__
+            if cause is None or not _dropped(cause):
+                raise
+            wait = pause * random.uniform(0.5, 1.5)
+            spent = loop.time() + wait >= deadline if deadline is not None else attempt >= 10
+            if spent:
+                within = f" in {timeout:g} s" if timeout else ""
+                raise TransportError(
+                    f"{host}:{port} dropped the SSH connection before the login "
+                    f"{attempt} times{within} ({_MAX_STARTUPS})",
+                    **where,
+                ) from cause
+            attempt += 1
+            log_retry(
+                target, operation or "connect", "the server dropped the connection", attempt=attempt
+            )
+            await asyncio.sleep(wait)
+            pause = min(pause * 2, DROP_RETRY_MAX)
+            if deadline is not None:
+                options = asyncssh.SSHClientConnectionOptions(
+                    options=options, connect_timeout=max(deadline - loop.time(), 0.001)
+                )
+
+
+async def _connect_once(
+    host: str,
+    port: int,
+    options: asyncssh.SSHClientConnectionOptions,
+    where: dict[str, Any],
+) -> asyncssh.SSHClientConnection:
+    """One connect and login, every failure mapped (see :func:`connect`)."""
+    import asyncssh
+
     try:
         return await asyncssh.connect(host, port, options=options)
     except asyncssh.HostKeyNotVerifiable as exc:
