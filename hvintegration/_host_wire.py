@@ -8,7 +8,6 @@ answer turned back into records, and partial failures reported per item.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Union
@@ -17,7 +16,12 @@ import attrs
 
 from hvintegration import catalogue
 from hvintegration._decode import Decoder
-from hvintegration.errors import BatchError, HvIntegrationError, UnsafeChangeError
+from hvintegration.errors import (
+    BatchError,
+    HvIntegrationError,
+    UnsafeChangeError,
+    parse_vm_id,
+)
 from hvintegration.operations import COPY_VM_FILE, SET_INTEGRATION_SERVICES, Operation
 from hvintegration.records import ApplyResult, FileCopy, ServiceChange
 from hvintegration.transport.base import JsonValue, OperationResult
@@ -26,6 +30,7 @@ from hvintegration.transport.errormap import error_from_record
 __all__ = [
     "Change",
     "DesiredState",
+    "VMHandle",
     "VMKey",
     "change_parameters",
     "plan_changes",
@@ -49,15 +54,15 @@ DesiredState = Union[
 any :data:`~hvintegration.catalogue.ServiceRef`."""
 
 
-# The form Hyper-V prints a VMId in (Get-VM, the AmbiguousVMName error):
-# 8-4-4-4-12 hexadecimal digits, any case, optionally in braces. Looser
-# forms uuid.UUID also takes (32 bare digits, urn:uuid:) stay names.
-_GUID = re.compile(
-    r"\{?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}?", re.IGNORECASE
-)
+class VMHandle:
+    """What a VM object offers to be named by: its ``ref``, the name or id
+    the host is asked for. :class:`~hvintegration.VirtualMachine` is one;
+    this base lets the modules below the host accept it without importing it."""
+
+    ref: VMKey
 
 
-def vm_key(ref: str | uuid.UUID) -> VMKey:
+def vm_key(ref: str | uuid.UUID | VMHandle) -> VMKey:
     """A VM reference as a caller gives it, as the host is asked for it.
 
     A string in the form Hyper-V prints a VM id in
@@ -69,7 +74,8 @@ def vm_key(ref: str | uuid.UUID) -> VMKey:
     because an id is unique and a name is not.
 
     Args:
-        ref: A name, a GUID string or a :class:`uuid.UUID`.
+        ref: A name, a GUID string, a :class:`uuid.UUID` or a VM object
+            (:class:`~hvintegration.VirtualMachine`), which gives its own.
 
     Returns:
         A :class:`uuid.UUID` for an id, else the name unchanged.
@@ -84,6 +90,8 @@ def vm_key(ref: str | uuid.UUID) -> VMKey:
         >>> vm_key("demovm")
         'demovm'
     """
+    if isinstance(ref, VMHandle):
+        return ref.ref
     if isinstance(ref, uuid.UUID):
         return ref
     if not isinstance(ref, str):
@@ -93,9 +101,8 @@ def vm_key(ref: str | uuid.UUID) -> VMKey:
     text = ref.strip()
     if not text:
         raise ValueError("a VM name must not be empty")
-    if _GUID.fullmatch(text) and text.startswith("{") == text.endswith("}"):
-        return uuid.UUID(text.strip("{}"))
-    return ref
+    vm_id = parse_vm_id(text)
+    return ref if vm_id is None else vm_id
 
 
 def wire_ref(ref: VMKey) -> dict[str, JsonValue]:
@@ -125,6 +132,7 @@ def plan_changes(
     *,
     force: bool,
     target: str,
+    ids: Mapping[str, uuid.UUID] | None = None,
 ) -> list[Change]:
     """Check a desired state and flatten it into one batch of changes.
 
@@ -132,6 +140,9 @@ def plan_changes(
         desired: Per VM, service to enabled flag.
         force: Allow turning off the services the host needs.
         target: The host's URL, for errors.
+        ids: Case-folded VM names to their ids, read from the host when a
+            request names VMs both ways, so that a name and an id of one
+            VM count as one VM.
 
     Returns:
         The changes, in request order.
@@ -146,10 +157,11 @@ def plan_changes(
     """
     items: list[Change] = []
     # VM names compare without case on the host, so "demovm" and "DEMOVM"
-    # are one VM; a name and an id of one VM are caught by the host.
+    # are one VM; a name and an id of one VM are one through ``ids``.
+    ids = ids or {}
     seen: dict[tuple[VMKey, uuid.UUID], tuple[VMKey, catalogue.ServiceRef]] = {}
     for key, services in desired:
-        vm_key = key.casefold() if isinstance(key, str) else key
+        vm_key = ids.get(key.casefold(), key.casefold()) if isinstance(key, str) else key
         for service, enabled in services.items():
             if not isinstance(enabled, bool):
                 raise TypeError(f"the desired state of {service!r} must be True or False")

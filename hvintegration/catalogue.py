@@ -22,6 +22,7 @@ Look a service up by any of its names::
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import ClassVar, Union
 
@@ -45,6 +46,7 @@ __all__ = [
     "ServiceRef",
     "ServiceSpec",
     "by_component_id",
+    "fold_name",
     "lookup_host",
     "resolve",
     "resolve_host",
@@ -358,6 +360,26 @@ ServiceRef = Union[str, uuid.UUID, ServiceSpec]
 (as :class:`uuid.UUID` or text), its English name, an older name, its Windows
 service name or its key."""
 
+
+def fold_name(text: str) -> str:
+    """A service name as names are compared: spelling differences folded.
+
+    Compatibility normalisation (NFKC, https://unicode.org/reports/tr15/)
+    makes decomposed and composed accents one (``u`` + U+0308 and ``ü``)
+    and full-width forms their ordinary ones (U+FF0F and ``/``); runs of
+    whitespace, the ideographic space U+3000 included, become one space;
+    then case is folded. A name a host prints and the same name typed or
+    pasted from another program therefore match.
+
+    Example:
+        >>> fold_name("ゲスト\u3000サービス") == fold_name("ゲスト サービス")
+        True
+        >>> fold_name("Schlu\u0308ssel") == fold_name("SCHLÜSSEL")
+        True
+    """
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
 _BY_ID: dict[uuid.UUID, ServiceSpec] = {
     spec.component_id: spec for spec in ALL_SERVICES if spec.component_id is not None
 }
@@ -365,7 +387,7 @@ _BY_WINDOWS_SERVICE: dict[str, ServiceSpec] = {
     spec.windows_service.casefold(): spec for spec in ALL_SERVICES
 }
 _BY_NAME: dict[str, ServiceSpec] = {
-    name.casefold(): spec for spec in ALL_SERVICES for name in spec.names
+    fold_name(name): spec for spec in ALL_SERVICES for name in spec.names
 }
 
 
@@ -437,7 +459,7 @@ def resolve(service: ServiceRef) -> ServiceSpec:
             f"a service is named by str, uuid.UUID or ServiceSpec, not {type(service).__name__}"
         )
     text = service.strip()
-    spec = _BY_NAME.get(text.casefold())
+    spec = _BY_NAME.get(fold_name(text))
     if spec is not None:
         return spec
     spec = by_component_id(text.strip("{}"))
@@ -508,7 +530,7 @@ def lookup_host(service: ServiceRef) -> ServiceSpec | None:
     """
     if isinstance(service, str):
         text = service.strip()
-        if text.casefold() not in _BY_NAME and by_component_id(text.strip("{}")) is None:
+        if fold_name(text) not in _BY_NAME and by_component_id(text.strip("{}")) is None:
             try:
                 uuid.UUID(text.strip("{}"))
             except ValueError:

@@ -47,6 +47,7 @@ message joins them so that one line in a log says what happened where::
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
@@ -87,6 +88,73 @@ __all__ = [
 
 _MAX_CHOICES_SHOWN = 12
 
+# Characters that act on a terminal or reorder text instead of showing: C0
+# and C1 controls (ESC starts a sequence that can retitle or clear the
+# terminal, CR rewrites a line) and the bidirectional overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069) that make text read differently from what it
+# holds (https://unicode.org/reports/tr9/#Explicit_Directional_Embeddings).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_NAME = re.compile(f"{_UNSAFE.pattern}|[\n\t]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, lines: bool = True) -> str:
+    r"""Text from a remote side, safe to print: controls shown as escapes.
+
+    Exception messages and log messages are built from names and error
+    texts the remote side chose (a VM may be named with ESC sequences or a
+    right-to-left override). This escapes every control character and
+    bidirectional formatting character Python-style (``\x1b``,
+    ``\u202e``); the raw value stays in the attributes of the error or
+    record that carries it.
+
+    Args:
+        text: The text.
+        lines: Keep newlines and tabs (a remote error text spans lines);
+            False for a name, which is one line.
+
+    Returns:
+        The text with each unsafe character replaced by its escape.
+
+    Example:
+        >>> printable("evil\x1b]0;x\x07")
+        'evil\\x1b]0;x\\x07'
+    """
+    pattern = _UNSAFE if lines else _UNSAFE_IN_NAME
+    return pattern.sub(_escaped, text)
+
+
+def parse_vm_id(text: str) -> uuid.UUID | None:
+    """The VM id a text names, or None when the text is a name.
+
+    Text in the form Hyper-V prints a VMId in (``Get-VM``, the
+    ambiguous-name error) is an id: 8-4-4-4-12 hexadecimal digits, any case,
+    optionally in a pair of braces, surrounding blanks ignored. The looser
+    forms :class:`uuid.UUID` also takes (32 bare digits, ``urn:uuid:``, one
+    brace) are names. This one definition serves the host, the simulator
+    and the messages that say "with id".
+
+    Example:
+        >>> parse_vm_id(" {6C09BB55-D683-4DA0-8931-C9BF705F6480} ")
+        UUID('6c09bb55-d683-4da0-8931-c9bf705f6480')
+        >>> parse_vm_id("urn:uuid:6c09bb55-d683-4da0-8931-c9bf705f6480") is None
+        True
+    """
+    stripped = text.strip()
+    match = _VM_ID.fullmatch(stripped)
+    if match is None or stripped.startswith("{") != stripped.endswith("}"):
+        return None
+    return uuid.UUID(match.group(1))
+
+
+_VM_ID = re.compile(
+    r"\{?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\}?", re.IGNORECASE
+)
+
 
 class HvIntegrationError(Exception):
     """Root of every error hvintegration raises.
@@ -123,9 +191,10 @@ class HvIntegrationError(Exception):
             where.append(f"target {self.target}")
         if self.operation:
             where.append(f"operation {self.operation}")
+        message = printable(self.message)
         if not where:
-            return self.message
-        return f"{self.message} [{', '.join(where)}]"
+            return message
+        return f"{message} [{printable(', '.join(where))}]"
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only constructors do not survive pickling by default; a
@@ -144,7 +213,7 @@ def _choices_text(choices: Iterable[str]) -> str:
     names = sorted(set(choices), key=str.casefold)
     if not names:
         return "none"
-    shown = ", ".join(names[:_MAX_CHOICES_SHOWN])
+    shown = ", ".join(printable(name, lines=False) for name in names[:_MAX_CHOICES_SHOWN])
     if len(names) > _MAX_CHOICES_SHOWN:
         shown += f", ... ({len(names) - _MAX_CHOICES_SHOWN} more)"
     return shown
@@ -191,7 +260,16 @@ class VMNotFoundError(NotFoundError):
         operation: str | None = None,
     ) -> None:
         choices = tuple(choices)
-        if _looks_like_guid(name):
+        vm_id = parse_vm_id(name)
+        named_so = [c for c in choices if vm_id is not None and parse_vm_id(c) == vm_id]
+        if vm_id is not None and named_so:
+            # A VM named like a GUID: the text was read as an id, and that
+            # VM's own id is another one.
+            message = (
+                f"no virtual machine with id {name!r}; text in GUID form is read as an id, "
+                f"so the VM named {named_so[0]!r} is reached by its own id (list_vms() shows it)"
+            )
+        elif vm_id is not None:
             # The library always reads a GUID as an id (see host.VMRef).
             message = f"no virtual machine with id {name!r}"
         else:
@@ -199,14 +277,6 @@ class VMNotFoundError(NotFoundError):
         if choices:
             message += f" (known: {_choices_text(choices)})"
         super().__init__(message, name=name, choices=choices, target=target, operation=operation)
-
-
-def _looks_like_guid(text: str) -> bool:
-    try:
-        uuid.UUID(text.strip().strip("{}"))
-    except ValueError:
-        return False
-    return text.count("-") == 4
 
 
 class _UnknownNameError(NotFoundError):

@@ -20,6 +20,7 @@ from hvintegration._connect import Connection, PowerShellTargetLike, powershell_
 from hvintegration._decode import Decoder
 from hvintegration._host_wire import (
     DesiredState,
+    VMHandle,
     VMKey,
     change_parameters,
     plan_changes,
@@ -291,17 +292,42 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
                 through two spellings of the VM's name).
         """
         plan = [(_ref_key(ref), services) for ref, services in desired.items()]
-        items = plan_changes(await self._translate(plan), force=force, target=self.target)
+        translated = await self._translate(plan)
+        # One VM named by its name and by its id in one request: the host
+        # must not get two changes to one service of it. Which names are
+        # which ids is read (one round trip) only when both kinds appear.
+        ids: dict[str, uuid.UUID] = {}
+        if len({type(key) for key, _ in plan}) > 1:
+            ids = await self._ids_by_name()
+        items = plan_changes(translated, force=force, target=self.target, ids=ids)
         if not items:
             return ApplyResult(())
         result = await self._run(SET_INTEGRATION_SERVICES, change_parameters(items))
         return read_changes(result, items, target=self.target)
 
+    async def _ids_by_name(self) -> dict[str, uuid.UUID]:
+        """Each VM name (case-folded) that names one VM, to that VM's id."""
+        ids: dict[str, uuid.UUID] = {}
+        shared: set[str] = set()
+        for summary in await self.list_vms():
+            name = summary.name.casefold()
+            if name in ids:
+                shared.add(name)
+            ids[name] = summary.id
+        return {name: vm_id for name, vm_id in ids.items() if name not in shared}
+
     async def _translate(
         self, plan: list[tuple[VMKey, DesiredState]]
     ) -> list[tuple[VMKey, DesiredState]]:
         """Replace service names only the host knows (its own display
-        names) by catalogue entries, reading the VMs concerned once."""
+        names) by catalogue entries, reading the VMs concerned once.
+
+        A VM of the plan that cannot be read (it does not exist, say) does
+        not stop the others: the host prints the same names for every VM,
+        so its names are translated through the others' and its changes
+        fail one by one in the batch, as with catalogue names. Only a name
+        no VM that could be read prints is refused here, with that VM's
+        own error when it could not be read."""
         foreign = [
             vm
             for vm, services in plan
@@ -309,17 +335,39 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
         ]
         if not foreign:
             return plan
-        names = await self.display_names(foreign)
+        result = await self._run(
+            GET_INTEGRATION_SERVICES, {"VM": [wire_ref(ref) for ref in foreign]}
+        )
+        decoder = Decoder(self.target, GET_INTEGRATION_SERVICES.name)
+        names = self._names_of(decoder.service_state(obj) for obj in result.output)
+        unread = {
+            str(record.target_object).casefold(): self._error(record, GET_INTEGRATION_SERVICES)
+            for record in result.errors
+        }
         translated: list[tuple[VMKey, DesiredState]] = []
         for vm, services in plan:
             mapped: dict[catalogue.ServiceRef, bool] = {}
             for service, enabled in services.items():
-                if catalogue.lookup_host(service) is None:
-                    mapped[self._by_display_name(str(service), names)] = enabled
-                else:
+                if catalogue.lookup_host(service) is not None:
                     mapped[service] = enabled
+                    continue
+                failure = unread.get(str(vm).casefold())
+                try:
+                    mapped[self._by_display_name(str(service), names)] = enabled
+                except ServiceNotFoundError:
+                    if failure is not None:
+                        raise failure from None
+                    raise
             translated.append((vm, mapped))
         return translated
+
+    @staticmethod
+    def _names_of(states: Iterable[IntegrationServiceState]) -> dict[str, catalogue.ServiceSpec]:
+        return {
+            state.name: state.service
+            for state in states
+            if state.service is not None and state.service.component_id is not None
+        }
 
     async def display_names(
         self, vms: Iterable[VMRef] | None = None
@@ -350,19 +398,16 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
             >>> asyncio.run(main())
             'Heartbeat'
         """
-        states = await self.integration_services(vms)
-        return {
-            state.name: state.service
-            for state in states
-            if state.service is not None and state.service.component_id is not None
-        }
+        return self._names_of(await self.integration_services(vms))
 
     def _by_display_name(
         self, name: str, names: Mapping[str, catalogue.ServiceSpec]
     ) -> catalogue.ServiceSpec:
-        wanted = name.strip().casefold()
+        # Folded as the catalogue folds names: a decomposed accent, a
+        # full-width slash or an ideographic space match the host's spelling.
+        wanted = catalogue.fold_name(name)
         for shown, spec in names.items():
-            if shown.strip().casefold() == wanted:
+            if catalogue.fold_name(shown) == wanted:
                 return spec
         english = [service.name for service in catalogue.HOST_SERVICES]
         raise ServiceNotFoundError(
@@ -373,7 +418,7 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
         )
 
 
-class VirtualMachine(VMKvpMethods):
+class VirtualMachine(VMKvpMethods, VMHandle):
     """One VM on a host. It holds no state: every method reads the host.
 
     Args:
@@ -442,7 +487,19 @@ class VirtualMachine(VMKvpMethods):
             ServiceNotFoundError: The name is unknown (the message lists the
                 valid ones) or the service has no host-side switch.
         """
-        return IntegrationService(self, catalogue.resolve_host(service))
+        try:
+            spec = catalogue.resolve_host(service)
+        except ServiceNotFoundError as exc:
+            if exc.message.startswith("unknown"):
+                # Perhaps a name the host prints in its own language: only
+                # the host can translate it, which this method (no I/O)
+                # does not ask.
+                exc.message += (
+                    "; a name as a localised host prints it is resolved by "
+                    f"'await vm.resolve_service({service!r})'"
+                )
+            raise
+        return IntegrationService(self, spec)
 
     async def resolve_service(self, service: catalogue.ServiceRef) -> catalogue.ServiceSpec:
         """The catalogue entry of a service by any name, the host's own included.

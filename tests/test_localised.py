@@ -9,9 +9,12 @@ import uuid
 import pytest
 
 from hvintegration import (
+    ApplyResult,
+    BatchError,
     HyperVHost,
     ServiceNotFoundError,
     UnsafeChangeError,
+    VMNotFoundError,
     catalogue,
 )
 from hvintegration.cli import run
@@ -105,6 +108,62 @@ async def test_checks_still_come_before_any_change() -> None:
             await vm.apply({"PowerShell Direct": True, "Takt": True})
         assert len(sim.calls) == calls  # refused before anything was sent
     assert "set_integration_services" not in sim.calls
+
+
+@pytest.mark.parametrize("name", ["Gastdienstschnittstelle", "Guest Service Interface"])
+async def test_an_unknown_vm_fails_alone_whatever_the_language_of_the_names(name: str) -> None:
+    sim = SimulatedHost(locale="de-DE")
+    sim.add_vm("vm001")
+    async with HyperVHost.connect(sim) as host:
+        with pytest.raises(BatchError) as caught:
+            await host.apply({"nosuch": {name: True}, "vm001": {name: True}})
+    assert isinstance(caught.value.result, ApplyResult)
+    assert [change.state.vm_name for change in caught.value.result.items] == ["vm001"]
+    assert list(caught.value.errors) == ["nosuch/Guest Service Interface"]
+    assert isinstance(caught.value.errors["nosuch/Guest Service Interface"], VMNotFoundError)
+    assert sim.vm("vm001").enabled[GSI_ID] is True
+
+
+async def test_a_host_name_for_only_an_unknown_vm_reports_the_vm() -> None:
+    sim = SimulatedHost(locale="de-DE")
+    async with HyperVHost.connect(sim) as host:
+        with pytest.raises(VMNotFoundError, match="no virtual machine named 'nosuch'"):
+            await host.apply({"nosuch": {"Gastdienstschnittstelle": True}})
+    assert "set_integration_services" not in sim.calls
+
+
+@pytest.mark.parametrize(
+    ("locale", "typed", "service"),
+    [
+        # Decomposed u + COMBINING DIAERESIS, as macOS file names and some
+        # input methods give it.
+        ("de-DE", "Austausch von Schlu\u0308ssel-Wert-Paaren", catalogue.KEY_VALUE_PAIR_EXCHANGE),
+        # FULLWIDTH SOLIDUS, as a Chinese input method types the slash.
+        ("zh-TW", "索引鍵\uff0f值組交換", catalogue.KEY_VALUE_PAIR_EXCHANGE),
+        # IDEOGRAPHIC SPACE between the words, and a doubled space.
+        ("ja-JP", "ゲスト\u3000サービス  インターフェイス", GSI),
+    ],
+)
+async def test_names_match_whatever_their_unicode_spelling(
+    locale: str, typed: str, service: catalogue.ServiceSpec
+) -> None:
+    async with HyperVHost.connect(SimulatedHost(locale=locale)) as host:
+        printed = {spec.key: name for name, spec in (await host.display_names()).items()}
+        assert typed != printed[service.key]
+        assert await host.vm("demovm").resolve_service(typed) == service
+        result = await host.vm("demovm").apply({typed: True})
+    assert result.items[0].state.service == service
+
+
+def test_catalogue_names_fold_the_same_way() -> None:
+    assert catalogue.resolve("\uff56\uff53\uff53") == catalogue.VSS  # full-width "vss"
+    assert catalogue.resolve("Guest\u00a0Service   Interface") == GSI
+
+
+async def test_a_localised_name_given_to_integration_service_points_to_resolve_service() -> None:
+    async with HyperVHost.connect(SimulatedHost(locale="de-DE")) as host:
+        with pytest.raises(ServiceNotFoundError, match=r"await vm\.resolve_service\('Takt'\)"):
+            host.vm("demovm").integration_service("Takt")
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from hvintegration import AmbiguousVMError, HyperVHost, VMNotFoundError, catalogue
+from hvintegration import AmbiguousVMError, HyperVHost, VMNotFoundError, WindowsGuest, catalogue
 from hvintegration._host_wire import vm_key
 from hvintegration.cli import run
 from hvintegration.simulator import SimulatedHost
@@ -119,3 +119,61 @@ def test_the_command_line_says_no_vm_has_an_unknown_id() -> None:
     status, _, err = _cli("-t", "sim://", "host", "services", missing)
     assert status == 3
     assert f"no virtual machine with id '{missing}'" in err
+
+
+async def test_a_vm_named_like_a_guid_gets_a_message_saying_the_text_is_an_id() -> None:
+    sim = SimulatedHost()
+    name = "0f0e0d0c-0b0a-0908-0706-050403020100"
+    sim.add_vm(name)
+    async with HyperVHost.connect(sim) as host:
+        with pytest.raises(VMNotFoundError) as caught:
+            await host.vm(name.upper()).summary()
+    message = str(caught.value)
+    assert "read as an id" in message
+    assert f"the VM named '{name}' is reached by its own id" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "urn:uuid:0f0e0d0c-0b0a-0908-0706-050403020100",
+        "{0f0e0d0c-0b0a-0908-0706-050403020100",
+        "0123456789abcdef0123456789abcdef",
+    ],
+)
+async def test_text_read_as_a_name_is_reported_as_a_name(text: str) -> None:
+    async with HyperVHost.connect("sim://") as host:
+        with pytest.raises(VMNotFoundError) as caught:
+            await host.vm(text).summary()
+    assert str(caught.value).startswith(f"no virtual machine named {text!r}")
+
+
+async def test_a_virtual_machine_object_names_its_vm_everywhere() -> None:
+    sim = SimulatedHost()
+    twin = sim.add_vm("demovm", id=uuid.UUID(int=7))
+    async with HyperVHost.connect(sim) as host:
+        vm = host.vm(twin.id)
+        guest = WindowsGuest.direct(host, vm, Credential("Administrator", "hvintegration"))
+        assert guest.transport.target.endswith(f"#vm={twin.id}")
+        assert host.vm(vm).ref == twin.id
+        states = await host.integration_services([vm])
+        assert {state.vm_id for state in states} == {twin.id}
+        await host.apply({vm: {GSI: True}})
+    assert twin.enabled[GSI_ID] is True
+    assert sim.vms[0].enabled[GSI_ID] is False
+
+
+async def test_one_vm_by_name_and_by_id_is_refused_before_anything_is_sent() -> None:
+    sim = SimulatedHost()
+    vm_id = sim.vm("demovm").id
+    vss = catalogue.VSS.component_id
+    assert vss is not None
+    before = sim.vm("demovm").enabled[vss]
+    async with HyperVHost.connect(sim) as host:
+        with pytest.raises(ValueError, match="both name VSS of one VM"):
+            await host.apply({"DemoVM": {"VSS": not before}, str(vm_id): {"VSS": before}})
+        assert sim.calls == ["list_vms"]
+        # A request naming its VMs one way needs no extra read.
+        await host.apply({"demovm": {"VSS": before}, "DEMOVM": {"Heartbeat": True}})
+    assert sim.calls == ["list_vms", "set_integration_services"]
+    assert sim.vm("demovm").enabled[vss] is before

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from hvintegration.errors import ProtocolError, TransportBrokenError
+from hvintegration.errors import ProtocolError, TransportBrokenError, parse_vm_id
 from hvintegration.operations import OPERATIONS
 from hvintegration.simulator.behaviour import HANDLERS, SimulatedScriptError
 from hvintegration.simulator.faults import FaultKind
@@ -119,10 +119,27 @@ class CommandOutcome:
 
 
 def _guest_vm(host: HostModel, guest: str) -> SimulatedVM | None:
-    for vm in host.vms:
-        if vm.name.casefold() == guest.casefold() or str(vm.id) == guest.lower():
-            return vm
-    return None
+    """The VM a guest connection names, read as the host reads a VM
+    reference: a GUID (braces or not) is the id, other text an exact name
+    without case; a name several VMs share is refused as the host refuses
+    it (the AmbiguousVMName record lists their ids)."""
+    vm_id = parse_vm_id(guest)
+    if vm_id is not None:
+        found = [vm for vm in host.vms if vm.id == vm_id]
+    else:
+        found = [vm for vm in host.vms if vm.name.casefold() == guest.strip().casefold()]
+    if len(found) > 1:
+        raise SimulatedScriptError(
+            ErrorRecord(
+                f"More than one virtual machine is named '{guest}'.",
+                error_id="HvIntegration.AmbiguousVMName",
+                category="InvalidArgument",
+                exception_type="System.Exception",
+                target_object=guest,
+                details="\n".join(str(vm.id) for vm in found),
+            )
+        )
+    return found[0] if found else None
 
 
 def _dispatch(

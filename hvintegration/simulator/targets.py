@@ -278,6 +278,19 @@ class _LinuxStateTransport(SimulatedLinuxTransport):
         self._file.check()
 
 
+def _host_part(url: urllib.parse.SplitResult, scheme: str, hint: str) -> str:
+    # A simulated peer has no login: ``sim://admin:pw@HV01`` is refused, as
+    # ``local://`` refuses it, so a password there is never shown in logs,
+    # errors, reprs or records. Only the part after the last ``@`` is named.
+    host = url.netloc.rpartition("@")[2]
+    if "@" in url.netloc:
+        raise InvalidTargetError(
+            f"{scheme}:// takes no user or password in the URL; {hint}",
+            target=f"{scheme}://{host}",
+        )
+    return host
+
+
 def _latency(single: Mapping[str, str], scheme: str, target: str) -> float:
     try:
         latency = float(single.get("latency", "0"))
@@ -406,8 +419,9 @@ class SimulatorTarget:
         Raises:
             InvalidTargetError: An option is unknown or malformed.
         """
+        host_name = _host_part(url, "sim", "name the simulated host only: sim://HV01")
         options, single = parse_options(url)
-        text = f"sim://{url.netloc}"
+        text = f"sim://{host_name}"
         allowed = {"os", "locale", "vms", "latency", "state", "guest", *_SESSION_OPTIONS}
         check_options(url, options, allowed, scheme="sim", target=text)
         os_key = single.get("os", _DEFAULT_OS)
@@ -428,7 +442,7 @@ class SimulatorTarget:
         if not 0 <= extra_vms <= 10_000:
             raise InvalidTargetError("sim:// takes vms from 0 to 10000", target=text)
         return cls(
-            host_name=url.netloc or _DEFAULT_HOST,
+            host_name=host_name or _DEFAULT_HOST,
             os=os_key,
             locale=locale,
             extra_vms=extra_vms,
@@ -523,7 +537,10 @@ class SimulatedLinuxTarget:
         Raises:
             InvalidTargetError: An option is unknown or malformed.
         """
-        text = f"sim-linux://{url.netloc}"
+        name = _host_part(
+            url, "sim-linux", "the login goes in ?user= (sim-linux://web1?user=admin)"
+        )
+        text = f"sim-linux://{name}"
         options, single = parse_options(url)
         allowed = {"distro", "user", "sudo", "latency", "state"}
         check_options(url, options, allowed, scheme="sim-linux", target=text)
@@ -533,7 +550,7 @@ class SimulatedLinuxTarget:
                 f"unknown simulated distro {distro!r} (valid: {', '.join(DISTROS)})", target=text
             )
         return cls(
-            name=url.netloc or _DEFAULT_GUEST,
+            name=name or _DEFAULT_GUEST,
             distro=distro,
             user=single.get("user") or "root",
             sudo=single.get("sudo", "1") not in ("0", "false", "no"),

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import attrs
 
 from hvintegration import catalogue
+from hvintegration.errors import parse_vm_id
 from hvintegration.linux.names import match_program
 from hvintegration.simulator.faults import SimulatedPeer
 from hvintegration.simulator.guest_state import GuestFiles, WindowsGuestState
@@ -257,7 +258,7 @@ class HostModel(SimulatedPeer):
             vm.id = id
         return self._adopt(vm)
 
-    def link_linux(self, vm: str, guest: LinuxGuestModel) -> SimulatedVM:
+    def link_linux(self, vm: str | uuid.UUID, guest: LinuxGuestModel) -> SimulatedVM:
         """Put a simulated Linux guest inside a VM of this host.
 
         From then on the host's statuses and KVP follow the guest: a service
@@ -267,7 +268,7 @@ class HostModel(SimulatedPeer):
         the guest's items.
 
         Args:
-            vm: The VM's name.
+            vm: The VM's name or id (see :meth:`vm`).
             guest: The guest, e.g. a
                 :class:`~hvintegration.simulator.linux.SimulatedLinuxGuest`.
 
@@ -275,13 +276,15 @@ class HostModel(SimulatedPeer):
             The VM.
 
         Raises:
-            KeyError: No VM has that name.
+            KeyError: No VM has that name or id.
         """
         machine = self.vm(vm)
         machine.linux = guest
         return machine
 
-    def link_kvp_directory(self, vm: str, directory: str | os.PathLike[str]) -> SimulatedVM:
+    def link_kvp_directory(
+        self, vm: str | uuid.UUID, directory: str | os.PathLike[str]
+    ) -> SimulatedVM:
         """Connect a VM's KVP to a real Linux guest's pool files.
 
         ``directory`` is the folder that guest sees as ``/var/lib/hyperv``
@@ -292,27 +295,36 @@ class HostModel(SimulatedPeer):
         all five when it starts). POSIX only.
 
         Args:
-            vm: The VM's name.
+            vm: The VM's name or id (see :meth:`vm`).
             directory: The pool folder.
 
         Returns:
             The VM.
 
         Raises:
-            KeyError: No VM has that name.
+            KeyError: No VM has that name or id.
         """
         machine = self.vm(vm)
         machine.kvp_directory = os.fspath(directory)
         return machine
 
-    def vm(self, name: str) -> SimulatedVM:
-        """The first VM with this name.
+    def vm(self, name: str | uuid.UUID) -> SimulatedVM:
+        """The VM with this id, or the first VM with this name.
+
+        Args:
+            name: The VM's id (a :class:`uuid.UUID`, or text in GUID form,
+                braces or not, as the host reads it) or its name (without
+                case). A VM that shares its name with another is reached by
+                its id.
 
         Raises:
-            KeyError: No VM has that name.
+            KeyError: No VM has that id or name.
         """
+        vm_id = name if isinstance(name, uuid.UUID) else parse_vm_id(name)
         for vm in self.vms:
-            if vm.name.casefold() == name.casefold():
+            if vm_id is not None and vm.id == vm_id:
+                return vm
+            if vm_id is None and vm.name.casefold() == str(name).strip().casefold():
                 return vm
         raise KeyError(name)
 

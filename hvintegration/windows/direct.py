@@ -19,7 +19,7 @@ from typing import Protocol
 
 import attrs
 
-from hvintegration._host_wire import vm_key
+from hvintegration._host_wire import VMHandle, vm_key
 from hvintegration.errors import TransportError
 from hvintegration.operations import INVOKE_IN_VM, Operation
 from hvintegration.transport.base import JsonValue, OperationResult, PowerShellTransport
@@ -71,11 +71,14 @@ class PowerShellDirectTransport(PowerShellTransport):
 
     Args:
         host: The connected host.
-        vm: The VM's name or id (a GUID string is the id).
+        vm: The VM's name or id (a GUID string is the id), or the
+            :class:`~hvintegration.VirtualMachine` itself.
         credential: An account in the guest.
     """
 
-    def __init__(self, host: HostConnection, vm: str | uuid.UUID, credential: Credential) -> None:
+    def __init__(
+        self, host: HostConnection, vm: str | uuid.UUID | VMHandle, credential: Credential
+    ) -> None:
         self.host = host
         # A GUID string is the VM's id, as everywhere a VM is named.
         self.vm = vm_key(vm)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from hvintegration import catalogue
 from hvintegration._connect import Connection, PowerShellTargetLike, powershell_transport_for
 from hvintegration._decode import Decoder
+from hvintegration._host_wire import VMHandle
 from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
 from hvintegration.errors import UnsafeChangeError
@@ -82,7 +83,7 @@ class WindowsGuest(TransportResource[PowerShellTransport]):
     def direct(
         cls,
         host: HostConnection,
-        vm: str | uuid.UUID,
+        vm: str | uuid.UUID | VMHandle,
         credential: Credential,
         *,
         timeout: float | None = None,
@@ -92,7 +93,8 @@ class WindowsGuest(TransportResource[PowerShellTransport]):
         Args:
             host: The connected :class:`~hvintegration.HyperVHost`; it stays
                 open when the guest closes.
-            vm: The VM's name or id.
+            vm: The VM's name or id, or the
+                :class:`~hvintegration.VirtualMachine` from ``host.vm(...)``.
             credential: An account in the guest (an administrator, to change
                 services).
             timeout: Seconds per operation; the host's when ``None``.
