@@ -216,12 +216,19 @@ def html_table(records: Sequence[Tabular]) -> str:
         records: Records of one class.
 
     Returns:
-        A ``<table>`` element; every cell is HTML-escaped.
+        A ``<table>`` element; every cell is HTML-escaped, and control and
+        bidirectional characters from remote values (a VM named with
+        U+202E, say, which would reorder the row) show as escapes, as in
+        :func:`printable`.
     """
     headers, rows = _rows(records)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+
+    def cell(text: str) -> str:
+        return html.escape(printable(text, newlines=True))
+
+    head = "".join(f"<th>{cell(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{cell(text)}</td>" for text in row) + "</tr>" for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -396,6 +403,12 @@ class RecordList(tuple[_T, ...]):
             return RecordList(super().__getitem__(index))
         return super().__getitem__(index)
 
+    def __add__(self, other: tuple[Any, ...]) -> RecordList[Any]:
+        """Two lists joined, still a RecordList (a table in a notebook)."""
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return RecordList((*self, *other))
+
     def to_dicts(self) -> list[dict[str, Any]]:
         """Every record as plain JSON data (see :func:`json_rows`).
 
@@ -446,7 +459,18 @@ class RecordList(tuple[_T, ...]):
     def _repr_html_(self) -> str:
         if not self:
             return "<p>(no records)</p>"
-        return html_table(self)  # type: ignore[arg-type]
+        # One table per kind of item, in order of first appearance: a list
+        # built by hand may mix records (services and VM summaries, say),
+        # whose columns differ.
+        groups: dict[type, list[Any]] = {}
+        for item in self:
+            groups.setdefault(type(item), []).append(item)
+        if len(groups) == 1:
+            return html_table(self)  # type: ignore[arg-type]
+        return "".join(
+            f"<p>{html.escape(kind.__name__)} ({len(items)})</p>{html_table(items)}"
+            for kind, items in groups.items()
+        )
 
     def __repr__(self) -> str:
         if not self:

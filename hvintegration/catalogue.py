@@ -28,7 +28,7 @@ from typing import ClassVar, Union
 
 import attrs
 
-from hvintegration._table import Column, JsonRecord, html_table
+from hvintegration._table import Column, JsonRecord, RecordList, html_table
 from hvintegration.errors import ServiceNotFoundError
 
 __all__ = [
@@ -338,20 +338,20 @@ POWERSHELL_DIRECT = ServiceSpec(
     description="Lets the host run PowerShell in the guest with no network path.",
 )
 
-HOST_SERVICES: tuple[ServiceSpec, ...] = (
-    GUEST_SERVICE_INTERFACE,
-    HEARTBEAT,
-    KEY_VALUE_PAIR_EXCHANGE,
-    SHUTDOWN,
-    TIME_SYNCHRONIZATION,
-    VSS,
+HOST_SERVICES: RecordList[ServiceSpec] = RecordList(
+    (
+        GUEST_SERVICE_INTERFACE,
+        HEARTBEAT,
+        KEY_VALUE_PAIR_EXCHANGE,
+        SHUTDOWN,
+        TIME_SYNCHRONIZATION,
+        VSS,
+    )
 )
 """The six services a host can enable or disable per VM, in the host's order."""
 
-ALL_SERVICES: tuple[ServiceSpec, ...] = (
-    *HOST_SERVICES,
-    REMOTE_DESKTOP_VIRTUALIZATION,
-    POWERSHELL_DIRECT,
+ALL_SERVICES: RecordList[ServiceSpec] = RecordList(
+    (*HOST_SERVICES, REMOTE_DESKTOP_VIRTUALIZATION, POWERSHELL_DIRECT)
 )
 """Every catalogued service, the guest-only ones last."""
 

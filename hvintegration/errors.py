@@ -53,6 +53,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hvintegration._table import printable
+
 __all__ = [
     "AmbiguousVMError",
     "AuthenticationError",
@@ -87,45 +89,6 @@ __all__ = [
 ]
 
 _MAX_CHOICES_SHOWN = 12
-
-# Characters that act on a terminal or reorder text instead of showing: C0
-# and C1 controls (ESC starts a sequence that can retitle or clear the
-# terminal, CR rewrites a line) and the bidirectional overrides and isolates
-# (U+202A-U+202E, U+2066-U+2069) that make text read differently from what it
-# holds (https://unicode.org/reports/tr9/#Explicit_Directional_Embeddings).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_IN_NAME = re.compile(f"{_UNSAFE.pattern}|[\n\t]")
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str, *, lines: bool = True) -> str:
-    r"""Text from a remote side, safe to print: controls shown as escapes.
-
-    Exception messages and log messages are built from names and error
-    texts the remote side chose (a VM may be named with ESC sequences or a
-    right-to-left override). This escapes every control character and
-    bidirectional formatting character Python-style (``\x1b``,
-    ``\u202e``); the raw value stays in the attributes of the error or
-    record that carries it.
-
-    Args:
-        text: The text.
-        lines: Keep newlines and tabs (a remote error text spans lines);
-            False for a name, which is one line.
-
-    Returns:
-        The text with each unsafe character replaced by its escape.
-
-    Example:
-        >>> printable("evil\x1b]0;x\x07")
-        'evil\\x1b]0;x\\x07'
-    """
-    pattern = _UNSAFE if lines else _UNSAFE_IN_NAME
-    return pattern.sub(_escaped, text)
 
 
 def parse_vm_id(text: str) -> uuid.UUID | None:
@@ -191,7 +154,11 @@ class HvIntegrationError(Exception):
             where.append(f"target {self.target}")
         if self.operation:
             where.append(f"operation {self.operation}")
-        message = printable(self.message)
+        # Messages are built from names and error texts the remote side
+        # chose: controls and bidirectional characters show as escapes
+        # (the raw values stay in the attributes). Lines of a remote error
+        # text stay lines.
+        message = printable(self.message, newlines=True)
         if not where:
             return message
         return f"{message} [{printable(', '.join(where))}]"
@@ -213,7 +180,7 @@ def _choices_text(choices: Iterable[str]) -> str:
     names = sorted(set(choices), key=str.casefold)
     if not names:
         return "none"
-    shown = ", ".join(printable(name, lines=False) for name in names[:_MAX_CHOICES_SHOWN])
+    shown = ", ".join(printable(name) for name in names[:_MAX_CHOICES_SHOWN])
     if len(names) > _MAX_CHOICES_SHOWN:
         shown += f", ... ({len(names) - _MAX_CHOICES_SHOWN} more)"
     return shown

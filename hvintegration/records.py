@@ -326,9 +326,9 @@ class PreflightReport(JsonRecord):
         return not self.failed
 
     @property
-    def failed(self) -> tuple[Check, ...]:
-        """The checks whose verdict is ``fail``."""
-        return tuple(check for check in self.checks if check.verdict is Verdict.FAIL)
+    def failed(self) -> RecordList[Check]:
+        """The checks whose verdict is ``fail`` (a table in a notebook)."""
+        return RecordList(check for check in self.checks if check.verdict is Verdict.FAIL)
 
     def check(self, name: str) -> Check:
         """One check by name.
@@ -606,9 +606,9 @@ class KvpWriteResult(JsonRecord):
     host: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
 
     @property
-    def changed(self) -> tuple[KvpChange, ...]:
-        """The items the host changed."""
-        return tuple(change for change in self.changes if change.changed)
+    def changed(self) -> RecordList[KvpChange]:
+        """The items the host changed (a table in a notebook)."""
+        return RecordList(change for change in self.changes if change.changed)
 
     def __repr__(self) -> str:
         return (

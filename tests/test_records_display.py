@@ -101,3 +101,68 @@ def test_batch_error_without_results_has_no_done_table() -> None:
     assert "Done" not in html
     assert "no virtual machine named &#x27;vm1&#x27;" in html
     assert html.count("<tr>") == 2  # the header and the one failure
+
+
+EVIL = "evil\x1b]0;PWNED\x07\x1b[2Jforged\u202erow"
+
+
+async def test_remote_control_characters_are_escaped_in_errors_and_html() -> None:
+    lab = SimulatedHost()
+    lab.add_vm(EVIL)
+    async with HyperVHost.connect(lab) as host:
+        vms = await host.list_vms()
+        with pytest.raises(VMNotFoundError) as caught:
+            await host.vm("nosuch").summary()
+    page = vms._repr_html_()
+    for raw in ("\x1b", "\x07", "\u202e"):
+        assert raw not in page
+        assert raw not in str(caught.value)
+    assert "evil\\x1b]0;PWNED\\x07" in page
+    assert "\\u202e" in str(caught.value)
+    # The raw name stays in the record and in the error's attributes.
+    assert EVIL in [vm.name for vm in vms]
+    assert EVIL in caught.value.choices
+
+
+def test_a_multi_line_remote_error_keeps_its_lines_but_not_its_escapes() -> None:
+    error = VMNotFoundError("x\r\nforged", choices=["a\x1bb"])
+    text = str(error)
+    assert "\r" not in text
+    assert "\x1b" not in text
+    assert "a\\x1bb" in text
+
+
+async def test_lists_inside_records_and_joined_lists_stay_tables() -> None:
+    from hvintegration import RecordList, catalogue
+    from hvintegration.records import KvpChange, KvpWriteResult
+
+    async with HyperVHost.connect("sim://?hyperv=0") as host:
+        report = await host.preflight()
+    assert isinstance(report.failed, RecordList)
+    assert "<table>" in report.failed._repr_html_()
+    done = KvpWriteResult(
+        "demovm",
+        SimulatedHost().vm("demovm").id,
+        (KvpChange("Role", "added", "web"), KvpChange("Env", "unchanged", "prod")),
+    )
+    assert isinstance(done.changed, RecordList)
+    assert [change.key for change in done.changed] == ["Role"]
+    assert isinstance(catalogue.ALL_SERVICES, RecordList)
+    assert isinstance(catalogue.HOST_SERVICES, RecordList)
+    joined = catalogue.HOST_SERVICES + (catalogue.POWERSHELL_DIRECT,)  # noqa: RUF005
+    assert isinstance(joined, RecordList)
+    assert joined == (*catalogue.HOST_SERVICES, catalogue.POWERSHELL_DIRECT)
+
+
+async def test_a_list_mixing_record_types_shows_one_table_per_type() -> None:
+    from hvintegration import RecordList
+
+    async with HyperVHost.connect("sim://") as host:
+        services = await host.integration_services()
+        vms = await host.list_vms()
+    mixed = RecordList([services[0], vms[0], services[1], 7])
+    page = mixed._repr_html_()
+    assert page.count("<table>") == 3
+    assert "IntegrationServiceState (2)" in page
+    assert "VMSummary (1)" in page
+    assert "int (1)" in page
