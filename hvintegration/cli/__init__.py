@@ -7,7 +7,7 @@ It mirrors what the vendor's how-to does by hand::
     hvintegration --target sim:// host disable demovm "Guest Service Interface"
     hvintegration --target sim:// windows --vm demovm services
     hvintegration advise --host-os "Windows 10" --guest-os "Windows 7"
-    hvintegration --target psrp://admin@hv01?ssl=true --ask-password doctor
+    hvintegration --target 'psrp://admin@hv01?ssl=true' --ask-password doctor
 
 The target comes from ``--target`` or ``HVINTEGRATION_TARGET``; a command
 that needs one fails without it (the simulator only when asked for). Output
@@ -27,12 +27,15 @@ from collections.abc import Iterator, Sequence
 from typing import TextIO, cast
 
 from rich.console import Console
+from rich.highlighter import NullHighlighter
+from rich.logging import RichHandler
 
 from hvintegration import catalogue
 from hvintegration.cli._command import UsageError, did_you_mean
 from hvintegration.cli.commands import target_from
 from hvintegration.cli.parser import build_parser
 from hvintegration.cli.render import (
+    OutputError,
     SafeWriter,
     printable,
     progress_console,
@@ -118,29 +121,72 @@ def exit_status(error: BaseException) -> int:
     return EXIT_CODES["error"]
 
 
-def _describe(error: BaseException) -> str:
-    text = str(error)
-    if isinstance(error, UnsafeChangeError):
-        return f"{text} (on the command line: --force)"
-    if not isinstance(error, NotFoundError) or isinstance(error, AmbiguousVMError):
-        return text
+def _choices(error: NotFoundError, side: str | None) -> list[str]:
+    # Only names that would work: what the error offers (the VM's services,
+    # the host's VMs...) and, for a service, the other catalogue names of
+    # those same services; never a guest-only service for the host side.
     choices = list(error.choices)
     if isinstance(error, ServiceNotFoundError):
-        for spec in catalogue.ALL_SERVICES:
-            choices += [spec.name, *spec.aliases, spec.windows_service]
-    hint = did_you_mean(error.name, choices) if error.name else ""
+        offered = {choice.casefold() for choice in choices}
+        specs = catalogue.HOST_SERVICES if side in ("host", "diagnose") else catalogue.ALL_SERVICES
+        for spec in specs:
+            names = [spec.name, *spec.aliases, spec.windows_service]
+            if not offered or offered & {name.casefold() for name in names}:
+                choices += names
+    return choices
+
+
+def _describe(error: BaseException, side: str | None = None) -> str:
+    text = str(error)
+    message = getattr(error, "message", text)
+    if isinstance(error, UnsafeChangeError):
+        # The Python keyword means nothing here; the option goes where it
+        # was, before "[target ..., operation ...]".
+        said = message.replace("without force=True", "without --force")
+        return said + text[len(message) :]
+    if not isinstance(error, NotFoundError) or isinstance(error, AmbiguousVMError):
+        return text
+    name = error.name or ""
+    # A suggestion that repeats what was typed helps no one.
+    choices = [c for c in _choices(error, side) if c.casefold() != name.strip().casefold()]
+    hint = did_you_mean(name, choices) if name else ""
     if not hint:
         return text
     # The hint belongs to the message, before "[target ..., operation ...]".
-    return f"{error.message}; {hint}{text[len(error.message) :]}"
+    return f"{message}; {hint}{text[len(message) :]}"
 
 
 def _print_error(err: TextIO, text: str) -> None:
     print(f"hvintegration: error: {printable(text)}", file=err)
 
 
+def _verbosity(words: Sequence[str]) -> int:
+    # argparse counts -v afresh in each subcommand's parser, so "-v host
+    # vms -v" would be 1; every -v, --verbose and "v" of a short cluster
+    # (-vv, -vt URL) before "--" counts here.
+    count = 0
+    for word in words:
+        if word == "--":
+            break
+        if word == "--verbose":
+            count += 1
+        elif word.startswith("-") and not word.startswith("--"):
+            for letter in word[1:]:
+                if letter != "v":
+                    break  # another option; its value, if any, follows
+                count += 1
+    return count
+
+
+class _PrintableFormatter(logging.Formatter):
+    # A log record can hold remote text (a target, an error): one line,
+    # no control character, as everything else printed.
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 @contextlib.contextmanager
-def _logging_to(err: TextIO, args: object) -> Iterator[None]:
+def _logging_to(err: TextIO, args: object, console: Console | None = None) -> Iterator[None]:
     # -v: the library's INFO records (connections); -vv or --debug: DEBUG
     # too (each operation, its round trip and duration). Only the
     # hvintegration loggers, which never log a secret; the handler goes
@@ -151,9 +197,22 @@ def _logging_to(err: TextIO, args: object) -> Iterator[None]:
         return
     logger = logging.getLogger("hvintegration")
     level = logging.DEBUG if verbosity >= 2 else logging.INFO
-    handler = logging.StreamHandler(err)
+    handler: logging.Handler
+    if console is None:
+        handler = logging.StreamHandler(err)
+    else:
+        # On the console the spinner draws on, so that rich prints each
+        # record above the spinner instead of through it.
+        handler = RichHandler(
+            console=console,
+            show_time=False,
+            show_level=False,
+            show_path=False,
+            markup=False,
+            highlighter=NullHighlighter(),
+        )
     handler.setLevel(level)
-    handler.setFormatter(logging.Formatter("hvintegration: %(levelname)s: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("hvintegration: %(levelname)s: %(message)s"))
     previous = logger.level
     logger.setLevel(level)
     logger.addHandler(handler)
@@ -196,13 +255,16 @@ def run(
             args = parser.parse_args(words)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_CODES["usage"]
+    if _verbosity(words) > int(getattr(args, "verbose", 0) or 0):
+        args.verbose = _verbosity(words)
+    side = getattr(args, "side", None)
     as_json = bool(getattr(args, "json", False))
     console = None
     if not as_json:
         console = progress or progress_console(raw_out, raw_err, as_json=as_json)
     try:
         target = target_from(args, words) if args.needs_target else None
-        with _logging_to(safe_err, args), showing_progress(console):
+        with _logging_to(safe_err, args, console), showing_progress(console):
             status = asyncio.run(args.run(args, target, safe_out))
     except BatchError as error:
         # Some items failed: show what did succeed, then each failure.
@@ -210,14 +272,18 @@ def run(
         if isinstance(done, tuple) and done:
             print(render(done, as_json=as_json), file=safe_out)
         for item, failure in error.errors.items():
-            _print_error(safe_err, f"{item}: {_describe(failure)}")
+            _print_error(safe_err, f"{item}: {_describe(failure, side)}")
         return exit_status(error)
     except (UsageError, HvIntegrationError, ValueError) as error:
-        _print_error(safe_err, _describe(error))
+        _print_error(safe_err, _describe(error, side))
         return exit_status(error)
     except KeyboardInterrupt:
         print("hvintegration: interrupted", file=safe_err)
         return EXIT_CODES["interrupted"]
+    except OutputError as error:
+        with contextlib.suppress(OSError):
+            _print_error(safe_err, f"cannot write the output: {error.strerror}")
+        return EXIT_CODES["error"]
     return EXIT_CODES["ok"] if status is None else int(status)
 
 
@@ -228,8 +294,19 @@ def main() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader (head, less) went away: not an error worth a traceback.
-        # Point stdout at /dev/null so the interpreter's final flush is quiet.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _quiet_stdout()
         status = 141
+    except OSError as error:
+        # A full disk (> /dev/full) or a closed terminal: one line, no
+        # traceback, and a quiet final flush.
+        _quiet_stdout()
+        with contextlib.suppress(OSError):
+            _print_error(sys.stderr, f"cannot write the output: {error.strerror or error}")
+        status = EXIT_CODES["error"]
     sys.exit(status)
+
+
+def _quiet_stdout() -> None:
+    # Point stdout at /dev/null so the interpreter's final flush is quiet.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import getpass
 import os
+import shlex
 import sys
 import urllib.parse
 from pathlib import Path
@@ -28,7 +29,8 @@ from hvintegration.cli._command import (
     ENVIRONMENT_TARGET,
     UsageError,
 )
-from hvintegration.cli.render import dumps, printable, render, waiting
+from hvintegration.cli.render import dumps, lines, printable, render, waiting
+from hvintegration.errors import HvIntegrationError, ServiceNotFoundError
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
 from hvintegration.linux import LinuxGuest, resolve_daemon
 from hvintegration.maintenance import advise
@@ -71,7 +73,8 @@ def read_password(
     """A password from a file, a prompt or the environment, in that order.
 
     Args:
-        file: A file whose first line is the password (``--password-file``).
+        file: A file whose first line is the password (``--password-file``);
+            UTF-8, a byte order mark before it ignored.
         ask: Prompt for it (``--ask-password``); needs a terminal.
         environment: The environment variable to read when neither is given.
         prompt: The prompt's text.
@@ -83,33 +86,45 @@ def read_password(
 
     Raises:
         UsageError: Both a file and a prompt were asked for, the file cannot
-            be read or is empty, or a prompt is needed without a terminal.
-            No message repeats the password.
+            be read or is empty, a prompt is needed without a terminal, or
+            the prompt got end of input (Ctrl+D). No message repeats the
+            password, and none names ``--password-file`` for a guest
+            password, which it does not set.
     """
     if file is not None and ask:
         raise UsageError("give the password one way: --password-file or --ask-password")
     if file is not None:
         try:
-            lines = Path(file).read_text(encoding="utf-8").splitlines()
+            # utf-8-sig: a BOM (as Windows editors write) is not part of it.
+            text = Path(file).read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
             raise UsageError(f"cannot read the password file {file!r}: {reason}") from None
-        if not lines or not lines[0]:
+        if not text or not text[0]:
             raise UsageError(
                 f"the password file {file!r} is empty (its first line is the password)"
             )
-        return lines[0]
+        return text[0]
     if not ask:
         value = os.environ.get(environment)
         if value:
             return value
         if not ask_on_terminal:
             return None
+    # --password-file sets the host password only; a guest password has
+    # its environment variable alone.
+    ways = (
+        f"--password-file or ${environment}"
+        if environment == ENVIRONMENT_PASSWORD
+        else (f"${environment}")
+    )
     if not sys.stdin.isatty():
-        raise UsageError(
-            f"no terminal to ask for the password on; use --password-file or ${environment}"
-        )
-    return getpass.getpass(printable(prompt))
+        raise UsageError(f"no terminal to ask for the password on; use {ways}")
+    try:
+        return getpass.getpass(printable(prompt))
+    except EOFError:
+        # Ctrl+D at the prompt: no password, said in one line.
+        raise UsageError(f"no password given (end of input at the prompt); use {ways}") from None
 
 
 def example_target(args: argparse.Namespace) -> str:
@@ -132,14 +147,54 @@ def example_target(args: argparse.Namespace) -> str:
     return "sim://"
 
 
+# Left out of the command shown for the simulator, in every form argparse
+# takes: the target itself, and the password options, which sim:// refuses.
+_DROPPED_WITH_VALUE = ("--target", "--password-file")
+_DROPPED_FLAGS = ("--ask-password",)
+# Short options that take a value: -t URL (dropped), -i FILE, -g GROUP.
+_SHORT_WITH_VALUE = "tig"
+
+
+def _long_form(word: str, options: tuple[str, ...]) -> bool:
+    # argparse takes an unambiguous prefix ("--targ") and "=VALUE"; the
+    # words were parsed already, so a prefix here was not ambiguous.
+    name = word.partition("=")[0]
+    return len(name) > 2 and any(option.startswith(name) for option in options)
+
+
+def _short_cluster(word: str) -> tuple[str | None, bool]:
+    # "-vt URL", "-tURL", "-vvtURL": what is left of the cluster without
+    # -t and its value, and whether the next word is -t's value.
+    kept = ""
+    for index, letter in enumerate(word[1:], start=1):
+        if letter == "t":
+            return ("-" + kept if kept else None), index == len(word) - 1
+        kept += letter
+        if letter in _SHORT_WITH_VALUE:
+            return word, False
+    return word, False
+
+
 def _without_target(argv: list[str]) -> list[str]:
-    words, skip = [], False
-    for word in argv:
+    """The words as given, without any form of ``--target`` or a password option."""
+    words: list[str] = []
+    skip = False
+    for position, word in enumerate(argv):
         if skip:
             skip = False
-        elif word in ("--target", "-t"):
-            skip = True
-        elif not word.startswith(("--target=", "-t")) or word.startswith("--t"):
+        elif word == "--":
+            words += argv[position:]
+            break
+        elif word.startswith("--"):
+            if _long_form(word, _DROPPED_WITH_VALUE):
+                skip = "=" not in word
+            elif not _long_form(word, _DROPPED_FLAGS):
+                words.append(word)
+        elif word.startswith("-") and len(word) > 1:
+            kept, skip = _short_cluster(word)
+            if kept is not None:
+                words.append(kept)
+        else:
             words.append(word)
     return words
 
@@ -166,7 +221,8 @@ def target_from(args: argparse.Namespace, argv: list[str]) -> TargetLike:
     url = (getattr(args, "target", None) or os.environ.get(ENVIRONMENT_TARGET) or "").strip()
     if not url:
         example = ["hvintegration", "--target", example_target(args), *_without_target(argv)]
-        shown = " ".join(f"'{word}'" if any(c in word for c in " ?&") else word for word in example)
+        # Every word quoted for a POSIX shell: it is meant to be pasted.
+        shown = shlex.join(example)
         raise UsageError(
             f"no target: give --target URL or set ${ENVIRONMENT_TARGET} "
             f"(to try it on the built-in simulator: {shown})"
@@ -229,8 +285,28 @@ async def run_host(args: argparse.Namespace, target: TargetLike | None, out: Tex
             enabled = args.action == "enable"
             force = bool(getattr(args, "force", False))
             desired = {service: enabled for service in services}
-            result = await host.vm(args.vm).apply(desired, force=force)
+            try:
+                result = await host.vm(args.vm).apply(desired, force=force)
+            except ServiceNotFoundError as error:
+                raise await _offered_only(host, args.vm, error) from error
             print(render(result.items, as_json=as_json), file=out)
+
+
+async def _offered_only(host: HyperVHost, vm: str, error: ServiceNotFoundError) -> Exception:
+    # An unknown name lists every host service of the catalogue, but a VM
+    # may lack some (Guest Service Interface before Windows Server 2012 R2):
+    # name, and suggest, only what this VM offers. One more round trip, on
+    # the error path only; if it fails, the first error stands.
+    if not error.message.startswith(f"unknown {error.kind} ") or not error.choices:
+        return error
+    try:
+        names = await host.display_names([vm])
+    except HvIntegrationError:
+        return error
+    offered = dict.fromkeys([*(spec.name for spec in names.values()), *names])
+    return ServiceNotFoundError(
+        error.name or "", choices=offered, target=error.target, operation=error.operation
+    )
 
 
 def _powershell(target: TargetLike) -> PowerShellTargetLike:
@@ -316,11 +392,11 @@ async def run_linux(args: argparse.Namespace, target: TargetLike | None, out: Te
             if as_json:
                 print(dumps(status.as_dict()), file=out)
                 return
-            blocks = [
-                f"{title}\n{text_table(records) or '(none)'}"
-                for title, records in status.sections()
-            ]
-            print("\n\n".join(blocks), file=out)
+            text: list[str] = []
+            for title, records in status.sections():
+                text += ["", title] if text else [title]
+                text += text_table(records).splitlines() or ["(none)"]
+            print(lines(text), file=out)
             return
         if args.action == "kvp":
             print(render(await guest.kvp(pool=args.pool), as_json=as_json), file=out)
@@ -361,12 +437,12 @@ async def run_advise(args: argparse.Namespace, target: TargetLike | None, out: T
         # One answer, one record: a JSON object, as `linux status` prints its.
         print(dumps(advice.to_dict()), file=out)
         return
-    lines = [text_table([advice])]
+    text = text_table([advice]).splitlines()
     if advice.notes:
-        lines += ["", "Notes:", *(f"- {note}" for note in advice.notes)]
+        text += ["", "Notes:", *(f"- {note}" for note in advice.notes)]
     if advice.sources:
-        lines += ["", "Sources:", *(f"- {source}" for source in advice.sources)]
-    print("\n".join(lines), file=out)
+        text += ["", "Sources:", *(f"- {source}" for source in advice.sources)]
+    print(lines(text), file=out)
 
 
 async def run_doctor(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> int:
@@ -391,10 +467,11 @@ async def run_doctor(args: argparse.Namespace, target: TargetLike | None, out: T
         counts[check.verdict] += 1
     summary = ", ".join(f"{count} {verdict.value}" for verdict, count in counts.items() if count)
     rows = [[check.name, check.verdict.value, check.found] for check in report.checks]
-    lines = [format_table(["Check", "Verdict", "Found"], rows)]
+    text = format_table(["Check", "Verdict", "Found"], rows).splitlines()
     remedies = [f"- {check.name}: {check.remedy}" for check in report.checks if check.remedy]
     if remedies:
-        lines += ["", "What to do:", *remedies]
-    lines += ["", f"{report.target} ({side}): {summary}"]
-    print("\n".join(lines), file=out)
+        text += ["", "What to do:", *remedies]
+    text += ["", f"{report.target} ({side}): {summary}"]
+    # Each line escaped: what a target reports cannot add a line.
+    print(lines(text), file=out)
     return 0 if report.ok else 1

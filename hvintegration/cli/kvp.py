@@ -16,7 +16,7 @@ from typing import TextIO
 
 from hvintegration._connect import PowerShellTargetLike, TargetLike
 from hvintegration.cli._command import CommandParser, UsageError, add_command
-from hvintegration.cli.render import render, waiting
+from hvintegration.cli.render import dumps, render, waiting
 from hvintegration.host import DEFAULT_TIMEOUT, HyperVHost
 
 __all__ = ["add_kvp", "parse_assignments", "run_kvp"]
@@ -122,12 +122,14 @@ async def run_kvp(args: argparse.Namespace, target: TargetLike | None, out: Text
         if writing:
             with waiting(f"writing KVP items of {args.vm}"):
                 done = await vm.update_kvp_items(items, args.deletions)
-            print(done.to_json() if as_json else render(done.changes, as_json=False), file=out)
+            print(
+                dumps(done.to_dict()) if as_json else render(done.changes, as_json=False), file=out
+            )
             return
         exchange = await vm.key_value_pairs()
     if as_json:
         if args.source is None:
-            print(exchange.to_json(), file=out)
+            print(dumps(exchange.to_dict()), file=out)
         else:
             print(render(exchange.items(args.source), as_json=True), file=out)
         return

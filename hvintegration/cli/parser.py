@@ -140,7 +140,7 @@ def _add_host(commands: Commands, common: argparse.ArgumentParser) -> None:
         help="the Hyper-V host side: VMs and their integration services",
         examples=[
             "hvintegration -t sim:// host services demovm",
-            "hvintegration -t psrp://admin@hv01?ssl=true host disable demovm VSS",
+            "hvintegration -t 'psrp://admin@hv01?ssl=true' host disable demovm VSS",
         ],
         parents=[common],
     )
@@ -194,8 +194,8 @@ def _add_host(commands: Commands, common: argparse.ArgumentParser) -> None:
         "copy-file",
         help="copy a host file into a running guest (Copy-VMFile)",
         examples=[
-            "hvintegration -t psrp://admin@hv01?ssl=true host copy-file demovm "
-            "C:\\iso\\tools.zip C:\\Temp\\tools.zip --create-full-path",
+            "hvintegration -t 'psrp://admin@hv01?ssl=true' host copy-file demovm "
+            "'C:\\iso\\tools.zip' 'C:\\Temp\\tools.zip' --create-full-path",
         ],
         run=run_host,
         parents=[common],
@@ -236,7 +236,7 @@ def _add_windows(commands: Commands, common: argparse.ArgumentParser) -> None:
         help="the vmic* services (Get-Service -Name vm*)",
         examples=[
             "hvintegration -t 'sim://?guest=demovm' windows services",
-            "hvintegration -t ssh://admin@guest1?shell=powershell windows services",
+            "hvintegration -t 'ssh://admin@guest1?shell=powershell' windows services",
         ],
         run=run_windows,
         parents=[common, guest_options],
@@ -373,7 +373,7 @@ def _add_doctor(commands: Commands, common: argparse.ArgumentParser) -> None:
         "doctor",
         help="read-only checks of a host (or, with --guest, a Windows guest) before real work",
         examples=[
-            "hvintegration -t psrp://admin@hv01?ssl=true doctor",
+            "hvintegration -t 'psrp://admin@hv01?ssl=true' doctor",
             "hvintegration -t 'sim://?guest=demovm' doctor --guest",
         ],
         run=run_doctor,
@@ -421,7 +421,7 @@ def build_parser() -> CommandParser:
         epilog="examples:\n"
         "  hvintegration --target sim:// host services demovm\n"
         "  hvintegration --target sim-linux:// linux status\n"
-        f"  {ENVIRONMENT_TARGET}=psrp://admin@hv01?ssl=true hvintegration doctor",
+        f"  {ENVIRONMENT_TARGET}='psrp://admin@hv01?ssl=true' hvintegration doctor",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

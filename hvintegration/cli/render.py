@@ -28,6 +28,7 @@ from hvintegration._table import (
 )
 
 __all__ = [
+    "OutputError",
     "SafeWriter",
     "dumps",
     "format_table",
@@ -109,6 +110,19 @@ def render(records: Sequence[Tabular], *, as_json: bool) -> str:
     return text_table(records)
 
 
+class OutputError(OSError):
+    """The command's output or error stream cannot be written (``> /dev/full``).
+
+    The dispatcher reports it in one line and exits with status 1, instead
+    of the error of a library call it interrupted.
+
+    Example:
+        >>> import errno
+        >>> OutputError(errno.ENOSPC, "No space left on device").strerror
+        'No space left on device'
+    """
+
+
 class SafeWriter(io.TextIOBase):
     """A text stream that escapes control characters before they reach another one.
 
@@ -133,8 +147,17 @@ class SafeWriter(io.TextIOBase):
 
         Returns:
             The length of ``text``, as a stream's ``write`` does.
+
+        Raises:
+            OutputError: The stream underneath cannot be written (a full
+                disk); a closed pipe stays a ``BrokenPipeError``.
         """
-        self.stream.write(printable(text, newlines=True))
+        try:
+            self.stream.write(printable(text, newlines=True))
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise OutputError(error.errno, error.strerror) from error
         return len(text)
 
     def writable(self) -> bool:

@@ -29,6 +29,7 @@ import collections
 import contextlib
 import logging
 import signal
+import urllib.parse
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
@@ -37,6 +38,7 @@ from psrpcore.types import RunspacePoolState
 from hvintegration.errors import TransportError
 from hvintegration.transport._process import abort_process, kill_process_group
 from hvintegration.transport._ssh_connect import connect
+from hvintegration.transport._url import missing_extra
 
 
 class _OptionalImportNoise(logging.Filter):
@@ -48,6 +50,13 @@ class _OptionalImportNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith(("Optional Named Pipe", "Optional SSH"))
 
+
+# A psrp that is absent, fails to import, or is not the package this module
+# was written for is one line naming the extra (an ImportError), not an
+# AttributeError from the first class below that uses it.
+_problem = missing_extra(urllib.parse.urlsplit("psrp://"), scheme="psrp")
+if _problem is not None:
+    raise ImportError(_problem, name="psrp")
 
 _noise = _OptionalImportNoise()
 logging.getLogger("psrp").addFilter(_noise)

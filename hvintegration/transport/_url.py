@@ -3,7 +3,9 @@ the optional packages a scheme needs, and URLs whose user part is ambiguous."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import logging
 import urllib.parse
 from collections.abc import Collection
 
@@ -127,10 +129,64 @@ def refuse_ambiguous_credentials(url: urllib.parse.SplitResult, *, scheme: str) 
         raise InvalidTargetError(_AMBIGUOUS)
 
 
-def missing_extra(url: urllib.parse.SplitResult, *, scheme: str) -> str | None:
-    """What to install when a scheme's optional packages are missing.
+# What the transports take from each optional module: a module that imports
+# but lacks these (another package of the same name, a broken install) is
+# reported like a missing one, before any transport code touches it.
+_API: dict[str, tuple[str, ...]] = {
+    "psrp": (
+        "AsyncOutOfProcConnection",
+        "AsyncPowerShell",
+        "AsyncRunspacePool",
+        "ConnectionInfo",
+        "PSRPError",
+        "PipelineFailed",
+        "PipelineStopped",
+        "ProcessInfo",
+        "WSManInfo",
+    ),
+}
 
-    ``psrp://...?via=ssh`` needs the ``ssh`` extra as well.
+
+class _OptionalImportNoise(logging.Filter):
+    # pypsrp 1.0.0b1 logs an ERROR with a traceback on import when psutil or
+    # asyncssh, which only its named-pipe and SSH connections need, is
+    # missing; a psrp:// target says itself what it needs.
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Optional Named Pipe", "Optional SSH"))
+
+
+def _module_problem(module: str) -> str | None:
+    # None when the module imports and has what the transports use; else
+    # why not. Importing is what tells a broken install (asyncssh whose
+    # cryptography is missing) from a working one; find_spec cannot.
+    quiet = _OptionalImportNoise()
+    logging.getLogger(module).addFilter(quiet)
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError as error:
+        try:
+            installed = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            installed = False
+        return f"it fails to import ({error})" if installed else ""
+    except Exception as error:
+        return f"it fails to import ({type(error).__name__}: {error})"
+    finally:
+        logging.getLogger(module).removeFilter(quiet)
+    lacking = [name for name in _API.get(module, ()) if not hasattr(loaded, name)]
+    if lacking:
+        return f"it has no {', '.join(lacking)} (not the expected package or version)"
+    return None
+
+
+def missing_extra(url: urllib.parse.SplitResult, *, scheme: str) -> str | None:
+    """What to install when a scheme's optional packages are missing or broken.
+
+    ``psrp://...?via=ssh`` needs the ``ssh`` extra as well. Each module is
+    imported (once per process): a module that is absent, fails to import
+    (asyncssh without a working ``cryptography``), or lacks the names the
+    transports use is reported in one line naming the extra, never as a
+    traceback later.
 
     Args:
         url: The split URL.
@@ -148,16 +204,23 @@ def missing_extra(url: urllib.parse.SplitResult, *, scheme: str) -> str | None:
     extras = [scheme] if scheme in EXTRAS else []
     if scheme == "psrp" and parse_options(url)[1].get("via") == "ssh":
         extras.append("ssh")
-    missing = [
-        module
+    problems = {
+        module: problem
         for extra in extras
         for module in EXTRAS[extra][1]
-        if importlib.util.find_spec(module) is None
-    ]
-    if not missing:
+        if (problem := _module_problem(module)) is not None
+    }
+    if not problems:
         return None
     names = ",".join(EXTRAS[extra][0] for extra in extras)
+    missing = [module for module, problem in problems.items() if not problem]
+    if missing:
+        return (
+            f"{scheme}:// needs the optional package{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}: pip install 'hvintegration[{names}]'"
+        )
+    module, problem = next(iter(problems.items()))
     return (
-        f"{scheme}:// needs the optional package{'s' if len(missing) > 1 else ''} "
-        f"{', '.join(missing)}: pip install 'hvintegration[{names}]'"
+        f"{scheme}:// needs the optional package {module}, which is installed but unusable: "
+        f"{problem}; reinstall it: pip install --force-reinstall 'hvintegration[{names}]'"
     )

@@ -19,6 +19,7 @@ from hvintegration.errors import (
     GuestNotReadyError,
     HvIntegrationError,
     HyperVModuleMissingError,
+    InvalidTargetError,
     NotFoundError,
     OperationTimeoutError,
     PermissionDeniedError,
@@ -185,6 +186,10 @@ def error_from_record(
             remote_message=record.message,
             **where,
         )
+    if base_id == "HvIntegration.WrongSide":
+        # A guest operation sent to a host (or the reverse): the target is
+        # the wrong kind for the command, as sim-linux:// is for a host.
+        return InvalidTargetError(record.message, **where)
     if base_id == "HvIntegration.VMNotFound":
         return VMNotFoundError(item, choices=_lines(record.details), **where)
     if base_id == "HvIntegration.AmbiguousVMName":

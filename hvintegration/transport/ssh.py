@@ -242,11 +242,14 @@ class SSHTarget:
                 message never repeats a password.
         """
         try:
-            port = url.port or 22
+            port = 22 if url.port is None else url.port
         except ValueError:
+            port = 0
+        if not 1 <= port <= 65535:
+            # Port 0 would not mean 22: it is no port to connect to.
             raise InvalidTargetError(
                 "the port of an ssh:// target must be a number from 1 to 65535"
-            ) from None
+            )
         if not url.hostname:
             raise InvalidTargetError("an ssh:// target needs a host name: ssh://user@host")
         options, single = parse_options(url)
