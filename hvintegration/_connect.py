@@ -25,6 +25,7 @@ from hvintegration.transport import (
 
 __all__ = [
     "Connection",
+    "ConnectionNotOpenError",
     "PowerShellTargetLike",
     "ShellTargetLike",
     "TargetLike",
@@ -54,22 +55,37 @@ class _Resource(Protocol):
 _R = TypeVar("_R", bound=_Resource)
 
 
+class ConnectionNotOpenError(AttributeError, TypeError):
+    """A resource's method used on a :class:`Connection` instead of the resource.
+
+    An :class:`AttributeError`, so ``hasattr(connection, "vm")`` is False
+    and ``getattr(connection, "vm", None)`` is None, as for any object that
+    lacks the name; and a :class:`TypeError`, the kind of mistake it is. The
+    message says how to open the connection, or that it was closed.
+    """
+
+
 class Connection(Generic[_R]):
     """A resource about to be opened.
 
     Open it with ``async with`` or ``await``; anything else (``.vm``,
-    ``.services()``...) raises a :class:`TypeError` that shows both ways, and
-    no coroutine is left behind to warn about.
+    ``.services()``...) raises :class:`ConnectionNotOpenError` (a
+    :class:`TypeError` and an :class:`AttributeError`) that shows both
+    ways, or says the connection was closed, and no coroutine is left
+    behind to warn about.
 
     Args:
         resource: The resource; its transport is opened on ``await`` or
             ``async with``, and the resource closed if that fails.
     """
 
-    __slots__ = ("_resource",)
+    __slots__ = ("_resource", "_state")
 
     def __init__(self, resource: _R) -> None:
         self._resource = resource
+        # "new", then "open" once awaited or entered, "closed" once an
+        # ``async with`` block has ended.
+        self._state = "new"
 
     def _hint(self) -> str:
         # The two ways that work, spelled out so they can be pasted back.
@@ -88,8 +104,20 @@ class Connection(Generic[_R]):
                 # Private and protocol probes (copy, pickle, IPython's display
                 # hooks) get the plain answer those tools expect.
                 raise AttributeError(attribute)
-            raise TypeError(
-                f"{type(self._resource).__name__}.connect() gives a connection that is not open "
+            cls = type(self._resource).__name__
+            if self._state == "closed":
+                raise ConnectionNotOpenError(
+                    f"this {cls}.connect() connection was closed when its `async with` block "
+                    f"ended, so it has no .{attribute}; use the object `as` gave inside the "
+                    f"block, or open a new one: {self._hint()}"
+                )
+            if self._state == "open":
+                raise ConnectionNotOpenError(
+                    f"a connection has no .{attribute}; the {cls} is what opening it gave: "
+                    f"{self._hint()}"
+                )
+            raise ConnectionNotOpenError(
+                f"{cls}.connect() gives a connection that is not open "
                 f"yet, so it has no .{attribute}: {self._hint()}"
             )
 
@@ -103,6 +131,10 @@ class Connection(Generic[_R]):
             return None
 
     def __repr__(self) -> str:
+        if self._state == "closed":
+            return f"<Connection to {self._resource!r}, closed>"
+        if self._state == "open":
+            return f"<Connection to {self._resource!r}, open>"
         return f"<Connection to {self._resource!r}, not open: {self._hint()}>"
 
     def __await__(self) -> Generator[object, None, _R]:
@@ -114,6 +146,7 @@ class Connection(Generic[_R]):
         except BaseException:
             await self._resource.aclose()
             raise
+        self._state = "open"
         return self._resource
 
     async def __aenter__(self) -> _R:
@@ -125,6 +158,7 @@ class Connection(Generic[_R]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._state = "closed"
         await self._resource.aclose()
 
 

@@ -642,6 +642,14 @@ class VirtualMachine(VMKvpMethods, VMHandle):
             >>> asyncio.run(main())
             [('Guest Service Interface', 'disabled on host')]
         """
+        if isinstance(guest, Connection):
+            # ``guest=LinuxGuest.connect(url)``, not yet opened.
+            cls = type(guest._resource).__name__
+            raise TypeError(
+                f"guest is a {cls}.connect() connection that is not open: pass the guest it "
+                f"opens, `guest = await {cls}.connect(url)` (or `async with "
+                f"{cls}.connect(url) as guest:`)"
+            )
         return await diagnose_vm(self, guest, host_os=host_os, guest_os=guest_os)
 
     async def apply(self, desired: DesiredState, *, force: bool = False) -> ApplyResult:

@@ -62,3 +62,57 @@ def test_probes_for_private_names_get_attribute_error() -> None:
     assert not hasattr(connection, "_repr_html_")
     assert getattr(connection, "_ipython_display_", None) is None
     assert "not open" in repr(connection)
+
+
+@pytest.mark.parametrize(
+    ("cls", "url"),
+    [(HyperVHost, "sim://"), (WindowsGuest, "sim://?guest=demovm"), (LinuxGuest, "sim-linux://")],
+)
+def test_probing_an_unopened_connection_answers_as_for_any_missing_name(cls: Any, url: str) -> None:
+    connection = cls.connect(url)
+    assert not hasattr(connection, "vm")
+    assert getattr(connection, "services", None) is None
+    with pytest.raises(TypeError, match="not open yet"):
+        connection.status  # noqa: B018
+
+
+async def test_a_connection_used_after_its_block_says_it_was_closed() -> None:
+    connection: Any = HyperVHost.connect("sim://")
+    async with connection as host:
+        assert len(await host.list_vms()) == 1
+        with pytest.raises(AttributeError, match="is what opening it gave"):
+            connection.list_vms  # noqa: B018
+    with pytest.raises(TypeError, match="was closed when its `async with` block ended") as caught:
+        connection.vm("demovm")
+    assert "not open yet" not in str(caught.value)
+    assert repr(connection).endswith("closed>")
+
+
+async def test_diagnose_given_an_unopened_guest_says_to_await_it() -> None:
+    from hvintegration.simulator import SimulatedHost
+
+    lab = SimulatedHost()
+    async with HyperVHost.connect(lab) as host:
+        for guest in (
+            LinuxGuest.connect("sim-linux://"),
+            WindowsGuest.connect("sim://?guest=demovm"),
+        ):
+            name = type(guest._resource).__name__
+            with pytest.raises(TypeError, match=f"guest = await {name}.connect"):
+                await host.vm("demovm").diagnose(guest)  # type: ignore[arg-type]
+    assert lab.round_trips == 0
+
+
+async def test_awaiting_a_powershell_direct_guest_says_what_to_write() -> None:
+    from hvintegration.windows import Credential
+
+    async with HyperVHost.connect("sim://") as host:
+        credential = Credential("Administrator", "hvintegration")
+        with pytest.raises(
+            TypeError, match=r"guest = WindowsGuest\.direct\(host, vm, credential\)"
+        ):
+            await WindowsGuest.direct(host, "demovm", credential)  # type: ignore[misc]
+        with pytest.raises(TypeError, match="nothing to await"):
+            await host.vm("demovm").windows(credential)  # type: ignore[misc]
+        guest = WindowsGuest.direct(host, "demovm", credential)
+        assert len(await guest.services()) == 8

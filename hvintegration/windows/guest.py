@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, NoReturn
 
 from hvintegration import catalogue
 from hvintegration._connect import Connection, PowerShellTargetLike, powershell_transport_for
@@ -63,6 +64,18 @@ class WindowsGuest(TransportResource[PowerShellTransport]):
 
     def __init__(self, transport: PowerShellTransport, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(transport, timeout=timeout)
+
+    if not TYPE_CHECKING:
+        # Run time only: a type checker keeps rejecting ``await guest``.
+
+        def __await__(self) -> NoReturn:
+            # ``await WindowsGuest.direct(...)``: Python's own message ("can't
+            # be used in 'await' expression") does not say what to write.
+            raise TypeError(
+                "WindowsGuest.direct() and vm.windows() give the guest at once, with nothing "
+                "to await: write `guest = WindowsGuest.direct(host, vm, credential)` and "
+                "await its calls (`await guest.services()`)"
+            )
 
     @classmethod
     def connect(
