@@ -245,7 +245,8 @@ def plain(value: object) -> Any:
     tuples, lists and sets are lists; mappings are objects with text keys; a
     record nested in another is its ``to_dict()`` (its attrs fields when it
     has none), except a catalogue service
-    (:class:`~hvintegration.catalogue.ServiceSpec`), which is its key.
+    (:class:`~hvintegration.catalogue.ServiceSpec`), which is its key; an
+    exception is ``{"type": ..., "message": ...}``.
 
     Args:
         value: A record, or anything a record holds.
@@ -264,6 +265,9 @@ def plain(value: object) -> Any:
     """
     if isinstance(value, enum.Enum):
         return plain(value.value)
+    if isinstance(value, BaseException):
+        # An error held by a result (a fleet target's): its type and message.
+        return {"type": type(value).__name__, "message": str(value)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     reference = getattr(type(value), "__json_ref__", None)
