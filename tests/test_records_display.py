@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from hvintegration import BatchError, HyperVHost, VMNotFoundError
@@ -166,3 +167,30 @@ async def test_a_list_mixing_record_types_shows_one_table_per_type() -> None:
     assert "IntegrationServiceState (2)" in page
     assert "VMSummary (1)" in page
     assert "int (1)" in page
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ssh://admin@hv01",
+        "ssh://admin@[::1]:2222?shell=cmd",
+        "ssh://root@guest?key=%2Froot%2F.ssh%2Fid_ed25519&key=%2Fk2&mode=oneshot",
+        "ssh://admin@hv01?known_hosts=%2Fkh&connect_timeout=5&executable=pwsh7"
+        "&sessions=2&max_channels=3&max_output=4096",
+    ],
+)
+def test_an_ssh_target_url_and_repr_name_every_setting_but_the_password(url: str) -> None:
+    with_password = url.replace("@", f":{SECRET}@", 1)
+    target = parse_target(with_password)
+    assert target.url == url
+    assert parse_target(target.url) == attrs.evolve(target, password=None)  # type: ignore[misc]
+    assert repr(target) == f"<SSHTarget {url}>"
+    assert SECRET not in repr(target)
+
+
+def test_an_ssh_target_says_when_it_does_not_verify_host_keys() -> None:
+    from hvintegration.transport.ssh import SSHTarget
+
+    assert repr(SSHTarget("hv01", verify_host_key=False)) == (
+        "<SSHTarget ssh://hv01, host key not verified>"
+    )

@@ -233,7 +233,7 @@ def test_ssh_url_parsing() -> None:
         "pa@ss",
     )
     assert target.client_keys == ("/a", "/b")
-    assert target.url == "ssh://admin@guest.example:2222"
+    assert target.url == "ssh://admin@guest.example:2222?known_hosts=%2Fk&key=%2Fa&key=%2Fb"
     assert "pa@ss" not in repr(target)
 
 

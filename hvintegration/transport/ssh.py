@@ -222,16 +222,47 @@ class SSHTarget:
         return "pwsh" if self.shell == "posix" else "powershell"
 
     def __repr__(self) -> str:
-        # The URL names every setting that matters and never the password.
-        return f"<SSHTarget {self.url}>"
+        # The URL names every setting but the password; the one setting a
+        # URL cannot carry is said in words.
+        unverified = "" if self.verify_host_key else ", host key not verified"
+        return f"<SSHTarget {self.url}{unverified}>"
 
     @property
     def url(self) -> str:
-        """The target as a URL, without password or options."""
+        """The target as a URL: every setting but the password.
+
+        Settings at their defaults are left out, so a plain target stays
+        ``ssh://user@host``; ``parse_target(target.url)`` gives the same
+        settings back (the password aside).
+
+        Example:
+            >>> SSHTarget("hv1", user="admin", shell="cmd", client_keys=("~/k",)).url
+            'ssh://admin@hv1?key=~%2Fk&shell=cmd'
+        """
         user = f"{urllib.parse.quote(self.user, safe='')}@" if self.user else ""
         host = f"[{self.host}]" if ":" in self.host else self.host
         port = f":{self.port}" if self.port != 22 else ""
-        return f"ssh://{user}{host}{port}"
+        query: list[tuple[str, str]] = []
+        if self.known_hosts is not None:
+            query.append(("known_hosts", self.known_hosts))
+        query.extend(("key", key) for key in self.client_keys or ())
+        if self.shell != "posix":
+            query.append(("shell", self.shell))
+        if self.connect_timeout != 15.0:
+            query.append(("connect_timeout", f"{self.connect_timeout:g}"))
+        if self.executable is not None:
+            query.append(("executable", self.executable))
+        if self.mode != "persistent":
+            query.append(("mode", self.mode))
+        for name, value, default in (
+            ("sessions", self.sessions, DEFAULT_SESSIONS),
+            ("max_channels", self.max_channels, DEFAULT_MAX_CHANNELS),
+            ("max_output", self.max_output, DEFAULT_MAX_OUTPUT),
+        ):
+            if value != default:
+                query.append((name, str(value)))
+        suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
+        return f"ssh://{user}{host}{port}{suffix}"
 
     @classmethod
     def from_url(cls, url: urllib.parse.SplitResult) -> SSHTarget:
