@@ -379,3 +379,65 @@ def test_every_example_quotes_what_a_shell_would_expand() -> None:
                 if equals and name.isupper():  # VAR='value' before a command
                     quoted.append(f"{name}={shlex.quote(value)}")
                 assert any(form in example for form in quoted), example
+
+
+# --- names and URLs ------------------------------------------------------------------
+
+
+def test_a_line_break_in_a_vm_name_does_not_invent_vms(tmp_path: Path) -> None:
+    target = _lab(tmp_path, "evil\r\nFAKE\nrow", "50%0A")
+    status, _, err = _run("-t", target, "host", "services", "FAKEE")
+    assert status == EXIT_CODES["not_found"]
+    assert "known: 50%0A, demovm, evil\\x0d\\x0aFAKE\\x0arow)" in err, err
+
+
+def test_the_error_mapping_decodes_what_the_scripts_encode() -> None:
+    from hvintegration.errors import VMNotFoundError
+    from hvintegration.simulator.behaviour import known_vm_names
+    from hvintegration.simulator.world import SimulatedVM
+    from hvintegration.transport.base import ErrorRecord
+    from hvintegration.transport.errormap import error_from_record
+
+    names = ["a\nb", "c\rd", "50%25", "plain"]
+    record = ErrorRecord(
+        "not found",
+        error_id="HvIntegration.VMNotFound",
+        details=known_vm_names([SimulatedVM(name) for name in names]),
+    )
+    error = error_from_record(record, target="sim://", operation="list_vms", name="x")
+    assert isinstance(error, VMNotFoundError)
+    assert list(error.choices) == names
+
+
+def test_linux_daemon_names_listed_are_every_name_accepted() -> None:
+    status, _, err = _run("-t", "sim-linux://", "linux", "start", "nosuch")
+    assert status == EXIT_CODES["not_found"]
+    listed = err[err.index("(valid: ") + 8 : err.index(")")].split(", ")
+    assert "hv_fcopy_daemon" in listed
+    for name in listed:
+        assert _run("-t", "sim-linux://", "linux", "start", name)[0] == 0, name
+
+
+def test_a_windows_only_service_is_not_said_to_be_served_by_hv_utils() -> None:
+    _, _, err = _run("-t", "sim-linux://", "linux", "start", "Remote Desktop Virtualization")
+    assert "Windows guests only" in err
+    assert "hv_utils" not in err
+    _, _, err = _run("-t", "sim-linux://", "linux", "start", "Heartbeat")
+    assert "the hv_utils driver serves it" in err
+
+
+@pytest.mark.parametrize("url", ["sim://lab]1", "ssh://admin@hv[01", "psrp://admin:p]w@hv01"])
+def test_a_stray_bracket_in_a_url_is_named(url: str) -> None:
+    status, out, err = _run("-t", url, "host", "vms")
+    assert (status, out) == (EXIT_CODES["usage"], "")
+    assert "holds '[' or ']'" in err
+    assert "IPv6 URL" not in err
+    assert "p]w" not in err
+
+
+def test_a_password_with_at_and_question_mark_is_ambiguous() -> None:
+    with pytest.raises(InvalidTargetError, match="ambiguous") as caught:
+        parse_target("ssh://admin:Sec@ret?shell=cmd@host")
+    assert "Sec" not in str(caught.value)
+    assert parse_target("ssh://admin:Sec%40ret%3Fshell=cmd@host").host == "host"  # type: ignore[attr-defined]
+    assert parse_target("ssh://admin@hv01?key=/home/a@corp/id_ed25519").host == "hv01"  # type: ignore[attr-defined]

@@ -59,7 +59,13 @@ def _options(args: argparse.Namespace) -> tuple[bool, float]:
 def _url_of(target: TargetLike | None) -> str:
     # Scheme, host and port only: a URL may hold a password, and its
     # options make the line too long for a spinner.
-    parts = urllib.parse.urlsplit(str(getattr(target, "url", target)))
+    # A URL urllib cannot split is refused, with the reason, when it is
+    # opened; until then it is shown as its scheme.
+    url = str(getattr(target, "url", target))
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url.partition("://")[0] + "://"
     try:
         port = f":{parts.port}" if parts.port else ""
     except ValueError:

@@ -166,7 +166,9 @@ def resolve_daemon(ref: str | DaemonSpec | catalogue.ServiceSpec) -> DaemonSpec:
     """
     if isinstance(ref, DaemonSpec):
         return ref
-    valid = [spec.name for spec in DAEMONS] + [spec.short for spec in DAEMONS]
+    # Every name it accepts: each program name (hv_fcopy_daemon as well as
+    # hv_fcopy_uio_daemon, Red Hat's hypervkvpd...) and each short name.
+    valid = [*dict.fromkeys(p for spec in DAEMONS for p in (*spec.programs, spec.short))]
     if isinstance(ref, str):
         text = ref.strip().removesuffix(".service")
         found = _BY_NAME.get(text.casefold())
@@ -183,8 +185,14 @@ def resolve_daemon(ref: str | DaemonSpec | catalogue.ServiceSpec) -> DaemonSpec:
     for spec in DAEMONS:
         if spec.service is service:
             return spec
-    raise DaemonNotFoundError(
-        service.name,
-        choices=valid,
-        reason=f"{service.name} has no user-space daemon on Linux; the hv_utils driver serves it",
-    )
+    if service.linux is None:
+        reason = (
+            f"{service.name} ({service.windows_service}) exists in Windows guests only; "
+            "a Linux guest has no daemon or driver for it"
+        )
+    else:
+        reason = (
+            f"{service.name} has no user-space daemon on Linux; "
+            f"the {service.linux.driver} driver serves it"
+        )
+    raise DaemonNotFoundError(service.name, choices=valid, reason=reason)

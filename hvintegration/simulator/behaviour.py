@@ -17,7 +17,7 @@ from hvintegration.simulator.profiles import LOCALES
 from hvintegration.simulator.world import HostModel, SimulatedVM
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 
-__all__ = ["HANDLERS", "Handler", "SimulatedScriptError", "service_object"]
+__all__ = ["HANDLERS", "Handler", "SimulatedScriptError", "known_vm_names", "service_object"]
 
 JsonObject = dict[str, JsonValue]
 Handler = Callable[[HostModel, Mapping[str, JsonValue]], OperationResult]
@@ -53,6 +53,23 @@ class SimulatedScriptError(Exception):
     def __init__(self, record: ErrorRecord) -> None:
         super().__init__(record.message)
         self.record = record
+
+
+def known_vm_names(vms: Sequence[SimulatedVM]) -> str:
+    """The VM names of a VMNotFound record's details, as the host scripts write them.
+
+    One name per line; ``%``, CR and LF inside a name are percent-encoded,
+    so a name holding a line break stays one name (the error mapping
+    decodes them).
+
+    Example:
+        >>> from hvintegration.simulator.world import SimulatedVM
+        >>> known_vm_names([SimulatedVM("a\\nb"), SimulatedVM("50%")])
+        'a%0Ab\\n50%25'
+    """
+    return "\n".join(
+        vm.name.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A") for vm in vms
+    )
 
 
 def _ref_text(ref: Mapping[str, JsonValue]) -> str:
@@ -123,7 +140,7 @@ def _resolve_in(
                 category="ObjectNotFound",
                 exception_type="System.Exception",
                 target_object=target,
-                details="\n".join(vm.name for vm in host.vms[:50]),
+                details=known_vm_names(host.vms[:50]),
             )
         )
     else:

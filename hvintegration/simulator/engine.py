@@ -21,7 +21,7 @@ import attrs
 
 from hvintegration.errors import ProtocolError, TransportBrokenError, parse_vm_id
 from hvintegration.operations import OPERATIONS
-from hvintegration.simulator.behaviour import HANDLERS, SimulatedScriptError
+from hvintegration.simulator.behaviour import HANDLERS, SimulatedScriptError, known_vm_names
 from hvintegration.simulator.faults import FaultKind
 from hvintegration.simulator.kvp import KVP_HANDLERS
 from hvintegration.simulator.linux_behaviour import answer_command, command_name
@@ -174,7 +174,7 @@ def _dispatch(
                     error_id="HvIntegration.VMNotFound",
                     category="ObjectNotFound",
                     target_object=guest,
-                    details="\n".join(vm.name for vm in host.vms),
+                    details=known_vm_names(host.vms),
                 )
             )
         if operation in GUEST_HANDLERS:

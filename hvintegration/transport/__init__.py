@@ -14,11 +14,10 @@ Example:
 from __future__ import annotations
 
 import importlib
-import urllib.parse
 from types import MappingProxyType
 
 from hvintegration.errors import InvalidTargetError
-from hvintegration.transport._url import missing_extra, refuse_ambiguous_credentials
+from hvintegration.transport._url import missing_extra, refuse_ambiguous_credentials, split_url
 from hvintegration.transport.base import (
     CompletedCommand,
     ErrorRecord,
@@ -80,7 +79,7 @@ def parse_target(url: str) -> Target:
     """
     if not isinstance(url, str) or "://" not in url:
         raise InvalidTargetError("a target is a URL such as sim:// or ssh://user@host")
-    parts = urllib.parse.urlsplit(url.strip())
+    parts = split_url(url.strip())
     scheme = parts.scheme.lower()
     where = SCHEMES.get(scheme)
     if where is None:

@@ -9,6 +9,7 @@ same on every transport.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any
 
 from hvintegration.errors import (
@@ -61,6 +62,13 @@ _FULL_LANGUAGE_HINT = (
 
 def _lines(text: str) -> tuple[str, ...]:
     return tuple(line for line in text.splitlines() if line)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    # VM names, one a line, with '%', CR and LF inside a name
+    # percent-encoded by the scripts (Resolve-HvVM in _prelude.ps1): a name
+    # holding a line break is one name, not two invented ones.
+    return tuple(urllib.parse.unquote(line) for line in text.split("\n") if line)
 
 
 _HOST_HINT = "run as a member of Administrators or Hyper-V Administrators on the host"
@@ -191,7 +199,7 @@ def error_from_record(
         # the wrong kind for the command, as sim-linux:// is for a host.
         return InvalidTargetError(record.message, **where)
     if base_id == "HvIntegration.VMNotFound":
-        return VMNotFoundError(item, choices=_lines(record.details), **where)
+        return VMNotFoundError(item, choices=_names(record.details), **where)
     if base_id == "HvIntegration.AmbiguousVMName":
         return AmbiguousVMError(item, ids=_lines(record.details), **where)
     if base_id == "HvIntegration.ServiceNotFound":

@@ -142,8 +142,12 @@ function Resolve-HvVM {
     if ($found.Count -eq 1) { return $found[0] }
     $text = Get-HvRefText -Ref $Ref
     if ($found.Count -eq 0) {
+        # One name per line; '%', CR and LF inside a name are percent-encoded
+        # so that a name holding a line break stays one name.
         $known = ($Index.All | Microsoft.PowerShell.Utility\Select-Object -First 50 |
-            Microsoft.PowerShell.Core\ForEach-Object { $_.Name }) -join "`n"
+            Microsoft.PowerShell.Core\ForEach-Object {
+                ([string] $_.Name).Replace('%', '%25').Replace("`r", '%0D').Replace("`n", '%0A')
+            }) -join "`n"
         Write-HvError -ErrorId 'HvIntegration.VMNotFound' -Category 'ObjectNotFound' `
             -Message "Hyper-V was unable to find a virtual machine with name or id '$text'." `
             -Target $Target -Details $known
