@@ -198,3 +198,37 @@ async def test_a_reconnect_after_a_broken_pool_is_logged(
     infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert infos[0].startswith(f"connected to {host.target} in ")
     assert infos[1:] == [f"reconnecting to {host.target} for list_vms: the runspace pool broke"]
+
+
+async def test_a_powershell_direct_password_never_reaches_a_debug_log_over_psrp(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    import sys
+
+    from hvintegration import WindowsGuest
+    from hvintegration.simulator import SimulatedHost
+    from hvintegration.simulator.state import save_host
+    from hvintegration.transport.psrp import PSRPTarget
+
+    # The root logger at DEBUG, as a user debugging anything would set it:
+    # psrpcore then logs every PSRP message it queues.
+    caplog.set_level(logging.DEBUG)
+    lab = SimulatedHost()
+    windows = lab.vm("demovm").windows
+    assert windows is not None
+    windows.credentials["Administrator"] = SECRET
+    state = tmp_path / "host.json"
+    save_host(lab, state)
+    target = PSRPTarget(
+        "localhost",
+        via="process",
+        executable=sys.executable,
+        arguments=("-m", "hvintegration.testing.psrp_server", "--state", str(state)),
+    )
+    async with HyperVHost.connect(target) as host:
+        guest = WindowsGuest.direct(host, "demovm", Credential("Administrator", SECRET))
+        assert len(await guest.services()) == 8
+    queued = [r for r in caplog.records if r.getMessage().startswith("Queuing PSRP Message")]
+    assert queued, "psrpcore logged no message: the check below would prove nothing"
+    assert any("characters not logged" in r.getMessage() for r in queued)
+    _assert_no_secret(caplog)

@@ -58,6 +58,28 @@ _problem = missing_extra(urllib.parse.urlsplit("psrp://"), scheme="psrp")
 if _problem is not None:
     raise ImportError(_problem, name="psrp")
 
+
+class _MessageBodies(logging.Filter):
+    # psrpcore logs every PSRP message it queues or processes at DEBUG with
+    # its whole CLIXML body, which holds the parameter values: a PowerShell
+    # Direct password (invoke_in_vm's Password, sent as a plain string so
+    # that every transport carries it alike), KVP values. The record stays,
+    # with the message type and ids; the body is replaced by its length.
+    _BODIES = ("Queuing PSRP Message", "Processing PSRP Message")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            str(record.msg).startswith(self._BODIES)
+            and isinstance(record.args, tuple)
+            and record.args
+        ):
+            body = str(record.args[-1])
+            record.args = (*record.args[:-1], f"<{len(body)} characters not logged>")
+        return True
+
+
+logging.getLogger("psrpcore._base").addFilter(_MessageBodies())
+
 _noise = _OptionalImportNoise()
 logging.getLogger("psrp").addFilter(_noise)
 try:

@@ -4,7 +4,11 @@
 operations: each one travels to the host inside the ``invoke_in_vm``
 operation, which runs it in the VM with ``Invoke-Command -VMId ...
 -Credential``. The credential is a parameter of that operation, never part of
-any script text, and never shown in ``repr`` or errors.
+any script text, and never shown in ``repr``, errors or logs. Over
+``psrp://`` it travels as a plain string parameter, like every other
+parameter (a PSRP SecureString needs a session key exchange the other
+transports have no counterpart for); psrpcore's DEBUG log of each PSRP
+message is therefore kept without the message body.
 
 It needs a Windows 10 or Windows Server 2016 host or newer, a guest of the
 same age or newer, the VM running, and the guest's ``vmicvmsession`` service
