@@ -232,3 +232,20 @@ async def test_a_powershell_direct_password_never_reaches_a_debug_log_over_psrp(
     assert queued, "psrpcore logged no message: the check below would prove nothing"
     assert any("characters not logged" in r.getMessage() for r in queued)
     _assert_no_secret(caplog)
+
+
+async def test_the_powershell_stand_in_logs_a_digest_of_a_password(tmp_path: Path) -> None:
+    import json
+
+    from hvintegration.testing.powershell_peers import LocalStandInPeer
+    from hvintegration.testing.standin_powershell import password_digest
+
+    peer = LocalStandInPeer(tmp_path)
+    async with HyperVHost.connect(peer.target()) as host:
+        guest = host.vm("demovm").windows(Credential("Administrator", SECRET))
+        with pytest.raises(HvIntegrationError):
+            await guest.services()
+    text = peer.log.read_text()
+    assert SECRET not in text
+    requests = [json.loads(line) for line in text.splitlines() if '"parameters"' in line]
+    assert [r["parameters"]["Password"] for r in requests] == [password_digest(SECRET)]

@@ -17,6 +17,7 @@ from hvintegration import Credential, HyperVHost
 from hvintegration.errors import HvIntegrationError
 from hvintegration.operations import COPY_VM_FILE, GET_GUEST_SERVICES, INVOKE_IN_VM
 from hvintegration.testing.powershell_peers import LocalStandInPeer
+from hvintegration.testing.standin_powershell import password_digest
 from hvintegration.transport._powershell_wire import powershell_argv
 
 _SPECIALS = [
@@ -98,7 +99,9 @@ def test_powershell_direct_credentials_arrive_unchanged(tmp_path: Path) -> None:
         assert len(requests) == 1
         assert requests[0]["operation"] == INVOKE_IN_VM.name
         parameters = requests[0]["parameters"]
-        assert (parameters["UserName"], parameters["Password"]) == (user, password)
+        # The log keeps a digest of the password, never the password.
+        assert parameters["UserName"] == user
+        assert parameters["Password"] == password_digest(password)
         # The guest script travels as a parameter too, exactly as shipped.
         assert parameters["Script"] == GET_GUEST_SERVICES.script
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
 import select
@@ -82,6 +83,7 @@ __all__ = [
     "edition_refusal",
     "install_standin",
     "main",
+    "password_digest",
 ]
 
 STATE_VARIABLE = "HVINTEGRATION_STANDIN_STATE"
@@ -98,7 +100,23 @@ and ``pid``), per request (the decoded ``operation`` and ``parameters``,
 then ``begun`` with the operation and the ``process`` id) and per answer,
 just before it is written (``answered`` with the operation and the
 ``process`` id), so tests
-can see exactly what arrived, in which process, and which calls overlapped."""
+can see exactly what arrived, in which process, and which calls overlapped.
+A ``Password`` parameter is logged as :func:`password_digest` of it, never as
+itself: the log is a file a test leaves behind."""
+
+
+def password_digest(password: str) -> str:
+    """How the stand-in's log shows a password: a SHA-256 digest of its UTF-8
+    bytes (``surrogatepass``, so any string has one), enough for a test to
+    check that exactly the password sent arrived.
+
+    Example:
+        >>> password_digest("s3cret")[:15]
+        'sha256:1ec1c26b'
+    """
+    data = password.encode("utf-8", "surrogatepass")
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
 
 BANNER_VARIABLE = "HVINTEGRATION_STANDIN_BANNER"
 """Text written to stdout, with no line end, before the session loop starts."""
@@ -366,7 +384,13 @@ def _serve(state: str, guest: str | None, stdin: _Stdin) -> int:
             record = ErrorRecord(str(exc), error_id="InvalidRequest", category="InvalidData")
             _write(encode_envelope(None, error=record))
             continue
-        _log({"operation": request.operation, "parameters": request.parameters})
+        logged = {
+            name: password_digest(value)
+            if name.casefold() == "password" and isinstance(value, str)
+            else value
+            for name, value in request.parameters.items()
+        }
+        _log({"operation": request.operation, "parameters": logged})
         _log({"begun": request.operation, "process": os.getpid()})
         operation = OPERATIONS.get(request.operation)
         if operation is None or request.script != operation.script:
