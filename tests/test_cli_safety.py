@@ -13,6 +13,7 @@ import pty
 import re
 import select
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -441,3 +442,24 @@ def test_a_password_with_at_and_question_mark_is_ambiguous() -> None:
     assert "Sec" not in str(caught.value)
     assert parse_target("ssh://admin:Sec%40ret%3Fshell=cmd@host").host == "host"  # type: ignore[attr-defined]
     assert parse_target("ssh://admin@hv01?key=/home/a@corp/id_ed25519").host == "hv01"  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(shutil.which("tcsh") is None, reason="tcsh is not installed")
+def test_the_tcsh_script_works_as_the_docs_say(tmp_path: Path) -> None:
+    script = tmp_path / "hvintegration.tcsh"
+    status, out, _ = _run("completion", "tcsh")
+    assert status == 0
+    script.write_text(out)
+    done = subprocess.run(
+        ["tcsh", "-f", "-c", f"source {script}; complete hvintegration"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "host" in done.stdout
+    assert "--ask-password" in done.stdout or "ask-password" in done.stdout
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "`tcsh`)" not in readme  # no eval "$(...)" for tcsh
+    assert "`source` it" in readme

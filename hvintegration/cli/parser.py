@@ -399,11 +399,16 @@ def _add_completion(commands: Commands, root: CommandParser) -> None:
         examples=[
             'eval "$(hvintegration completion bash)"',
             "hvintegration completion zsh > ~/.zfunc/_hvintegration",
+            "hvintegration completion tcsh > ~/.hvintegration.tcsh",
         ],
         run=run_completion,
         target=False,
     )
-    completion.add_argument("shell", choices=SHELLS, help="the shell: " + ", ".join(SHELLS))
+    completion.add_argument(
+        "shell",
+        choices=SHELLS,
+        help="the shell: " + ", ".join(SHELLS) + " (tcsh: write it to a file, then source it)",
+    )
 
 
 def build_parser() -> CommandParser:
