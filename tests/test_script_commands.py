@@ -108,6 +108,17 @@ CMDLETS: Mapping[str, Cmdlet] = {
         "ClassName CimClass Query QueryDialect InputObject ResourceUri Namespace MethodName "
         "Arguments ComputerName CimSession OperationTimeoutSec"
     ),
+    # https://learn.microsoft.com/powershell/module/cimcmdlets/register-cimindicationevent?view=powershell-5.1
+    "CimCmdlets\\Register-CimIndicationEvent": _cmdlet(
+        "ClassName Query QueryDialect SourceIdentifier Action Namespace OperationTimeoutSec "
+        "ComputerName CimSession MessageData SupportEvent Forward MaxTriggerCount"
+    ),
+    # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/wait-event?view=powershell-5.1
+    "Microsoft.PowerShell.Utility\\Wait-Event": _cmdlet("SourceIdentifier Timeout"),
+    # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/unregister-event?view=powershell-5.1
+    "Microsoft.PowerShell.Utility\\Unregister-Event": _cmdlet("SourceIdentifier SubscriptionId Force"),
+    # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/remove-event?view=powershell-5.1
+    "Microsoft.PowerShell.Utility\\Remove-Event": _cmdlet("SourceIdentifier EventIdentifier"),
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/start-sleep?view=powershell-5.1
     "Microsoft.PowerShell.Utility\\Start-Sleep": _cmdlet("Seconds Milliseconds", "Duration"),
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.management/get-itempropertyvalue?view=powershell-5.1

@@ -37,20 +37,44 @@ function ConvertFrom-HvKvpXml {
     }
 }
 
+function Get-HvHostKvpIndex {
+    # The host's items of every VM, from one read of every
+    # Msvm_KvpExchangeComponentSettingData on the host, indexed by the
+    # lower-cased VM id. A setting data's InstanceID is
+    # "Microsoft:<GUID>\<device-specific data>", where GUID is that of the
+    # settings it belongs to: the VM's own id for its current settings
+    # (Msvm_VirtualSystemSettingData.InstanceID "Microsoft:<VM GUID>"), a
+    # checkpoint's id for a checkpoint's settings, which so match no VM
+    # (https://learn.microsoft.com/previous-versions/windows/desktop/virtual/msvm-kvpexchangecomponentsettingdata,
+    # https://learn.microsoft.com/previous-versions/windows/desktop/virtual/msvm-virtualsystemsettingdata;
+    # the same "Microsoft:<VM id>\<component GUID>" is the Id of
+    # Get-VMIntegrationService). Each value is a list of {Name; Data}.
+    param([string] $Namespace)
+    $index = @{}
+    $pattern = '^Microsoft:([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})\\'
+    foreach ($setting in @(CimCmdlets\Get-CimInstance -Namespace $Namespace `
+            -ClassName 'Msvm_KvpExchangeComponentSettingData')) {
+        $match = [regex]::Match([string] $setting.InstanceID, $pattern)
+        if (-not $match.Success) { continue }
+        $key = $match.Groups[1].Value.ToLowerInvariant()
+        if (-not $index.ContainsKey($key)) { $index[$key] = [System.Collections.Generic.List[object]]::new() }
+        foreach ($item in @(ConvertFrom-HvKvpXml -Items $setting.HostExchangeItems)) { $index[$key].Add($item) }
+    }
+    return $index
+}
+
 Import-HvHyperV
 $machines = @(Select-HvVM -Refs $VM -All @(Hyper-V\Get-VM))
 if ($machines.Count -eq 0) { return }
 $namespace = 'root\virtualization\v2'
 # One query per class for the whole host, joined to the VMs by id: the
-# component's SystemName is the VM id (Msvm_ComputerSystem.Name).
+# component's SystemName is the VM id (Msvm_ComputerSystem.Name), the
+# setting data's InstanceID starts with it. The loop below only looks up.
 $components = @{}
 foreach ($component in @(CimCmdlets\Get-CimInstance -Namespace $namespace -ClassName 'Msvm_KvpExchangeComponent')) {
     $components[([string] $component.SystemName).ToLowerInvariant()] = $component
 }
-$systems = @{}
-foreach ($system in @(CimCmdlets\Get-CimInstance -Namespace $namespace -ClassName 'Msvm_ComputerSystem')) {
-    $systems[([string] $system.Name).ToLowerInvariant()] = $system
-}
+$hostIndex = Get-HvHostKvpIndex -Namespace $namespace
 foreach ($machine in $machines) {
     $id = ([string] $machine.Id).ToLowerInvariant()
     $intrinsic = @()
@@ -60,21 +84,9 @@ foreach ($machine in $machines) {
         $intrinsic = @(ConvertFrom-HvKvpXml -Items $component.GuestIntrinsicExchangeItems)
         $guest = @(ConvertFrom-HvKvpXml -Items $component.GuestExchangeItems)
     }
-    # The host's items belong to the VM's current settings: the setting data
-    # that defines its state (Msvm_SettingsDefineState), not a checkpoint's.
+    # The host's items belong to the VM's current settings, not a checkpoint's.
     $hostItems = @()
-    $system = $systems[$id]
-    if ($null -ne $system) {
-        $settings = @(CimCmdlets\Get-CimAssociatedInstance -InputObject $system `
-            -Association 'Msvm_SettingsDefineState' -ResultClassName 'Msvm_VirtualSystemSettingData')
-        foreach ($setting in $settings) {
-            $kvpSettings = @(CimCmdlets\Get-CimAssociatedInstance -InputObject $setting `
-                -ResultClassName 'Msvm_KvpExchangeComponentSettingData')
-            foreach ($kvpSetting in $kvpSettings) {
-                $hostItems += @(ConvertFrom-HvKvpXml -Items $kvpSetting.HostExchangeItems)
-            }
-        }
-    }
+    if ($hostIndex.ContainsKey($id)) { $hostItems = $hostIndex[$id].ToArray() }
     [pscustomobject] @{
         VMName    = [string] $machine.Name
         VMId      = [string] $machine.Id
