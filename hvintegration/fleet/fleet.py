@@ -17,6 +17,7 @@ propagates, so nothing is left running.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -29,7 +30,7 @@ from hvintegration._resource import DEFAULT_TIMEOUT
 from hvintegration._table import RecordList
 from hvintegration.diagnosis import diagnose_host
 from hvintegration.diagnosis_records import Diagnosis
-from hvintegration.errors import HvIntegrationError, OperationTimeoutError
+from hvintegration.errors import BatchError, HvIntegrationError, OperationTimeoutError
 from hvintegration.fleet.records import (
     KINDS,
     DaemonRow,
@@ -75,6 +76,8 @@ ProgressCallback = Callable[[FleetProgress], None]
 Work = Callable[[Any, "FleetTarget"], Awaitable[Any]]
 """A coroutine function run on one target: given the connected resource and
 the :class:`FleetTarget`, it returns the target's value."""
+
+_log = logging.getLogger(__name__)
 
 Resource = Union[HyperVHost, WindowsGuest, LinuxGuest]
 
@@ -237,7 +240,9 @@ class Fleet:
             included; a target's own ``timeout`` wins.
         operation_timeout: Seconds each operation on a target may take.
         progress: Called after each target finishes (ok or not), in the
-            event loop; an exception it raises ends the run.
+            event loop; an exception it raises is logged (logger
+            ``hvintegration.fleet.fleet``), the callback is called no more,
+            and the run goes on, so no result is lost to it.
 
     Raises:
         ValueError: Two targets share a name, ``max_connections`` is below 1,
@@ -312,7 +317,10 @@ class Fleet:
 
         Raises:
             ValueError: An unknown kind, or a name no member has.
+            TypeError: ``names`` is one string rather than a list.
         """
+        if isinstance(names, str):
+            raise TypeError("names is a list of target names; wrap one name in a list")
         if kind is not None and kind not in KINDS:
             raise ValueError(f"unknown target kind {kind!r} (valid: {', '.join(KINDS)})")
         wanted = None if names is None else set(names)
@@ -350,8 +358,11 @@ class Fleet:
             One row per service per VM per host; each host's value is its
             :class:`~hvintegration.records.IntegrationServiceState` list.
             Guests of the fleet are left out.
+
+        Raises:
+            TypeError: ``vms`` is one string rather than a list.
         """
-        names = None if vms is None else list(vms)
+        names = _vm_names(vms)
 
         async def read(host: HyperVHost, _: FleetTarget) -> RecordList[IntegrationServiceState]:
             return await host.integration_services(names)
@@ -379,9 +390,9 @@ class Fleet:
             >>> import asyncio
             >>> result = asyncio.run(Fleet(["sim://HV01", "sim://HV02"]).diagnose())
             >>> sorted({(row.target, row.service) for row in result.rows if row.problem})
-            [('sim://HV01', 'Guest Service Interface'), ('sim://HV02', 'Guest Service Interface')]
+            [('sim://HV01', 'guest_service_interface'), ('sim://HV02', 'guest_service_interface')]
         """
-        names = None if vms is None else list(vms)
+        names = _vm_names(vms)
 
         async def diagnose(host: HyperVHost, _: FleetTarget) -> RecordList[Diagnosis]:
             return await diagnose_host(host, names, host_os=host_os)
@@ -445,7 +456,7 @@ class Fleet:
         async def change(host: HyperVHost, member: FleetTarget) -> ApplyResult:
             return await host.apply(desired[member.name], force=force)
 
-        return await chosen.run({"host": change}, rows=_change_rows)
+        return await chosen.run({"host": change}, rows=_change_rows, exclusive=True)
 
     # -- your own work on every target ---------------------------------------
 
@@ -501,6 +512,7 @@ class Fleet:
         works: Mapping[str, Work],
         *,
         rows: Callable[[str, Any], Iterable[_R]] | None = None,
+        exclusive: bool = False,
     ) -> FleetResult[_R]:
         """Run a coroutine per kind of target on every target of those kinds.
 
@@ -517,6 +529,9 @@ class Fleet:
                 :class:`FleetTarget`; what it returns is the target's value.
             rows: Turns a target's name and value into table rows; no rows
                 when ``None``.
+            exclusive: The work changes its target: members that are one
+                machine under two names (same scheme, user, host, port and
+                path) run one after the other, never at once.
 
         Returns:
             One result per target of those kinds, in fleet order, and the rows.
@@ -530,9 +545,12 @@ class Fleet:
         members = [t for t in self.targets if t.kind in works]
         limit = asyncio.Semaphore(self.max_connections)
         gauge = _Gauge()
+        # One machine listed under two names takes its turns one after the
+        # other when changed: two applies at once would both start a daemon.
+        same = {_identity(m.url, exclusive, m.name): asyncio.Lock() for m in members}
 
         async def one(member: FleetTarget) -> TargetResult[Any]:
-            async with limit:
+            async with same[_identity(member.url, exclusive, member.name)], limit:
                 started = time.monotonic()
                 budget = member.timeout or self.timeout
                 value: Any = None
@@ -540,6 +558,10 @@ class Fleet:
                 try:
                     session = self._session(member, works[member.kind], gauge)
                     value = await asyncio.wait_for(session, budget)
+                except BatchError as exc:
+                    # Part was done before the failure: keep it as the value.
+                    error = exc
+                    value = exc.result
                 except HvIntegrationError as exc:
                     error = exc
                 except asyncio.TimeoutError:
@@ -558,6 +580,7 @@ class Fleet:
         by_task = dict(zip(tasks, range(len(tasks)), strict=True))
         results: list[TargetResult[Any] | None] = [None] * len(tasks)
         failed = 0
+        report = self.progress is not None
         try:
             pending: set[asyncio.Future[TargetResult[Any]]] = set(tasks)
             while pending:
@@ -566,11 +589,11 @@ class Fleet:
                     result = task.result()
                     results[by_task[task]] = result
                     failed += not result.ok
-                    if self.progress is not None:
+                    if report:
                         done = sum(r is not None for r in results)
-                        self.progress(FleetProgress(done, len(tasks), failed, result))
+                        report = self._report(FleetProgress(done, len(tasks), failed, result))
         finally:
-            # Cancelled or a callback failed: every target closes before we go.
+            # Cancelled: every target closes before we go.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -580,7 +603,20 @@ class Fleet:
             for result in complete:
                 if result.ok:
                     table.extend(rows(result.target, result.value))
+                elif isinstance(result.error, BatchError) and result.value is not None:
+                    table.extend(_partial_rows(rows, result))
         return FleetResult(RecordList(complete), RecordList(table), gauge.peak)
+
+    def _report(self, progress: FleetProgress) -> bool:
+        assert self.progress is not None
+        try:
+            self.progress(progress)
+        except Exception:
+            # A broken progress display must not cost the results (and the
+            # changes already made) of the run: say so once, call it no more.
+            _log.warning("the fleet's progress callback failed; no more progress", exc_info=True)
+            return False
+        return True
 
     async def _session(self, member: FleetTarget, work: Work, gauge: _Gauge) -> Any:
         timeout = member.operation_timeout or self.operation_timeout
@@ -604,6 +640,33 @@ class Fleet:
             gauge.down()
 
 
+def _identity(url: str, exclusive: bool, name: str) -> str:
+    if not exclusive:
+        return name
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    where = (parts.username or "", (parts.hostname or "").lower(), port, parts.path.rstrip("/"))
+    return f"{parts.scheme.lower()} {where!r}"
+
+
+def _vm_names(vms: Iterable[str] | None) -> list[str] | None:
+    if isinstance(vms, str):
+        raise TypeError("vms is a list of VM names; wrap one name in a list")
+    return None if vms is None else list(vms)
+
+
+def _partial_rows(rows: Callable[[str, Any], Iterable[_R]], result: TargetResult[Any]) -> list[_R]:
+    # A failed target whose BatchError kept what it did: the rows of that
+    # part. A caller's own work may keep a result of another shape.
+    try:
+        return list(rows(result.target, result.value))
+    except (TypeError, AttributeError):
+        return []
+
+
 def _ignore_member(
     work: Callable[[_Res], Awaitable[_V]],
 ) -> Callable[[_Res, FleetTarget], Awaitable[_V]]:
@@ -615,25 +678,26 @@ def _ignore_member(
 
 def _service_rows(target: str, states: Iterable[IntegrationServiceState]) -> Iterator[ServiceRow]:
     for s in states:
-        yield ServiceRow(target, s.vm_name, s.vm_id, s.display_name, s.enabled, s.primary_status)
+        service = s.service.key if s.service is not None else s.display_name
+        yield ServiceRow(target, s.vm_name, s.vm_id, service, s.enabled, s.primary_status)
 
 
 def _diagnosis_rows(target: str, diagnoses: Iterable[Diagnosis]) -> Iterator[DiagnosisRow]:
     for d in diagnoses:
         for s in d.services:
-            yield DiagnosisRow(target, d.vm, s.service.name, s.verdict.value, s.problem, s.reason)
+            yield DiagnosisRow(target, d.vm, s.service.key, s.verdict.value, s.problem, s.reason)
 
 
 def _guest_rows(target: str, states: Iterable[GuestServiceState]) -> Iterator[GuestServiceRow]:
     for s in states:
-        service = s.service.name if s.service is not None else ""
+        service = s.service.key if s.service is not None else ""
         yield GuestServiceRow(target, s.name, service, s.present, s.status, s.start_type)
 
 
 def _daemon_rows(target: str, status: LinuxStatus) -> Iterator[DaemonRow]:
     for d in status.daemons:
         pids = tuple(p.pid for p in d.processes)
-        yield DaemonRow(target, d.name, d.daemon.service.name, d.running, pids, d.program or "")
+        yield DaemonRow(target, d.name, d.daemon.service.key, d.running, pids, d.program or "")
 
 
 def _change_rows(target: str, result: ApplyResult) -> Iterator[PlanItem]:
@@ -651,4 +715,5 @@ def _change_rows(target: str, result: ApplyResult) -> Iterator[PlanItem]:
             action,
             critical,
             item.changed,
+            state.vm_id,
         )

@@ -35,8 +35,10 @@ stopping the KVP daemon, needs ``force=True``, as it does one VM at a time.
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import sys
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,9 +57,9 @@ from hvintegration.errors import (
 from hvintegration.fleet.fleet import Fleet, FleetTarget
 from hvintegration.fleet.records import KINDS, FleetResult, PlanItem
 from hvintegration.host import HyperVHost
-from hvintegration.linux import LinuxGuest, resolve_daemon
+from hvintegration.linux import LinuxGuest, LinuxStatus, resolve_daemon
 from hvintegration.linux.names import DaemonSpec
-from hvintegration.records import IntegrationServiceState
+from hvintegration.records import ApplyResult, IntegrationServiceState
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,6 +68,8 @@ else:  # pragma: no cover - Python 3.10 only
 
 __all__ = ["Policy", "PolicyError", "Rule", "load_policy"]
 
+_log = logging.getLogger(__name__)
+
 
 class PolicyError(InvalidParameterError):
     """A policy cannot be used: the message names the file, the rule and the fault."""
@@ -73,6 +77,18 @@ class PolicyError(InvalidParameterError):
 
 def _match(pattern: str | None, value: str) -> bool:
     return pattern is None or fnmatch.fnmatchcase(value.lower(), pattern.lower())
+
+
+def _vm_match(pattern: str | None, name: str, vm_id: uuid.UUID | None) -> bool:
+    if pattern is None:
+        return True
+    if vm_id is not None:
+        try:
+            # A VM's id names it whatever it is called: identity by GUID.
+            return uuid.UUID(pattern.strip("{}")) == vm_id
+        except ValueError:
+            pass
+    return _match(pattern, name)
 
 
 @attrs.frozen
@@ -84,7 +100,8 @@ class Rule:
         daemons: Linux daemons and whether they must run.
         group: Only targets in this inventory group.
         targets: Only targets whose name matches this pattern.
-        vms: Only VMs whose name matches this pattern (hosts only).
+        vms: Only VMs whose name matches this pattern, or the VM whose id
+            this GUID is (host services only).
         kind: Only targets of this kind.
 
     Example:
@@ -108,9 +125,10 @@ class Rule:
             and (self.kind is None or self.kind == member.kind)
         )
 
-    def wants_vm(self, name: str) -> bool:
-        """Whether the rule's VM pattern matches the VM ``name``."""
-        return _match(self.vms, name)
+    def wants_vm(self, name: str, vm_id: uuid.UUID | None = None) -> bool:
+        """Whether the rule's VM pattern matches the VM ``name``, or its
+        GUID is the VM's ``vm_id``."""
+        return _vm_match(self.vms, name, vm_id)
 
 
 @attrs.frozen
@@ -134,11 +152,13 @@ class Policy:
     rules: tuple[Rule, ...]
     source: str = ""
 
-    def services_for(self, member: FleetTarget, vm: str) -> dict[catalogue.ServiceSpec, bool]:
+    def services_for(
+        self, member: FleetTarget, vm: str, vm_id: uuid.UUID | None = None
+    ) -> dict[catalogue.ServiceSpec, bool]:
         """What the policy wants for one VM of a host target."""
         wanted: dict[catalogue.ServiceSpec, bool] = {}
         for rule in self.rules:
-            if rule.services and rule.applies_to(member) and rule.wants_vm(vm):
+            if rule.services and rule.applies_to(member) and rule.wants_vm(vm, vm_id):
                 wanted.update(rule.services)
         return wanted
 
@@ -154,24 +174,66 @@ class Policy:
         self, member: FleetTarget, states: Iterable[IntegrationServiceState]
     ) -> tuple[PlanItem, ...]:
         items = []
-        wanted_by_vm: dict[str, dict[catalogue.ServiceSpec, bool]] = {}
+        # By VM id: two VMs may share a name, and each is planned alone.
+        offered: dict[uuid.UUID, tuple[str, set[catalogue.ServiceSpec]]] = {}
         for state in states:
+            name, present = offered.setdefault(state.vm_id, (state.vm_name, set()))
             if state.service is None:
                 continue
-            if state.vm_name not in wanted_by_vm:
-                wanted_by_vm[state.vm_name] = self.services_for(member, state.vm_name)
-            desired = wanted_by_vm[state.vm_name].get(state.service)
+            present.add(state.service)
+            desired = self.services_for(member, name, state.vm_id).get(state.service)
             if desired is None or desired == state.enabled:
                 continue
             items.append(
                 PlanItem(
                     member.name,
-                    state.vm_name,
+                    name,
                     state.service.name,
                     state.enabled,
                     desired,
                     "enable" if desired else "disable",
                     state.service.critical and not desired,
+                    vm_id=state.vm_id,
+                )
+            )
+        for vm_id, (name, present) in offered.items():
+            for spec, desired in self.services_for(member, name, vm_id).items():
+                if spec not in present:
+                    # Not compliant, and no apply can make it so: say so.
+                    items.append(
+                        PlanItem(
+                            member.name,
+                            name,
+                            spec.name,
+                            False,
+                            desired,
+                            "unavailable",
+                            False,
+                            vm_id=vm_id,
+                            note="the host offers no such service to this VM",
+                        )
+                    )
+        return tuple(items)
+
+    def _linux_plan(self, member: FleetTarget, status: LinuxStatus) -> tuple[PlanItem, ...]:
+        items = []
+        for spec, desired in self.daemons_for(member).items():
+            daemon = status.daemon(spec.name)
+            if daemon.running == desired:
+                continue
+            note = ""
+            if desired and not daemon.program:
+                note = "no program for it is installed on the guest; a start will fail"
+            items.append(
+                PlanItem(
+                    member.name,
+                    "",
+                    daemon.name,  # the guest's own program name
+                    daemon.running,
+                    desired,
+                    "start" if desired else "stop",
+                    spec.service.critical and not desired,
+                    note=note,
                 )
             )
         return tuple(items)
@@ -191,19 +253,12 @@ class Policy:
             return self._host_plan(member, await resource.integration_services())
 
         async def linux(guest: LinuxGuest, member: FleetTarget) -> tuple[PlanItem, ...]:
-            status = await guest.status()
-            items = []
-            for spec, desired in self.daemons_for(member).items():
-                running = status.daemon(spec.name).running
-                if running != desired:
-                    critical = spec.service.critical and not desired
-                    action = "start" if desired else "stop"
-                    items.append(
-                        PlanItem(member.name, "", spec.name, running, desired, action, critical)
-                    )
-            return tuple(items)
+            return self._linux_plan(member, await guest.status())
 
-        return await self.scope(fleet).run({"host": host, "linux": linux}, rows=_items)
+        chosen = self.scope(fleet)
+        for warning in self.unmatched(fleet):
+            _log.warning("%s", warning)
+        return await chosen.run({"host": host, "linux": linux}, rows=_items)
 
     async def apply(
         self,
@@ -236,31 +291,48 @@ class Policy:
         chosen = self.scope(fleet)
         planned = plan if plan is not None else await self.plan(chosen)
         todo: dict[str, tuple[PlanItem, ...]] = {
-            result.target: result.value for result in planned.targets if result.ok and result.value
+            result.target: tuple(result.value or ())
+            for result in planned.targets
+            if result.ok and any(i.action != "unavailable" for i in result.value or ())
         }
+        # What each target has done so far, kept should it fail or time out.
+        progress: dict[str, list[PlanItem]] = {}
+
+        def _outcome(items: Iterable[PlanItem], done: Mapping[Any, bool]) -> tuple[PlanItem, ...]:
+            return tuple(
+                attrs.evolve(item, changed=done.get((item.vm_id, item.item), False))
+                for item in items
+            )
 
         async def host(resource: HyperVHost, member: FleetTarget) -> tuple[PlanItem, ...]:
             items = todo[member.name]
             _check_force(items, force, member)
-            desired: dict[str, dict[catalogue.ServiceSpec, bool]] = {}
+            desired: dict[uuid.UUID, dict[catalogue.ServiceSpec, bool]] = {}
             for item in items:
-                desired.setdefault(item.vm, {})[catalogue.resolve_host(item.item)] = item.desired
-            result = await resource.apply(desired, force=force)
-            changed = {(c.state.vm_name, c.state.service): c.changed for c in result.items}
-            return tuple(
-                attrs.evolve(
-                    item,
-                    changed=changed.get((item.vm, catalogue.resolve_host(item.item)), False),
-                )
-                for item in items
-            )
+                if item.action != "unavailable" and item.vm_id is not None:
+                    spec = catalogue.resolve_host(item.item)
+                    desired.setdefault(item.vm_id, {})[spec] = item.desired
+            try:
+                result = await resource.apply(desired, force=force)
+            except BatchError as exc:
+                partial = exc.result if isinstance(exc.result, ApplyResult) else None
+                exc.result = _outcome(items, _changes(partial))
+                raise
+            return _outcome(items, _changes(result))
 
         async def linux(guest: LinuxGuest, member: FleetTarget) -> tuple[PlanItem, ...]:
             items = todo[member.name]
             _check_force(items, force, member)
-            done: list[PlanItem] = []
+            done = progress.setdefault(member.name, [])
             errors: dict[str, HvIntegrationError] = {}
+            # Read again: the guest may have changed since the plan.
+            now = await guest.status()
             for item in items:
+                if item.action == "unavailable":
+                    continue
+                if now.daemon(item.item).running == item.desired:
+                    done.append(attrs.evolve(item, changed=False))
+                    continue
                 daemon = guest.daemon(item.item)
                 try:
                     if item.desired:
@@ -282,14 +354,56 @@ class Policy:
                 )
             return tuple(done)
 
-        work = chosen.select(names=todo)
-        applied = await work.run({"host": host, "linux": linux}, rows=_items)
+        work = chosen.select(names=list(todo))
+        applied = await work.run({"host": host, "linux": linux}, rows=_items, exclusive=True)
+        targets = list(applied.targets)
+        rows = list(applied.rows)
+        for n, result in enumerate(targets):
+            kept = progress.get(result.target)
+            if not result.ok and result.value is None and kept:
+                # Timed out or cancelled after some changes: report them.
+                targets[n] = attrs.evolve(result, value=tuple(kept))
+                rows.extend(kept)
         failed_in_plan = [r for r in planned.targets if not r.ok]
-        if not failed_in_plan:
-            return applied
         order = {member.name: n for n, member in enumerate(chosen)}
-        targets = sorted([*applied.targets, *failed_in_plan], key=lambda r: order[r.target])
-        return FleetResult(RecordList(targets), applied.rows, applied.peak_connections)
+        targets = sorted([*targets, *failed_in_plan], key=lambda r: order[r.target])
+        rows.sort(key=lambda item: order[item.target])
+        return FleetResult(RecordList(targets), RecordList(rows), applied.peak_connections)
+
+    def unmatched(self, fleet: Fleet) -> list[str]:
+        """Warnings for rules whose ``targets`` pattern or ``group`` matches
+        no member of ``fleet`` (often a misspelling).
+
+        Example:
+            >>> policy = Policy((Rule(services=((catalogue.VSS, True),), targets="hv9*"),))
+            >>> policy.unmatched(Fleet(["sim://HV01"]))
+            ["rule 1: targets = 'hv9*' matches no target"]
+        """
+        found = []
+        for number, rule in enumerate(self.rules, 1):
+            if rule.targets is not None and not any(_match(rule.targets, m.name) for m in fleet):
+                found.append(f"rule {number}: targets = {rule.targets!r} matches no target")
+            if rule.group is not None and not any(rule.group in m.groups for m in fleet):
+                found.append(f"rule {number}: group = {rule.group!r} has no target here")
+        return found
+
+    def check_groups(self, groups: Iterable[str]) -> None:
+        """Refuse a rule naming a group the inventory does not define.
+
+        Args:
+            groups: The inventory's group names (``Inventory.groups``).
+
+        Raises:
+            PolicyError: A rule's ``group`` is not one of them.
+        """
+        known = set(groups)
+        for number, rule in enumerate(self.rules, 1):
+            if rule.group is not None and rule.group not in known:
+                names = ", ".join(sorted(known)) or "none"
+                raise PolicyError(
+                    f"{self.source or 'policy'}: rule {number}: no group {rule.group!r} "
+                    f"in the inventory (groups: {names})"
+                )
 
     def scope(self, fleet: Fleet) -> Fleet:
         """The members of ``fleet`` that some rule is for: hosts with a
@@ -309,6 +423,16 @@ class Policy:
 
 def _items(_target: str, items: Sequence[PlanItem]) -> Sequence[PlanItem]:
     return items
+
+
+def _changes(result: ApplyResult | None) -> dict[Any, bool]:
+    if result is None:
+        return {}
+    return {(c.state.vm_id, c.state.display_name): c.changed for c in result.items} | {
+        (c.state.vm_id, c.state.service.name): c.changed
+        for c in result.items
+        if c.state.service is not None
+    }
 
 
 def _check_force(items: Iterable[PlanItem], force: bool, member: FleetTarget) -> None:
@@ -356,6 +480,9 @@ def _rule(file: Path, number: int, raw: Any) -> Rule:
     if unknown:
         raise fail(f"unknown key {unknown[0]!r} (valid: {', '.join(sorted(_RULE_KEYS))})")
     texts: dict[str, str | None] = {}
+    for key in ("services", "daemons"):
+        if key in raw and not isinstance(raw[key], dict):
+            raise fail(f"{key} must be a table of name = true or false")
     for key in ("group", "targets", "vms", "kind"):
         value = raw.get(key)
         if value is not None and (not isinstance(value, str) or not value):
@@ -367,14 +494,45 @@ def _rule(file: Path, number: int, raw: Any) -> Rule:
     daemons = _switches(raw.get("daemons", {}), "daemons", fail)
     if not services and not daemons:
         raise fail("says nothing: give services = {...} or daemons = {...}")
+    if services and texts["kind"] in ("windows", "linux"):
+        raise fail(
+            f'services are a host\'s; kind = "{texts["kind"]}" selects no host '
+            '(use kind = "host", or no kind)'
+        )
+    if daemons and texts["kind"] in ("host", "windows"):
+        raise fail(
+            f'daemons run on Linux guests; kind = "{texts["kind"]}" selects none '
+            '(use kind = "linux", or no kind)'
+        )
+    if daemons and texts["vms"] is not None:
+        raise fail(
+            "vms selects a host's VMs, and daemons are a Linux guest's; pick guests "
+            "with targets or group, in a rule of their own"
+        )
     try:
-        host_side = tuple((catalogue.resolve_host(name), on) for name, on in services.items())
-        guest_side = tuple((resolve_daemon(name), on) for name, on in daemons.items())
+        host_side = _unique(
+            [(catalogue.resolve_host(name), on) for name, on in services.items()], "services", fail
+        )
+        guest_side = _unique(
+            [(resolve_daemon(name), on) for name, on in daemons.items()], "daemons", fail
+        )
     except NotFoundError as exc:
-        raise fail(exc.message) from None
+        raise fail(
+            f"{exc.message}; name a service by its English name, an older or vmic* name, "
+            "or its GUID (a host's localised names are known only once it is read)"
+        ) from None
     return Rule(
         host_side, guest_side, texts["group"], texts["targets"], texts["vms"], texts["kind"]
     )
+
+
+def _unique(pairs: list[tuple[Any, bool]], key: str, fail: Any) -> tuple[tuple[Any, bool], ...]:
+    seen: dict[Any, bool] = {}
+    for spec, on in pairs:
+        if spec in seen:
+            raise fail(f"{key} names {spec.name} twice (under two of its names)")
+        seen[spec] = on
+    return tuple(pairs)
 
 
 def _switches(value: Any, key: str, fail: Any) -> Mapping[str, bool]:

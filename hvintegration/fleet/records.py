@@ -9,14 +9,14 @@ text, JSON and a pandas DataFrame.
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
 
+from hvintegration import catalogue
 from hvintegration._table import Column, RecordList, html_table, text_table
 from hvintegration._table import plain as table_plain
 from hvintegration.errors import BatchError, HvIntegrationError
@@ -44,14 +44,14 @@ _R = TypeVar("_R")
 
 def plain(value: Any) -> Any:
     """A record or value as JSON-ready data: attrs fields by name, ids as
-    text, catalogue entries by key, errors as their one-line message.
+    text, catalogue entries by key, errors as ``{"type", "message"}``
+    (the one converter, :func:`hvintegration._table.plain`, writes them).
 
     Example:
-        >>> plain(ServiceRow("sim://HV01", "demovm", uuid.UUID(int=0), "VSS", True, "OK"))["vm"]
-        'demovm'
+        >>> row = ServiceRow("sim://HV01", "demovm", uuid.UUID(int=0), "vss", True, "OK")
+        >>> plain(row)["service"], plain(ValueError("bad"))
+        ('vss', {'type': 'ValueError', 'message': 'bad'})
     """
-    if isinstance(value, BaseException):
-        return {"type": type(value).__name__, "message": str(value)}
     if attrs.has(type(value)) and not hasattr(value, "to_dict"):
         # A fleet record: its fields, each in the form below.
         return {f.name: plain(getattr(value, f.name)) for f in attrs.fields(type(value))}
@@ -72,7 +72,9 @@ class TargetResult(Generic[_T]):
         target: The target's name (its inventory name, else its URL).
         url: The target's URL, with no secret in it.
         kind: ``host``, ``windows`` or ``linux``.
-        value: What the target gave; ``None`` when it failed.
+        value: What the target gave; when it failed, ``None``, or what it
+            did before failing when the error is a
+            :class:`~hvintegration.errors.BatchError` (its ``result``).
         error: Why it failed, ``None`` when it did not. Library failures
             are :class:`~hvintegration.errors.HvIntegrationError` (a target
             that did not finish within the fleet's per-target timeout is an
@@ -139,8 +141,10 @@ class ServiceRow:
         target: The host's name in the fleet.
         vm: The VM's name.
         vm_id: The VM's id.
-        service: The English catalogue name (the host's own name for a
-            service the catalogue does not know).
+        service: The catalogue key (``guest_service_interface``...), as
+            every record's JSON names a service; the host's own name for a
+            service the catalogue does not know. The table shows the
+            English name.
         enabled: Whether the host offers the service to the VM.
         status: ``PrimaryStatusDescription`` (``OK``, ``No Contact``...),
             empty while the VM is off.
@@ -156,7 +160,7 @@ class ServiceRow:
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Target", lambda r: r.target),
         ("VMName", lambda r: r.vm),
-        ("Name", lambda r: r.service),
+        ("Name", lambda r: _service_name(r.service)),
         ("Enabled", lambda r: r.enabled),
         ("PrimaryStatusDescription", lambda r: r.status),
     )
@@ -169,7 +173,7 @@ class GuestServiceRow:
     Attributes:
         target: The guest's name in the fleet.
         name: The service name (``vmicheartbeat``...).
-        service: The catalogue name, empty when unknown.
+        service: The catalogue key, empty when unknown.
         present: Whether the guest has the service.
         status: ``Running``, ``Stopped``...; empty when absent.
         start_type: ``Manual``, ``Automatic`` or ``Disabled``.
@@ -185,7 +189,7 @@ class GuestServiceRow:
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Target", lambda r: r.target),
         ("Name", lambda r: r.name),
-        ("Service", lambda r: r.service),
+        ("Service", lambda r: _service_name(r.service)),
         ("Status", lambda r: r.status if r.present else "(absent)"),
         ("StartType", lambda r: r.start_type),
     )
@@ -198,7 +202,7 @@ class DaemonRow:
     Attributes:
         target: The guest's name in the fleet.
         daemon: The program name this guest uses (``hv_kvp_daemon``...).
-        service: The integration service it serves.
+        service: The catalogue key of the integration service it serves.
         running: Whether an instance runs.
         pids: The running instances' process ids.
         program: The program a start would run, empty when none is installed.
@@ -214,7 +218,7 @@ class DaemonRow:
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Target", lambda r: r.target),
         ("Daemon", lambda r: r.daemon),
-        ("Service", lambda r: r.service),
+        ("Service", lambda r: _service_name(r.service)),
         ("Running", lambda r: r.running),
         ("PIDs", lambda r: r.pids),
         ("Program", lambda r: r.program or "(not installed)"),
@@ -228,7 +232,7 @@ class DiagnosisRow:
     Attributes:
         target: The host's name in the fleet.
         vm: The VM's name.
-        service: The integration service.
+        service: The catalogue key of the integration service.
         verdict: The verdict (``working``, ``disabled on host``...; see
             :mod:`hvintegration.diagnosis`).
         problem: Whether it asks for action.
@@ -245,7 +249,7 @@ class DiagnosisRow:
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Target", lambda r: r.target),
         ("VMName", lambda r: r.vm),
-        ("Service", lambda r: r.service),
+        ("Service", lambda r: _service_name(r.service)),
         ("Verdict", lambda r: r.verdict),
         ("Problem", lambda r: r.problem),
         ("Why", lambda r: r.reason),
@@ -262,12 +266,18 @@ class PlanItem:
         item: The integration service (host) or daemon (Linux guest).
         current: Its state now: enabled or running.
         desired: The state the policy asks for.
-        action: ``enable``, ``disable``, ``start`` or ``stop``.
+        action: ``enable``, ``disable``, ``start`` or ``stop``;
+            ``unavailable`` when the target cannot comply at all.
         needs_force: The change turns off a service the host or guest needs
             (Heartbeat, Shutdown, Key-Value Pair Exchange); applying it
             needs ``force``.
         changed: After apply, whether the change was made; ``None`` in a
             plan.
+        vm_id: The VM's id on a host (VM names need not be unique; the
+            id is what apply changes); ``None`` for a guest.
+        note: Why the item cannot be done as planned, or a warning: the
+            host offers no such service to the VM (``action`` is
+            ``unavailable``), or the guest has no program to start.
 
     Example:
         >>> PlanItem("hv01", "demovm", "VSS", True, False, "disable", False).diff_line
@@ -282,6 +292,8 @@ class PlanItem:
     action: str
     needs_force: bool
     changed: bool | None = None
+    vm_id: uuid.UUID | None = None
+    note: str = ""
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Target", lambda r: r.target),
@@ -290,6 +302,7 @@ class PlanItem:
         ("Action", lambda r: r.action),
         ("Force", lambda r: r.needs_force),
         ("Changed", lambda r: "" if r.changed is None else r.changed),
+        ("Note", lambda r: r.note),
     )
 
     @property
@@ -304,8 +317,11 @@ class PlanItem:
             )
         )
         where = f"{self.target} {self.vm}".rstrip()
+        if self.action == "unavailable":
+            return f"! {where} {self.item}: cannot comply: {self.note}"
         before, after = (on if self.current else off), (on if self.desired else off)
-        return f"~ {where} {self.item}: {before} -> {after}"
+        line = f"~ {where} {self.item}: {before} -> {after}"
+        return f"{line} ({self.note})" if self.note else line
 
 
 @attrs.frozen(eq=False)
@@ -400,25 +416,19 @@ class FleetResult(Generic[_R]):
         return json.dumps(self.as_dict(), indent=2, ensure_ascii=False)
 
     def to_dataframe(self) -> Any:
-        """The rows as a pandas ``DataFrame``, one column per table column.
+        """The rows as a pandas ``DataFrame``, as ``result.rows.to_dataframe()``.
 
-        Cells keep their Python types (booleans stay booleans).
+        The columns are the rows' field names (``target``, ``vm``,
+        ``vm_id``...), ids as text, booleans as booleans.
 
         Returns:
             A ``pandas.DataFrame``; empty, with no columns, when no row came.
 
         Raises:
-            ImportError: pandas is not installed (``pip install pandas``).
+            ModuleNotFoundError: pandas is not installed (the message names
+                the ``hvintegration[pandas]`` extra).
         """
-        try:
-            # Loaded by name: pandas is optional and ships no type stubs.
-            pandas = importlib.import_module("pandas")
-        except ImportError as exc:
-            raise ImportError(
-                "FleetResult.to_dataframe() needs pandas, which is not installed: "
-                "pip install pandas (or use .rows, .as_dict() or .to_json())"
-            ) from exc
-        return pandas.DataFrame(_raw_rows(self.rows))
+        return self.rows.to_dataframe()
 
     def text(self) -> str:
         """The rows as an aligned text table, then one line per failed target."""
@@ -446,8 +456,13 @@ class FleetResult(Generic[_R]):
         return f"{rows}<p>Failed targets:</p>{html_table(self.failed)}"
 
 
-def _raw_rows(rows: Sequence[Any]) -> list[dict[str, object]]:
-    if not rows:
-        return []
-    columns: tuple[Column, ...] = type(rows[0]).__columns__
-    return [{header: getter(row) for header, getter in columns} for row in rows]
+def _service_name(key: str) -> str:
+    """The English name of a catalogue key, else the text itself (a host's
+    own name for a service the catalogue does not know)."""
+    if not key:
+        return key
+    try:
+        spec = catalogue.resolve(key)
+    except (LookupError, ValueError):
+        return key
+    return spec.name if spec.key == key else key
