@@ -116,7 +116,9 @@ CMDLETS: Mapping[str, Cmdlet] = {
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/wait-event?view=powershell-5.1
     "Microsoft.PowerShell.Utility\\Wait-Event": _cmdlet("SourceIdentifier Timeout"),
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/unregister-event?view=powershell-5.1
-    "Microsoft.PowerShell.Utility\\Unregister-Event": _cmdlet("SourceIdentifier SubscriptionId Force"),
+    "Microsoft.PowerShell.Utility\\Unregister-Event": _cmdlet(
+        "SourceIdentifier SubscriptionId Force"
+    ),
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/remove-event?view=powershell-5.1
     "Microsoft.PowerShell.Utility\\Remove-Event": _cmdlet("SourceIdentifier EventIdentifier"),
     # https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/start-sleep?view=powershell-5.1

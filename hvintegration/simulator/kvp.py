@@ -226,9 +226,14 @@ def _set_items(value: JsonValue) -> list[tuple[str, str]]:
     return items
 
 
-def _find(items: Mapping[str, str], name: str) -> str | None:
-    # A PowerShell hashtable, like the script's, compares keys without case.
-    return next((key for key in items if key.casefold() == name.casefold()), None)
+def _index(items: Mapping[str, str]) -> dict[str, str]:
+    # A PowerShell hashtable, like the script's, compares keys without case;
+    # built once per call, as the script builds its own, so that a write
+    # costs O(items) and not O(items x host items).
+    index: dict[str, str] = {}
+    for key in items:
+        index.setdefault(key.casefold(), key)
+    return index
 
 
 def _failure(vm: SimulatedVM, method: str, wait: float) -> tuple[str, str, str] | None:
@@ -268,14 +273,15 @@ def set_kvp_items(host: HostModel, parameters: Mapping[str, JsonValue]) -> Opera
     calls: dict[str, list[tuple[str, str]]] = {
         "RemoveKvpItems": [], "ModifyKvpItems": [], "AddKvpItems": []
     }  # fmt: skip
+    held = _index(vm.kvp_host)
     for name in _strings(parameters.get("Remove")):
-        existing = _find(vm.kvp_host, name)
+        existing = held.get(name.casefold())
         if existing is None:
             changes.append({"Name": name, "Action": "absent"})
         else:
             calls["RemoveKvpItems"].append((existing, ""))
     for name, data in _set_items(parameters.get("Set")):
-        existing = _find(vm.kvp_host, name)
+        existing = held.get(name.casefold())
         if existing is not None and vm.kvp_host[existing] == data:
             changes.append({"Name": name, "Action": "unchanged"})
         elif existing is not None:
