@@ -249,3 +249,25 @@ async def test_the_powershell_stand_in_logs_a_digest_of_a_password(tmp_path: Pat
     assert SECRET not in text
     requests = [json.loads(line) for line in text.splitlines() if '"parameters"' in line]
     assert [r["parameters"]["Password"] for r in requests] == [password_digest(SECRET)]
+
+
+async def test_remote_control_characters_are_escaped_in_log_records(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from hvintegration import WindowsGuest
+    from hvintegration.simulator import SimulatedHost
+
+    caplog.set_level(logging.DEBUG, logger="hvintegration")
+    evil = "evil\x1b]0;PWNED\x07\r\nforged\u202e"
+    lab = SimulatedHost()
+    lab.add_vm("other\x1b[2J")
+    with pytest.raises(HvIntegrationError) as caught:
+        async with WindowsGuest.connect(lab.inside(evil)) as guest:
+            await guest.services()
+    failed = [m for m in _messages(caplog) if "failed after" in m]
+    assert failed, "nothing was logged for the failed call: the check below would prove nothing"
+    for message in _messages(caplog):
+        for raw in ("\x1b", "\x07", "\r", "\n", "\u202e"):
+            assert raw not in message
+    assert "evil\\x1b]0;PWNED\\x07" in failed[0]
+    assert caught.value.name == evil  # type: ignore[attr-defined]

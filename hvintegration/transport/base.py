@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union
 
 import attrs
 
+from hvintegration._table import printable
 from hvintegration.errors import (
     HvIntegrationError,
     InvalidParameterError,
@@ -376,8 +377,10 @@ def _ms(start: float) -> float:
 def _describe(exc: BaseException) -> str:
     # The library's errors hold no secret by design; anything else is named
     # by its class only, since a backend's message may quote what was sent.
+    # A message quotes remote names and texts: their control characters are
+    # escaped, and the record stays one line.
     if isinstance(exc, HvIntegrationError):
-        return f"{type(exc).__name__}: {exc.message}"
+        return f"{type(exc).__name__}: {printable(exc.message)}"
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"
     return type(exc).__name__
