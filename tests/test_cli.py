@@ -96,7 +96,7 @@ def test_bad_input_is_one_line_and_a_status(argv: list[str], status: str, messag
     [
         ("nonsense", "a target is a URL"),
         ("gopher://x", "unknown target scheme"),
-        ("sim://?vms=lots", "malformed sim:// option"),
+        ("sim://?vms=lots", "malformed sim:// vms 'lots': give a whole number"),
         ("ssh://admin:topsecret@host:99999", "port"),
     ],
 )

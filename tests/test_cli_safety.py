@@ -463,3 +463,20 @@ def test_the_tcsh_script_works_as_the_docs_say(tmp_path: Path) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert "`tcsh`)" not in readme  # no eval "$(...)" for tcsh
     assert "`source` it" in readme
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("sim://?vms=abc", "sim:// vms 'abc': give a whole number from 0 to 10000"),
+        ("sim://?latency=abc", "sim:// latency 'abc': give a number of seconds from 0 to 60"),
+        ("sim-linux://?latency=x", "sim-linux:// latency 'x': give a number of seconds"),
+    ],
+)
+def test_a_bad_simulator_number_names_its_option(url: str, said: str) -> None:
+    argv = ["linux", "status"] if url.startswith("sim-linux") else ["host", "vms"]
+    status, _, err = _run("-t", url, *argv)
+    assert status == EXIT_CODES["usage"]
+    assert said in err
+    assert "invalid literal" not in err
+    assert "could not convert" not in err

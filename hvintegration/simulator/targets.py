@@ -294,8 +294,12 @@ def _host_part(url: urllib.parse.SplitResult, scheme: str, hint: str) -> str:
 def _latency(single: Mapping[str, str], scheme: str, target: str) -> float:
     try:
         latency = float(single.get("latency", "0"))
-    except ValueError as exc:
-        raise InvalidTargetError(f"malformed {scheme}:// latency: {exc}", target=target) from exc
+    except ValueError:
+        raise InvalidTargetError(
+            f"malformed {scheme}:// latency {single['latency']!r}: "
+            "give a number of seconds from 0 to 60",
+            target=target,
+        ) from None
     if not 0 <= latency <= 60:
         raise InvalidTargetError(f"{scheme}:// takes latency from 0 to 60 seconds", target=target)
     return latency
@@ -437,8 +441,12 @@ class SimulatorTarget:
             )
         try:
             extra_vms = int(single.get("vms", "0"))
-        except ValueError as exc:
-            raise InvalidTargetError(f"malformed sim:// option: {exc}", target=text) from exc
+        except ValueError:
+            # Python's own "invalid literal for int()" names no option.
+            raise InvalidTargetError(
+                f"malformed sim:// vms {single['vms']!r}: give a whole number from 0 to 10000",
+                target=text,
+            ) from None
         if not 0 <= extra_vms <= 10_000:
             raise InvalidTargetError("sim:// takes vms from 0 to 10000", target=text)
         return cls(
