@@ -413,6 +413,12 @@ class RecordList(tuple[_T, ...]):
             return NotImplemented
         return RecordList((*self, *other))
 
+    def __radd__(self, other: tuple[Any, ...]) -> RecordList[Any]:
+        """A tuple joined with a RecordList, a RecordList too."""
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return RecordList((*other, *self))
+
     def to_dicts(self) -> list[dict[str, Any]]:
         """Every record as plain JSON data (see :func:`json_rows`).
 

@@ -153,6 +153,10 @@ async def test_lists_inside_records_and_joined_lists_stay_tables() -> None:
     joined = catalogue.HOST_SERVICES + (catalogue.POWERSHELL_DIRECT,)  # noqa: RUF005
     assert isinstance(joined, RecordList)
     assert joined == (*catalogue.HOST_SERVICES, catalogue.POWERSHELL_DIRECT)
+    before = (catalogue.POWERSHELL_DIRECT,) + catalogue.HOST_SERVICES  # noqa: RUF005
+    assert isinstance(before, RecordList)
+    assert before[0] == catalogue.POWERSHELL_DIRECT
+    assert isinstance(catalogue.HOST_SERVICES + catalogue.HOST_SERVICES, RecordList)
 
 
 async def test_a_list_mixing_record_types_shows_one_table_per_type() -> None:
