@@ -40,6 +40,7 @@ from hvintegration.errors import (
     HostKeyError,
     HvIntegrationError,
     HyperVModuleMissingError,
+    InvalidTargetError,
     NotFoundError,
     OperationTimeoutError,
     PermissionDeniedError,
@@ -645,6 +646,10 @@ async def _run(transport: PowerShellTransport, side: str, *, timeout: float) -> 
         if len(result.output) != 1:
             raise decoder.fail(f"expected one object, got {len(result.output)}")
         facts = dict(decoder.object(result.output[0], "the preflight facts"))
+    except InvalidTargetError:
+        # The wrong kind of target (a host for side="guest"): no check of
+        # it can pass, and the caller named it wrongly, as with a bad URL.
+        raise
     except HvIntegrationError as error:
         found = [*_error_checks(error), transport_check]
         failed = found[-2].name
@@ -707,7 +712,8 @@ async def doctor(
 
     Raises:
         InvalidTargetError: The URL is malformed or names no PowerShell
-            transport.
+            transport, or the target is the other side (a Hyper-V host
+            checked with ``side="guest"``).
         ValueError: ``side`` is neither ``host`` nor ``guest``.
 
     Example:

@@ -170,6 +170,18 @@ def test_a_guest_command_on_a_host_is_a_usage_error() -> None:
     assert "remote command failed" not in err
 
 
+def test_doctor_of_a_guest_on_a_host_is_a_usage_error() -> None:
+    import asyncio
+
+    from hvintegration.preflight import doctor
+
+    status, out, err = _run("-t", "sim://", "doctor", "--guest")
+    assert (status, out) == (EXIT_CODES["usage"], "")
+    assert "this target is the Hyper-V host" in err
+    with pytest.raises(InvalidTargetError):
+        asyncio.run(doctor("sim://", side="guest"))
+
+
 def test_the_guest_password_error_names_only_what_sets_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HVINTEGRATION_GUEST_PASSWORD", raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO())
