@@ -211,6 +211,13 @@ class NotFoundError(HvIntegrationError, LookupError):
 class VMNotFoundError(NotFoundError):
     """No virtual machine of that name or id exists on the host.
 
+    Text in GUID form is always read as an id; when a VM is *named* like the
+    id asked for, the message says so and gives that VM's own id.
+
+    Attributes:
+        own_ids: The ids of the VMs named like the id asked for, where the
+            host was asked for them.
+
     Example:
         >>> raise VMNotFoundError("nosuchvm", choices=["demovm"])
         Traceback (most recent call last):
@@ -223,18 +230,21 @@ class VMNotFoundError(NotFoundError):
         name: str,
         *,
         choices: Iterable[str] = (),
+        own_ids: Iterable[str] = (),
         target: str | None = None,
         operation: str | None = None,
     ) -> None:
         choices = tuple(choices)
+        self.own_ids = tuple(own_ids)
         vm_id = parse_vm_id(name)
         named_so = [c for c in choices if vm_id is not None and parse_vm_id(c) == vm_id]
         if vm_id is not None and named_so:
             # A VM named like a GUID: the text was read as an id, and that
             # VM's own id is another one.
+            where = ", ".join(self.own_ids) if self.own_ids else "list_vms() or 'host vms' shows it"
             message = (
                 f"no virtual machine with id {name!r}; text in GUID form is read as an id, "
-                f"so the VM named {named_so[0]!r} is reached by its own id (list_vms() shows it)"
+                f"so the VM named {named_so[0]!r} is reached by its own id ({where})"
             )
         elif vm_id is not None:
             # The library always reads a GUID as an id (see host.VMRef).

@@ -34,7 +34,12 @@ from hvintegration._resource import DEFAULT_TIMEOUT, TransportResource
 from hvintegration._table import RecordList
 from hvintegration.diagnosis import GuestConnection, diagnose_vm
 from hvintegration.diagnosis_records import Diagnosis
-from hvintegration.errors import HvIntegrationError, ServiceNotFoundError
+from hvintegration.errors import (
+    HvIntegrationError,
+    ServiceNotFoundError,
+    VMNotFoundError,
+    parse_vm_id,
+)
 from hvintegration.host_kvp import HostKvpMethods, Runner, VMKvpMethods
 from hvintegration.operations import (
     COPY_VM_FILE,
@@ -167,6 +172,31 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
     ) -> HvIntegrationError:
         return error_from_record(record, target=self.target, operation=operation.name, name=name)
 
+    async def _explained(self, error: VMNotFoundError) -> VMNotFoundError:
+        """The error for an id no VM has, given the own id of a VM *named*
+        like it (one more read, only then): text in GUID form is an id."""
+        vm_id = parse_vm_id(error.name)
+        if vm_id is None or error.own_ids:
+            return error
+        if not any(parse_vm_id(choice) == vm_id for choice in error.choices):
+            return error
+        try:
+            vms = await self.list_vms()
+        except HvIntegrationError:
+            return error
+        own = [str(vm.id) for vm in vms if parse_vm_id(vm.name) == vm_id]
+        if not own:
+            return error
+        explained = VMNotFoundError(
+            error.name,
+            choices=error.choices,
+            own_ids=own,
+            target=error.target,
+            operation=error.operation,
+        )
+        explained.__cause__ = error.__cause__
+        return explained
+
     async def preflight(self) -> PreflightReport:
         """Check, read-only, that the library can work on this host. One round trip.
 
@@ -251,9 +281,12 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
             str(record.target_object): self._error(record, GET_INTEGRATION_SERVICES)
             for record in result.errors
         }
-        raise_partial(
-            errors, states, "could not read every VM", self.target, GET_INTEGRATION_SERVICES
-        )
+        try:
+            raise_partial(
+                errors, states, "could not read every VM", self.target, GET_INTEGRATION_SERVICES
+            )
+        except VMNotFoundError as exc:
+            raise await self._explained(exc) from None
         return states
 
     async def apply(self, desired: DesiredStates, *, force: bool = False) -> ApplyResult:
@@ -459,7 +492,10 @@ class VirtualMachine(VMKvpMethods, VMHandle):
         """
         result = await self.host._run(LIST_VMS, {"VM": [wire_ref(self.ref)]})
         if result.errors:
-            raise self.host._error(result.errors[0], LIST_VMS, name=str(self.ref))
+            error = self.host._error(result.errors[0], LIST_VMS, name=str(self.ref))
+            if isinstance(error, VMNotFoundError):
+                error = await self.host._explained(error)
+            raise error
         decoder = Decoder(self.host.target, LIST_VMS.name)
         if len(result.output) != 1:
             raise decoder.fail(f"expected one VM, got {len(result.output)}")

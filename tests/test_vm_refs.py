@@ -124,13 +124,23 @@ def test_the_command_line_says_no_vm_has_an_unknown_id() -> None:
 async def test_a_vm_named_like_a_guid_gets_a_message_saying_the_text_is_an_id() -> None:
     sim = SimulatedHost()
     name = "0f0e0d0c-0b0a-0908-0706-050403020100"
-    sim.add_vm(name)
+    odd = sim.add_vm(name)
     async with HyperVHost.connect(sim) as host:
         with pytest.raises(VMNotFoundError) as caught:
             await host.vm(name.upper()).summary()
-    message = str(caught.value)
-    assert "read as an id" in message
-    assert f"the VM named '{name}' is reached by its own id" in message
+        with pytest.raises(VMNotFoundError) as read:
+            await host.vm(name).integration_services()
+        # The one extra read happens only for a VM named like the id.
+        sim.calls.clear()
+        with pytest.raises(VMNotFoundError) as missing:
+            await host.vm(uuid.UUID(int=5)).summary()
+    assert sim.calls == ["list_vms"]
+    assert missing.value.own_ids == ()
+    for error in (caught.value, read.value):
+        message = str(error)
+        assert "read as an id" in message
+        assert f"the VM named '{name}' is reached by its own id ({odd.id})" in message
+        assert error.own_ids == (str(odd.id),)
 
 
 @pytest.mark.parametrize(
