@@ -329,10 +329,23 @@ async def test_an_ansible_inventory_drives_a_fleet(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("h ansible_connection=docker", "ansible_connection=docker has no hvintegration"),
         ("h hvintegration_kind=router", "hvintegration_kind must be one of"),
         ("h hvintegration_timeout=soon", "hvintegration_timeout must be a number"),
-        ("h ansible_port=ssh", "ansible_port must be a number"),
+        ("h ansible_port=ssh", "ansible_port must be a port number"),
+        ("h ansible_port=0", "ansible_port must be a port number"),
+        ("h hvintegration_timeout=nan", "hvintegration_timeout must be a positive number"),
+        ("h hvintegration_timeout=inf", "hvintegration_timeout must be a positive number"),
+        # Checked, never pasted into the URL: each would change what it says.
+        (
+            'h "ansible_host=10.0.0.5?known_hosts=/tmp/evil&shell=powershell"',
+            "ansible_host must be a host name or an IP address",
+        ),
+        ("h ansible_host=evil@10.0.0.5", "ansible_host must be a host name"),
+        ("h ansible_host=10.0.0.5/x#y", "ansible_host must be a host name"),
+        (
+            "h hvintegration_url=ssh://root:hunter2@127.0.0.1:1",
+            "hvintegration_url holds a password",
+        ),
     ],
 )
 def test_bad_ansible_variables_name_the_host(tmp_path: Path, line: str, message: str) -> None:
@@ -352,3 +365,168 @@ def test_without_ansible_core_the_error_says_what_to_install(
 def test_an_ansible_file_that_is_no_inventory(tmp_path: Path) -> None:
     with pytest.raises(InventoryError, match="no such inventory"):
         load_ansible_inventory(tmp_path / "absent.ini")
+
+
+def test_a_password_in_hvintegration_url_never_reaches_a_message(tmp_path: Path) -> None:
+    path = _write(tmp_path, "leak.ini", "[g]\nh hvintegration_url=ssh://root:hunter2@h:1\n")
+    with pytest.raises(InventoryError) as caught:
+        load_ansible_inventory(path)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_an_unsupported_ansible_host_fails_only_when_selected(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "mixed.ini",
+        """
+        [hyperv]
+        hv1 hvintegration_url=sim://HV1
+        [containers]
+        box ansible_connection=docker
+        """,
+    )
+    inventory = load_ansible_inventory(path)
+    assert [t.name for t in inventory.fleet(group="hyperv")] == ["hv1"]
+    with pytest.raises(InventoryError, match="host box: ansible_connection=docker has no"):
+        inventory.fleet()
+    with pytest.raises(InventoryError, match=f"{path}: host box"):
+        inventory.fleet(group="containers")
+
+
+def test_ansible_group_vars_and_host_vars_are_read(tmp_path: Path) -> None:
+    path = _write(tmp_path, "hosts.ini", "[hyperv]\nhv01\nhv02\n")
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "host_vars").mkdir()
+    (tmp_path / "group_vars" / "hyperv.yml").write_text(
+        "hvintegration_timeout: 7\nansible_connection: psrp\n"
+    )
+    (tmp_path / "host_vars" / "hv01.yml").write_text('hvintegration_url: "sim://FROMHOSTVARS"\n')
+    entries = {e.name: e for e in load_ansible_inventory(path).entries}
+    assert entries["hv01"].url == "sim://FROMHOSTVARS"
+    assert entries["hv02"].url == "psrp://hv02?ssl=true"
+    assert entries["hv01"].timeout == entries["hv02"].timeout == 7
+
+
+def test_a_list_winrm_transport_takes_its_first_choice(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "winrm.yml",
+        """
+        all:
+          hosts:
+            hv01:
+              ansible_connection: winrm
+              ansible_winrm_transport: [ntlm, kerberos]
+              ansible_user: admin
+        """,
+    )
+    (entry,) = load_ansible_inventory(path).entries
+    assert entry.url == "psrp://admin@hv01?ssl=true&auth=ntlm"
+
+
+def _password(target: object) -> str:
+    assert isinstance(target, SSHTarget)
+    assert target.password is not None
+    return target.password
+
+
+def test_each_declared_prompt_is_asked_once(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "prompt.toml",
+        """
+        [groups.lab]
+        password = { prompt = true }
+        targets = ["l1", "l2"]
+        [targets.hv01]
+        url = "ssh://admin@hv01?shell=powershell"
+        password = { prompt = true }
+        [targets.web]
+        url = "ssh://root@web"
+        password = { prompt = true }
+        [targets.l1]
+        url = "ssh://root@l1"
+        [targets.l2]
+        url = "ssh://root@l2"
+        """,
+    )
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return f"pw{len(asked)}"
+
+    fleet = load_inventory(path).fleet(prompt=ask)
+    passwords = {m.name: _password(m.target) for m in fleet}
+    assert len(asked) == 3
+    assert passwords["hv01"] != passwords["web"]
+    assert passwords["l1"] == passwords["l2"] not in (passwords["hv01"], passwords["web"])
+
+
+def test_ansible_prompts_are_asked_per_host(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "hosts.ini",
+        "[g]\na ansible_user=x hvintegration_password_prompt=true\n"
+        "b ansible_user=y hvintegration_password_prompt=true\n",
+    )
+    asked: list[str] = []
+    fleet = load_ansible_inventory(path).fleet(prompt=lambda q: asked.append(q) or q)
+    assert asked == ["password for a: ", "password for b: "]
+    assert [_password(m.target) for m in fleet] == asked
+
+
+def test_password_file_faults_name_the_inventory_and_hide_the_bytes(tmp_path: Path) -> None:
+    (tmp_path / "latin1.txt").write_bytes(b"s\xe9cret\n")
+    for name, message in (
+        ("latin1.txt", "which is not UTF-8 text"),
+        ("missing.txt", "No such file or directory"),
+    ):
+        path = _write(
+            tmp_path,
+            "inv.toml",
+            f"""
+            [targets.a]
+            url = "ssh://root@h"
+            password = {{ file = "{name}" }}
+            """,
+        )
+        with pytest.raises(InventoryError) as caught:
+            load_inventory(path).fleet()
+        text = str(caught.value)
+        assert text.startswith(f"{path}: ")
+        assert message in text
+        assert name in text
+        assert "xe9" not in text
+        assert "\xe9" not in text
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_toml_timeout_must_be_a_finite_positive_number(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path, "t.toml", f'[targets.a]\nurl = "sim://"\ntimeout = {value}\n')
+    with pytest.raises(InventoryError, match="timeout must be a positive number of seconds"):
+        load_inventory(path)
+
+
+def test_fleet_overrides_win_and_zero_connections_is_refused(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "o.toml",
+        """
+        [defaults]
+        operation_timeout = 30
+        max_connections = 4
+        [targets.a]
+        url = "sim://A"
+        operation_timeout = 20
+        """,
+    )
+    inventory = load_inventory(path)
+    fleet = inventory.fleet(operation_timeout=1)
+    assert fleet.operation_timeout == 1
+    assert [m.operation_timeout for m in fleet] == [None]  # the command line wins
+    assert inventory.fleet().operation_timeout == 30
+    assert [m.operation_timeout for m in inventory.fleet()] == [20]
+    with pytest.raises(ValueError, match="max_connections must be at least 1"):
+        inventory.fleet(max_connections=0)
+    assert inventory.fleet().max_connections == 4

@@ -32,7 +32,9 @@ Example:
 from __future__ import annotations
 
 import getpass
+import math
 import os
+import re
 import sys
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -91,7 +93,10 @@ class CredentialRef:
         source: ``env`` (an environment variable), ``file`` (the file's
             text, one trailing newline removed) or ``prompt`` (asked when
             the fleet is built).
-        value: The variable's name or the file's path; empty for a prompt.
+        value: The variable's name or the file's path; for a prompt, the
+            place that declares it (``[groups.lab]``, a host's name), so
+            that the targets sharing one declaration are asked once and
+            two declarations are asked twice.
 
     Example:
         >>> import os
@@ -141,6 +146,11 @@ class CredentialRef:
                 raise InventoryError(
                     f"the password of {who} comes from {self.value}: {exc.strerror or exc}"
                 ) from None
+            except UnicodeDecodeError:
+                # Say where, never which byte: it is part of the password.
+                raise InventoryError(
+                    f"the password of {who} comes from {self.value}, which is not UTF-8 text"
+                ) from None
             return text[:-1] if text.endswith("\n") else text
         if prompt is None:
             raise InventoryError(
@@ -163,6 +173,10 @@ class InventoryEntry:
         operation_timeout: Seconds per operation, or ``None``.
         user: A login name that replaces none given in the URL.
         password: Where its password comes from, or ``None``.
+        problem: Why the target cannot be used (an Ansible host whose
+            connection has no transport here), empty when it can; such an
+            entry has no URL, and a fleet that selects it fails with this
+            message while one that does not is unaffected.
     """
 
     name: str
@@ -173,6 +187,7 @@ class InventoryEntry:
     operation_timeout: float | None = None
     user: str | None = None
     password: CredentialRef | None = None
+    problem: str = ""
 
     def target(
         self, prompt: Prompt | None = None, *, secrets: dict[CredentialRef, str] | None = None
@@ -248,6 +263,7 @@ class Inventory:
         prompt: Prompt | None = None,
         progress: ProgressCallback | None = None,
         max_connections: int | None = None,
+        operation_timeout: float | None = None,
     ) -> Fleet:
         """A fleet of the inventory's targets, with their credentials read now.
 
@@ -257,10 +273,18 @@ class Inventory:
                 ``getpass.getpass`` on a terminal, else such a password fails.
                 Each reference is asked once, however many targets share it.
             progress: The fleet's progress callback.
-            max_connections: Overrides the inventory's setting.
+            max_connections: Overrides the inventory's setting (``0`` is
+                refused, not taken for "unset").
+            operation_timeout: Seconds per operation for every target,
+                over the inventory's settings at every level (a command
+                line's ``--timeout``).
 
         Raises:
-            InventoryError: An unknown group, or a password that cannot be read.
+            InventoryError: An unknown group, a password that cannot be read
+                (the message names the inventory), or a selected target the
+                inventory could not map to a URL.
+            ValueError: ``max_connections`` below 1, or a timeout that is not
+                a positive number.
         """
         if group is not None and group not in self.groups:
             known = ", ".join(self.groups) or "none"
@@ -271,22 +295,32 @@ class Inventory:
         for entry in self.entries:
             if group is not None and group not in entry.groups:
                 continue
+            if entry.problem:
+                raise InventoryError(f"{self.source}: host {entry.name}: {entry.problem}")
+            try:
+                target = entry.target(ask, secrets=secrets)
+            except InventoryError as exc:
+                raise InventoryError(f"{self.source}: {exc.message}", target=exc.target) from None
             members.append(
                 FleetTarget(
-                    entry.target(ask, secrets=secrets),
+                    target,
                     name=entry.name,
                     kind=entry.kind,
                     groups=entry.groups,
                     timeout=entry.timeout,
-                    operation_timeout=entry.operation_timeout,
+                    operation_timeout=(
+                        entry.operation_timeout if operation_timeout is None else None
+                    ),
                 )
             )
         options: dict[str, Any] = {}
-        if self.operation_timeout is not None:
+        if operation_timeout is not None:
+            options["operation_timeout"] = operation_timeout
+        elif self.operation_timeout is not None:
             options["operation_timeout"] = self.operation_timeout
         return Fleet(
             members,
-            max_connections=max_connections or self.max_connections,
+            max_connections=self.max_connections if max_connections is None else max_connections,
             timeout=self.timeout,
             progress=progress,
             **options,
@@ -343,7 +377,12 @@ class _Reader:
         for key in ("timeout", "operation_timeout"):
             if key in table:
                 value = table[key]
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or not math.isfinite(value)
+                    or value <= 0
+                ):
                     raise self.fail(where, f"{key} must be a positive number of seconds")
                 found[key] = float(value)
         if "user" in table:
@@ -368,7 +407,7 @@ class _Reader:
         if source == "prompt":
             if name is not True:
                 raise self.fail(f"{where}.password", "prompt must be true")
-            return CredentialRef("prompt")
+            return CredentialRef("prompt", where)
         if not isinstance(name, str) or not name:
             raise self.fail(f"{where}.password", f"{source} must be a non-empty string")
         if source == "file":
@@ -533,26 +572,37 @@ def load_ansible_inventory(path: str | os.PathLike[str]) -> Inventory:
     if not file.exists():
         raise InventoryError(f"{file}: no such inventory")
     try:
-        from ansible.inventory.helpers import get_group_vars
         from ansible.inventory.manager import InventoryManager
         from ansible.parsing.dataloader import DataLoader
-        from ansible.utils.vars import combine_vars
+        from ansible.vars.manager import VariableManager
     except ImportError:
         raise InventoryError(
             f"{file}: reading an Ansible inventory needs ansible-core (GPLv3): "
             "pip install 'hvintegration[ansible]', or write a TOML inventory"
         ) from None
-    manager = InventoryManager(loader=DataLoader(), sources=[str(file)])
+    loader = DataLoader()
+    manager = InventoryManager(loader=loader, sources=[str(file)])
     hosts = manager.get_hosts()
     if not hosts and file.is_file() and file.read_text(encoding="utf-8", errors="replace").strip():
         raise InventoryError(f"{file}: Ansible found no host in it (is it an inventory?)")
+    # The variable manager runs the vars plugins, so group_vars/ and
+    # host_vars/ beside the inventory count, as they do for ansible-playbook.
+    variable_manager = VariableManager(loader=loader, inventory=manager)
     entries = []
     for host in hosts:
         groups = host.get_groups()
-        variables = combine_vars(get_group_vars(groups), host.get_vars())
+        variables = variable_manager.get_vars(host=host, include_hostvars=False)
         names = tuple(g.name for g in groups if g.name not in ("all", "ungrouped"))
-        entries.append(_ansible_entry(file, host.name, dict(variables), names))
+        try:
+            entries.append(_ansible_entry(file, host.name, dict(variables), names))
+        except _Unsupported as exc:
+            # Only a fleet that selects this host fails: the rest stay usable.
+            entries.append(InventoryEntry(host.name, "", "host", names, problem=str(exc)))
     return Inventory(tuple(entries), source=str(file))
+
+
+class _Unsupported(Exception):
+    """An Ansible host this library has no transport for."""
 
 
 def _ansible_entry(
@@ -568,8 +618,8 @@ def _ansible_entry(
             value = float(variables[key])
         except (TypeError, ValueError):
             raise fail(f"{key} must be a number of seconds") from None
-        if value <= 0:
-            raise fail(f"{key} must be positive")
+        if not math.isfinite(value) or value <= 0:
+            raise fail(f"{key} must be a positive number of seconds, not {variables[key]!r}")
         return value
 
     url, kind = _ansible_url(name, variables, fail)
@@ -584,7 +634,8 @@ def _ansible_entry(
                 raise fail("name only one hvintegration_password_* variable")
             value = variables[key]
             if source == "prompt":
-                password = CredentialRef("prompt") if _truthy(value) else None
+                # One prompt per host: Ansible does not say where it was set.
+                password = CredentialRef("prompt", name) if _truthy(value) else None
             else:
                 text = str(value)
                 if source == "file":
@@ -612,9 +663,18 @@ def _truthy(value: object) -> bool:
 def _first(variables: Mapping[str, Any], *keys: str) -> str | None:
     for key in keys:
         value = variables.get(key)
+        if isinstance(value, (list, tuple)):
+            # A list variable (ansible_winrm_transport: [kerberos, ntlm]):
+            # its first choice.
+            value = next((item for item in value if item not in (None, "")), None)
         if value not in (None, ""):
             return str(value)
     return None
+
+
+# A host name or an IPv4 or IPv6 address: nothing that could end the
+# authority part of a URL and start a query, a path or a login.
+_ADDRESS = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?|[0-9A-Fa-f:.]+(?:%[\w.-]+)?")
 
 
 def _ansible_url(
@@ -622,13 +682,21 @@ def _ansible_url(
 ) -> tuple[str, str]:
     explicit = _first(variables, "hvintegration_url")
     if explicit is not None:
+        if urllib.parse.urlsplit(explicit).password is not None:
+            raise fail(
+                "hvintegration_url holds a password; remove it and use "
+                "hvintegration_password_env, _file or _prompt"
+            )
         return explicit, infer_kind(explicit)
     connection = (_first(variables, "ansible_connection") or "ssh").lower()
     address = _first(variables, "ansible_host", "ansible_ssh_host") or name
     user = _first(variables, "ansible_user", "ansible_ssh_user")
     port = _first(variables, "ansible_port", "ansible_ssh_port")
-    if port is not None and not port.isdigit():
-        raise fail(f"ansible_port must be a number, not {port!r}")
+    if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise fail(f"ansible_port must be a port number (1-65535), not {port!r}")
+    if not _ADDRESS.fullmatch(address):
+        # Checked, never pasted raw: a ?, #, @ or / would change the URL.
+        raise fail(f"ansible_host must be a host name or an IP address, not {address!r}")
     host = f"[{address}]" if ":" in address else address
     login = f"{urllib.parse.quote(user, safe='')}@" if user else ""
     where = f"{login}{host}{f':{port}' if port else ''}"
@@ -664,7 +732,7 @@ def _ansible_url(
         return f"ssh://{where}{suffix}", kind
     if connection == "local":
         return "local://", "linux"
-    raise fail(
+    raise _Unsupported(
         f"ansible_connection={connection} has no hvintegration transport "
         "(psrp, winrm, ssh and local do; or set hvintegration_url)"
     )
