@@ -129,7 +129,10 @@ def read_password(
     try:
         return getpass.getpass(printable(prompt))
     except EOFError:
-        # Ctrl+D at the prompt: no password, said in one line.
+        # Ctrl+D at the prompt: no password, said in one line, which starts
+        # a line of its own (getpass echoed no line break).
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
         raise UsageError(f"no password given (end of input at the prompt); use {ways}") from None
 
 
