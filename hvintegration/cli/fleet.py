@@ -63,7 +63,7 @@ def add_fleet(
     options.add_argument("--group", "-g", metavar="GROUP", help="only this inventory group")
     options.add_argument(
         "--max-connections",
-        type=int,
+        type=_at_least_one,
         metavar="N",
         help="targets open at once (default: the inventory's, else 32)",
     )
@@ -149,6 +149,17 @@ def progress_bars() -> Iterator[Phase]:
         yield phase
 
 
+def _at_least_one(text: str) -> int:
+    """``--max-connections``: a whole number of at least 1 (0 is no "unset")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _ignore(_progress: FleetProgress) -> None:
     return None
 
@@ -171,23 +182,25 @@ def _plan_text(result: FleetResult[PlanItem], verb: str) -> str:
     """
     text = []
     for item in result.rows:
-        if verb == "plan":
+        if verb == "plan" or item.action == "unavailable":
             text.append(item.diff_line + (" (needs --force)" if item.needs_force else ""))
         else:
             text.append(f"{'changed' if item.changed else 'unchanged'}: {item.diff_line[2:]}")
-    text.extend(f"! {r.target}: {type(r.error).__name__}: {r.error}" for r in result.failed)
-    counted = [item for item in result.rows if verb == "plan" or item.changed]
+    # Each failure goes to stderr once, from the dispatcher (raise_for_errors).
+    possible = [item for item in result.rows if item.action != "unavailable"]
+    counted = [item for item in possible if verb == "plan" or item.changed]
     targets = len({item.target for item in counted})
     noun = "to change" if verb == "plan" else "changed"
     plural = "" if targets == 1 else "s"
-    text.append(f"{len(counted)} {noun} on {targets} target{plural}; {len(result.failed)} failed")
+    summary = f"{len(counted)} {noun} on {targets} target{plural}; {len(result.failed)} failed"
+    impossible = len(result.rows) - len(possible)
+    text.append(summary + (f"; {impossible} cannot comply" if impossible else ""))
     return lines(text)
 
 
 def _result_text(result: FleetResult[Any]) -> str:
-    """The rows as a table, then one line per failed target, each line escaped."""
+    """The rows as a table, each line escaped; failures go to stderr, once."""
     text = _text_table(result.rows).splitlines() if result.rows else []
-    text.extend(f"{r.target}: failed: {type(r.error).__name__}: {r.error}" for r in result.failed)
     return lines(text) if text else "(no rows)"
 
 
@@ -217,8 +230,13 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
     as_json = bool(getattr(args, "json", False))
     inventory = load_inventory(args.inventory)
     policy = load_policy(args.policy) if args.action in ("plan", "apply") else None
-    fleet = inventory.fleet(group=args.group, max_connections=args.max_connections)
     timeout = getattr(args, "timeout", None)
+    if policy is not None:
+        policy.check_groups(inventory.groups)
+    # --timeout wins over the inventory's operation_timeout at every level.
+    fleet = inventory.fleet(
+        group=args.group, max_connections=args.max_connections, operation_timeout=timeout
+    )
     with progress_bars() as phase:
 
         def watched(chosen: Fleet, description: str, total: int | None = None) -> Fleet:

@@ -257,7 +257,7 @@ class Policy:
 
         chosen = self.scope(fleet)
         for warning in self.unmatched(fleet):
-            _log.warning("%s", warning)
+            _log.warning("%s: %s", self.source or "policy", warning)
         return await chosen.run({"host": host, "linux": linux}, rows=_items)
 
     async def apply(
@@ -372,7 +372,8 @@ class Policy:
 
     def unmatched(self, fleet: Fleet) -> list[str]:
         """Warnings for rules whose ``targets`` pattern or ``group`` matches
-        no member of ``fleet`` (often a misspelling).
+        no member of ``fleet`` (often a misspelling). :meth:`plan` logs
+        them (logger ``hvintegration.fleet.policy``, level WARNING).
 
         Example:
             >>> policy = Policy((Rule(services=((catalogue.VSS, True),), targets="hv9*"),))
