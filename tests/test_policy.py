@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 
-from hvintegration import LinuxGuest, PermissionDeniedError, UnsafeChangeError, catalogue
-from hvintegration.fleet import Fleet, FleetTarget, PolicyError, load_policy
+from hvintegration import (
+    BatchError,
+    HyperVHost,
+    LinuxGuest,
+    OperationTimeoutError,
+    PermissionDeniedError,
+    UnsafeChangeError,
+    catalogue,
+)
+from hvintegration.fleet import Fleet, FleetTarget, Policy, PolicyError, Rule, load_policy
+from hvintegration.linux import resolve_daemon
 from hvintegration.simulator import SimulatedHost
+from hvintegration.simulator.linux import SimulatedLinuxGuest
 
 
 def _policy(tmp_path: Path, text: str) -> Path:
@@ -173,6 +185,19 @@ async def test_stopping_the_kvp_daemon_needs_force(tmp_path: Path) -> None:
         ("[[rule]]\nservices = { VSS = true }\ncolour = 'red'\n", "unknown key 'colour'"),
         ("[[rule]]\nservices = { VSS = true }\nkind = 'router'\n", "kind must be one of"),
         ("[[rule]]\nservices = { VSS = true }\nvms = 3\n", "vms must be a non-empty string"),
+        # The same service twice, under two of its names.
+        ("[[rule]]\nservices = { VSS = true, vmicvss = false }\n", "names VSS twice"),
+        ("[[rule]]\ndaemons = { kvp = true, hv_kvp_daemon = false }\n", "twice"),
+        # Filters that can select nothing the rule changes.
+        ("[[rule]]\nkind = 'windows'\nservices = { VSS = true }\n", "selects no host"),
+        ("[[rule]]\nkind = 'linux'\nservices = { VSS = true }\n", "selects no host"),
+        ("[[rule]]\nkind = 'host'\ndaemons = { vss = true }\n", "daemons run on Linux"),
+        ("[[rule]]\nvms = 'web1*'\ndaemons = { vss = false }\n", "vms selects a host's VMs"),
+        # A localised name is known only from a host: say what works instead.
+        (
+            "[[rule]]\nservices = { Gastdienstschnittstelle = true }\n",
+            "English name, an older or vmic\\* name, or its GUID",
+        ),
         ("[rules]\n", "unknown key 'rules'"),
         ("not = [toml", "not TOML"),
     ],
@@ -187,3 +212,113 @@ def test_bad_policies_say_where_and_why(tmp_path: Path, text: str, message: str)
 def test_a_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="No such file"):
         load_policy(tmp_path / "absent.toml")
+
+
+async def test_vms_are_planned_and_applied_by_id() -> None:
+    lab = SimulatedHost("HV01")
+    lab.add_vm("dup")
+    lab.add_vm("dup", id=uuid.uuid4())
+    policy = Policy((Rule(services=((catalogue.VSS, False),), vms="dup"),))
+    fleet = Fleet([FleetTarget(lab, name="hv01")])
+    plan = await policy.plan(fleet)
+    assert len({item.vm_id for item in plan.rows}) == 2
+    assert len({item.diff_line for item in plan.rows}) == 2  # told apart by id
+    applied = await policy.apply(fleet, plan=plan)
+    assert applied.ok
+    assert [item.changed for item in applied.rows] == [True, True]
+    assert "vm_id" in applied.to_dataframe().columns
+    assert (await policy.plan(fleet)).rows == ()
+
+
+async def test_a_vm_guid_in_vms_matches_that_vm() -> None:
+    lab = SimulatedHost("HV01")
+    lab.add_vm("web1")
+    async with HyperVHost.connect(lab) as host:
+        target = next(vm for vm in await host.list_vms() if vm.name == "web1")
+    policy = Policy((Rule(services=((catalogue.VSS, False),), vms=f"{{{target.id}}}"),))
+    plan = await policy.plan(Fleet([FleetTarget(lab, name="hv01")]))
+    assert [(item.vm, item.vm_id) for item in plan.rows] == [("web1", target.id)]
+
+
+async def test_apply_reports_no_change_when_the_world_got_there_first() -> None:
+    guest = SimulatedLinuxGuest("g")
+    policy = Policy((Rule(daemons=((resolve_daemon("vss"), False),)),))
+    fleet = Fleet([FleetTarget(guest, name="g")])
+    plan = await policy.plan(fleet)
+    assert [item.action for item in plan.rows] == ["stop"]
+    async with LinuxGuest.connect(guest) as linux:
+        await linux.daemon("vss").stop()
+    applied = await policy.apply(fleet, plan=plan)
+    assert [(item.item, item.changed) for item in applied.rows] == [("hv_vss_daemon", False)]
+
+
+async def test_what_a_failing_target_did_is_kept() -> None:
+    guest = SimulatedLinuxGuest("g")
+    async with LinuxGuest.connect(guest) as linux:
+        await linux.daemon("fcopy").stop()
+    guest.fail_start.add("fcopy")
+    policy = Policy(
+        (Rule(daemons=((resolve_daemon("vss"), False), (resolve_daemon("fcopy"), True))),)
+    )
+    result = await policy.apply(Fleet([FleetTarget(guest, name="g")]))
+    assert isinstance(result.errors["g"], BatchError)
+    # The stop that was done is reported, in the rows and the JSON.
+    assert [(i.item, i.changed) for i in result.rows] == [
+        ("hv_vss_daemon", True),
+        ("hv_fcopy_daemon", False),
+    ]
+    assert json.loads(result.to_json())["rows"][0]["changed"] is True
+    assert "hv_vss_daemon" in result.text()
+
+
+async def test_what_a_timed_out_target_was_doing_is_kept() -> None:
+    guest = SimulatedLinuxGuest("g")
+    policy = Policy((Rule(daemons=((resolve_daemon("vss"), False),)),))
+    plan = await policy.plan(Fleet([FleetTarget(guest, name="g")]))
+    guest.latency = 0.5
+    result = await policy.apply(Fleet([FleetTarget(guest, name="g", timeout=0.8)]), plan=plan)
+    assert isinstance(result.errors["g"], OperationTimeoutError)
+    ((item,),) = [result.rows]
+    assert (item.item, item.changed) == ("hv_vss_daemon", None)
+    assert "under way when the target failed" in item.note
+
+
+async def test_plan_names_the_guests_own_daemon_and_warns_of_a_missing_one() -> None:
+    policy = Policy(
+        (Rule(daemons=((resolve_daemon("vss"), False), (resolve_daemon("kvp"), True))),)
+    )
+    fleet = Fleet(
+        [
+            FleetTarget(SimulatedLinuxGuest("r", distro="rhel-9"), name="rhel"),
+            FleetTarget(SimulatedLinuxGuest("m", distro="minimal"), name="min"),
+        ]
+    )
+    plan = await policy.plan(fleet)
+    by_target = {(item.target, item.action): item for item in plan.rows}
+    assert by_target["rhel", "stop"].item == "hypervvssd"
+    assert "no program for it is installed" in by_target["min", "start"].note
+
+
+async def test_a_host_without_the_service_cannot_comply() -> None:
+    old = SimulatedHost("OLD", os="windows-server-2012")
+    policy = Policy((Rule(services=((catalogue.GUEST_SERVICE_INTERFACE, True),)),))
+    fleet = Fleet([FleetTarget(old, name="old")])
+    plan = await policy.plan(fleet)
+    assert [(item.action, item.item) for item in plan.rows] == [
+        ("unavailable", "Guest Service Interface")
+    ]
+    applied = await policy.apply(fleet, plan=plan)
+    assert applied.ok
+    assert applied.rows == ()  # nothing to send, the target is not contacted
+
+
+def test_unmatched_patterns_and_unknown_groups() -> None:
+    rule = Rule(services=((catalogue.VSS, True),), targets="hv9*")
+    grouped = Rule(services=((catalogue.VSS, True),), group="prdo")
+    policy = Policy((rule, grouped), source="p.toml")
+    assert policy.unmatched(Fleet(["sim://HV01"])) == [
+        "rule 1: targets = 'hv9*' matches no target",
+        "rule 2: group = 'prdo' has no target here",
+    ]
+    with pytest.raises(PolicyError, match="rule 2: no group 'prdo' in the inventory"):
+        policy.check_groups(["prod"])

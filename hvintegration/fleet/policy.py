@@ -213,7 +213,15 @@ class Policy:
                             note="the host offers no such service to this VM",
                         )
                     )
-        return tuple(items)
+        names = [name for name, _ in offered.values()]
+        shared = {name for name in names if names.count(name) > 1}
+        # Two VMs of one name: say which is which.
+        return tuple(
+            attrs.evolve(item, note=f"VM {item.vm_id}" + (f"; {item.note}" if item.note else ""))
+            if item.vm in shared
+            else item
+            for item in items
+        )
 
     def _linux_plan(self, member: FleetTarget, status: LinuxStatus) -> tuple[PlanItem, ...]:
         items = []
@@ -334,6 +342,8 @@ class Policy:
                     done.append(attrs.evolve(item, changed=False))
                     continue
                 daemon = guest.daemon(item.item)
+                # Until it returns, its outcome is unknown: so it is kept.
+                done.append(attrs.evolve(item, note=_UNKNOWN))
                 try:
                     if item.desired:
                         state = await daemon.start()
@@ -341,9 +351,9 @@ class Policy:
                         state = await daemon.stop(force=force)
                 except HvIntegrationError as exc:
                     errors[item.item] = exc
-                    done.append(attrs.evolve(item, changed=False))
+                    done[-1] = attrs.evolve(item, changed=False)
                     continue
-                done.append(attrs.evolve(item, changed=state.running == item.desired))
+                done[-1] = attrs.evolve(item, changed=state.running == item.desired)
             if errors:
                 raise BatchError(
                     "some daemons could not be changed",
@@ -420,6 +430,9 @@ class Policy:
             )
         ]
         return fleet.select(names=names)
+
+
+_UNKNOWN = "under way when the target failed: read the guest to know its state"
 
 
 def _items(_target: str, items: Sequence[PlanItem]) -> Sequence[PlanItem]:
