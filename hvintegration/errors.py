@@ -754,15 +754,20 @@ class BatchError(HvIntegrationError):
 
         from hvintegration._table import html_table
 
+        def text(value: str) -> str:
+            # Remote names and texts: controls and bidirectional overrides
+            # shown as escapes, as in the records' tables.
+            return html.escape(printable(value, newlines=True))
+
         summary = self.message.split(": ", 1)[0]
-        where = f" ({html.escape(self.target)})" if self.target else ""
+        where = f" ({text(self.target)})" if self.target else ""
         rows = "".join(
-            f"<tr><td>{html.escape(str(item))}</td><td>{type(error).__name__}</td>"
-            f"<td>{html.escape(error.message)}</td></tr>"
+            f"<tr><td>{text(str(item))}</td><td>{type(error).__name__}</td>"
+            f"<td>{text(error.message)}</td></tr>"
             for item, error in self.errors.items()
         )
         parts = [
-            f"<p><b>BatchError</b>{where}: {html.escape(summary)}</p>",
+            f"<p><b>BatchError</b>{where}: {text(summary)}</p>",
             "<table><thead><tr><th>Item</th><th>Error</th><th>Message</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>",
         ]

@@ -198,3 +198,14 @@ def test_an_ssh_target_says_when_it_does_not_verify_host_keys() -> None:
     assert repr(SSHTarget("hv01", verify_host_key=False)) == (
         "<SSHTarget ssh://hv01, host key not verified>"
     )
+
+
+async def test_a_batch_error_table_escapes_remote_names() -> None:
+    lab = SimulatedHost()
+    async with HyperVHost.connect(lab) as host:
+        with pytest.raises(BatchError) as caught:
+            await host.integration_services(["demovm", "gone\u202e\x1b[2J"])
+    page = caught.value._repr_html_()
+    assert "\u202e" not in page
+    assert "\x1b" not in page
+    assert "gone\\u202e\\x1b[2J" in page
