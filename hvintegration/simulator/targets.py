@@ -9,7 +9,9 @@ URL forms::
 For ``sim://``, ``os`` is a key of :data:`hvintegration.simulator.HOST_OSES`,
 ``locale`` a key of :data:`hvintegration.simulator.LOCALES`; ``vms=N`` adds
 ``vm001`` ... ``vmN`` beside ``demovm``; ``guest=VM`` connects inside that
-VM, as a connection straight to a Windows guest would. The session options
+VM, as a connection straight to a Windows guest would (the VM's name, or its
+id with or without braces; a name two VMs share is refused, as the host
+refuses it). The session options
 play a host as ``doctor`` may find it: ``rights`` (``administrator``,
 ``hyperv-administrators`` or ``none``), ``hyperv=0`` (no Hyper-V module),
 ``language`` (a language mode such as ``ConstrainedLanguage``), ``edition``
@@ -18,7 +20,9 @@ play a host as ``doctor`` may find it: ``rights`` (``administrator``,
 ``distro`` is a key of :data:`hvintegration.simulator.linux.DISTROS`. On
 both, ``state=PATH`` keeps the host or guest in a JSON file so that changes
 outlive the process (each connection otherwise starts afresh); the other
-options then only seed a file that does not exist yet.
+options then only seed a file that does not exist yet. A simulated peer has
+no login: a ``user:password@`` part is refused (the user of a
+``sim-linux://`` guest is the ``user`` option).
 """
 
 from __future__ import annotations
