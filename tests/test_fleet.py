@@ -19,6 +19,7 @@ import pytest
 from hvintegration import (
     AuthenticationError,
     BatchError,
+    HyperVHost,
     InvalidTargetError,
     LinuxGuest,
     OperationTimeoutError,
@@ -451,3 +452,44 @@ async def test_a_target_past_its_timeout_is_stopped_and_leaves_no_process() -> N
             break
         await asyncio.sleep(0.02)
     assert processes_mentioning(marker) == []
+
+
+@pytest.mark.parametrize(("exclusive", "most"), [(True, 1), (False, 2)])
+async def test_one_machine_under_two_names_takes_turns_when_changed(
+    tmp_path: Path, exclusive: bool, most: int
+) -> None:
+    url = f"sim://HV01?state={tmp_path / 'hv01.json'}"
+    fleet = Fleet([FleetTarget(url, name="hv01"), FleetTarget(url, name="hv01-alias")])
+    active: list[int] = [0, 0]
+
+    async def change(host: HyperVHost, _: FleetTarget) -> int:
+        active[0] += 1
+        active[1] = max(active)
+        await asyncio.sleep(0.05)
+        await host.list_vms()
+        active[0] -= 1
+        return 0
+
+    result = await fleet.run({"host": change}, exclusive=exclusive)
+    assert result.ok
+    assert active[1] == most
+
+
+async def test_a_failed_read_keeps_the_rows_it_did_read() -> None:
+    result = await Fleet(["sim://HV01"]).integration_services(["demovm", "ghost"])
+    error = result.errors["sim://HV01"]
+    assert isinstance(error, BatchError)
+    assert {row.vm for row in result.rows} == {"demovm"}
+    assert len(result.rows) == 6
+
+
+def test_one_string_where_a_list_is_wanted_is_refused() -> None:
+    fleet = Fleet(["sim://A", "sim://B"])
+    with pytest.raises(TypeError, match="wrap one name in a list"):
+        fleet.select(names="sim://A")
+
+
+@pytest.mark.parametrize("method", ["integration_services", "diagnose"])
+async def test_one_vm_name_string_is_refused(method: str) -> None:
+    with pytest.raises(TypeError, match="wrap one name in a list"):
+        await getattr(Fleet(["sim://A"]), method)("demovm")
