@@ -284,7 +284,9 @@ async def test_a_failing_progress_callback_loses_no_result(
     )
     with caplog.at_level("WARNING", logger="hvintegration.fleet.fleet"):
         result = await fleet.integration_services()
-    assert result.ok and len(result.targets) == 5 and len(result.rows) == 5 * 6
+    assert result.ok
+    assert len(result.targets) == 5
+    assert len(result.rows) == 5 * 6
     assert len(calls) == 1  # said once, then left alone
     assert [r.message for r in caplog.records].count(
         "the fleet's progress callback failed; no more progress"
