@@ -219,6 +219,17 @@ def test_critical_services_need_force_and_info_reads(ansible_home: Path, tmp_pat
     - ansible.builtin.assert:
         that:
           - missing.error == 'VMNotFoundError'
+    - name: one service under two names is refused
+      hvintegration.hyperv.integration_service:
+        target: "{host}"
+        vm: vm001
+        services: {{VSS: true, vmicvss: false}}
+      register: twice
+      ignore_errors: true
+    - ansible.builtin.assert:
+        that:
+          - twice.error == 'InvalidParameterError'
+          - "'names VSS twice' in twice.msg"
     - name: with force
       hvintegration.hyperv.integration_service:
         target: "{host}"
@@ -245,7 +256,7 @@ def test_critical_services_need_force_and_info_reads(ansible_home: Path, tmp_pat
 """,
     )
     assert counts["failed"] == 0, output
-    assert counts["ignored"] == 2, output
+    assert counts["ignored"] == 3, output
     assert counts["changed"] == 1, output
 
 

@@ -39,7 +39,10 @@ options:
     type: str
     required: true
   services:
-    description: Service name to whether it must be enabled.
+    description:
+      - Service name to whether it must be enabled. Any name the catalogue knows (English,
+        older, C(vmic*), GUID); one service under two names (C(VSS) and C(vmicvss)) fails
+        with C(InvalidParameterError).
     type: dict
     required: true
   force:
@@ -98,10 +101,19 @@ from ansible_collections.hvintegration.hyperv.plugins.module_utils.common import
 
 async def converge(module):
     from hvintegration import HyperVHost, UnsafeChangeError, catalogue
-    from hvintegration.errors import ServiceNotFoundError
+    from hvintegration.errors import InvalidParameterError, ServiceNotFoundError
 
     params = module.params
-    wanted = {catalogue.resolve_host(name): boolean(on) for name, on in params["services"].items()}
+    wanted = {}
+    for name, on in params["services"].items():
+        spec = catalogue.resolve_host(name)
+        if spec in wanted:
+            # {VSS: true, vmicvss: false}: one service twice, two answers.
+            raise InvalidParameterError(
+                f"services names {spec.name} twice (under two of its names)",
+                operation="integration_service",
+            )
+        wanted[spec] = boolean(on)
     async with HyperVHost.connect(target_of(module), timeout=params["timeout"]) as host:
         vm = host.vm(params["vm"])
         states = {s.service: s for s in await vm.integration_services() if s.service}
