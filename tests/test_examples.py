@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from hvintegration.simulator import SimulatedHost
+from hvintegration.simulator.state import save_host
 from hvintegration.testing.sshd import free_loopback_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -83,3 +86,25 @@ def test_audit_inventory(tmp_path: Path) -> None:
     assert lines[5] == "4 VMs on 2 hosts audited, 4 need a look, 1 hosts not read"
     assert "[3/3]" in done.stderr
     assert len(rows.read_text().splitlines()) == 1 + 4 * 6
+
+
+def test_audit_inventory_tells_vms_of_one_name_apart_and_refuses_a_bad_inventory(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "hv01.json"
+    host = SimulatedHost("HV01")
+    host.add_vm("demovm", id=uuid.UUID(int=7))
+    save_host(host, state)
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text(f'[targets.hv01]\nurl = "sim://HV01?state={state}"\n')
+    done = _run(str(EXAMPLES / "audit_inventory.py"), str(inventory))
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith("hv01 demovm (") for line in lines) == 2
+    assert lines[-1] == "2 VMs on 1 hosts audited, 2 need a look, 0 hosts not read"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[targets.x]\n")
+    done = _run(str(EXAMPLES / "audit_inventory.py"), str(bad))
+    assert done.returncode == 2
+    assert done.stderr.startswith("audit_inventory: error: ")
+    assert "Traceback" not in done.stderr
