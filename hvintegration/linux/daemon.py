@@ -216,6 +216,13 @@ class LinuxDaemon:
     async def start(self, *, settle: float = 0.5) -> DaemonState:
         """Start it; a no-op when an instance already runs.
 
+        The check and the start are two steps: two starts of one daemon at
+        the same moment, over two connections to one guest, can both find
+        it stopped and start two instances (which the daemons tolerate, as
+        ``ps -ef | grep hv`` shows on a real guest). Start a daemon from one
+        place at a time; a fleet's ``apply`` takes turns on a machine that
+        an inventory lists under two names.
+
         Args:
             settle: Seconds to watch a directly started daemon before
                 judging whether it stayed up.
