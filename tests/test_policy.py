@@ -196,7 +196,7 @@ async def test_stopping_the_kvp_daemon_needs_force(tmp_path: Path) -> None:
         # A localised name is known only from a host: say what works instead.
         (
             "[[rule]]\nservices = { Gastdienstschnittstelle = true }\n",
-            "English name, an older or vmic\\* name, or its GUID",
+            "in English, by an older or vmic\\* name, or by GUID",
         ),
         ("[rules]\n", "unknown key 'rules'"),
         ("not = [toml", "not TOML"),

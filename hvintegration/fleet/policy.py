@@ -527,14 +527,20 @@ def _rule(file: Path, number: int, raw: Any) -> Rule:
         host_side = _unique(
             [(catalogue.resolve_host(name), on) for name, on in services.items()], "services", fail
         )
+    except NotFoundError as exc:
+        hint = ""
+        if exc.message.startswith("unknown integration service"):
+            hint = (
+                "; name a service in English, by an older or vmic* name, or by GUID "
+                "(a host's localised names are known only once it is read)"
+            )
+        raise fail(exc.message + hint) from None
+    try:
         guest_side = _unique(
             [(resolve_daemon(name), on) for name, on in daemons.items()], "daemons", fail
         )
     except NotFoundError as exc:
-        raise fail(
-            f"{exc.message}; name a service by its English name, an older or vmic* name, "
-            "or its GUID (a host's localised names are known only once it is read)"
-        ) from None
+        raise fail(exc.message) from None
     return Rule(
         host_side, guest_side, texts["group"], texts["targets"], texts["vms"], texts["kind"]
     )
