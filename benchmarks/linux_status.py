@@ -16,8 +16,11 @@ prints its ratio against every manual baseline, side by side.
 Both run against the same real sshd (the guest sandbox of
 ``hvintegration.testing.linux_guest``, with the real hv_kvp_daemon running)
 through a small TCP proxy on loopback that delays every chunk by half the
-round-trip time in each direction, as a network would. "50 guests" are 50
-separate connections to that sshd. Ratios are measured in one run.
+round-trip time in each direction, as a network would. The proxy runs in a
+process of its own, so that its work does not share the library's event
+loop (the ``ssh`` clients of the manual way are processes of their own
+too). "50 guests" are 50 separate connections to that sshd. Ratios are
+measured in one run.
 
 The last line puts many concurrent calls on one guest: 200 status calls at
 once on one connection, through the sandbox's sshd with OpenSSH's default
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sys
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -109,6 +113,43 @@ MANUAL_FAILED: list[int] = []
 failed, as when sshd drops it past ``MaxStartups``); printed, never hidden."""
 
 
+class ProxyProcess:
+    """A :class:`DelayProxy` in a child process (this file run with ``--proxy``)."""
+
+    def __init__(self, target_port: int, rtt: float) -> None:
+        self.target_port = target_port
+        self.rtt = rtt
+        self.port = 0
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--proxy", str(self.target_port), "--rtt", str(self.rtt),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self._process.stdout is not None
+        self.port = int(await self._process.stdout.readline())
+
+    async def aclose(self) -> None:
+        if self._process is not None and self._process.stdin is not None:
+            # End of input is the child's signal to stop.
+            self._process.stdin.close()
+            await self._process.wait()
+
+
+async def serve_proxy(target_port: int, rtt: float) -> None:
+    """The child process: run the proxy, print its port, serve until stdin ends.
+
+    The parent holds stdin open; when it closes it (or exits, however it
+    exits) the proxy stops, so no proxy outlives a run.
+    """
+    proxy = DelayProxy(target_port, rtt)
+    await proxy.start()
+    print(proxy.port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await proxy.aclose()
+
+
 async def manual_way(proxy_port: int, key: str, known_hosts: str, *, one_ssh: bool = False) -> None:
     """The seed's way: three separate OpenSSH client runs, one after another,
     or (``one_ssh``) one run with the three commands joined by ``;``.
@@ -141,7 +182,7 @@ async def main(rtt: float, guests: int) -> None:
         raise SystemExit(f"cannot run: {reason}")
     with GuestSandbox() as sandbox:
         assert sandbox.server is not None
-        proxy = DelayProxy(sandbox.server.port, rtt)
+        proxy = ProxyProcess(sandbox.server.port, rtt)
         await proxy.start()
         host_key = sandbox.server.known_hosts.read_text().split(" ", 1)[1]
         known = Path(sandbox.root) / "proxy_known_hosts"
@@ -283,5 +324,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rtt", type=float, default=0.04, help="round-trip time in seconds")
     parser.add_argument("--guests", type=int, default=50, help="guests read at once")
+    parser.add_argument("--proxy", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    asyncio.run(main(args.rtt, args.guests))
+    if args.proxy:
+        asyncio.run(serve_proxy(args.proxy, args.rtt))
+    else:
+        asyncio.run(main(args.rtt, args.guests))
