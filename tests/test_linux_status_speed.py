@@ -195,3 +195,38 @@ async def test_the_status_script_starts_few_programs() -> None:
     assert 5 < len(started) <= 45, started
     # And the report is the same: the daemon, nothing else.
     assert listed == {p.pid for p in status.daemon("kvp").processes}
+
+
+@needs_sandbox
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+async def test_a_devices_driver_is_read_from_the_drivers_directory() -> None:
+    # The sandbox's sysfs has only each device's "driver" link; a real one
+    # also lists every bound device in its driver's directory. With those
+    # links added, the same drivers are reported and no readlink runs for
+    # the devices.
+    trace = "/tmp/devices.strace"
+    argv = ["strace", "-f", "-qq", "-e", "trace=execve", "-o", trace, *sh(STATUS_SCRIPT, *UNITS)]
+    with GuestSandbox() as sandbox:
+        async with LinuxGuest.connect(sandbox.url()) as guest:
+            (await guest.transport.run_command(argv, timeout=120)).check()
+            before = (await guest.transport.run_command(["cat", trace], timeout=30)).stdout
+            plain = await guest.status()
+            tree = sandbox.root / "sys-vmbus"
+            for device in (tree / "devices").iterdir():
+                driver = (device / "driver").resolve().name
+                (tree / "drivers" / driver / device.name).symlink_to(f"../../devices/{device.name}")
+            (await guest.transport.run_command(argv, timeout=120)).check()
+            after = (await guest.transport.run_command(["cat", trace], timeout=30)).stdout
+            linked = await guest.status()
+    assert plain.devices
+    assert linked.devices == plain.devices
+    assert all(d.driver == "hv_utils" for d in linked.devices)
+    device_reads = [
+        line
+        for line in before.decode().splitlines()
+        if "readlink" in line and "/sys/bus/vmbus" in line
+    ]
+    assert len(device_reads) == len(plain.devices)
+    assert "/sys/bus/vmbus" not in "".join(
+        line for line in after.decode().splitlines() if "readlink" in line
+    )

@@ -120,7 +120,15 @@ status_report() {
         [ -r "$dev/class_id" ] || continue
         read -r cls < "$dev/class_id" || cls=""
         drv=""
-        [ -L "$dev/driver" ] && drv=$(readlink "$dev/driver") && drv=${drv##*/}
+        if [ -L "$dev/driver" ]; then
+            # The kernel lists a bound device in its driver's directory
+            # (driver_sysfs_add), so a real sysfs names the driver with no
+            # readlink; a tree without those links falls back to one.
+            for dd in /sys/bus/vmbus/drivers/*; do
+                [ -L "$dd/${dev##*/}" ] && drv=${dd##*/} && break
+            done
+            [ -n "$drv" ] || { drv=$(readlink "$dev/driver") && drv=${drv##*/}; }
+        fi
         out device "${dev##*/}" "$cls" "$drv"
     done
 
