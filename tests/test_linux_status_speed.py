@@ -169,7 +169,7 @@ async def test_the_status_script_starts_few_programs() -> None:
     # Counted, not timed: every program the script starts, under strace -f,
     # on a guest with its daemon running and its programs reachable under
     # two names (/sbin and /usr/sbin). Before the script read each file and
-    # owner once it started 97 programs here; today 28. The bound leaves
+    # owner once it started 97 programs here; today 25. The bound leaves
     # room for a distribution's differences, not for a program per process.
     trace = "/tmp/status.strace"
     with GuestSandbox() as sandbox:
@@ -230,3 +230,35 @@ async def test_a_devices_driver_is_read_from_the_drivers_directory() -> None:
     assert "/sys/bus/vmbus" not in "".join(
         line for line in after.decode().splitlines() if "readlink" in line
     )
+
+
+@needs_sandbox
+async def test_a_candidates_first_argument_is_read_byte_for_byte() -> None:
+    # The script turns a candidate's first arguments back from od's bytes
+    # with printf: a program path with blanks, %, a backslash and UTF-8 must
+    # come back as the file it names, whose owner and mode are then read.
+    path = "/tmp/hv_odd %b\\x é"
+    start = (
+        'cp /bin/sleep "$1" && chmod 755 "$1" || exit 1; '
+        "setsid python3 -c 'import os, sys; os.execv(sys.argv[1], [sys.argv[1], \"60\"])' "
+        '"$1" </dev/null >/dev/null 2>&1 & echo $!; '
+        'stat -L -c "%u %a" -- "$1" /tmp/'
+    )
+    with GuestSandbox() as sandbox:
+        async with LinuxGuest.connect(sandbox.url()) as guest:
+            done = await guest.transport.run_command(["sh", "-c", start, "start", path], timeout=30)
+            done.check()
+            pid_line, *facts = done.stdout.decode().splitlines()
+            await asyncio.sleep(0.5)  # let python3 become the program
+            raw = await guest.transport.run_command(sh(STATUS_SCRIPT, *UNITS), timeout=60)
+            raw.check()
+    lines = [
+        line.split("\t")
+        for line in raw.stdout.decode().splitlines()
+        if line.startswith(f"proc\t{pid_line}\t")
+    ]
+    assert len(lines) == 1
+    fields = lines[0]
+    assert bytes.fromhex(fields[5]).decode() == path  # the executable
+    assert bytes.fromhex(fields[7]) == path.encode() + b"\x0060\x00"  # the command line
+    assert fields[10] == " ".join(facts)  # the first argument's facts

@@ -73,9 +73,24 @@ fact() {
 # facts PATH: the same, printed.
 facts() { fact "$1"; printf '%s' "$fx"; }
 
+# unhex "HEX": sets $text to the bytes od printed as HEX (blank-separated
+# two-digit numbers, no NUL), through printf's octal escapes: no program runs.
+unhex() {
+    fmt=
+    set -f
+    # shellcheck disable=SC2086
+    set -- $1
+    set +f
+    for h in "$@"; do fmt="$fmt\\$((0x$h / 64))$((0x$h / 8 % 8))$((0x$h % 8))"; done
+    # shellcheck disable=SC2059
+    text=$(printf "$fmt.")
+    text=${text%.}
+}
+
 # nospace HEX...: sets $joined to its arguments run together (od's bytes
-# without their blanks), with no process started.
-nospace() { ns_ifs=$IFS; IFS=; joined="$*"; IFS=$ns_ifs; }
+# without their blanks) and $count to how many there are, with no process
+# started.
+nospace() { ns_ifs=$IFS; IFS=; joined="$*"; IFS=$ns_ifs; count=$#; }
 
 # status_report UNIT...: the whole status; the units are systemd unit names.
 status_report() {
@@ -259,16 +274,18 @@ status_report() {
         # shellcheck disable=SC2086
         nospace $all
         args=$joined
+        # The first two arguments, still as od's blank-separated bytes, from
+        # the first @MAX_ARGS_BYTES@ bytes only (one more is read to tell a
+        # cut command line); each ends at a NUL (" 00").
+        [ "$count" -gt @MAX_ARGS_BYTES@ ] && all=${all% ??}
+        a0=${all%% 00*}; a1=""
+        case $all in *" 00"*) a1=${all#* 00}; a1=${a1%% 00*} ;; esac
         nospace $exex
         exex=$joined
         nospace $commx
         commx=$joined
         set +f
         [ -n "$args" ] || continue
-        a0=""; a1=""
-        { IFS= read -r a0 || :; IFS= read -r a1 || :; } <<EOF
-$(head -c @MAX_ARGS_BYTES@ "$d/cmdline" 2>/dev/null | tr '\0' '\n' | head -n 2)
-EOF
         uid=""
         while read -r key value _; do
             [ "$key" = "Uid:" ] && uid=$value && break
@@ -277,10 +294,13 @@ EOF
         # the script an interpreter runs) is named like a daemon is always
         # listed: only root starts one, and it may be the daemon. Others
         # count against the bound, so other users cannot crowd it out.
+        # The arguments' names are compared as bytes: after the last "/"
+        # (2f), hv_ is 68 76 5f, hyperv 68 79 70 65 72 76, and . is 2e.
         daemonlike=0
         if [ "$uid" = 0 ]; then
-            for pn in "${exe##*/}" "${a0##*/}" "${a1##*/}"; do
-                case $pn in hv_*|hyperv*|.hv_*|.hyperv*) daemonlike=1 ;; esac
+            case ${exe##*/} in hv_*|hyperv*|.hv_*|.hyperv*) daemonlike=1 ;; esac
+            for pn in "${a0##* 2f}" "${a1##* 2f}"; do
+                case ${pn# 2e} in " 68 76 5f"*|" 68 79 70 65 72 76"*) daemonlike=1 ;; esac
             done
         fi
         if [ "$daemonlike" = 0 ]; then
@@ -310,8 +330,9 @@ EOF
         esac
         fe="- - - -"; f0="- - - -"; f1="- - - -"
         [ -n "$exe" ] && fact "$exe" && fe=$fx
-        case $a0 in /*) fact "$a0"; f0=$fx ;; esac
-        case $a1 in /*) fact "$a1"; f1=$fx ;; esac
+        # Only an absolute path (it starts with "/", 2f) is looked at.
+        case $a0 in " 2f"*) unhex "$a0"; fact "$text"; f0=$fx ;; esac
+        case $a1 in " 2f"*) unhex "$a1"; fact "$text"; f1=$fx ;; esac
         pids="$pids$pid "
         out proc "$pid" "$uid" "$user" "$start" "$exex" "$commx" "$args" "$cut" "$fe" "$f0" "$f1"
     done
