@@ -227,6 +227,15 @@ async def test_cancelled_calls_leave_nothing_running_and_the_pool_goes_on(tmp_pa
         ("local://?sessions=four", "sessions must be a whole number"),
         ("ssh://hv1?sessions=0", "sessions must be from 1 to 64, not 0"),
         ("ssh://hv1?sessions=2.5", "sessions must be a whole number"),
+        # Only ASCII digits: int() would read these as 10, 4, 9 and 4.
+        ("local://?sessions=1_0", "sessions must be a whole number in ASCII digits"),
+        ("local://?sessions=\u0664", "sessions must be a whole number in ASCII digits"),
+        ("ssh://hv1?sessions=\uff19", "sessions must be a whole number in ASCII digits"),
+        ("ssh://hv1?max_channels=+4", "max_channels must be a whole number in ASCII digits"),
+        ("local://?max_output=%201024", "max_output must be a whole number in ASCII digits"),
+        ("psrp://hv1?max_pipelines=1_0", "max_pipelines must be a whole number in ASCII digits"),
+        ("psrp://hv1?max_answer=%EF%BC%99", "max_answer must be a whole number of bytes in"),
+        ("local://?sessions=", "sessions must be a whole number in ASCII digits"),
     ],
 )
 def test_a_bad_sessions_setting_is_refused(url: str, message: str) -> None:
@@ -242,6 +251,16 @@ def test_sessions_travel_in_the_url() -> None:
         LocalTarget(sessions=True)
     with pytest.raises(InvalidTargetError, match="from 1 to 64"):
         SSHTarget("hv1", sessions=100)
+    assert parse_target("local://?sessions=04").sessions == 4  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("setting", ["sessions", "max_channels", "max_output"])
+def test_a_setting_of_the_wrong_type_names_the_target_without_it(setting: str) -> None:
+    # The URL would spell sessions="4" as ?sessions=4, a valid-looking target.
+    with pytest.raises(InvalidTargetError) as caught:
+        SSHTarget("hv1", **{setting: "4"})  # type: ignore[arg-type]
+    assert caught.value.target == "ssh://hv1"
+    assert str(caught.value).startswith(f"{setting} must be a whole number, not '4'")
 
 
 @pytest.fixture(scope="module")
@@ -302,3 +321,47 @@ async def test_ssh_sessions_fit_a_stricter_max_sessions(tmp_path: Path) -> None:
         events = _events(peer.log)
     assert len(events) == 16
     assert _most_in_flight(events) <= 2
+
+
+async def test_ssh_pool_larger_than_its_channels_reuses_its_sessions(
+    ssh_peer: SSHStandInPeer,
+) -> None:
+    # Four sessions, two channels: the calls waiting for a channel take the
+    # session another call finishes with, instead of each finished session
+    # being closed and a new PowerShell started for the next call.
+    _slow(ssh_peer, 0.1)
+    async with ssh_peer.target(sessions=4, max_channels=2).open() as transport:
+        for _ in range(3):
+            await _reads(transport, 8)
+    events = _events(ssh_peer.log)
+    assert len(events) == 48
+    assert _most_in_flight(events) <= 2
+    # Two PowerShells served the 24 calls; a start given up as a session
+    # was handed over may add one.
+    assert len({process for _, process in events}) <= 3
+    assert processes_mentioning(ssh_peer.path) == []
+
+
+async def test_ssh_aclose_while_calls_wait_for_a_channel_says_closed(
+    ssh_peer: SSHStandInPeer,
+) -> None:
+    # One channel, four calls: one is on the wire, three wait for a channel
+    # when the transport closes; each fails as closed, not as a refused or
+    # broken channel.
+    with ssh_peer.edit() as host:
+        host.inject_fault("hang", operation="list_vms", times=1)
+    transport = ssh_peer.target(sessions=4, max_channels=1).open()
+    await transport.open()
+    calls = [
+        asyncio.ensure_future(transport.run_operation(LIST_VMS, {"VM": None}, timeout=TIMEOUT))
+        for _ in range(4)
+    ]
+    for _ in range(600):
+        if _events(ssh_peer.log):
+            break
+        await asyncio.sleep(0.05)
+    await transport.aclose()
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(outcome, TransportClosedError) for outcome in outcomes), outcomes
+    assert len(_events(ssh_peer.log)) == 1
+    assert processes_mentioning(ssh_peer.path) == []

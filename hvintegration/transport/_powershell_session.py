@@ -10,7 +10,11 @@ and speaks the wire contract of :mod:`._powershell_wire` with them.
   none is idle and fewer than ``sessions`` exist; beyond that it waits. So
   independent concurrent calls run side by side, up to the bound, and
   sequential calls keep reusing one process. A process that died is
-  replaced by a new one on the next call that needs it.
+  replaced by a new one on the next call that needs it. A call that waits
+  for its new process to start (an SSH connection out of free channels)
+  takes instead the first process another call of the pool finishes with,
+  so a pool larger than the channels left for it reuses its processes
+  rather than closing one and starting the next.
 * One-shot: each call starts a process, sends one request and closes it;
   at most ``sessions`` run at once.
 
@@ -24,6 +28,7 @@ while it waits for a free process has started nothing.
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -147,9 +152,9 @@ class PowerShellSession:
         persistent: Keep processes for many calls (else one per call).
         max_output: Bytes one call may read before the answer is refused.
         sessions: Processes that may run at once (see :data:`DEFAULT_SESSIONS`).
-        crowded: Asked when a kept process finishes a call; ``True`` closes
-            it instead of keeping it idle (an SSH connection whose channel
-            slots others wait for).
+        crowded: Asked when a kept process finishes a call that no call of
+            this pool waits for; ``True`` closes it instead of keeping it
+            idle (an SSH connection whose channel slots others wait for).
 
     Raises:
         ValueError: ``sessions`` is not a whole number from 1 to
@@ -179,6 +184,9 @@ class PowerShellSession:
         # the most recently used is taken first, so a sequential caller
         # keeps to one process.
         self._idle: list[_Live] = []
+        # Calls waiting for a process to start, in order: a process another
+        # call finishes with is handed to the first of them instead.
+        self._wanting: collections.deque[asyncio.Future[_Live]] = collections.deque()
         self._slots = asyncio.Semaphore(sessions)
         self._next_id = 0
         self._closed = False
@@ -223,7 +231,17 @@ class PowerShellSession:
         async with self._slots:
             self._check_open(operation)
             for attempt in (1, 2):
-                live = await self._acquire(operation)
+                try:
+                    live = await self._acquire(operation)
+                except TransportError as exc:
+                    # aclose() ran while the process was starting.
+                    if self._closed and not isinstance(exc, TransportClosedError):
+                        raise TransportClosedError(
+                            "the transport was closed during the call",
+                            target=self._target,
+                            operation=operation,
+                        ) from exc
+                    raise
                 reused = live.answered > 0
                 answered = False
                 try:
@@ -255,7 +273,7 @@ class PowerShellSession:
                     # operation into a timeout. Any other process that is not
                     # kept is killed at once.
                     if answered and self._keep():
-                        self._idle.append(live)
+                        self._hand_over(live)
                     elif answered:
                         self._release_later(live)
                     else:
@@ -266,10 +284,21 @@ class PowerShellSession:
         return reply.result
 
     def _keep(self) -> bool:
-        """Whether a process that answered waits for the next call."""
+        """Whether a process that answered serves another call."""
         if not self.persistent or self._closed:
             return False
+        if any(not wanting.done() for wanting in self._wanting):
+            return True  # a call of this pool waits for a process: hand it over
         return self._crowded is None or not self._crowded()
+
+    def _hand_over(self, live: _Live) -> None:
+        """Give a process that answered to the first call waiting for one, else keep it idle."""
+        while self._wanting:
+            wanting = self._wanting.popleft()
+            if not wanting.done():
+                wanting.set_result(live)
+                return
+        self._idle.append(live)
 
     def _release_later(self, live: _Live) -> None:
         task = asyncio.ensure_future(self._release(live, graceful=True))
@@ -284,13 +313,20 @@ class PowerShellSession:
             task.exception()
 
     async def _acquire(self, operation: str) -> _Live:
-        while self._idle:
-            live = self._idle.pop()
-            if live.process.alive():
-                return live
-            # Died while idle (killed, or its channel closed): replace it.
-            await self._release(live, graceful=False)
-        process = await self._spawn(operation)
+        while True:
+            while self._idle:
+                live = self._idle.pop()
+                if live.process.alive():
+                    return live
+                # Died while idle (killed, or its channel closed): replace it.
+                await self._release(live, graceful=False)
+            started = await self._start_or_take(operation)
+            if not isinstance(started, _Live):
+                break
+            if started.process.alive():
+                return started
+            await self._release(started, graceful=False)
+        process = started
         self._processes.add(process)
         if self._closed:
             # The transport closed while the process was starting.
@@ -309,6 +345,65 @@ class PowerShellSession:
             await self._release(live, graceful=False)
             raise
         return live
+
+    async def _start_or_take(self, operation: str) -> _Live | PowerShellProcess:
+        """Start a process, or take one another call hands over first.
+
+        Over SSH a start may wait for a free channel while the channels are
+        held by this pool's own busy processes: the first of them to finish
+        is taken instead, and the start given up (it holds nothing yet, or
+        its process is closed at once).
+        """
+        if not self.persistent:
+            return await self._spawn(operation)
+        handed: asyncio.Future[_Live] = asyncio.get_running_loop().create_future()
+        self._wanting.append(handed)
+        starting = asyncio.ensure_future(self._spawn(operation))
+        either: set[asyncio.Future[object]] = {starting, handed}  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            # Cancelled: give up the start, and pass on a process handed
+            # over meanwhile.
+            self._give_up_start(starting)
+            if handed.done() and not handed.cancelled():
+                self._return(handed.result())
+            handed.cancel()
+            raise
+        finally:
+            if handed in self._wanting:
+                self._wanting.remove(handed)
+        if handed.done():
+            self._give_up_start(starting)
+            return handed.result()
+        handed.cancel()
+        return starting.result()
+
+    def _return(self, live: _Live) -> None:
+        """Put back a process that a cancelled call was handed and never used."""
+        if self._closed:
+            self._release_later(live)
+        else:
+            self._hand_over(live)
+
+    def _give_up_start(self, starting: asyncio.Future[PowerShellProcess]) -> None:
+        """Stop a start nobody waits for; close its process if it started anyway."""
+        if not starting.done():
+            starting.cancel()
+
+        def started(task: asyncio.Future[PowerShellProcess]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                return
+            process = task.result()
+            self._processes.add(process)
+            closing = asyncio.ensure_future(self._discard(process))
+            self._cleanups.add(closing)
+            closing.add_done_callback(self._cleanup_done)
+
+        starting.add_done_callback(started)
+
+    async def _discard(self, process: PowerShellProcess) -> None:
+        await self._close(process, 0.0)
 
     async def _release(self, live: _Live, *, graceful: bool) -> None:
         if live in self._idle:

@@ -19,9 +19,12 @@ fails the call. With the kill channel open from the start, the commands
 never take the last session a kill needs, whatever the server's limit.
 
 The PowerShell sessions of ``ssh://`` hold slots too, for as long as their
-channel is open. A kept session that falls idle while a caller waits for a
-slot (:meth:`ChannelLimit.crowded`) is closed rather than kept, so idle
-sessions never starve a command or a new session.
+channel is open. A session that finishes a call while another call of its
+pool waits for a channel to start one is handed to that call instead (so a
+pool larger than the channels left for it reuses its sessions rather than
+starting a PowerShell per call). Otherwise a kept session that falls idle
+while a caller waits for a slot (:meth:`ChannelLimit.crowded`: a shell
+command) is closed rather than kept, so idle sessions never starve a command.
 """
 
 from __future__ import annotations

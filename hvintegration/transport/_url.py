@@ -19,6 +19,7 @@ __all__ = [
     "parse_options",
     "refuse_ambiguous_credentials",
     "split_url",
+    "whole_number",
 ]
 
 CREDENTIAL_SCHEMES = frozenset({"ssh", "psrp"})
@@ -126,6 +127,40 @@ def check_options(
         f"(valid: {', '.join(sorted(allowed))})",
         target=target,
     )
+
+
+def whole_number(
+    single: dict[str, str], name: str, default: int, *, what: str = "a whole number"
+) -> int:
+    """The whole-number option ``name`` of a URL, written in ASCII digits only.
+
+    Python's ``int()`` also reads ``1_0`` as 10, Arabic-Indic or full-width
+    digits (U+0664, U+FF19), a sign and surrounding spaces; a URL option that
+    looks unlike a number must not quietly become one.
+
+    Args:
+        single: The last value of each option (from :func:`parse_options`).
+        name: The option.
+        default: The value when the option is absent.
+        what: What the option must be, for the message.
+
+    Returns:
+        The number.
+
+    Raises:
+        InvalidTargetError: The value is not ASCII digits. The message
+            repeats nothing of the URL.
+
+    Example:
+        >>> whole_number({"sessions": "8"}, "sessions", 4), whole_number({}, "sessions", 4)
+        (8, 4)
+    """
+    if name not in single:
+        return default
+    value = single[name]
+    if not value or not value.isascii() or not value.isdigit():
+        raise InvalidTargetError(f"{name} must be {what} in ASCII digits (0-9)")
+    return int(value)
 
 
 def refuse_ambiguous_credentials(url: urllib.parse.SplitResult, *, scheme: str) -> None:

@@ -48,7 +48,7 @@ from hvintegration.transport._powershell_session import (
 )
 from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT, powershell_argv
 from hvintegration.transport._process import abort_process, kill_process_group, run_process
-from hvintegration.transport._url import check_options, parse_options
+from hvintegration.transport._url import check_options, parse_options, whole_number
 from hvintegration.transport.base import (
     CompletedCommand,
     JsonValue,
@@ -198,17 +198,12 @@ class LocalTarget:
             scheme="local",
             target="local://",
         )
-        numbers = {"max_output": DEFAULT_MAX_OUTPUT, "sessions": DEFAULT_SESSIONS}
-        for name in numbers:
-            if name in single:
-                try:
-                    numbers[name] = int(single[name])
-                except ValueError:
-                    raise InvalidTargetError(
-                        f"{name} must be a whole number", target="local://"
-                    ) from None
+        try:
+            max_output = whole_number(single, "max_output", DEFAULT_MAX_OUTPUT)
+            sessions = whole_number(single, "sessions", DEFAULT_SESSIONS)
+        except InvalidTargetError as exc:
+            raise InvalidTargetError(str(exc), target="local://") from None
         mode = single.get("mode", "persistent")
-        max_output, sessions = numbers["max_output"], numbers["sessions"]
         if "executable" in single:
             return cls(
                 executable=single["executable"],

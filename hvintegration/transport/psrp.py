@@ -57,7 +57,7 @@ from hvintegration.transport._outofproc import GuardedProcessInfo, GuardedSSHInf
 from hvintegration.transport._psrp_transport import PSRPTransport
 from hvintegration.transport._psrp_wsman import DEFAULT_MAX_ANSWER, GuardedWSManInfo
 from hvintegration.transport._ssh_connect import client_options
-from hvintegration.transport._url import check_options, parse_options
+from hvintegration.transport._url import check_options, parse_options, whole_number
 
 __all__ = ["PSRPTarget", "PSRPTransport"]
 
@@ -260,15 +260,14 @@ class PSRPTarget:
             )
         allowed = _COMMON_OPTIONS | _VIA_OPTIONS[via]
         check_options(url, options, allowed, scheme="psrp", context=f" for via={via}")
+        max_pipelines = whole_number(single, "max_pipelines", 8)
+        max_answer = whole_number(
+            single, "max_answer", DEFAULT_MAX_ANSWER, what="a whole number of bytes"
+        )
         try:
-            max_pipelines = int(single.get("max_pipelines", "8"))
             connect_timeout = float(single.get("connect_timeout", "30"))
-            max_answer = int(single.get("max_answer", str(DEFAULT_MAX_ANSWER)))
         except ValueError:
-            raise InvalidTargetError(
-                "max_pipelines must be a whole number, max_answer a whole number of bytes "
-                "and connect_timeout a number of seconds"
-            ) from None
+            raise InvalidTargetError("connect_timeout must be a number of seconds") from None
         return cls(
             host=url.hostname,
             via=via,

@@ -90,7 +90,7 @@ from hvintegration.transport._ssh_process import (
     runs_under_sudo,
     signal_number,
 )
-from hvintegration.transport._url import check_options, parse_options
+from hvintegration.transport._url import check_options, parse_options, whole_number
 from hvintegration.transport.base import (
     CompletedCommand,
     JsonValue,
@@ -200,6 +200,15 @@ class SSHTarget:
             raise InvalidTargetError(
                 f"unknown mode {self.mode!r} (valid: {', '.join(_MODES)})", target=self.url
             )
+        for name in ("max_output", "max_channels", "sessions"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                # Named without its settings: the URL would spell the bad
+                # value like a good one (sessions='4' as ?sessions=4).
+                host = f"[{self.host}]" if ":" in self.host else self.host
+                raise InvalidTargetError(
+                    f"{name} must be a whole number, not {value!r}", target=f"ssh://{host}"
+                )
         if self.max_output < 1024:
             raise InvalidTargetError("max_output must be at least 1024 bytes", target=self.url)
         if self.max_channels < 1:
@@ -290,13 +299,14 @@ class SSHTarget:
             connect_timeout = float(single.get("connect_timeout", "15"))
         except ValueError:
             raise InvalidTargetError("connect_timeout must be a number of seconds") from None
-        numbers: dict[str, int] = {}
-        for name in ("max_channels", "max_output", "sessions"):
-            if name in single:
-                try:
-                    numbers[name] = int(single[name])
-                except ValueError:
-                    raise InvalidTargetError(f"{name} must be a whole number") from None
+        numbers = {
+            name: whole_number(single, name, default)
+            for name, default in (
+                ("max_channels", DEFAULT_MAX_CHANNELS),
+                ("max_output", DEFAULT_MAX_OUTPUT),
+                ("sessions", DEFAULT_SESSIONS),
+            )
+        }
         return cls(
             host=url.hostname,
             port=port,
@@ -308,9 +318,9 @@ class SSHTarget:
             connect_timeout=connect_timeout,
             executable=single.get("executable") or None,
             mode=single.get("mode", "persistent"),
-            max_channels=numbers.get("max_channels", DEFAULT_MAX_CHANNELS),
-            max_output=numbers.get("max_output", DEFAULT_MAX_OUTPUT),
-            sessions=numbers.get("sessions", DEFAULT_SESSIONS),
+            max_channels=numbers["max_channels"],
+            max_output=numbers["max_output"],
+            sessions=numbers["sessions"],
         )
 
     def client_options(self) -> asyncssh.SSHClientConnectionOptions:
@@ -704,9 +714,20 @@ class SSHTransport(PowerShellTransport, ShellTransport):
         while True:
             connection = await self._connect(operation)
             await self._slots.acquire()
+            if self._closed:
+                # aclose() ran while this call waited for a channel.
+                self._slots.release()
+                self._check_open(operation)
             try:
                 process = await connection.create_process(command, encoding=None)
             except asyncssh.ChannelOpenError as exc:
+                if self._closed:
+                    self._slots.release()
+                    raise TransportClosedError(
+                        "the transport was closed during the call",
+                        target=self.target,
+                        operation=operation,
+                    ) from exc
                 # Refused (a MaxSessions lower than ours): wait for one of
                 # our channels to close and try again; with none of ours
                 # open, the refusal is not about the number and fails this
