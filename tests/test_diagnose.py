@@ -785,7 +785,8 @@ def test_cli_guest_that_cannot_be_reached_keeps_the_host_side() -> None:
     )  # fmt: skip
     assert status == 1, err
     assert "[!!] unknown" in out
-    assert "- the guest ssh://root@127.0.0.1:1 could not be read: TransportError" in out
+    guest = "ssh://root@127.0.0.1:1?known_hosts=%2Fdev%2Fnull"
+    assert f"- the guest {guest} could not be read: TransportError" in out
     assert "disabled on host" in out
 
 

@@ -213,7 +213,7 @@ def test_maintenance_advice_has_the_same_json_form() -> None:
     assert data["sources"][0]["url"].startswith("https://")
     assert json.loads(advice.to_json()) == data
     printed = _cli_json("advise", "--host-os", "Windows 10", "--guest-os", "Windows 7")
-    assert printed == [data]
+    assert printed == data
 
 
 async def test_fleet_json_writes_records_in_their_own_schema() -> None:

@@ -26,7 +26,7 @@ from hvintegration import (
     WindowsGuest,
     catalogue,
 )
-from hvintegration.errors import TransportError
+from hvintegration.errors import InvalidTargetError, TransportError
 from hvintegration.simulator import SimulatedHost
 
 ADMIN = Credential("Administrator", "hvintegration")
@@ -200,8 +200,9 @@ async def test_powershell_direct_starts_the_trigger_started_session_service(
 
 
 async def test_guest_operations_on_the_wrong_side(sim: SimulatedHost) -> None:
+    # The wrong side is a wrong target, not a remote failure: the CLI exits 2.
     async with WindowsGuest.connect(sim) as guest:
-        with pytest.raises(RemoteCommandError, match="runs inside a Windows guest"):
+        with pytest.raises(InvalidTargetError, match="runs inside a Windows guest"):
             await guest.services()
     async with HyperVHost.connect(sim.inside("demovm")) as inside:
         with pytest.raises(RemoteCommandError, match="Get-VM"):

