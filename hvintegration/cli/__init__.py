@@ -255,6 +255,11 @@ def run(
             args = parser.parse_args(words)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else EXIT_CODES["usage"]
+    except OutputError as error:
+        # --help or --version into a full disk: one line, exit 1.
+        with contextlib.suppress(OSError):
+            _print_error(safe_err, f"cannot write the output: {error.strerror}")
+        return EXIT_CODES["error"]
     if _verbosity(words) > int(getattr(args, "verbose", 0) or 0):
         args.verbose = _verbosity(words)
     side = getattr(args, "side", None)

@@ -13,7 +13,7 @@ import argparse
 import difflib
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import IO, Any, NoReturn, TextIO
 
 from hvintegration._connect import TargetLike
 
@@ -162,6 +162,15 @@ class CommandParser(argparse.ArgumentParser):
             if isinstance(action, argparse._SubParsersAction) and missing:
                 self.error(f"a command is required: {', '.join(action.choices)}")
         return parsed, extras
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        # argparse swallows a failed write, so ``--help > /dev/full`` would
+        # exit 0 with nothing written; the failure reaches the dispatcher,
+        # which reports it in one line.
+        if message:
+            stream = file or sys.stderr
+            stream.write(message)
+            stream.flush()
 
     def error(self, message: str) -> NoReturn:
         """Print the usage and the message to stderr and exit with status 2."""

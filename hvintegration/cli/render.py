@@ -165,6 +165,20 @@ class SafeWriter(io.TextIOBase):
         return True
 
     def flush(self) -> None:
+        """Flush the stream underneath.
+
+        Raises:
+            OutputError: The stream underneath cannot be written; a closed
+                pipe stays a ``BrokenPipeError``.
+        """
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise OutputError(error.errno, error.strerror) from error
+
+    def flush(self) -> None:
         """Flush the stream underneath."""
         self.stream.flush()
 
