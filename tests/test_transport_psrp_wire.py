@@ -17,17 +17,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from hvintegration.errors import ProtocolError, RemoteCommandError
+from hvintegration.errors import InvalidTargetError, ProtocolError, RemoteCommandError
 from hvintegration.operations import GET_INTEGRATION_SERVICES, LIST_VMS, Operation
 from hvintegration.operations._psrp_output import PSRP_OUTPUT
 from hvintegration.simulator.model import SimulatedHost
 from hvintegration.simulator.state import save_host
 from hvintegration.testing.psrp_server import FRAGMENT_SIZE, json_output
+from hvintegration.transport import parse_target
 from hvintegration.transport._clixml import error_from_ps, from_wire, to_wire
 from hvintegration.transport._outofproc import ProcessCarrier, psrp
-from hvintegration.transport._powershell_wire import check_answer
+from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT, check_answer
 from hvintegration.transport._psrp_transport import decode_output
 from hvintegration.transport.base import MAX_DEPTH, JsonValue
 from hvintegration.transport.psrp import PSRPTarget
@@ -237,3 +239,71 @@ async def test_a_large_answer_arrives_in_powershell_sized_fragments(
     # PowerShell fragment size at most, not as one line.
     assert sum(len(payload) for payload in payloads) > 10 * FRAGMENT_SIZE
     assert max(len(payload) for payload in payloads) <= FRAGMENT_SIZE
+
+
+# Characters CLIXML cannot carry (XML 1.0 has no U+FFFE or U+FFFF, and
+# PowerShell's serialiser escapes only control characters, surrogates and
+# "_x"), U+007F, and a character beyond the BMP.
+UNCARRIABLE = ("a\ufffeb", "c\uffffd", "e\x7ff", "g\U0001f600h")
+
+
+async def test_names_clixml_cannot_carry_leave_the_pool_working(tmp_path: Path) -> None:
+    host = SimulatedHost(vms=[])
+    for name in UNCARRIABLE:
+        host.add_vm(name)
+    path = tmp_path / "host.json"
+    save_host(host, path)
+    (text,), _ = await _raw_pipeline(path, LIST_VMS, with_output_command=True)
+    # Every character beyond U+007E travels as a JSON escape: the string is
+    # ASCII, as the session loop's envelope is.
+    assert all(" " <= character <= "~" for character in text)
+    assert "\\ufffe" in text
+    assert "\\u007f" in text
+    assert "\\ud83d\\ude00" in text
+    async with server_target(path).open() as transport:
+        for _ in range(2):
+            result = await transport.run_operation(LIST_VMS, ALL_VMS, timeout=20)
+            assert sorted(vm["Name"] for vm in result.output) == sorted(UNCARRIABLE)
+        services = await transport.run_operation(GET_INTEGRATION_SERVICES, ALL_VMS, timeout=20)
+        assert {service["VMName"] for service in services.output} == set(UNCARRIABLE)
+        assert transport.pools_opened == 1
+
+
+async def test_an_answer_larger_than_max_output_is_refused_and_the_pool_goes_on(
+    tmp_path: Path,
+) -> None:
+    host = SimulatedHost(vms=[])
+    for number in range(40):
+        host.add_vm(f"vm{number:02d}-" + "n" * 40)
+    path = tmp_path / "host.json"
+    save_host(host, path)
+    target = attrs.evolve(server_target(path), max_output=2048)
+    async with target.open() as transport:
+        with pytest.raises(ProtocolError, match="more than the 2048 one operation may return"):
+            await transport.run_operation(LIST_VMS, ALL_VMS, timeout=20)
+        one = await transport.run_operation(
+            LIST_VMS, {"VM": [{"Name": "vm00-" + "n" * 40}]}, timeout=20
+        )
+        assert len(one.output) == 1
+
+
+def test_max_output_is_measured_in_utf8_bytes() -> None:
+    # Another peer may send characters beyond ASCII unescaped: 600 of them
+    # are 1,800 bytes.
+    text = json.dumps([{"Name": "\u540d" * 600}], ensure_ascii=False)
+    assert len(text) < 1024 < len(text.encode("utf-8"))
+    with pytest.raises(ProtocolError, match="more than the 1024"):
+        decode_output([text], target="psrp://h", operation="list_vms", max_output=1024)
+    assert decode_output([text], target="psrp://h", operation="list_vms", max_output=2048)
+
+
+@pytest.mark.parametrize("via", ["wsman", "ssh", "process"])
+def test_every_connection_takes_max_output(via: str) -> None:
+    target = parse_target(f"psrp://u@h?via={via}&max_output=100000")
+    assert isinstance(target, PSRPTarget)
+    assert target.max_output == 100000
+    assert "max_output=100000" in target.url
+    assert parse_target(target.url) == target
+    assert PSRPTarget("h").max_output == DEFAULT_MAX_OUTPUT
+    with pytest.raises(InvalidTargetError, match="max_output must be at least 1024 bytes"):
+        PSRPTarget("h", max_output=10)

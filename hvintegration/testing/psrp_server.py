@@ -178,6 +178,9 @@ def json_output(output: Sequence[JsonValue], edition: str = "Desktop") -> str:
     PowerShell 7 offers the same as ``-EscapeHandling EscapeHtml``
     ("ConvertTo-Json",
     https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/convertto-json).
+    The output command then writes every UTF-16 unit beyond U+007E as a
+    ``\\uXXXX`` escape (lower-case hex, a surrogate pair as two escapes),
+    so the string is ASCII on both editions, as here.
 
     Args:
         output: The operation's output objects, plain JSON values.
@@ -191,8 +194,13 @@ def json_output(output: Sequence[JsonValue], edition: str = "Desktop") -> str:
         '[{"Name":"\\\\u003ca\\\\u003e"}]'
         >>> json_output([{"Name": "<a>"}], "Core")
         '[{"Name":"<a>"}]'
+        >>> json_output([{"Name": "\\ufffe\\x7f\\U0001f600"}], "Core")
+        '[{"Name":"\\\\ufffe\\\\u007f\\\\ud83d\\\\ude00"}]'
     """
-    text = json.dumps(list(output), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # ensure_ascii escapes as the output command's [regex]::Replace does,
+    # but for U+007F, which JSON leaves as it is.
+    text = json.dumps(list(output), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    text = text.replace("\x7f", "\\u007f")
     if edition == "Desktop":
         # Outside strings, JSON has none of these characters.
         for character in "<>&'":

@@ -25,6 +25,7 @@ from hvintegration.errors import (
 from hvintegration.operations._psrp_output import PSRP_OUTPUT
 from hvintegration.transport._clixml import error_from_ps, to_wire
 from hvintegration.transport._outofproc import Session, close_wsman, psrp
+from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT
 from hvintegration.transport._psrp_errors import PoolState, TargetNames, map_psrp_error
 from hvintegration.transport.base import (
     MAX_DEPTH,
@@ -73,7 +74,9 @@ def _protocol_error(text: str, target: str, operation: str) -> ProtocolError:
     return ProtocolError(f"the PSRP peer answered {text}", target=target, operation=operation)
 
 
-def decode_output(output: list[Any], *, target: str, operation: str) -> tuple[dict[str, Any], ...]:
+def decode_output(
+    output: list[Any], *, target: str, operation: str, max_output: int = DEFAULT_MAX_OUTPUT
+) -> tuple[dict[str, Any], ...]:
     """The output objects of one operation, from the pipeline's PSRP output.
 
     The pipeline ends in :data:`~hvintegration.operations._psrp_output.PSRP_OUTPUT`,
@@ -84,13 +87,16 @@ def decode_output(output: list[Any], *, target: str, operation: str) -> tuple[di
         output: What the pipeline wrote, as pypsrp deserialised it.
         target: The target URL, for errors.
         operation: The operation name, for errors.
+        max_output: The most bytes (UTF-8) the JSON string may have, as
+            ``local://`` and ``ssh://`` bound what one operation writes.
 
     Returns:
         The objects, in order.
 
     Raises:
-        ProtocolError: Not exactly one string; not JSON; not an array of
-            objects; or nested deeper than the library reads.
+        ProtocolError: Not exactly one string; longer than ``max_output``;
+            not JSON; not an array of objects; or nested deeper than the
+            library reads.
 
     Example:
         >>> decode_output(['[{"Name":"demovm","Enabled":true}]'], target="psrp://h", operation="x")
@@ -104,10 +110,22 @@ def decode_output(output: list[Any], *, target: str, operation: str) -> tuple[di
             target,
             operation,
         )
+    text = output[0]
+    # The output command escapes every character beyond ASCII, so the
+    # length in characters is the length in bytes; only text from another
+    # peer needs encoding to be measured.
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if size > max_output:
+        raise ProtocolError(
+            f"the answer is {size} bytes, more than the {max_output} one operation may "
+            "return (the target's max_output setting); refused",
+            target=target,
+            operation=operation,
+        )
     try:
         # Parsed as it came (psrpcore's str subclass): a str() copy would
         # cost another full copy of the answer at the peak of the call.
-        data = json.loads(output[0], parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise _protocol_error("with JSON nested too deeply to read", target, operation) from None
     except ValueError as exc:
@@ -147,6 +165,10 @@ class PSRPSettings(TargetNames, Protocol):
     def connect_timeout(self) -> float:
         """Seconds to open the runspace pool."""
 
+    @property
+    def max_output(self) -> int:
+        """Bytes of JSON one operation's answer may have."""
+
     def connection_info(self) -> psrp.ConnectionInfo:
         """The pypsrp connection settings for one runspace pool."""
 
@@ -174,6 +196,7 @@ class PSRPTransport(PowerShellTransport):
         # The settings are frozen; building the URL anew for every log line
         # and error of every call is CPU spent for nothing.
         self._target = settings.url
+        self._max_output = settings.max_output
         self._session: Session | None = None
         # Every pool opened or opening and not yet closed to the end, so that
         # abort() can kill what a cancelled close or a failed open left.
@@ -373,7 +396,9 @@ class PSRPTransport(PowerShellTransport):
         return self._result(output, shell, name)
 
     def _result(self, output: list[Any], shell: Any, operation: str) -> OperationResult:
-        objects = decode_output(output, target=self.target, operation=operation)
+        objects = decode_output(
+            output, target=self.target, operation=operation, max_output=self._max_output
+        )
         errors = tuple(error_from_ps(record) for record in shell.streams.error)
         return OperationResult(objects, errors)
 

@@ -54,6 +54,7 @@ import attrs
 
 from hvintegration.errors import InvalidTargetError
 from hvintegration.transport._outofproc import GuardedProcessInfo, GuardedSSHInfo, psrp
+from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT
 from hvintegration.transport._psrp_transport import PSRPTransport
 from hvintegration.transport._psrp_wsman import DEFAULT_MAX_ANSWER, GuardedWSManInfo
 from hvintegration.transport._ssh_connect import client_options
@@ -64,7 +65,7 @@ __all__ = ["PSRPTarget", "PSRPTransport"]
 _VIAS = ("wsman", "ssh", "process")
 _AUTHS = ("negotiate", "ntlm", "kerberos", "credssp", "basic")
 _PWSH_SERVER_ARGS = ("-NoProfile", "-NoLogo", "-ServerMode")
-_COMMON_OPTIONS = {"via", "max_pipelines", "connect_timeout"}
+_COMMON_OPTIONS = {"via", "max_pipelines", "connect_timeout", "max_output"}
 _VIA_OPTIONS = {
     "wsman": {"auth", "ssl", "ca", "cert_validation", "configuration", "max_answer"},
     "ssh": {"known_hosts", "key", "subsystem"},
@@ -116,6 +117,10 @@ class PSRPTarget:
         connect_timeout: Seconds to open the runspace pool.
         max_answer: For WinRM, the bytes one HTTP answer may have; a larger
             one is refused with a ``ProtocolError`` before it is read whole.
+        max_output: The bytes of JSON one operation's answer may have (32
+            MiB by default, as for ``local://`` and ``ssh://``); a larger
+            answer is refused with a ``ProtocolError`` before it is parsed.
+            Every connection takes it.
 
     Example:
         >>> target = PSRPTarget("hv01.example.com", user="admin", password="s3cret", ssl=True)
@@ -143,6 +148,7 @@ class PSRPTarget:
     max_pipelines: int = 8
     connect_timeout: float = 30.0
     max_answer: int = DEFAULT_MAX_ANSWER
+    max_output: int = DEFAULT_MAX_OUTPUT
 
     def __attrs_post_init__(self) -> None:
         if self.via not in _VIAS:
@@ -171,6 +177,8 @@ class PSRPTarget:
             raise InvalidTargetError("connect_timeout must be positive", target=self.url)
         if self.max_answer < 65536:
             raise InvalidTargetError("max_answer must be at least 65536 bytes", target=self.url)
+        if self.max_output < 1024:
+            raise InvalidTargetError("max_output must be at least 1024 bytes", target=self.url)
 
     @property
     def effective_port(self) -> int | None:
@@ -221,6 +229,8 @@ class PSRPTarget:
             query.append(("max_pipelines", str(self.max_pipelines)))
         if self.connect_timeout != 30.0:
             query.append(("connect_timeout", f"{self.connect_timeout:g}"))
+        if self.max_output != DEFAULT_MAX_OUTPUT:
+            query.append(("max_output", str(self.max_output)))
         suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
         return f"psrp://{user}{host}{port}{suffix}"
 
@@ -264,6 +274,9 @@ class PSRPTarget:
         max_answer = whole_number(
             single, "max_answer", DEFAULT_MAX_ANSWER, what="a whole number of bytes"
         )
+        max_output = whole_number(
+            single, "max_output", DEFAULT_MAX_OUTPUT, what="a whole number of bytes"
+        )
         try:
             connect_timeout = float(single.get("connect_timeout", "30"))
         except ValueError:
@@ -291,6 +304,7 @@ class PSRPTarget:
             max_pipelines=max_pipelines,
             connect_timeout=connect_timeout,
             max_answer=max_answer,
+            max_output=max_output,
         )
 
     def tls_context(self) -> SSLContext:

@@ -78,4 +78,12 @@ $hvOutput = $hvConverted.ToArray()
 # the conversion above stops at 32 levels, so nothing is cut off at -Depth.
 # Windows PowerShell 5.1 serialises with JavaScriptSerializer and lifts its
 # MaxJsonLength to Int32.MaxValue, so a large batch is not cut short either.
-Microsoft.PowerShell.Utility\ConvertTo-Json -InputObject $hvOutput -Depth 100 -Compress
+$hvJson = Microsoft.PowerShell.Utility\ConvertTo-Json -InputObject $hvOutput -Depth 100 -Compress
+# ASCII only, as the session loop writes its envelope: the string crosses
+# PSRP as CLIXML, which cannot carry U+FFFE or U+FFFF (its serialiser escapes
+# only control characters, surrogates and "_x", in EncodeString of
+# PowerShell's serialization.cs), and a client's XML parser refuses them, so
+# a VM named with one would break the runspace pool. Each UTF-16 unit beyond
+# U+007E becomes a JSON \uXXXX escape, which the client's JSON parser reads
+# back to the same text.
+[regex]::Replace($hvJson, '[^\x00-\x7e]', { param($m) '\u{0:x4}' -f [int]$m.Value[0] })
