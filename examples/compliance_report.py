@@ -4,12 +4,16 @@ Reads every service of every VM in one round trip, then applies the policy to
 all offending VMs in one more. Failures of single VMs are reported without
 losing the changes made to the others.
 
-Run: python examples/compliance_report.py [TARGET] [--fix]
+Run: python examples/compliance_report.py TARGET [--fix]
+
+The target is the first argument, or HVINTEGRATION_TARGET; with neither the
+script stops (it never falls back to the simulator). Try it with ``sim://``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 
@@ -35,9 +39,11 @@ async def main(target: str, fix: bool) -> int:
             if wanted is not None and state.enabled != wanted:
                 # By id, not name: two VMs may share a name.
                 offending.setdefault(state.vm_id, {})[state.service] = wanted
-                print(f"{state.vm_name}: {state.display_name} is "
-                      f"{'on' if state.enabled else 'off'}, policy says "
-                      f"{'on' if wanted else 'off'}")
+                print(
+                    f"{state.vm_name}: {state.display_name} is "
+                    f"{'on' if state.enabled else 'off'}, policy says "
+                    f"{'on' if wanted else 'off'}"
+                )
         if not offending:
             print("every VM follows the policy")
             return 0
@@ -55,5 +61,10 @@ async def main(target: str, fix: bool) -> int:
 
 if __name__ == "__main__":
     arguments = [a for a in sys.argv[1:] if a != "--fix"]
-    target = arguments[0] if arguments else "sim://?vms=5"
+    target = arguments[0] if arguments else os.environ.get("HVINTEGRATION_TARGET", "")
+    if not target:
+        sys.exit(
+            "usage: compliance_report.py TARGET [--fix] (or set HVINTEGRATION_TARGET); "
+            "to try it out: compliance_report.py 'sim://?vms=5'"
+        )
     sys.exit(asyncio.run(main(target, "--fix" in sys.argv)))

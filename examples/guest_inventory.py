@@ -4,12 +4,16 @@ Reads the VMs (Get-VM) and their Key-Value Pair Exchange items in two round
 trips, whatever the number of VMs; a guest that is off, or whose KVP side does
 not run, shows what the host alone knows.
 
-Run: python examples/guest_inventory.py [TARGET]
+Run: python examples/guest_inventory.py TARGET
+
+The target is the first argument, or HVINTEGRATION_TARGET; with neither the
+script stops (it never falls back to the simulator). Try it with ``sim://``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from hvintegration import HyperVHost
@@ -30,4 +34,10 @@ async def main(target: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "sim://?vms=2")))
+    target = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("HVINTEGRATION_TARGET", "")
+    if not target:
+        sys.exit(
+            "usage: guest_inventory.py TARGET (or set HVINTEGRATION_TARGET); "
+            "to try it out: guest_inventory.py 'sim://?vms=2'"
+        )
+    sys.exit(asyncio.run(main(target)))

@@ -1,11 +1,15 @@
-"""The vendor how-to's first example, against the simulator.
+"""The vendor how-to's first example.
 
-Run: python examples/seed_walkthrough.py [TARGET]
+Run: python examples/seed_walkthrough.py TARGET
+
+The target is the first argument, or HVINTEGRATION_TARGET; with neither the
+script stops (it never falls back to the simulator). Try it with ``sim://``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from hvintegration import HyperVHost
@@ -24,4 +28,10 @@ async def main(target: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "sim://"))
+    target = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("HVINTEGRATION_TARGET", "")
+    if not target:
+        sys.exit(
+            "usage: seed_walkthrough.py TARGET (or set HVINTEGRATION_TARGET); "
+            "to try it out: seed_walkthrough.py sim://"
+        )
+    asyncio.run(main(target))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
@@ -16,14 +17,54 @@ from hvintegration.testing.sshd import free_loopback_port
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+def _run(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *argv], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, *argv], capture_output=True, text=True, timeout=60, check=False, env=env
     )
 
 
+def _environment(**extra: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if k != "HVINTEGRATION_TARGET"}
+    return {**environment, **extra}
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["seed_walkthrough.py", "compliance_report.py", "diagnose_host.py", "guest_inventory.py"],
+)
+def test_an_example_without_a_target_stops_and_shows_the_simulator(script: str) -> None:
+    done = _run(str(EXAMPLES / script), env=_environment())
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert "HVINTEGRATION_TARGET" in done.stderr
+    assert "sim://" in done.stderr
+
+
+def test_an_example_takes_its_target_from_the_environment(tmp_path: Path) -> None:
+    # The target named in the environment is the one used: an unreachable
+    # host fails, where a silent simulator would report "fixed 6 services".
+    port = free_loopback_port()
+    target = f"ssh://admin@127.0.0.1:{port}"
+    done = _run(
+        str(EXAMPLES / "compliance_report.py"),
+        "--fix",
+        env=_environment(HVINTEGRATION_TARGET=target),
+    )
+    assert done.returncode != 0
+    assert "fixed" not in done.stdout
+    assert "127.0.0.1" in done.stderr
+    state = tmp_path / "lab.json"
+    save_host(SimulatedHost(), state)
+    done = _run(
+        str(EXAMPLES / "seed_walkthrough.py"),
+        env=_environment(HVINTEGRATION_TARGET=f"sim://?state={state}"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "enabled = True" in done.stdout
+
+
 def test_seed_walkthrough() -> None:
-    done = _run(str(EXAMPLES / "seed_walkthrough.py"))
+    done = _run(str(EXAMPLES / "seed_walkthrough.py"), "sim://")
     assert done.returncode == 0, done.stderr
     assert "Guest Service Interface   False  OK" in done.stdout
     assert "enabled = True" in done.stdout
