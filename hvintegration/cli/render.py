@@ -178,10 +178,6 @@ class SafeWriter(io.TextIOBase):
         except OSError as error:
             raise OutputError(error.errno, error.strerror) from error
 
-    def flush(self) -> None:
-        """Flush the stream underneath."""
-        self.stream.flush()
-
     def isatty(self) -> bool:
         """Whether the stream underneath is a terminal."""
         return self.stream.isatty()
