@@ -396,10 +396,17 @@ def _add_completion(commands: Commands, root: CommandParser) -> None:
         commands,
         "completion",
         help="print a shell completion script",
+        # The recipes of docs/cli.md, "Shell completion", where
+        # tests/test_completion_recipes.py runs them in a fresh account.
         examples=[
             'eval "$(hvintegration completion bash)"',
-            "hvintegration completion zsh > ~/.zfunc/_hvintegration",
-            "hvintegration completion tcsh > ~/.hvintegration.tcsh",
+            "mkdir -p ~/.local/share/bash-completion/completions",
+            "hvintegration completion bash"
+            " > ~/.local/share/bash-completion/completions/hvintegration",
+            'autoload -Uz compinit && compinit && eval "$(hvintegration completion zsh)"',
+            "mkdir -p ~/.zfunc && hvintegration completion zsh > ~/.zfunc/_hvintegration",
+            "# then in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath)",
+            "hvintegration completion tcsh > ~/.hvintegration.tcsh && source ~/.hvintegration.tcsh",
         ],
         run=run_completion,
         target=False,
