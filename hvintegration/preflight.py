@@ -294,7 +294,9 @@ _RIGHTS_REMEDY = (
     f"or as an administrator ({_GUIDE}, 'Rights')."
 )
 _MODULE_REMEDY = (
-    "Install the Hyper-V PowerShell module: Install-WindowsFeature Hyper-V-PowerShell on "
+    "If this target is a Windows guest, check its Hyper-V host instead (doctor --guest "
+    "checks a guest). On a host, install the Hyper-V PowerShell module: "
+    "Install-WindowsFeature Hyper-V-PowerShell on "
     "Windows Server, Enable-WindowsOptionalFeature -Online -FeatureName "
     "Microsoft-Hyper-V-Management-PowerShell on Windows 10/11."
 )

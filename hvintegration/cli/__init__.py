@@ -46,6 +46,7 @@ from hvintegration.errors import (
     AmbiguousVMError,
     BatchError,
     HvIntegrationError,
+    HyperVModuleMissingError,
     InvalidParameterError,
     InvalidTargetError,
     NotFoundError,
@@ -136,6 +137,12 @@ def _choices(error: NotFoundError, side: str | None) -> list[str]:
     return choices
 
 
+_NO_HYPERV_HINT = (
+    "the target may be a Windows guest, or a host without the Hyper-V management tools: "
+    "host commands need a Hyper-V host (a guest takes 'windows' commands)"
+)
+
+
 def _describe(error: BaseException, side: str | None = None) -> str:
     text = str(error)
     message = getattr(error, "message", text)
@@ -144,6 +151,9 @@ def _describe(error: BaseException, side: str | None = None) -> str:
         # was, before "[target ..., operation ...]".
         said = message.replace("without force=True", "without --force")
         return said + text[len(message) :]
+    if isinstance(error, HyperVModuleMissingError):
+        # A Windows guest looks just like this from the outside: say both.
+        return f"{message}; {_NO_HYPERV_HINT}{text[len(message) :]}"
     if not isinstance(error, NotFoundError) or isinstance(error, AmbiguousVMError):
         return text
     name = error.name or ""

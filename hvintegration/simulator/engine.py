@@ -185,14 +185,18 @@ def _dispatch(
             or operation in HOST_HANDLERS
             or operation in PREFLIGHT_HANDLERS
         ):
-            # Inside a guest the Hyper-V module is not there.
+            # The URL names a guest, so the simulator knows the target is
+            # the wrong kind for a host operation: the same record as the
+            # opposite mistake, which the caller gets as InvalidTargetError.
+            # (A real guest fails in the scripts' prelude, whose import of
+            # the Hyper-V module finds none: HyperVModuleMissingError.)
             raise SimulatedScriptError(
                 ErrorRecord(
-                    "The term 'Get-VM' is not recognized as the name of a cmdlet, "
-                    "function, script file, or operable program.",
-                    error_id="CommandNotFoundException",
-                    category="ObjectNotFound",
-                    exception_type="System.Management.Automation.CommandNotFoundException",
+                    f"'{operation}' runs on the Hyper-V host, and this target is a Windows "
+                    f"guest ({guest}), not a Hyper-V host: connect to the host (a sim:// "
+                    "URL without guest=), or use a command for the guest.",
+                    error_id="HvIntegration.WrongSide",
+                    category="InvalidOperation",
                 )
             )
     raise SimulatedScriptError(
