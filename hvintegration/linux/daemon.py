@@ -6,6 +6,11 @@ Every change reads the status first and ends with a fresh one (the guest
 scripts end with the status report), so a change is two round trips and
 returns the state afterwards.
 
+Changes of one daemon on one guest take turns there: each change script
+takes the daemon's lock (:data:`LOCK_DIRECTORY`) for its check and its
+change, so two starts at once, over two connections or two tasks, start one
+instance.
+
 Which unit and program are the daemon's is decided by
 :func:`~hvintegration.linux.report.parse_status` (see
 :attr:`~hvintegration.linux.records.DaemonState.unit`); this module only acts
@@ -14,6 +19,7 @@ on it, and never starts a daemon outside systemd while a unit owns it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -30,7 +36,35 @@ from hvintegration.linux.report import parse_status
 from hvintegration.linux.scripts import START_SCRIPT, STOP_SCRIPT, UNIT_SCRIPT
 from hvintegration.transport.base import CompletedCommand
 
-__all__ = ["LinuxDaemon"]
+__all__ = ["LOCK_DIRECTORY", "LOCK_TIMEOUT", "LinuxDaemon"]
+
+LOCK_DIRECTORY = "/run/hvintegration"
+"""Where the change scripts keep each daemon's lock on the guest.
+
+A start, stop or restart of one daemon holds that daemon's lock on the guest
+for its check and its change (not for the status report after them), so
+changes of one daemon from several connections or tasks take turns, and a
+start finds an instance another change started a moment before. ``/run`` is
+a tmpfs that every boot starts empty, writable by root alone; the script
+creates the directory (mode 0755) and refuses one that is not owned by root
+or that others could write. With ``flock`` (util-linux, or BusyBox) the lock
+is ``NAME.flock``, which the kernel releases when its holder dies, however;
+without it, the directory ``NAME.lock`` made by ``mkdir``, holding the
+holder's pid and start time, which the next change removes once that
+process is gone (see :mod:`hvintegration.linux.scripts`). ``NAME`` is the
+daemon's name, e.g. ``hv_kvp_daemon``.
+"""
+
+LOCK_TIMEOUT = 30.0
+"""Seconds a change waits by default for another change of the same daemon.
+
+Longer than a stop with the default ``grace`` (10 s, then up to 3 s after
+``SIGKILL``) holds the lock.
+"""
+
+# The change scripts' exit status when the wait for the lock ran out
+# (EX_TEMPFAIL in sysexits.h); they then write "locked PID PATH".
+_LOCKED = 75
 
 
 class LinuxGuestLike(Protocol):
@@ -105,7 +139,12 @@ class LinuxDaemon:
         return status, status.daemon(self.spec.name)
 
     async def stop(
-        self, *, force: bool = False, grace: float = 10.0, kill: bool = False
+        self,
+        *,
+        force: bool = False,
+        grace: float = 10.0,
+        kill: bool = False,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> DaemonState:
         """Stop every instance; a no-op when none runs.
 
@@ -117,23 +156,31 @@ class LinuxDaemon:
             grace: Seconds to wait for instances to exit after ``SIGTERM``.
             kill: Send ``SIGKILL`` to instances still running after
                 ``grace`` instead of failing.
+            lock_timeout: Seconds to wait while another change of this
+                daemon on the guest holds its lock (:data:`LOCK_DIRECTORY`).
+                Under the lock the stop also signals any instance started
+                since the status was read.
 
         Returns:
             The state afterwards.
 
         Raises:
+            ValueError: ``grace`` or ``lock_timeout`` is negative or not finite.
             UnsafeChangeError: A critical service's daemon without ``force``.
             PermissionDeniedError: Neither root nor passwordless sudo;
                 nothing was signalled.
             DaemonControlError: Instances outlived ``grace`` (and ``kill``
-                was off), or systemctl failed.
+                was off), systemctl failed, or another change held the
+                daemon's lock for more than ``lock_timeout`` seconds
+                (nothing was changed; ``pids`` holds the holder's pid when
+                known).
         """
-        self._check_stop("stop", force=force, grace=grace)
-        _, state, _ = await self._stop(grace=grace, kill=kill)
+        self._check_stop("stop", force=force, grace=grace, lock_timeout=lock_timeout)
+        _, state, _ = await self._stop(grace=grace, kill=kill, lock_timeout=lock_timeout)
         return state
 
     async def _stop(
-        self, *, grace: float, kill: bool
+        self, *, grace: float, kill: bool, lock_timeout: float
     ) -> tuple[LinuxStatus, DaemonState, UnitState | None]:
         """Stop it; returns the status afterwards (a restart reuses it) and the unit before."""
         status, state = await self._state_of()
@@ -141,7 +188,9 @@ class LinuxDaemon:
         what = f"stop {self.spec.name}"
         self._check_complete(status, what)
         if state.unit is not None and state.unit.active_state in ACTIVE_STATES:
-            status, _ = await self._unit("stop", state.unit.name, status, what)
+            status, _ = await self._unit(
+                "stop", state.unit.name, status, what, lock_timeout=lock_timeout
+            )
             state = status.daemon(self.spec.name)
         if state.processes:
             items = [f"{p.pid}:{p.start_ticks}" for p in state.processes]
@@ -151,13 +200,16 @@ class LinuxDaemon:
                     STOP_SCRIPT,
                     str(round(grace * 10)),
                     "1" if kill else "0",
+                    *self._lock_args(lock_timeout),
                     str(len(items)),
                     *items,
+                    *_counted(_programs(state)),
                     *_units(owner),
                 ),
                 what,
-                timeout=self.guest.timeout + grace + 5,
+                timeout=self.guest.timeout + grace + 5 + lock_timeout,
             )
+            self._check_locked(done, what, lock_timeout)
             if done.exit_status not in (0, 3):
                 self._check(done, what)
             # The stop script ends with a fresh status: no extra round trip.
@@ -189,15 +241,31 @@ class LinuxDaemon:
         )
 
     async def _unit(
-        self, verb: str, unit: str, status: LinuxStatus, what: str, *, settle: float = 0.0
+        self,
+        verb: str,
+        unit: str,
+        status: LinuxStatus,
+        what: str,
+        *,
+        settle: float = 0.0,
+        lock_timeout: float,
     ) -> tuple[LinuxStatus, bytes]:
-        """``systemctl VERB UNIT``, then the status, in one round trip."""
+        """``systemctl VERB UNIT`` under the daemon's lock, then the status, in one round trip."""
         done = await self.guest._privileged(
             status,
-            sh(UNIT_SCRIPT, verb, str(max(0, round(settle * 10))), unit, *UNITS, unit),
+            sh(
+                UNIT_SCRIPT,
+                verb,
+                str(max(0, round(settle * 10))),
+                *self._lock_args(lock_timeout),
+                unit,
+                *UNITS,
+                unit,
+            ),
             what,
-            timeout=self.guest.timeout + settle,
+            timeout=self.guest.timeout + settle + lock_timeout,
         )
+        self._check_locked(done, what, lock_timeout)
         self._check(done, what)
         after = parse_status(done.stdout, target=self.guest.target)
         rc, _, err_hex = (*report_fields(done.stdout, "systemctl"), "", "")[:3]
@@ -213,31 +281,37 @@ class LinuxDaemon:
             )
         return after, done.stdout
 
-    async def start(self, *, settle: float = 0.5) -> DaemonState:
+    async def start(
+        self, *, settle: float = 0.5, lock_timeout: float = LOCK_TIMEOUT
+    ) -> DaemonState:
         """Start it; a no-op when an instance already runs.
 
-        The check and the start are two steps: two starts of one daemon at
-        the same moment, over two connections to one guest, can both find
-        it stopped and start two instances (which the daemons tolerate, as
-        ``ps -ef | grep hv`` shows on a real guest). Start a daemon from one
-        place at a time; a fleet's ``apply`` takes turns on a machine that
-        an inventory lists under two names.
+        The start script checks again under the daemon's lock on the guest
+        (:data:`LOCK_DIRECTORY`) before it starts anything, so two starts
+        at the same moment, over two connections to one guest or two tasks
+        on one, start one instance: the second finds the first one's.
 
         Args:
             settle: Seconds to watch a directly started daemon before
                 judging whether it stayed up.
+            lock_timeout: Seconds to wait while another change of this
+                daemon on the guest holds its lock.
 
         Returns:
             The state afterwards.
 
         Raises:
+            ValueError: ``lock_timeout`` is negative or not finite.
             DaemonNotFoundError: It is not installed on the guest.
             PermissionDeniedError: Neither root nor passwordless sudo.
             DaemonControlError: It exited at once (the message carries its
-                output), or systemctl failed.
+                output), systemctl failed, or another change held the
+                daemon's lock for more than ``lock_timeout`` seconds
+                (nothing was started).
         """
+        _check_lock_timeout(lock_timeout)
         status, state = await self._state_of()
-        return await self._start(status, state, settle=settle)
+        return await self._start(status, state, settle=settle, lock_timeout=lock_timeout)
 
     async def _start(
         self,
@@ -245,6 +319,7 @@ class LinuxDaemon:
         state: DaemonState,
         *,
         settle: float,
+        lock_timeout: float,
         owner: UnitState | None = None,
         restarting: bool = False,
     ) -> DaemonState:
@@ -256,7 +331,9 @@ class LinuxDaemon:
         # The unit that ran it before a stop stays its unit, whatever its name.
         unit = state.unit or owner
         if unit is not None:
-            after, stdout = await self._unit("start", unit.name, status, what, settle=settle)
+            after, stdout = await self._unit(
+                "start", unit.name, status, what, settle=settle, lock_timeout=lock_timeout
+            )
             state = after.daemon(self.spec.name)
             if not state.running:
                 journal = _unhex((report_fields(stdout, "journal") or [""])[0])
@@ -288,14 +365,35 @@ class LinuxDaemon:
             )
         done = await self.guest._privileged(
             status,
-            sh(START_SCRIPT, str(max(1, round(settle * 10))), program, *UNITS),
+            sh(
+                START_SCRIPT,
+                str(max(1, round(settle * 10))),
+                program,
+                *self._lock_args(lock_timeout),
+                *_counted(_programs(state)),
+                *UNITS,
+            ),
             what,
-            timeout=self.guest.timeout + settle,
+            timeout=self.guest.timeout + settle + lock_timeout,
         )
+        self._check_locked(done, what, lock_timeout)
         self._check(done, what)
         # The start script ends with a fresh status: no extra round trip.
         after = parse_status(done.stdout, target=self.guest.target)
         state = after.daemon(self.spec.name)
+        already = report_fields(done.stdout, "already")
+        if already and not state.running:
+            # The check under the lock found an instance the status does
+            # not count as the daemon; nothing was started.
+            raise DaemonControlError(
+                f"{self.spec.name} was not started: under its lock the guest found "
+                f"{', '.join(already)} (pid:start) running {program}, which the status "
+                "does not count as an instance",
+                daemon=self.spec.name,
+                pids=[int(i.split(":")[0]) for i in already if i.split(":")[0].isdigit()],
+                target=self.guest.target,
+                operation=what,
+            )
         if not state.running:
             launcher = report_fields(done.stdout, "launcher")
             log = _unhex((report_fields(done.stdout, "log") or [""])[0])
@@ -312,7 +410,12 @@ class LinuxDaemon:
         return state
 
     async def restart(
-        self, *, force: bool = False, grace: float = 10.0, kill: bool = False
+        self,
+        *,
+        force: bool = False,
+        grace: float = 10.0,
+        kill: bool = False,
+        lock_timeout: float = LOCK_TIMEOUT,
     ) -> DaemonState:
         """Stop every instance, wait until they are gone, then start it.
 
@@ -328,6 +431,10 @@ class LinuxDaemon:
                 daemon stays stopped. Nothing is sent without it.
             grace: As for :meth:`stop`.
             kill: As for :meth:`stop`.
+            lock_timeout: As for :meth:`stop`, for each half. The lock is
+                held by each half, not between them: a start from elsewhere
+                may come in between, and the start half then finds its
+                instance.
 
         Returns:
             The state afterwards, with new process ids.
@@ -335,15 +442,43 @@ class LinuxDaemon:
         Raises:
             UnsafeChangeError: A critical service's daemon without ``force``.
         """
-        self._check_stop("restart", force=force, grace=grace)
+        self._check_stop("restart", force=force, grace=grace, lock_timeout=lock_timeout)
         # The stop ends with a fresh status; the start needs no other.
-        status, state, owner = await self._stop(grace=grace, kill=kill)
-        return await self._start(status, state, settle=0.5, owner=owner, restarting=True)
+        status, state, owner = await self._stop(grace=grace, kill=kill, lock_timeout=lock_timeout)
+        return await self._start(
+            status,
+            state,
+            settle=0.5,
+            lock_timeout=lock_timeout,
+            owner=owner,
+            restarting=True,
+        )
 
-    def _check_stop(self, verb: str, *, force: bool, grace: float) -> None:
+    def _lock_args(self, lock_timeout: float) -> tuple[str, str, str]:
+        """The change scripts' LOCK_DIR LOCK_NAME LOCK_WAIT_TENTHS arguments."""
+        return LOCK_DIRECTORY, self.spec.name, str(round(lock_timeout * 10))
+
+    def _check_locked(self, done: CompletedCommand, what: str, lock_timeout: float) -> None:
+        """Raise when the wait for the daemon's lock ran out (nothing was changed)."""
+        locked = report_fields(done.stdout, "locked")
+        if done.exit_status != _LOCKED or not locked:
+            return
+        holder, path = (*locked, "", "")[:2]
+        raise DaemonControlError(
+            f"another change of {self.spec.name} on this guest"
+            + (f" (pid {holder})" if holder.isdigit() else "")
+            + f" held its lock {path} for more than {lock_timeout:g} s; nothing was changed",
+            daemon=self.spec.name,
+            pids=[int(holder)] if holder.isdigit() else [],
+            target=self.guest.target,
+            operation=what,
+        )
+
+    def _check_stop(self, verb: str, *, force: bool, grace: float, lock_timeout: float) -> None:
         """Refuse a stop (or restart) before anything is sent."""
         if grace < 0:
             raise ValueError("grace must not be negative")
+        _check_lock_timeout(lock_timeout)
         if self.spec.service.critical and not force:
             raise UnsafeChangeError(
                 [self.spec.service.name],
@@ -418,6 +553,29 @@ class LinuxDaemon:
         return any(
             i.path.rsplit("/", 1)[-1] + ".service" in NO_RESTART_UNITS for i in state.installed[:1]
         )
+
+
+def _check_lock_timeout(lock_timeout: float) -> None:
+    if not math.isfinite(lock_timeout) or lock_timeout < 0:
+        raise ValueError(
+            f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}"
+        )
+
+
+def _programs(state: DaemonState) -> list[str]:
+    """The daemon's trusted installed programs, by every name the status gave them.
+
+    The change scripts count a root process running one of them as an
+    instance when they check again under the lock.
+    """
+    paths = [p for i in state.installed if i.trusted for p in (i.path, i.real_path)]
+    if state.program is not None:
+        paths.insert(0, state.program)
+    return list(dict.fromkeys(p for p in paths if p.startswith("/")))
+
+
+def _counted(items: Sequence[str]) -> tuple[str, ...]:
+    return (str(len(items)), *items)
 
 
 def _units(owner: UnitState | None) -> tuple[str, ...]:

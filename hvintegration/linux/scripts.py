@@ -405,16 +405,215 @@ STATUS_SCRIPT = (
     + 'status_report "$@"\n'
 )
 
+_LOCK_FUNCTIONS = r"""
+# The change lock of one daemon (see LOCK_DIRECTORY in hvintegration.linux.daemon):
+# start, stop and restart of one daemon on one guest take turns. It is held
+# only for the check and the change, never for the status report after it.
+#
+# lock_take DIR NAME WAIT_TENTHS: take the lock named NAME in DIR, waiting at
+# most WAIT_TENTHS tenths of a second. With flock(1) (util-linux or BusyBox,
+# polled with -n, which both have): a lock on DIR/NAME.flock, which the
+# kernel drops when its holder dies, however it dies. Without flock: the
+# directory DIR/NAME.lock, made with mkdir (atomic), with the holder's
+# "PID START_TICKS" in its file "owner". A holder that is gone (no such
+# process, a zombie, or its pid reused: another start time) leaves a stale
+# lock that the next waiter removes; so does a holder killed between its
+# mkdir and its write of "owner" (no owner for 2 s). Stale locks are removed
+# under a second mkdir lock, DIR/NAME.lock.break, so that two waiters never
+# remove a lock a third has just taken. When the wait runs out the script
+# writes "locked PID PATH" (PID of the holder when known, else "-") and
+# exits 75 (EX_TEMPFAIL in sysexits.h); nothing was changed. A lock
+# directory that is not a directory owned by root and writable by no one
+# else is refused: exit 78 (EX_CONFIG). On every exit (trap: EXIT, HUP, INT,
+# PIPE, TERM) a lock this run holds is released; SIGKILL cannot be trapped,
+# which the rules above cover.
+lk_held=
+lk_path=
+proc_ticks() {
+    # proc_ticks PID: $pt is the start time of a live, non-zombie process.
+    pt=
+    read -r pst 2>/dev/null < "/proc/$1/stat" || return 1
+    set -f
+    # shellcheck disable=SC2086
+    set -- ${pst##*) }
+    set +f
+    case $1 in Z|X|x) return 1 ;; esac
+    pt=${20:-}
+    [ -n "$pt" ]
+}
+lock_fail() { echo "$1" >&2; exit "$2"; }
+lock_release() {
+    case $lk_held in
+    flock)
+        : > "$lk_path"
+        flock -u 9 2>/dev/null
+        exec 9>&- ;;
+    mkdir)
+        lk_cur=
+        { read -r lk_cur < "$lk_path/owner"; } 2>/dev/null
+        if [ "$lk_cur" = "$lk_me" ]; then rm -f -- "$lk_path/owner"; rmdir -- "$lk_path"; fi ;;
+    esac
+    lk_held=
+}
+lock_busy() { out locked "${1:--}" "$lk_path"; exit 75; }
+lock_break() {
+    # lock_break OWNER: remove the lock still held by the gone OWNER ("" for
+    # none written), unless another waiter already did and someone took it.
+    if mkdir -m 0700 -- "$lk_path.break" 2>/dev/null; then
+        lk_brk=0
+        lk_cur=
+        { read -r lk_cur < "$lk_path/owner"; } 2>/dev/null
+        if [ "$lk_cur" = "$1" ]; then rm -f -- "$lk_path/owner"; rmdir -- "$lk_path" 2>/dev/null; fi
+        rmdir -- "$lk_path.break"
+        return 0
+    fi
+    # Another waiter is removing it. One killed within its few steps
+    # leaves its .break behind: after 2 s of seeing it, it goes too.
+    lk_brk=$((lk_brk + 1))
+    if [ "$lk_brk" -gt 20 ]; then rmdir -- "$lk_path.break" 2>/dev/null; lk_brk=0; fi
+    return 1
+}
+lock_take() {
+    lk_dir=$1; lk_name=$2; lk_wait=$3
+    case $lk_name in ''|.*|*/*) lock_fail "bad lock name: $lk_name" 64 ;; esac
+    case $lk_wait in ''|*[!0-9]*) lock_fail "bad lock wait: $lk_wait" 64 ;; esac
+    case $lk_dir in /*) ;; *) lock_fail "the lock directory must be absolute: $lk_dir" 64 ;; esac
+    [ -d "$lk_dir" ] || mkdir -m 0755 -- "$lk_dir" 2>/dev/null
+    lk_ok=0
+    if [ -d "$lk_dir" ] && [ ! -L "$lk_dir" ]; then
+        set -f
+        # shellcheck disable=SC2046
+        set -- $(stat -c '%u %a' -- "$lk_dir" 2>/dev/null)
+        set +f
+        [ "$#" -eq 2 ] && [ "$1" = 0 ] && [ $((0$2 & 022)) -eq 0 ] && lk_ok=1
+    fi
+    [ "$lk_ok" = 1 ] || lock_fail "refusing the lock directory $lk_dir: it must be a directory \
+owned by root and writable by no one else" 78
+    proc_ticks "$$"
+    lk_me="$$ $pt"
+    trap lock_release EXIT
+    trap 'exit 129' HUP
+    trap 'exit 130' INT
+    trap 'exit 141' PIPE
+    trap 'exit 143' TERM
+    lk_tries=0
+    if command -v flock >/dev/null 2>&1; then
+        lk_path=$lk_dir/$lk_name.flock
+        command exec 9>>"$lk_path" || lock_fail "cannot open the lock $lk_path" 78
+        while :; do
+            flock -n 9
+            lk_rc=$?
+            [ "$lk_rc" = 0 ] && break
+            [ "$lk_rc" = 1 ] || lock_fail "flock -n failed with status $lk_rc on $lk_path" 78
+            if [ "$lk_tries" -ge "$lk_wait" ]; then
+                lk_cur=
+                { read -r lk_cur < "$lk_path"; } 2>/dev/null
+                lock_busy "${lk_cur%% *}"
+            fi
+            sleep 0.1
+            lk_tries=$((lk_tries + 1))
+        done
+        lk_held=flock
+        printf '%s\n' "$lk_me" > "$lk_path"
+        return 0
+    fi
+    lk_path=$lk_dir/$lk_name.lock
+    lk_orphan=0
+    lk_brk=0
+    while :; do
+        if mkdir -m 0700 -- "$lk_path" 2>/dev/null; then
+            lk_held=mkdir
+            printf '%s\n' "$lk_me" > "$lk_path/owner"
+            return 0
+        fi
+        lk_cur=
+        { read -r lk_cur < "$lk_path/owner"; } 2>/dev/null
+        if [ -n "$lk_cur" ]; then
+            lk_orphan=0
+            if ! proc_ticks "${lk_cur%% *}" || [ "$pt" != "${lk_cur#* }" ]; then
+                lock_break "$lk_cur" && continue
+            fi
+        elif [ -d "$lk_path" ] && [ ! -L "$lk_path" ]; then
+            lk_orphan=$((lk_orphan + 1))
+            if [ "$lk_orphan" -gt 20 ]; then
+                lk_orphan=0
+                lock_break "" && continue
+            fi
+        elif [ -e "$lk_path" ] || [ -L "$lk_path" ]; then
+            lock_fail "$lk_path is not a lock directory" 78
+        else
+            # Released meanwhile.
+            continue
+        fi
+        [ "$lk_tries" -ge "$lk_wait" ] && lock_busy "${lk_cur%% *}"
+        sleep 0.1
+        lk_tries=$((lk_tries + 1))
+    done
+}
+
+# instances: sets $found to " PID:START_TICKS" of each live process run by
+# root whose executable, or whose first or second argument (the script an
+# interpreter runs), is one of the programs in $progs (newline-separated
+# paths; test -ef compares the files, so any name of one file counts). Only
+# processes whose name (comm, 15 bytes) is a program's, or makeWrapper's
+# .NAME-wrapped, are looked at closer.
+instances() {
+    found=
+    in_names=$nl
+    in_ifs=$IFS
+    set -f
+    IFS=$nl
+    for p in $progs; do
+        b=${p##*/}
+        in_names="$in_names$(printf '%.15s' "$b")$nl$(printf '%.15s' ".$b-wrapped")$nl"
+    done
+    IFS=$in_ifs
+    set +f
+    for d in /proc/[0-9]*; do
+        read -r comm 2>/dev/null < "$d/comm" || continue
+        case $in_names in *"$nl$comm$nl"*) ;; *) continue ;; esac
+        pid=${d#/proc/}
+        [ "$pid" = "$$" ] && continue
+        uid=
+        while read -r key value _; do
+            [ "$key" = "Uid:" ] && uid=$value && break
+        done < "$d/status" 2>/dev/null
+        [ "$uid" = 0 ] || continue
+        proc_ticks "$pid" || continue
+        hit=0
+        in_args=$(tr '\000' '\n' < "$d/cmdline" 2>/dev/null | head -n 2)
+        set -f
+        IFS=$nl
+        for p in $progs; do
+            [ "$d/exe" -ef "$p" ] && hit=1 && break
+            for a in $in_args; do
+                case $a in /*) [ "$a" -ef "$p" ] && hit=1 && break ;; esac
+            done
+            [ "$hit" = 1 ] && break
+        done
+        IFS=$in_ifs
+        set +f
+        [ "$hit" = 1 ] && found="$found $pid:$pt"
+    done
+}
+"""
+
 STOP_SCRIPT = (
-    "# hvintegration linux stop v1; arguments: GRACE_TENTHS FORCE COUNT PID:START... UNIT...\n"
+    "# hvintegration linux stop v2; arguments: GRACE_TENTHS FORCE LOCK_DIR LOCK_NAME "
+    "LOCK_WAIT_TENTHS COUNT PID:START... PROGRAM_COUNT PROGRAM... UNIT...\n"
     + _COMMON
     + _STATUS_FUNCTION
+    + _LOCK_FUNCTIONS
     + r"""
-grace=$1; force=$2; count=$3; shift 3
+grace=$1; force=$2; lock_dir=$3; lock_name=$4; lock_wait=$5; count=$6; shift 6
 targets=""
 while [ "$count" -gt 0 ]; do targets="$targets $1"; shift; count=$((count - 1)); done
-# Signal only the processes the status saw: same pid and same start time, so
-# a pid reused since then is never hit.
+count=$1; shift
+progs=""
+while [ "$count" -gt 0 ]; do progs="$progs$1$nl"; shift; count=$((count - 1)); done
+# Signal only the processes the status saw, and those the check under the
+# lock finds: same pid and same start time, so a pid reused since then is
+# never hit.
 same() {
     want=$2
     read -r stat 2>/dev/null < "/proc/$1/stat" || return 1
@@ -434,6 +633,12 @@ alive() {
     done
     [ -n "$left" ]
 }
+lock_take "$lock_dir" "$lock_name" "$lock_wait"
+# An instance another change started since the status was read is stopped too.
+instances
+for item in $found; do
+    case " $targets " in *" $item "*) ;; *) targets="$targets $item" ;; esac
+done
 rc=0
 # Only "pid:ticks" numbers travel in $targets, so splitting it is safe.
 # shellcheck disable=SC2086
@@ -459,15 +664,18 @@ if alive $targets; then
 else
     out stopped
 fi
+lock_release
 status_report "$@"
 exit $rc
 """
 )
 
 START_SCRIPT = (
-    "# hvintegration linux start v2; arguments: SETTLE_TENTHS PROGRAM UNIT...\n"
+    "# hvintegration linux start v3; arguments: SETTLE_TENTHS PROGRAM LOCK_DIR LOCK_NAME "
+    "LOCK_WAIT_TENTHS PROGRAM_COUNT PROGRAM... UNIT...\n"
     + _COMMON
     + _STATUS_FUNCTION
+    + _LOCK_FUNCTIONS
     + r"""
 settle=$1; program=$2; shift 2
 # The program runs with this script's rights, often root's: refuse one that
@@ -482,6 +690,20 @@ if [ "$1" != 0 ] || [ "$3" != 0 ] || [ $((0$2 & 022)) -ne 0 ] || [ $((0$4 & 022)
     exit 77
 fi
 shift 4
+lock_dir=$1; lock_name=$2; lock_wait=$3; count=$4; shift 4
+progs="$program$nl"
+while [ "$count" -gt 0 ]; do progs="$progs$1$nl"; shift; count=$((count - 1)); done
+lock_take "$lock_dir" "$lock_name" "$lock_wait"
+# The check again, under the lock: another change may have started it
+# since the status was read.
+instances
+if [ -n "$found" ]; then
+    # shellcheck disable=SC2086
+    out already $found
+    lock_release
+    status_report "$@"
+    exit 0
+fi
 # No predictable fallback name: a planted symlink there could make root
 # overwrite another file.
 log=$(mktemp) || { echo "mktemp is needed to start a daemon" >&2; exit 71; }
@@ -489,8 +711,9 @@ log=$(mktemp) || { echo "mktemp is needed to start a daemon" >&2; exit 71; }
 # daemon outlives the SSH session and a closed channel never kills it. In
 # the foreground (-n, as every packaging's unit runs it): the process
 # watched is the daemon itself, whose exit status is its own, not that of a
-# parent that forked it and left.
-setsid "$program" -n < /dev/null > "$log" 2>&1 &
+# parent that forked it and left. Without the lock's descriptor: the
+# daemon must never hold the lock.
+setsid "$program" -n < /dev/null > "$log" 2>&1 9>&- &
 launcher=$!
 ticks=$settle
 while [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
@@ -500,6 +723,7 @@ else
     wait "$launcher"
     out launcher exited "$?"
 fi
+lock_release
 out log "$(head -c 4000 "$log" | hex)"
 rm -f "$log"
 status_report "$@"
@@ -507,22 +731,27 @@ status_report "$@"
 )
 
 UNIT_SCRIPT = (
-    "# hvintegration linux unit v1; arguments: start|stop SETTLE_TENTHS UNIT UNIT...\n"
+    "# hvintegration linux unit v2; arguments: start|stop SETTLE_TENTHS LOCK_DIR LOCK_NAME "
+    "LOCK_WAIT_TENTHS UNIT UNIT...\n"
     + _COMMON
     + _STATUS_FUNCTION
+    + _LOCK_FUNCTIONS
     + r"""
-verb=$1; settle=$2; unit=$3; shift 3
-err=$(systemctl "$verb" -- "$unit" 2>&1 >/dev/null)
+verb=$1; settle=$2; lock_dir=$3; lock_name=$4; lock_wait=$5; unit=$6; shift 6
+lock_take "$lock_dir" "$lock_name" "$lock_wait"
+# Without the lock's descriptor: what systemctl starts must never hold it.
+err=$(systemctl "$verb" -- "$unit" 2>&1 >/dev/null 9>&-)
 out systemctl "$?" "$(printf '%s' "$err" | head -c 4000 | hex)"
 if [ "$verb" = start ]; then
     # A simple service counts as started once forked: watch it settle, then
     # keep what it logged (systemd sends a service's output to the journal).
     ticks=$settle
     while [ "$ticks" -gt 0 ]; do sleep 0.1; ticks=$((ticks - 1)); done
-    if command -v journalctl >/dev/null 2>&1; then
-        out journal "$(journalctl -u "$unit" -n 10 --no-pager -o cat 2>/dev/null | tail -n 10 |
-            head -c 4000 | hex)"
-    fi
+fi
+lock_release
+if [ "$verb" = start ] && command -v journalctl >/dev/null 2>&1; then
+    out journal "$(journalctl -u "$unit" -n 10 --no-pager -o cat 2>/dev/null | tail -n 10 |
+        head -c 4000 | hex)"
 fi
 status_report "$@"
 """

@@ -2,7 +2,11 @@
 
 The guest recognises the library's fixed scripts (status, stop, start, KVP)
 by their exact text and writes the same reports a real guest's ``sh`` would,
-so everything above the transport runs unchanged. ``sudo -n`` succeeds only
+so everything above the transport runs unchanged. Each command runs whole
+before the next, so the change scripts' lock (start, stop and restart of one
+daemon take turns) always comes free at once; the start and stop scripts'
+check under it (an instance started since the status was read) is answered
+as the real scripts answer it. ``sudo -n`` succeeds only
 for root or a user with passwordless sudo, and fails the way sudo does
 otherwise. Any other command exits with status 127: there is no shell.
 """
@@ -195,11 +199,31 @@ def _status(g: LinuxGuestModel) -> bytes:
     return r.data()
 
 
+def _counted(args: list[str], at: int) -> tuple[list[str], int]:
+    """The COUNT ITEM... run of a change script's arguments at ``at``, and where it ends."""
+    count = int(args[at])
+    return args[at + 1 : at + 1 + count], at + 1 + count
+
+
+def _instances(g: LinuxGuestModel, programs: list[str]) -> list[str]:
+    """``PID:START`` of root's processes running one of ``programs``, as the scripts' check."""
+    return [
+        f"{p.pid}:{p.start_ticks}"
+        for p in g.processes
+        if p.uid == 0 and ({p.program, p.exe, *p.args[:2]} & set(programs))
+    ]
+
+
 def _stop(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
+    # GRACE FORCE LOCK_DIR LOCK_NAME LOCK_WAIT COUNT PID:START... COUNT PROGRAM... UNIT...
     force = args[1] == "1"
+    items, end = _counted(args, 5)
+    programs, _ = _counted(args, end)
+    # Under the lock, the script adds the instances started since the status.
+    items += [i for i in _instances(g, programs) if i not in items]
     r = _Report()
     left = []
-    for item in args[2:]:
+    for item in items:
         pid, _, start = item.partition(":")
         process = next((p for p in g.processes if str(p.pid) == pid), None)
         if process is None or str(process.start_ticks) != start:
@@ -222,11 +246,18 @@ def _stop(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
 
 
 def _start(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
+    # SETTLE PROGRAM LOCK_DIR LOCK_NAME LOCK_WAIT COUNT PROGRAM... UNIT...
     program = args[1]
+    programs, _ = _counted(args, 5)
     r = _Report()
     if not root:
         r.out("launcher", "exited", 1)
         r.out("log", _hex(f"{program}: must run as root\n"))
+        return 0, r.data() + _status(g), b""
+    # The check again, under the lock: an instance started since the status.
+    already = _instances(g, [program, *programs])
+    if already:
+        r.out("already", *already)
         return 0, r.data() + _status(g), b""
     # Started in the foreground (-n): the exit status is the daemon's own.
     failure = g.failure(program)
@@ -243,7 +274,8 @@ def _start(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
 
 
 def _unit_script(g: LinuxGuestModel, args: list[str], root: bool) -> Answer:
-    verb, unit = args[0], args[2]
+    # VERB SETTLE LOCK_DIR LOCK_NAME LOCK_WAIT UNIT UNIT...
+    verb, unit = args[0], args[5]
     r = _Report()
     status, _, err = _systemctl(g, verb, unit, root)
     r.out("systemctl", status, err.strip().hex())
