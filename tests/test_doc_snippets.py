@@ -9,7 +9,8 @@ What runs:
   the lines after them are compared with what they print, as a doctest.
 * ```` ```sh ```` blocks: each command in them (a line, or a part of a line
   between ``&&``) that starts with ``hvintegration`` or
-  ``.venv/bin/hvintegration`` runs as a child process, in a scratch directory,
+  ``.venv/bin/hvintegration`` (after any ``VAR=value`` words, which set the
+  variable for that command) runs as a child process, in a scratch directory,
   with this environment's command; it must exit 0 (a redirection or a pipe
   after it is left out). When a ```` ```text ```` block follows a block of one
   command, it is that command's output.
@@ -68,7 +69,8 @@ FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 MARKER = re.compile(r"<!--\s*(not run|run with):\s*(.*?)\s*-->")
 REPLACEMENT = re.compile(r"`([^`]+)`\s*->\s*`([^`]*)`")
 SHELL_OPERATORS = {">", ">>", "2>", "&>", "2>&1", "<", "|", "||", ";", "&"}
-CLI = re.compile(r"^(?:\.venv/bin/)?hvintegration(?:\s|$)")
+CLI = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=\S*\s+)*(?:\.venv/bin/)?hvintegration(?:\s|$)")
+ASSIGNMENT = re.compile(r"[A-Z_][A-Z0-9_]*=.*")
 
 
 @attrs.frozen
@@ -142,7 +144,12 @@ def commands(block: Block) -> list[list[str]]:
                 # reader's shell's business; the command itself must work.
                 cut = [i for i, word in enumerate(argv) if word in SHELL_OPERATORS]
                 argv = argv[: cut[0]] if cut else argv
-                found.append([str(Path(sys.executable).parent / "hvintegration"), *argv[1:]])
+                # VAR=value before the command: set for that command only.
+                assignments = []
+                while argv and ASSIGNMENT.fullmatch(argv[0]):
+                    assignments.append(argv.pop(0))
+                command = [str(Path(sys.executable).parent / "hvintegration"), *argv[1:]]
+                found.append(["env", *assignments, *command] if assignments else command)
     return found
 
 

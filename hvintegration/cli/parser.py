@@ -208,6 +208,10 @@ def _add_host(commands: Commands, common: argparse.ArgumentParser) -> None:
     add_kvp(actions, common)
 
 
+_SIM_GUEST_PASSWORD = f"{ENVIRONMENT_GUEST_PASSWORD}=hvintegration"
+"""The simulated guests' password, set for one command in the help's examples."""
+
+
 def _add_windows(commands: Commands, common: argparse.ArgumentParser) -> None:
     guest_options = argparse.ArgumentParser(add_help=False)
     guest_options.add_argument(
@@ -218,7 +222,10 @@ def _add_windows(commands: Commands, common: argparse.ArgumentParser) -> None:
     guest_options.add_argument(
         "--user",
         default=argparse.SUPPRESS,
-        help=f"guest account for --vm (password from ${ENVIRONMENT_GUEST_PASSWORD} or a prompt)",
+        help=(
+            f"guest account for --vm (password from ${ENVIRONMENT_GUEST_PASSWORD} or a prompt;"
+            " the simulator's guests take Administrator and hvintegration)"
+        ),
     )
     actions = add_group(
         commands,
@@ -226,7 +233,9 @@ def _add_windows(commands: Commands, common: argparse.ArgumentParser) -> None:
         help="Hyper-V services inside a Windows guest",
         examples=[
             "hvintegration -t 'sim://?guest=demovm' windows services",
-            "hvintegration -t sim:// windows --vm demovm services",
+            # The simulator's guests log in as Administrator with the
+            # password hvintegration (docs/windows-guests.md).
+            f"{_SIM_GUEST_PASSWORD} hvintegration -t sim:// windows --vm demovm services",
         ],
         parents=[common, guest_options],
     )
@@ -254,7 +263,8 @@ def _add_windows(commands: Commands, common: argparse.ArgumentParser) -> None:
             help=f"{verb} a guest service ({summary})",
             examples=[
                 f"hvintegration -t 'sim://?guest=demovm' windows {verb} vmicguestinterface",
-                f'hvintegration -t sim:// windows --vm demovm {verb} "Time Synchronization"',
+                f"{_SIM_GUEST_PASSWORD} hvintegration -t sim:// windows --vm demovm"
+                f' {verb} "Time Synchronization"',
             ],
             run=run_windows,
             parents=[common, guest_options],
