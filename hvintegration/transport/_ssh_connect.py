@@ -137,6 +137,17 @@ def client_options(
     if client_keys is not None:
         options["client_keys"] = list(client_keys)
         options["agent_path"] = None
+    if verify_host_key and known_hosts is not None:
+        # asyncssh reads the file only when it connects, and a missing one
+        # would then read as an unreachable host.
+        try:
+            with open(known_hosts, "rb"):
+                pass
+        except OSError as exc:
+            raise InvalidTargetError(
+                f"cannot read the known_hosts file {known_hosts!r}: {exc.strerror or exc}",
+                target=target,
+            ) from exc
     try:
         return asyncssh.SSHClientConnectionOptions(**options)
     except (OSError, asyncssh.KeyImportError, ValueError) as exc:
@@ -229,12 +240,29 @@ async def _connect_once(
     """One connect and login, every failure mapped (see :func:`connect`)."""
     import asyncssh
 
+    # The key the server offered, kept so that a refusal can show its
+    # fingerprint: asyncssh asks the client object about a key that is not
+    # in known_hosts, and refuses it when the answer is False.
+    offered: list[asyncssh.SSHKey] = []
+
+    class _Client(asyncssh.SSHClient):
+        def validate_host_public_key(
+            self, host: str, addr: str, port: int, key: asyncssh.SSHKey
+        ) -> bool:
+            offered.append(key)
+            return False
+
     try:
-        return await asyncssh.connect(host, port, options=options)
+        return await asyncssh.connect(host, port, client_factory=_Client, options=options)
     except asyncssh.HostKeyNotVerifiable as exc:
+        fingerprint = ""
+        if offered:
+            key = offered[-1]
+            fingerprint = f"; it offered {key.get_algorithm()} key {key.get_fingerprint('sha256')}"
         raise HostKeyError(
-            f"the host key of {host} is not trusted: {exc.reason} "
-            "(add it to known_hosts after checking its fingerprint)",
+            f"the host key of {host}:{port} is not trusted: {exc.reason}{fingerprint} "
+            "(add it to known_hosts after checking its fingerprint, e.g. with "
+            "ssh-keyscan and ssh-keygen -lf, against the one the host itself shows)",
             **where,
         ) from exc
     except asyncssh.PermissionDenied as exc:
