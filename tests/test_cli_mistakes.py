@@ -5,10 +5,20 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from hvintegration.cli import EXIT_CODES, run
+from hvintegration.operations import (
+    GET_GUEST_SERVICES,
+    INVOKE_IN_VM,
+    LIST_VMS,
+    OPERATIONS,
+    SET_GUEST_SERVICE,
+)
+from hvintegration.simulator import SimulatedHost
+from hvintegration.simulator.state import edit_state
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["host", "--help"]])
@@ -57,3 +67,44 @@ def test_a_target_without_the_hyperv_module_may_be_a_guest() -> None:
     assert "the target may be a Windows guest, or a host without the Hyper-V" in err
     status, out, _ = _run("-t", "sim://?hyperv=false", "doctor")
     assert "If this target is a Windows guest, check its Hyper-V host instead" in out
+
+
+# --- a timed-out change ---------------------------------------------------------
+
+
+def _lab(tmp_path: Path, *faults: str) -> str:
+    state = tmp_path / "lab.json"
+    with edit_state(state, create=SimulatedHost()) as sim:
+        for fault in faults:
+            sim.inject_fault(fault)
+    return f"sim://?state={state}"
+
+
+def test_a_timed_out_change_says_it_may_have_been_made(tmp_path: Path) -> None:
+    url = _lab(tmp_path, "hang")
+    argv = ["-t", url, "--timeout", "0.2", "host", "disable", "demovm", "VSS"]
+    status, _, err = _run(*argv)
+    assert status == EXIT_CODES["timeout"]
+    assert "no answer within 0.2 s; the change may have been made" in err
+    assert "hvintegration host services VM" in err
+
+
+def test_a_timed_out_read_says_nothing_of_a_change(tmp_path: Path) -> None:
+    status, _, err = _run("-t", _lab(tmp_path, "hang"), "--timeout", "0.2", "host", "vms")
+    assert status == EXIT_CODES["timeout"]
+    assert "no answer within 0.2 s" in err
+    assert "change" not in err
+
+
+def test_an_operation_declares_whether_it_changes_the_target() -> None:
+    changing = {op.name for op in OPERATIONS.values() if op.changes}
+    assert changing == {
+        "set_integration_services",
+        "copy_vm_file",
+        "set_guest_service",
+        "set_kvp_items",
+    }
+    carried = {"Script": SET_GUEST_SERVICE.script, "VM": "demovm"}
+    assert INVOKE_IN_VM.may_change(carried)
+    assert not INVOKE_IN_VM.may_change({"Script": GET_GUEST_SERVICES.script})
+    assert not LIST_VMS.may_change({})

@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from types import MappingProxyType
 
@@ -79,6 +79,9 @@ class Operation:
             a lost request ran. Reads and desired-state changes are; a file
             copy and a PowerShell Direct call (which may carry a restart)
             are not.
+        changes: Whether it may change the target's state (enable a
+            service, copy a file, write a KVP item); a call that times out
+            then says the change may have been made.
     """
 
     name: str
@@ -86,6 +89,24 @@ class Operation:
     parameters: tuple[str, ...]
     side: str = "host"
     repeatable: bool = True
+    changes: bool = False
+
+    def may_change(self, parameters: Mapping[str, object]) -> bool:
+        """Whether this call may change the target's state.
+
+        A PowerShell Direct call changes what the guest operation it
+        carries (its ``Script`` parameter) changes.
+
+        Args:
+            parameters: The call's parameters.
+
+        Returns:
+            ``True`` for a changing operation, or one carrying such.
+        """
+        if self.changes:
+            return True
+        script = parameters.get("Script") if self.name == "invoke_in_vm" else None
+        return any(op.changes and op.script == script for op in OPERATIONS.values())
 
     def check_parameters(self, names: Iterable[str]) -> None:
         """Refuse parameter names the script does not declare.
@@ -109,13 +130,16 @@ class Operation:
             )
 
     @classmethod
-    def load(cls, name: str, side: str = "host", *, repeatable: bool = True) -> Operation:
+    def load(
+        cls, name: str, side: str = "host", *, repeatable: bool = True, changes: bool = False
+    ) -> Operation:
         """Load a shipped operation by name.
 
         Args:
             name: The script's file name stem.
             side: Where it runs, ``host`` or ``guest``.
             repeatable: Whether resending it is harmless.
+            changes: Whether it may change the target's state.
 
         Returns:
             The operation, with the prelude placed after its ``param()`` block.
@@ -134,7 +158,12 @@ class Operation:
         tail = body[match.end() :]
         script = f"{head}\n{script_text('_prelude.ps1')}\n{tail}"
         return cls(
-            name=name, script=script, parameters=parameters, side=side, repeatable=repeatable
+            name=name,
+            script=script,
+            parameters=parameters,
+            side=side,
+            repeatable=repeatable,
+            changes=changes,
         )
 
 
@@ -144,10 +173,10 @@ LIST_VMS = Operation.load("list_vms")
 GET_INTEGRATION_SERVICES = Operation.load("get_integration_services")
 """``Get-VMIntegrationService`` for many VMs. Parameter ``VM`` as for :data:`LIST_VMS`."""
 
-SET_INTEGRATION_SERVICES = Operation.load("set_integration_services")
+SET_INTEGRATION_SERVICES = Operation.load("set_integration_services", changes=True)
 """Enable/disable what differs. Parameter ``Changes``: ``{VM, ServiceId, Enabled}`` items."""
 
-COPY_VM_FILE = Operation.load("copy_vm_file", repeatable=False)
+COPY_VM_FILE = Operation.load("copy_vm_file", repeatable=False, changes=True)
 """``Copy-VMFile -FileSource Host`` after checking what it needs. Parameters
 ``VM``, ``SourcePath``, ``DestinationPath``, ``CreateFullPath``, ``Overwrite``."""
 
@@ -158,7 +187,7 @@ inside ``VM`` as ``UserName``/``Password`` (``Invoke-Command -VMId``)."""
 GET_GUEST_SERVICES = Operation.load("get_guest_services", side="guest")
 """``Get-Service`` for the named ``vmic*`` services (parameter ``Name``) in a Windows guest."""
 
-SET_GUEST_SERVICE = Operation.load("set_guest_service", side="guest")
+SET_GUEST_SERVICE = Operation.load("set_guest_service", side="guest", changes=True)
 """Start, stop, restart, enable or disable one ``vmic*`` service: ``Name``,
 ``Action``, ``WaitSeconds``."""
 
@@ -174,7 +203,7 @@ GET_KVP_ITEMS = Operation.load("get_kvp_items")
 """Key-Value Pair Exchange items (intrinsic, guest, host) of many VMs, from
 ``root\\virtualization\\v2``. Parameter ``VM`` as for :data:`LIST_VMS`."""
 
-SET_KVP_ITEMS = Operation.load("set_kvp_items")
+SET_KVP_ITEMS = Operation.load("set_kvp_items", changes=True)
 """Add, modify and remove one VM's host-to-guest KVP items (AddKvpItems,
 ModifyKvpItems, RemoveKvpItems, waiting for each job): ``VM``, ``Set`` (a list
 of ``{Name, Data}``), ``Remove`` (names), ``WaitSeconds`` (one budget for every

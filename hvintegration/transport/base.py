@@ -260,6 +260,12 @@ async def within(
         ) from None
 
 
+_CHANGE_UNKNOWN = (
+    "the change may have been made: read the state again (for a host, "
+    "hvintegration host services VM) before trying again"
+)
+
+
 MAX_DEPTH = 64
 """How deeply lists and objects may nest, in parameters and in answers.
 Nothing the library sends or reads comes close; a deeper value is refused
@@ -518,12 +524,15 @@ class Transport(abc.ABC):
                 operation=operation,
             )
 
-    async def _guarded(self, call: Awaitable[_T], *, timeout: float, operation: str) -> _T:
+    async def _guarded(
+        self, call: Awaitable[_T], *, timeout: float, operation: str, changes: bool = False
+    ) -> _T:
         """Await one request under its deadline, mapping every failure.
 
         A call still in flight when the transport is closed ends with
         :class:`~hvintegration.errors.TransportClosedError`, whatever the
-        wire would have done.
+        wire would have done. A call that ``changes`` the target and runs out
+        of time says that its change may have been made.
         """
         task = asyncio.current_task()
         calls = self._calls
@@ -533,7 +542,10 @@ class Transport(abc.ABC):
         if task is not None:
             calls[task] = record
         try:
-            return await within(call, timeout, target=self.target, operation=operation)
+            message = f"no answer within {timeout:g} s; {_CHANGE_UNKNOWN}" if changes else None
+            return await within(
+                call, timeout, target=self.target, operation=operation, message=message
+            )
         except asyncio.CancelledError:
             if task is None or not record.ended_by_close:
                 raise
@@ -568,7 +580,13 @@ class Transport(abc.ABC):
             record.finished.set()
 
     async def _logged(
-        self, call: Awaitable[_T], *, timeout: float, operation: str, what: str
+        self,
+        call: Awaitable[_T],
+        *,
+        timeout: float,
+        operation: str,
+        what: str,
+        changes: bool = False,
     ) -> _T:
         """:meth:`_guarded`, with the call's round trip and outcome logged."""
         self._round_trips += 1
@@ -576,7 +594,9 @@ class Transport(abc.ABC):
         _log.debug("%s on %s: round trip %d, %s", operation, self.target, number, what)
         start = time.perf_counter()
         try:
-            result = await self._guarded(call, timeout=timeout, operation=operation)
+            result = await self._guarded(
+                call, timeout=timeout, operation=operation, changes=changes
+            )
         except BaseException as exc:
             _log.debug(
                 "%s on %s: round trip %d failed after %.1f ms: %s",
@@ -808,6 +828,7 @@ class PowerShellTransport(Transport):
             timeout=timeout,
             operation=name,
             what=f"parameters: {names}",
+            changes=operation.may_change(parameters),
         )
 
     @abc.abstractmethod
