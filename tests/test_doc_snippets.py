@@ -58,6 +58,11 @@ NOT_RUN = {
         "needs an inventory file; tests/test_fleet_cli.py runs these commands on one",
     ),
     (
+        "docs/fleets.md",
+        "needs lab.toml and policy.toml; tests/test_fleets_doc.py writes them from this page and "
+        "runs it",
+    ),
+    (
         "docs/linux-guests.md",
         "a sudoers file; tests/test_doc_snippets.py checks it with visudo and uses it in the "
         "guest sandbox",
