@@ -13,9 +13,12 @@ import argparse
 import difflib
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import IO, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from hvintegration._connect import TargetLike
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 __all__ = [
     "ENVIRONMENT_GUEST_PASSWORD",
@@ -163,14 +166,16 @@ class CommandParser(argparse.ArgumentParser):
                 self.error(f"a command is required: {', '.join(action.choices)}")
         return parsed, extras
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # argparse swallows a failed write, so ``--help > /dev/full`` would
         # exit 0 with nothing written; the failure reaches the dispatcher,
         # which reports it in one line.
         if message:
             stream = file or sys.stderr
             stream.write(message)
-            stream.flush()
+            flush = getattr(stream, "flush", None)
+            if flush is not None:
+                flush()
 
     def error(self, message: str) -> NoReturn:
         """Print the usage and the message to stderr and exit with status 2."""
