@@ -11,10 +11,14 @@ simulator) started as a child process, so every number includes a real PSRP
 handshake, fragments and CLIXML; opening a pool includes starting the
 child, as starting ``pwsh -ServerMode`` or logging in over WinRM would.
 
+Each case is measured ``--repeats`` times, the cases interleaved within
+each repeat, and every figure and ratio is printed as min / median / max
+(a ratio is taken within one repeat, then spread over the repeats).
+
 Usage::
 
-    python benchmarks/psrp_pool_reuse.py [--operations 200] [--naive 200]
-                                         [--vms 20] [--latency 0.05]
+    python benchmarks/psrp_pool_reuse.py [--operations 100] [--naive 40]
+                                         [--vms 20] [--latency 0.05] [--repeats 3]
 
 ``--latency`` is the simulated host's time per call (Hyper-V's cmdlets take
 tens of milliseconds); concurrency can only overlap waiting, never CPU of
@@ -26,9 +30,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 from hvintegration.operations import GET_INTEGRATION_SERVICES, LIST_VMS
 from hvintegration.simulator import SimulatedHost
@@ -36,6 +42,17 @@ from hvintegration.simulator.state import save_host
 from hvintegration.transport.psrp import PSRPTarget
 
 TIMEOUT = 60.0
+
+
+def spread(values: Sequence[float], scale: float = 1.0, digits: int = 3) -> str:
+    """``min / median / max`` of ``values`` times ``scale``."""
+    low, middle, high = min(values), statistics.median(values), max(values)
+    return f"{low * scale:.{digits}f} / {middle * scale:.{digits}f} / {high * scale:.{digits}f}"
+
+
+def ratios(slow: Sequence[float], fast: Sequence[float]) -> list[float]:
+    """``slow / fast`` within each repeat."""
+    return [a / b for a, b in zip(slow, fast, strict=True)]
 
 
 def server_target(state: str, max_pipelines: int = 8) -> PSRPTarget:
@@ -96,49 +113,55 @@ async def read_vms_batched(state: str, names: list[str]) -> float:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--operations", type=int, default=200)
-    parser.add_argument("--naive", type=int, default=200, help="operations with a pool each")
+    parser.add_argument("--operations", type=int, default=100)
+    parser.add_argument("--naive", type=int, default=40, help="operations with a pool each")
     parser.add_argument("--vms", type=int, default=20)
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--repeats", type=int, default=3)
     options = parser.parse_args()
     directory = tempfile.mkdtemp(prefix="hvintegration-bench-")
 
-    state = os.path.join(directory, "reuse.json")
-    save_host(SimulatedHost(), state)
-    await reused_pool(state, 5)  # warm up imports and the file cache
-    reused = await reused_pool(state, options.operations)
-    naive = await pool_per_operation(state, options.naive)
-    per_reused = reused / options.operations
-    per_naive = naive / options.naive
-    print("1. one pool reused vs a new pool per operation (list_vms)")
-    print(
-        f"   reused pool:        {options.operations:4d} ops in {reused:7.3f} s  "
-        f"= {per_reused * 1000:7.2f} ms/op"
-    )
-    print(
-        f"   pool per operation: {options.naive:4d} ops in {naive:7.3f} s  "
-        f"= {per_naive * 1000:7.2f} ms/op"
-    )
-    print(f"   reuse is {per_naive / per_reused:.1f}x faster per operation (target >= 10x)")
-
-    state = os.path.join(directory, "vms.json")
+    reuse_state = os.path.join(directory, "reuse.json")
+    save_host(SimulatedHost(), reuse_state)
+    vms_state = os.path.join(directory, "vms.json")
     host = SimulatedHost(vms=[], latency=options.latency)
     names = [f"vm{number:02d}" for number in range(1, options.vms + 1)]
     for name in names:
         host.add_vm(name)
-    save_host(host, state)
-    sequential = await read_vms(state, names, concurrent=False)
-    concurrent = await read_vms(state, names, concurrent=True)
-    batched = await read_vms_batched(state, names)
-    print(f"2. {options.vms} VMs' services on one pool, host latency {options.latency:g} s/call")
-    print(f"   one after another:  {sequential:7.3f} s")
-    print(f"   concurrently:       {concurrent:7.3f} s")
-    print(f"   one batched call:   {batched:7.3f} s")
+    save_host(host, vms_state)
+    await reused_pool(reuse_state, 5)  # warm up imports and the file cache
+
+    reused: list[float] = []
+    naive: list[float] = []
+    sequential: list[float] = []
+    concurrent: list[float] = []
+    batched: list[float] = []
+    for _ in range(options.repeats):
+        reused.append(await reused_pool(reuse_state, options.operations) / options.operations)
+        naive.append(await pool_per_operation(reuse_state, options.naive) / options.naive)
+        sequential.append(await read_vms(vms_state, names, concurrent=False))
+        concurrent.append(await read_vms(vms_state, names, concurrent=True))
+        batched.append(await read_vms_batched(vms_state, names))
+
+    print(f"{options.repeats} repeats, cases interleaved (min / median / max)")
     print(
-        f"   concurrency is {sequential / concurrent:.1f}x faster than one after another; "
-        f"the batched call is {sequential / batched:.1f}x faster than one after another "
-        f"and {concurrent / batched:.1f}x faster than concurrent calls"
+        f"1. one pool reused ({options.operations} ops) vs a new pool per operation "
+        f"({options.naive} ops), list_vms"
     )
+    print(f"   reused pool:         {spread(reused, 1000, 2)} ms/op")
+    print(f"   pool per operation:  {spread(naive, 1000, 2)} ms/op")
+    reuse = ratios(naive, reused)
+    verdict = "meets" if statistics.median(reuse) >= 10 else "MISSES"
+    print(f"   reuse faster by      {spread(reuse, 1, 1)} x ({verdict} the 10x target)")
+    print(f"2. {options.vms} VMs' services on one pool, host latency {options.latency:g} s/call")
+    print(f"   one after another:   {spread(sequential)} s")
+    print(f"   concurrently:        {spread(concurrent)} s")
+    print(f"   one batched call:    {spread(batched)} s")
+    print(
+        f"   concurrent vs one after another:    {spread(ratios(sequential, concurrent), 1, 1)} x"
+    )
+    print(f"   batched vs one after another:       {spread(ratios(sequential, batched), 1, 1)} x")
+    print(f"   batched vs concurrent:              {spread(ratios(concurrent, batched), 1, 1)} x")
 
 
 if __name__ == "__main__":
