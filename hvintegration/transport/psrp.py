@@ -18,10 +18,14 @@ WinRM options: ``auth`` (``negotiate``, ``ntlm``, ``kerberos``, ``credssp``,
 bundle to verify the server certificate against instead of the system
 store), ``cert_validation=false`` (labs only), ``configuration`` (a session
 configuration such as a JEA endpoint), ``max_answer`` (the bytes one WinRM
-answer may have before it is refused; 32 MiB by default). SSH options: ``known_hosts``, ``key``
-(repeatable), ``subsystem``. Process options: ``executable`` and ``arg``
-(repeatable); the default runs ``pwsh -NoProfile -NoLogo -ServerMode``. Any
-form takes ``max_pipelines`` and ``connect_timeout``. A password may be given
+answer may have before it is refused; 32 MiB by default). SSH options:
+``known_hosts``, ``key`` (repeatable), ``subsystem``. Process options:
+``executable`` and ``arg`` (repeatable); the default runs
+``pwsh -NoProfile -NoLogo -ServerMode``. Any form takes ``max_pipelines``,
+``connect_timeout`` and ``max_output`` (the bytes of one operation's JSON
+answer, 32 MiB by default as for ``local://`` and ``ssh://``; a larger one is
+refused before it is parsed). Whole-number options take ASCII digits only.
+A password may be given
 in the URL or to :class:`PSRPTarget`; it never appears in ``repr``, the URL,
 logs or errors.
 

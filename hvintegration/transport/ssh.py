@@ -26,7 +26,11 @@ shells, ``pwsh`` on a POSIX shell. ``mode=persistent`` (the default) keeps
 PowerShell channels open for the operations; ``mode=oneshot`` opens one per
 operation. ``sessions`` (default 4) bounds the PowerShell channels open at
 once: concurrent operations run side by side on up to that many, each
-opened when first needed, and the rest wait their turn. A password may be
+opened when first needed, and the rest wait their turn. When the
+connection has fewer free channels than ``sessions`` (``max_channels``, or
+a server's lower ``MaxSessions``), a call waiting for a channel takes the
+session another call finishes with, so the pool keeps reusing the
+PowerShells it has. A password may be
 given to :class:`SSHTarget` directly; a password in the URL is accepted but
 discouraged (it lands in shell history), and never shown again.
 
