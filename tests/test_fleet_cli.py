@@ -240,3 +240,67 @@ def test_a_host_without_the_service_cannot_comply(tmp_path: Path) -> None:
         "the host offers no such service to this VM",
         "0 to change on 0 targets; 0 failed; 1 cannot comply",
     ]
+
+
+# --- credentials are read only for the targets a command contacts ---------------------
+
+
+def _mixed_inventory(tmp_path: Path) -> Path:
+    # An SSH host and an SSH Linux guest whose passwords cannot be read (a
+    # prompt with no terminal, a missing file), beside simulated targets.
+    inventory = tmp_path / "fleet.toml"
+    port = free_loopback_port()
+    inventory.write_text(
+        textwrap.dedent(
+            f"""
+            [targets.hv01]
+            url = "sim://HV01?state={tmp_path / "hv01.json"}"
+            [targets.hv03]
+            url = "ssh://admin@127.0.0.1:{port}?shell=powershell"
+            kind = "host"
+            password = {{ prompt = true }}
+            [targets.web]
+            url = "sim-linux://web?state={tmp_path / "web.json"}"
+            [targets.db]
+            url = "ssh://root@127.0.0.1:{port}"
+            kind = "linux"
+            password = {{ file = "{tmp_path / "missing.txt"}" }}
+            """
+        )
+    )
+    return inventory
+
+
+def test_a_command_reads_only_the_passwords_of_the_targets_it_contacts(tmp_path: Path) -> None:
+    inventory = _mixed_inventory(tmp_path)
+    # fleet linux contacts db, whose password file is missing, never hv03.
+    status, _, err = _run("fleet", "linux", "-i", str(inventory))
+    assert status == 2
+    assert "missing.txt" in err
+    assert "hv03" not in err
+    # fleet services and diagnose contact hosts only: hv03's prompt fails
+    # (no terminal), never db's file.
+    for action in ("services", "diagnose"):
+        status, _, err = _run("fleet", action, "-i", str(inventory))
+        assert status == 2, err
+        assert "the password of hv03 must be typed" in err
+        assert "missing.txt" not in err
+
+
+def test_a_command_that_needs_no_password_reads_none(tmp_path: Path) -> None:
+    inventory = _mixed_inventory(tmp_path)
+    text = inventory.read_text()
+    inventory.write_text(text + '[targets.win]\nurl = "sim://?guest=demovm"\n')
+    status, out, err = _run("fleet", "windows", "-i", str(inventory))
+    assert status == 0, err
+    assert "vmicvss" in out
+
+
+def test_a_policy_reads_the_passwords_of_its_scope_only(tmp_path: Path) -> None:
+    inventory = _mixed_inventory(tmp_path)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[rule]]\ntargets = "hv01"\nservices = { VSS = false }\n')
+    status, out, err = _run("fleet", "plan", str(policy), "-i", str(inventory))
+    assert status == 0, err
+    assert "hv01 demovm VSS: enabled -> disabled" in out
+    assert err == ""

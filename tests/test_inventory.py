@@ -530,3 +530,35 @@ def test_fleet_overrides_win_and_zero_connections_is_refused(tmp_path: Path) -> 
     with pytest.raises(ValueError, match="max_connections must be at least 1"):
         inventory.fleet(max_connections=0)
     assert inventory.fleet().max_connections == 4
+
+
+def test_a_fleet_of_some_targets_reads_only_their_passwords(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HV_UNSET_SECRET", raising=False)
+    path = tmp_path / "fleet.toml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            [targets.hv01]
+            url = "ssh://admin@hv01.example.com?shell=powershell"
+            kind = "host"
+            password = { env = "HV_UNSET_SECRET" }
+            [targets.web]
+            url = "sim-linux://web"
+            """
+        )
+    )
+    inventory = load_inventory(path)
+    with pytest.raises(InventoryError, match="HV_UNSET_SECRET"):
+        inventory.fleet()
+    assert [m.name for m in inventory.fleet(kind="linux")] == ["web"]
+    assert [m.name for m in inventory.fleet(names=["web"])] == ["web"]
+    outline = inventory.fleet(credentials=False)
+    assert [(m.name, m.kind) for m in outline] == [("hv01", "host"), ("web", "linux")]
+    with pytest.raises(InventoryError, match="no target named ghost"):
+        inventory.fleet(names=["ghost"])
+    with pytest.raises(ValueError, match="unknown target kind 'vm'"):
+        inventory.fleet(kind="vm")
+    with pytest.raises(TypeError, match="list of target names"):
+        inventory.fleet(names="web")

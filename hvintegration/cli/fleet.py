@@ -204,6 +204,10 @@ def _result_text(result: FleetResult[Any]) -> str:
     return lines(text) if text else "(no rows)"
 
 
+_KIND_OF = {"services": "host", "diagnose": "host", "windows": "windows", "linux": "linux"}
+"""The kind of target each reading command contacts."""
+
+
 async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: TextIO) -> int | None:
     """Run a ``fleet`` command: print every target's outcome.
 
@@ -233,9 +237,20 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
     timeout = getattr(args, "timeout", None)
     if policy is not None:
         policy.check_groups(inventory.groups)
-    # --timeout wins over the inventory's operation_timeout at every level.
+    # Only the targets the command contacts are in the fleet, so only their
+    # passwords are read (or asked for); a policy's scope is decided from
+    # names, kinds and groups first. --timeout wins over the inventory's
+    # operation_timeout at every level.
+    names: list[str] | None = None
+    if policy is not None:
+        outline = inventory.fleet(group=args.group, credentials=False)
+        names = [member.name for member in policy.scope(outline)]
     fleet = inventory.fleet(
-        group=args.group, max_connections=args.max_connections, operation_timeout=timeout
+        group=args.group,
+        kind=_KIND_OF.get(args.action),
+        names=names,
+        max_connections=args.max_connections,
+        operation_timeout=timeout,
     )
     with progress_bars() as phase:
 

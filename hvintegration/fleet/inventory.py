@@ -37,7 +37,7 @@ import os
 import re
 import sys
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -260,15 +260,25 @@ class Inventory:
         self,
         *,
         group: str | None = None,
+        kind: str | None = None,
+        names: Iterable[str] | None = None,
         prompt: Prompt | None = None,
         progress: ProgressCallback | None = None,
         max_connections: int | None = None,
         operation_timeout: float | None = None,
+        credentials: bool = True,
     ) -> Fleet:
         """A fleet of the inventory's targets, with their credentials read now.
 
+        Only the targets selected are in the fleet, and only their passwords
+        are read: a fleet of Linux guests never asks for a host's password,
+        nor fails because a host's password file is missing.
+
         Args:
             group: Only this group's targets.
+            kind: Only targets of this kind (``host``, ``windows`` or
+                ``linux``).
+            names: Only the targets of these names (all when ``None``).
             prompt: Asks for ``{ prompt = true }`` passwords; by default
                 ``getpass.getpass`` on a terminal, else such a password fails.
                 Each reference is asked once, however many targets share it.
@@ -278,27 +288,44 @@ class Inventory:
             operation_timeout: Seconds per operation for every target,
                 over the inventory's settings at every level (a command
                 line's ``--timeout``).
+            credentials: ``False`` reads no password: the fleet is an
+                outline to choose targets from (by name, kind and group, as
+                :meth:`Policy.scope <hvintegration.fleet.policy.Policy.scope>`
+                does) before building the fleet that runs; its targets log
+                in with what their URLs hold.
 
         Raises:
-            InventoryError: An unknown group, a password that cannot be read
-                (the message names the inventory), or a selected target the
-                inventory could not map to a URL.
-            ValueError: ``max_connections`` below 1, or a timeout that is not
-                a positive number.
+            InventoryError: An unknown group or target name, a password that
+                cannot be read (the message names the inventory), or a
+                selected target the inventory could not map to a URL.
+            ValueError: ``max_connections`` below 1, an unknown kind, or a
+                timeout that is not a positive number.
         """
         if group is not None and group not in self.groups:
             known = ", ".join(self.groups) or "none"
             raise InventoryError(f"no group {group!r} in {self.source} (groups: {known})")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"unknown target kind {kind!r} (valid: {', '.join(KINDS)})")
+        if isinstance(names, str):
+            raise TypeError("names is a list of target names; wrap one name in a list")
+        wanted = None if names is None else set(names)
+        unknown = sorted((wanted or set()) - {entry.name for entry in self.entries})
+        if unknown:
+            raise InventoryError(f"no target named {', '.join(unknown)} in {self.source}")
         ask = prompt if prompt is not None else _interactive_prompt()
         secrets: dict[CredentialRef, str] = {}
         members = []
         for entry in self.entries:
             if group is not None and group not in entry.groups:
                 continue
+            if kind is not None and entry.kind != kind:
+                continue
+            if wanted is not None and entry.name not in wanted:
+                continue
             if entry.problem:
                 raise InventoryError(f"{self.source}: host {entry.name}: {entry.problem}")
             try:
-                target = entry.target(ask, secrets=secrets)
+                target = entry.target(ask, secrets=secrets) if credentials else entry.url
             except InventoryError as exc:
                 raise InventoryError(f"{self.source}: {exc.message}", target=exc.target) from None
             members.append(
