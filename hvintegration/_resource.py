@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from hvintegration._seconds import check_seconds
 from hvintegration.transport.base import Transport
 
 if TYPE_CHECKING:
@@ -28,8 +29,7 @@ class TransportResource(Generic[_T]):
     """
 
     def __init__(self, transport: _T, *, timeout: float) -> None:
-        if timeout <= 0:
-            raise ValueError("timeout must be positive")
+        check_seconds(timeout, "timeout", target=transport.target)
         self.transport = transport
         self.timeout = timeout
 

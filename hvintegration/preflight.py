@@ -35,6 +35,7 @@ from hvintegration import catalogue
 from hvintegration._connect import PowerShellTargetLike, powershell_transport_for
 from hvintegration._decode import Decoder
 from hvintegration._resource import DEFAULT_TIMEOUT
+from hvintegration._seconds import check_seconds
 from hvintegration.errors import (
     AuthenticationError,
     HostKeyError,
@@ -726,8 +727,7 @@ async def doctor(
     """
     if side not in ("host", "guest"):
         raise ValueError(f"side must be 'host' or 'guest', not {side!r}")
-    if timeout <= 0:
-        raise ValueError("timeout must be positive")
+    check_seconds(timeout, "timeout", operation="doctor")
     transport = powershell_transport_for(target)
     try:
         try:

@@ -54,7 +54,7 @@ def test_1_another_failure_the_target_reported() -> None:
         (["-t", "sim-linux://", "host", "vms"], "needs a PowerShell target"),
         (["-t", "sim://", "linux", "status"], "a Linux guest needs a shell target"),
         (["-t", "sim-linux://", "windows", "services"], "needs a PowerShell target"),
-        (["-t", "sim://", "--timeout", "0", "host", "vms"], "timeout must be positive"),
+        (["-t", "sim://", "--timeout", "0", "host", "vms"], "timeout must be a finite"),
         (["-t", "sim://", "host", "disable", "demovm", "Heartbeat"], "--force"),
         (["-t", "sim://", "host", "vms", "--bogus"], "unknown option --bogus"),
         (["host", "vms"], "no target"),

@@ -172,6 +172,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "hvintegration.maintenance",
             "hvintegration.maintenance_data",
             "hvintegration.diagnosis_records",
+            "hvintegration._seconds",
         ),
     ),
     (

@@ -104,7 +104,7 @@ def test_good_urls_parse_and_print_back(url: str, expected: PSRPTarget) -> None:
         ("psrp://hv01?ssl=maybe", "ssl takes true or false"),
         ("psrp://hv01?max_pipelines=0", "max_pipelines must be from 1 to 64"),
         ("psrp://hv01?max_pipelines=many", "max_pipelines must be a whole number"),
-        ("psrp://hv01?connect_timeout=-1", "connect_timeout must be positive"),
+        ("psrp://hv01?connect_timeout=-1", "connect_timeout must be a finite number"),
     ],
 )
 def test_bad_urls_are_refused_clearly(url: str, message: str) -> None:

@@ -19,10 +19,10 @@ on it, and never starts a daemon outside systemd while a unit owns it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Protocol
 
+from hvintegration._seconds import check_seconds
 from hvintegration.errors import (
     DaemonControlError,
     DaemonNotFoundError,
@@ -310,6 +310,7 @@ class LinuxDaemon:
                 (nothing was started).
         """
         _check_lock_timeout(lock_timeout)
+        check_seconds(settle, "settle", zero=True, target=self.guest.target, operation="start")
         status, state = await self._state_of()
         return await self._start(status, state, settle=settle, lock_timeout=lock_timeout)
 
@@ -476,8 +477,7 @@ class LinuxDaemon:
 
     def _check_stop(self, verb: str, *, force: bool, grace: float, lock_timeout: float) -> None:
         """Refuse a stop (or restart) before anything is sent."""
-        if grace < 0:
-            raise ValueError("grace must not be negative")
+        check_seconds(grace, "grace", zero=True, target=self.guest.target, operation=verb)
         _check_lock_timeout(lock_timeout)
         if self.spec.service.critical and not force:
             raise UnsafeChangeError(
@@ -556,10 +556,7 @@ class LinuxDaemon:
 
 
 def _check_lock_timeout(lock_timeout: float) -> None:
-    if not math.isfinite(lock_timeout) or lock_timeout < 0:
-        raise ValueError(
-            f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}"
-        )
+    check_seconds(lock_timeout, "lock_timeout", zero=True)
 
 
 def _programs(state: DaemonState) -> list[str]:

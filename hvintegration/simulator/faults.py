@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from hvintegration._seconds import check_seconds
+
 if TYPE_CHECKING:
     from hvintegration.transport.base import ErrorRecord
 
@@ -68,7 +70,7 @@ class SimulatedPeer:
     """
 
     def __init__(self, *, latency: float = 0.0) -> None:
-        self.latency = latency
+        self.latency = check_seconds(latency, "latency", zero=True)
         self.faults: list[Fault] = []
         self.round_trips = 0
         self.calls: list[str] = []

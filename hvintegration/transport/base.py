@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, Union
 
 import attrs
 
+from hvintegration._seconds import check_seconds
 from hvintegration._table import printable
 from hvintegration.errors import (
     HvIntegrationError,
@@ -511,18 +512,7 @@ class Transport(abc.ABC):
             )
 
     def _check_timeout(self, timeout: float, operation: str) -> None:
-        valid = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
-        if valid:
-            try:
-                valid = math.isfinite(timeout) and timeout > 0
-            except OverflowError:
-                valid = False
-        if not valid:
-            raise InvalidParameterError(
-                f"timeout must be a positive, finite number of seconds, not {timeout!r}",
-                target=self.target,
-                operation=operation,
-            )
+        check_seconds(timeout, "timeout", target=self.target, operation=operation)
 
     async def _guarded(
         self, call: Awaitable[_T], *, timeout: float, operation: str, changes: bool = False

@@ -56,6 +56,7 @@ from typing import Any
 
 import attrs
 
+from hvintegration._seconds import check_seconds
 from hvintegration.errors import InvalidTargetError
 from hvintegration.transport._outofproc import GuardedProcessInfo, GuardedSSHInfo, psrp
 from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT
@@ -177,8 +178,9 @@ class PSRPTarget:
             raise InvalidTargetError("ca= applies to WinRM over HTTPS (ssl=true)", target=self.url)
         if not 1 <= self.max_pipelines <= 64:
             raise InvalidTargetError("max_pipelines must be from 1 to 64", target=self.url)
-        if not self.connect_timeout > 0:
-            raise InvalidTargetError("connect_timeout must be positive", target=self.url)
+        check_seconds(
+            self.connect_timeout, "connect_timeout", error=InvalidTargetError, target=self.url
+        )
         if self.max_answer < 65536:
             raise InvalidTargetError("max_answer must be at least 65536 bytes", target=self.url)
         if self.max_output < 1024:

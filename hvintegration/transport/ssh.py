@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from hvintegration._seconds import check_seconds
 from hvintegration.errors import (
     InvalidTargetError,
     OperationTimeoutError,
@@ -196,8 +197,9 @@ class SSHTarget:
                 f"unknown remote shell {self.shell!r} (valid: {', '.join(_SHELLS)})",
                 target=self.url,
             )
-        if self.connect_timeout <= 0:
-            raise InvalidTargetError("connect_timeout must be positive", target=self.url)
+        check_seconds(
+            self.connect_timeout, "connect_timeout", error=InvalidTargetError, target=self.url
+        )
         if self.executable is not None:
             validate_executable(self.executable, target=self.url)
         if self.mode not in _MODES:
