@@ -196,6 +196,12 @@ def _add_host(commands: Commands, common: argparse.ArgumentParser) -> None:
         examples=[
             "hvintegration -t 'psrp://admin@hv01?ssl=true' host copy-file demovm "
             "'C:\\iso\\tools.zip' 'C:\\Temp\\tools.zip' --create-full-path",
+            # On the simulator: a file on the host, a lab kept between the
+            # commands, Guest Service Interface turned on (docs/cli.md).
+            "hvintegration -t 'sim://?state=lab.json&host_file=C:\\Tools\\agent.msi' "
+            'host enable demovm "Guest Service Interface"',
+            "hvintegration -t 'sim://?state=lab.json' host copy-file demovm "
+            "'C:\\Tools\\agent.msi' 'C:\\Temp\\agent.msi' --create-full-path",
         ],
         run=run_host,
         parents=[common],

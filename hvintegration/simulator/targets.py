@@ -3,7 +3,7 @@
 URL forms::
 
     sim://[HOSTNAME][?os=KEY&locale=LOCALE&vms=N&latency=SECONDS&state=PATH&guest=VM
-                     &rights=R&hyperv=0|1&language=MODE&edition=E&powercli=0|1]
+                     &host_file=PATH&rights=R&hyperv=0|1&language=MODE&edition=E&powercli=0|1]
     sim-linux://[NAME][?distro=KEY&user=NAME&sudo=0|1&latency=SECONDS&state=PATH]
 
 For ``sim://``, ``os`` is a key of :data:`hvintegration.simulator.HOST_OSES`,
@@ -11,7 +11,10 @@ For ``sim://``, ``os`` is a key of :data:`hvintegration.simulator.HOST_OSES`,
 ``vm001`` ... ``vmN`` beside ``demovm``; ``guest=VM`` connects inside that
 VM, as a connection straight to a Windows guest would (the VM's name, or its
 id with or without braces; a name two VMs share is refused, as the host
-refuses it). The session options
+refuses it); ``host_file=PATH`` puts a small text file
+(39 bytes: ``A file on the simulated Hyper-V host.`` and CR LF) at that
+Windows path on the host, a source for ``host copy-file`` from the command
+line. The session options
 play a host as ``doctor`` may find it: ``rights`` (``administrator``,
 ``hyperv-administrators`` or ``none``), ``hyperv=0`` (no Hyper-V module),
 ``language`` (a language mode such as ``ConstrainedLanguage``), ``edition``
@@ -31,6 +34,7 @@ import abc
 import contextlib
 import errno
 import os
+import re
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -344,6 +348,9 @@ def _session_options(single: Mapping[str, str], target: str) -> dict[str, Any]:
 
 
 _DEFAULT_HOST = "HV01"
+# The contents of the file that sim://?host_file=PATH puts on the host.
+_DEMO_HOST_FILE = b"A file on the simulated Hyper-V host.\r\n"
+_WINDOWS_PATH = re.compile(r"[A-Za-z]:\\[^\x00-\x1f]+")
 _DEFAULT_OS = "windows-server-2022"
 _DEFAULT_LOCALE = "en-US"
 
@@ -368,6 +375,8 @@ class SimulatorTarget:
         language_mode: The session's language mode.
         edition: ``Desktop`` or ``Core``.
         powercli: Whether VMware PowerCLI is installed too.
+        host_file: A Windows path on the host where a small text file
+            is put, to copy into a guest.
 
     Example:
         >>> from hvintegration.transport import parse_target
@@ -387,6 +396,7 @@ class SimulatorTarget:
     language_mode: str = "FullLanguage"
     edition: str = "Desktop"
     powercli: bool = False
+    host_file: str | None = None
 
     def __repr__(self) -> str:
         return f"<SimulatorTarget {self.url}>"
@@ -417,6 +427,8 @@ class SimulatorTarget:
             query["edition"] = self.edition
         if self.powercli:
             query["powercli"] = "1"
+        if self.host_file:
+            query["host_file"] = self.host_file
         suffix = f"?{urllib.parse.urlencode(query)}" if query else ""
         return f"sim://{self.host_name}{suffix}"
 
@@ -430,7 +442,16 @@ class SimulatorTarget:
         host_name = _host_part(url, "sim", "name the simulated host only: sim://HV01")
         options, single = parse_options(url)
         text = f"sim://{host_name}"
-        allowed = {"os", "locale", "vms", "latency", "state", "guest", *_SESSION_OPTIONS}
+        allowed = {
+            "os",
+            "locale",
+            "vms",
+            "latency",
+            "state",
+            "guest",
+            "host_file",
+            *_SESSION_OPTIONS,
+        }
         check_options(url, options, allowed, scheme="sim", target=text)
         os_key = single.get("os", _DEFAULT_OS)
         if os_key not in HOST_OSES:
@@ -453,6 +474,13 @@ class SimulatorTarget:
             ) from None
         if not 0 <= extra_vms <= 10_000:
             raise InvalidTargetError("sim:// takes vms from 0 to 10000", target=text)
+        host_file = single.get("host_file") or None
+        if host_file is not None and not _WINDOWS_PATH.fullmatch(host_file):
+            raise InvalidTargetError(
+                f"sim:// host_file {host_file!r}: give a Windows path on the host, such as"
+                " C:\\Tools\\agent.msi",
+                target=text,
+            )
         return cls(
             host_name=host_name or _DEFAULT_HOST,
             os=os_key,
@@ -461,6 +489,7 @@ class SimulatorTarget:
             latency=_latency(single, "sim", text),
             state=single.get("state") or None,
             guest=single.get("guest") or None,
+            host_file=host_file,
             **_session_options(single, text),
         )
 
@@ -480,6 +509,8 @@ class SimulatorTarget:
         width = max(3, len(str(self.extra_vms)))
         for number in range(1, self.extra_vms + 1):
             host.add_vm(f"vm{number:0{width}d}")
+        if self.host_file is not None:
+            host.add_host_file(self.host_file, _DEMO_HOST_FILE)
         return host
 
     def open(self) -> SimulatorTransport:
