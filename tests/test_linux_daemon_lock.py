@@ -11,6 +11,7 @@ that has every program of /usr/bin but flock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import math
 import os
@@ -61,6 +62,16 @@ def lock_dir(sandbox: GuestSandbox) -> Path:
     return sandbox.root / "run-lock"
 
 
+def lock_file(sandbox: GuestSandbox, daemon: str, kind: str) -> Path:
+    """The lock of a daemon in the sandbox: one per PID namespace, NAME.NS.flock or .lock."""
+    for pid in sandbox.processes():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
+                ns = os.readlink(f"/proc/{pid}/ns/pid").removeprefix("pid:[").removesuffix("]")
+                return lock_dir(sandbox) / f"{daemon}.{ns}.{kind}"
+    raise AssertionError("no sshd in the sandbox")
+
+
 def scripts_running(sandbox: GuestSandbox, header: bytes) -> list[int]:
     """Host pids of the sandbox's shells running the script whose first line starts with header."""
     found = []
@@ -86,7 +97,7 @@ async def test_two_starts_over_two_connections_start_one_instance(
     sandbox: GuestSandbox,
 ) -> None:
     lock_dir(sandbox).mkdir(mode=0o755)
-    held = lock_dir(sandbox) / "hv_kvp_daemon.flock"
+    held = lock_file(sandbox, "hv_kvp_daemon", "flock")
     async with LinuxGuest.connect(sandbox.url()) as one, LinuxGuest.connect(sandbox.url()) as two:
         assert not (await one.daemon("kvp").state()).running
         # Both read "not running" and send their start while the lock is
@@ -133,7 +144,7 @@ async def test_a_held_lock_gives_a_clear_error_and_a_killed_holder_frees_it(
         started = await vss_one.start()
         # A stop of a daemon that ignores SIGTERM holds the lock for its grace.
         holding = asyncio.ensure_future(vss_one.stop(grace=60))
-        flock = lock_dir(sandbox) / "hv_vss_daemon.flock"
+        flock = lock_file(sandbox, "hv_vss_daemon", "flock")
         await wait_for(lambda: flock.exists() and flock.read_text().strip(), "the holder")
         holder = int(flock.read_text().split()[0])
         began = time.monotonic()
@@ -214,7 +225,7 @@ def stop_args(
 async def test_mkdir_lock_held_stale_and_orphaned(sandbox: GuestSandbox) -> None:
     path = no_flock_path(sandbox)
     locks = str(lock_dir(sandbox))
-    lock = lock_dir(sandbox) / "hv_vss_daemon.lock"
+    lock = lock_file(sandbox, "hv_vss_daemon", "lock")
     async with LinuxGuest.connect(sandbox.url()) as one, LinuxGuest.connect(sandbox.url()) as two:
         started = await one.daemon("vss").start()
         (process,) = started.processes

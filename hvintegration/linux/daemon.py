@@ -52,7 +52,9 @@ is ``NAME.flock``, which the kernel releases when its holder dies, however;
 without it, the directory ``NAME.lock`` made by ``mkdir``, holding the
 holder's pid and start time, which the next change removes once that
 process is gone (see :mod:`hvintegration.linux.scripts`). ``NAME`` is the
-daemon's name, e.g. ``hv_kvp_daemon``.
+daemon's name and the number of the PID namespace the script runs in, e.g.
+``hv_kvp_daemon.4026531836``: the check under the lock sees that
+namespace's processes only, and a holder's pid means something only there.
 """
 
 LOCK_TIMEOUT = 30.0

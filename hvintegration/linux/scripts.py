@@ -411,7 +411,10 @@ _LOCK_FUNCTIONS = r"""
 # only for the check and the change, never for the status report after it.
 #
 # lock_take DIR NAME WAIT_TENTHS: take the lock named NAME in DIR, waiting at
-# most WAIT_TENTHS tenths of a second. With flock(1) (util-linux or BusyBox,
+# most WAIT_TENTHS tenths of a second. There is one lock per PID namespace
+# (NAME below stands for NAME.NS, NS the number of /proc/self/ns/pid): the
+# check under it sees this namespace's processes only, and a holder's pid
+# means something only here. With flock(1) (util-linux or BusyBox,
 # polled with -n, which both have): a lock on DIR/NAME.flock, which the
 # kernel drops when its holder dies, however it dies. Without flock: the
 # directory DIR/NAME.lock, made with mkdir (atomic), with the holder's
@@ -489,6 +492,10 @@ lock_take() {
     fi
     [ "$lk_ok" = 1 ] || lock_fail "refusing the lock directory $lk_dir: it must be a directory \
 owned by root and writable by no one else" 78
+    lk_ns=$(readlink /proc/self/ns/pid 2>/dev/null) || lk_ns=
+    lk_ns=${lk_ns#pid:\[}
+    lk_ns=${lk_ns%]}
+    case $lk_ns in ''|*[!0-9]*) ;; *) lk_name=$lk_name.$lk_ns ;; esac
     proc_ticks "$$"
     lk_me="$$ $pt"
     trap lock_release EXIT
