@@ -81,3 +81,52 @@ def test_the_simulator_needs_no_extra() -> None:
 def test_with_the_extras_installed_the_urls_parse() -> None:
     assert parse_target("ssh://admin@hv01?shell=powershell").url.startswith("ssh://admin@hv01")
     assert parse_target("psrp://admin@hv01?ssl=true").url.startswith("psrp://admin@hv01")
+
+
+def test_the_message_names_the_packages_pip_knows() -> None:
+    done = _without(
+        ["psrp", "psrpcore"],
+        """
+        from hvintegration.transport import parse_target
+        try:
+            parse_target('psrp://admin@hv01?ssl=true')
+        except ValueError as error:
+            print(error.message)
+        """,
+    )
+    assert done.stdout == (
+        "psrp:// needs the optional packages pypsrp, psrpcore: pip install 'hvintegration[psrp]'\n"
+    ), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("hidden", "url", "extra"),
+    [
+        (["psrp", "psrpcore"], "psrp://admin@hv01?ssl=true", "'hvintegration[psrp]'"),
+        (["asyncssh"], "psrp://admin@hv01?via=ssh", "'hvintegration[psrp,ssh]'"),
+    ],
+)
+def test_psrp_settings_import_without_the_extra_and_using_them_names_it(
+    hidden: list[str], url: str, extra: str
+) -> None:
+    done = _without(
+        hidden,
+        f"""
+        from hvintegration.transport.psrp import PSRPTarget
+        from hvintegration.transport import parse_target
+        target = PSRPTarget.from_url(__import__('urllib.parse').parse.urlsplit({url!r}))
+        print(target.url)
+        for use in (target.open, target.connection_info):
+            try:
+                use()
+            except ValueError as error:
+                print(type(error).__name__, error.message)
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("psrp://admin@hv01")
+    assert len(lines) == 3
+    for line in lines[1:]:
+        assert line.startswith("InvalidTargetError psrp:// needs the optional package")
+        assert extra in line

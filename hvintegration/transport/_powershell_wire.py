@@ -62,6 +62,7 @@ from hvintegration.transport.base import (
 
 __all__ = [
     "BOOTSTRAP",
+    "DEFAULT_MAX_ANSWER",
     "DEFAULT_MAX_OUTPUT",
     "ENVELOPE_PREFIX",
     "POWERSHELL_FLAGS",
@@ -92,6 +93,10 @@ ENVELOPE_PREFIX = b"#hvi1:"
 DEFAULT_MAX_OUTPUT = 32 * 1024 * 1024
 """Bytes one operation may write to stdout, noise included, before the
 answer is refused as oversized."""
+
+DEFAULT_MAX_ANSWER = 32 * 1024 * 1024
+"""Bytes one WinRM HTTP answer may have before it is refused (``psrp://``;
+here, with no optional package, so that the settings need none)."""
 
 # PowerShell's widest integer types: [long] and [ulong]. JSON or CLIXML
 # cannot carry a larger whole number to it as one.

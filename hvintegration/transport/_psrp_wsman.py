@@ -21,11 +21,9 @@ from typing import Any
 
 from hvintegration.errors import ProtocolError
 from hvintegration.transport._outofproc import psrp
+from hvintegration.transport._powershell_wire import DEFAULT_MAX_ANSWER
 
 __all__ = ["DEFAULT_MAX_ANSWER", "GuardedWSManInfo", "limit_http_answers"]
-
-DEFAULT_MAX_ANSWER = 32 * 1024 * 1024
-"""Bytes one WinRM HTTP answer may have before it is refused."""
 
 
 class _CappedStream:

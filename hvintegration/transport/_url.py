@@ -32,6 +32,10 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
 """Scheme to the optional extra that installs it and the modules it brings
 (pyproject.toml's ``[project.optional-dependencies]``)."""
 
+_DISTRIBUTIONS = {"psrp": "pypsrp"}
+"""The name pip knows a module's package by, where the two differ (pypsrp's
+module is ``psrp``)."""
+
 _AMBIGUOUS = (
     "the target URL is ambiguous: '@' after the host means its password (or user name) "
     "holds '/', '?' or '#', which end the host part; percent-encode them (%2F, %3F, %23, "
@@ -287,7 +291,7 @@ def missing_extra(url: urllib.parse.SplitResult, *, scheme: str) -> str | None:
     if not problems:
         return None
     names = ",".join(EXTRAS[extra][0] for extra in extras)
-    missing = [module for module, problem in problems.items() if not problem]
+    missing = [_DISTRIBUTIONS.get(m, m) for m, problem in problems.items() if not problem]
     if missing:
         return (
             f"{scheme}:// needs the optional package{'s' if len(missing) > 1 else ''} "
@@ -295,6 +299,7 @@ def missing_extra(url: urllib.parse.SplitResult, *, scheme: str) -> str | None:
         )
     module, problem = next(iter(problems.items()))
     return (
-        f"{scheme}:// needs the optional package {module}, which is installed but unusable: "
+        f"{scheme}:// needs the optional package {_DISTRIBUTIONS.get(module, module)}, "
+        "which is installed but unusable: "
         f"{problem}; reinstall it: pip install --force-reinstall 'hvintegration[{names}]'"
     )

@@ -52,18 +52,19 @@ from __future__ import annotations
 import ssl
 import urllib.parse
 from ssl import SSLContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from hvintegration._seconds import check_seconds
 from hvintegration.errors import InvalidTargetError
-from hvintegration.transport._outofproc import GuardedProcessInfo, GuardedSSHInfo, psrp
-from hvintegration.transport._powershell_wire import DEFAULT_MAX_OUTPUT
-from hvintegration.transport._psrp_transport import PSRPTransport
-from hvintegration.transport._psrp_wsman import DEFAULT_MAX_ANSWER, GuardedWSManInfo
+from hvintegration.transport._powershell_wire import DEFAULT_MAX_ANSWER, DEFAULT_MAX_OUTPUT
 from hvintegration.transport._ssh_connect import client_options
-from hvintegration.transport._url import check_options, parse_options, whole_number
+from hvintegration.transport._url import check_options, missing_extra, parse_options, whole_number
+
+if TYPE_CHECKING:
+    from hvintegration.transport._outofproc import psrp
+    from hvintegration.transport._psrp_transport import PSRPTransport
 
 __all__ = ["PSRPTarget", "PSRPTransport"]
 
@@ -342,8 +343,13 @@ class PSRPTarget:
             password; never log it.
 
         Raises:
-            InvalidTargetError: A CA bundle or key file cannot be read.
+            InvalidTargetError: A CA bundle or key file cannot be read, or
+                the optional packages are not installed.
         """
+        self._require_extra()
+        from hvintegration.transport._outofproc import GuardedProcessInfo, GuardedSSHInfo
+        from hvintegration.transport._psrp_wsman import GuardedWSManInfo
+
         if self.via == "process":
             arguments = _PWSH_SERVER_ARGS if self.arguments is None else self.arguments
             return GuardedProcessInfo(self.url, self.executable, list(arguments))
@@ -375,6 +381,31 @@ class PSRPTarget:
             connect_timeout=self.connect_timeout,
         )
 
+    def _require_extra(self) -> None:
+        # The settings need no optional package; a connection does, and
+        # without it says in one line what to install.
+        problem = missing_extra(urllib.parse.urlsplit(self.url), scheme="psrp")
+        if problem is not None:
+            raise InvalidTargetError(problem, target=self.url)
+
     def open(self) -> PSRPTransport:
-        """A transport for this target; it opens its runspace pool on first use."""
+        """A transport for this target; it opens its runspace pool on first use.
+
+        Raises:
+            InvalidTargetError: The ``psrp`` extra (and for ``via=ssh`` the
+                ``ssh`` extra) is not installed.
+        """
+        self._require_extra()
+        from hvintegration.transport._psrp_transport import PSRPTransport
+
         return PSRPTransport(self)
+
+
+def __getattr__(name: str) -> Any:
+    # PSRPTransport is importable from here, yet importing PSRPTarget must
+    # not need the psrp extra.
+    if name == "PSRPTransport":
+        from hvintegration.transport._psrp_transport import PSRPTransport
+
+        return PSRPTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
