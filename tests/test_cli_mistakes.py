@@ -19,6 +19,7 @@ from hvintegration.operations import (
 )
 from hvintegration.simulator import SimulatedHost
 from hvintegration.simulator.state import edit_state
+from hvintegration.testing.sshd import free_loopback_port
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["host", "--help"]])
@@ -108,3 +109,14 @@ def test_an_operation_declares_whether_it_changes_the_target() -> None:
     assert INVOKE_IN_VM.may_change(carried)
     assert not INVOKE_IN_VM.may_change({"Script": GET_GUEST_SERVICES.script})
     assert not LIST_VMS.may_change({})
+
+
+# --- messages that name what was tried -------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
+def test_a_psrp_connection_failure_names_the_port(host: str) -> None:
+    port = free_loopback_port()
+    status, _, err = _run("-t", f"psrp://admin:pw@{host}:{port}", "host", "vms")
+    assert status == EXIT_CODES["connection"]
+    assert f"cannot connect to {host}:{port}" in err

@@ -65,6 +65,10 @@ class TargetNames(Protocol):
     def auth(self) -> str:
         """The WinRM authentication."""
 
+    @property
+    def effective_port(self) -> int | None:
+        """The port connected to (``None`` for a local process)."""
+
 
 @attrs.frozen
 class PoolState:
@@ -248,7 +252,10 @@ def _http_timeout(exc: Any, settings: TargetNames, where: dict[str, Any]) -> HvI
 
 @_rule(TransportError)
 def _cannot_connect(exc: Any, settings: TargetNames, where: dict[str, Any]) -> HvIntegrationError:
-    return TransportError(f"cannot connect to {settings.host}: {_text(exc)}", **where)
+    port = settings.effective_port
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    where_to = settings.host if port is None else f"{host}:{port}"
+    return TransportError(f"cannot connect to {where_to}: {_text(exc)}", **where)
 
 
 @_rule(TransportBrokenError)

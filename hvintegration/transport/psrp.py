@@ -360,7 +360,9 @@ class PSRPTarget:
         return GuardedWSManInfo(
             self.url,
             self.max_answer,
-            self.host,
+            # pypsrp puts the host into an http URL as it is: an IPv6
+            # address needs its brackets there.
+            f"[{self.host}]" if ":" in self.host else self.host,
             scheme="https" if self.ssl else "http",
             port=self.effective_port or -1,
             auth=self.auth,  # checked against _AUTHS
