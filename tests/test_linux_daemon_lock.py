@@ -26,13 +26,15 @@ from hvintegration.errors import DaemonControlError, HvIntegrationError
 from hvintegration.linux import LinuxGuest
 from hvintegration.linux import daemon as daemon_module
 from hvintegration.linux.scripts import START_SCRIPT, STOP_SCRIPT
+from hvintegration.testing import CommandRequest, MockTransport, Request
 from hvintegration.testing.linux_guest import (
     GuestLayout,
     GuestSandbox,
     fake_daemon_script,
     sandbox_unavailable_reason,
 )
-from hvintegration.transport.base import CompletedCommand
+from hvintegration.transport import parse_target
+from hvintegration.transport.base import CompletedCommand, ShellTransport
 from hvintegration.transport.local import LocalTransport
 
 KVP = "/usr/sbin/hv_kvp_daemon"
@@ -301,3 +303,37 @@ async def test_a_lock_directory_others_could_write_is_refused(tmp_path: Path, mo
     assert b"owned by root and writable by no one else" in done.stderr
     assert not marker.exists()
     assert not list(locks.iterdir())
+
+
+async def test_a_restart_whose_start_half_finds_the_lock_held_says_it_stopped(
+    sandbox: GuestSandbox,
+) -> None:
+    inner = parse_target(sandbox.url()).open()
+    assert isinstance(inner, ShellTransport)
+    held = lock_file(sandbox, "hv_kvp_daemon", "flock")
+    armed = False
+    with contextlib.ExitStack() as stack:
+
+        async def forward(request: Request) -> CompletedCommand:
+            assert isinstance(request, CommandRequest)
+            if armed and START_SCRIPT in request.argv:
+                # Another change takes the lock between the two halves.
+                handle = stack.enter_context(held.open("a"))
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            return await inner.run_command(
+                request.argv, input=request.input, timeout=request.timeout
+            )
+
+        forwarding = MockTransport(forward, target=inner.target)
+        async with inner, LinuxGuest.connect(forwarding) as guest:
+            kvp = guest.daemon("kvp")
+            assert (await kvp.start()).running
+            armed = True
+            with pytest.raises(DaemonControlError) as caught:
+                await kvp.restart(force=True, lock_timeout=0.3)
+            assert str(caught.value).startswith(
+                f"another change of hv_kvp_daemon on this guest held its lock {held} "
+                "for more than 0.3 s; it was stopped and is not started again"
+            )
+            assert caught.value.operation == "restart hv_kvp_daemon"
+            assert not (await kvp.state()).running

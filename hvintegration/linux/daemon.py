@@ -467,10 +467,16 @@ class LinuxDaemon:
         if done.exit_status != _LOCKED or not locked:
             return
         holder, path = (*locked, "", "")[:2]
+        # A restart's start half comes after its stop half was done.
+        outcome = (
+            "it was stopped and is not started again"
+            if what.startswith("restart ")
+            else "nothing was changed"
+        )
         raise DaemonControlError(
             f"another change of {self.spec.name} on this guest"
             + (f" (pid {holder})" if holder.isdigit() else "")
-            + f" held its lock {path} for more than {lock_timeout:g} s; nothing was changed",
+            + f" held its lock {path} for more than {lock_timeout:g} s; {outcome}",
             daemon=self.spec.name,
             pids=[int(holder)] if holder.isdigit() else [],
             target=self.guest.target,
