@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hvintegration.cli import EXIT_CODES, run
+from hvintegration.transport import parse_target
 from hvintegration.operations import (
     GET_GUEST_SERVICES,
     INVOKE_IN_VM,
@@ -120,3 +121,38 @@ def test_a_psrp_connection_failure_names_the_port(host: str) -> None:
     status, _, err = _run("-t", f"psrp://admin:pw@{host}:{port}", "host", "vms")
     assert status == EXIT_CODES["connection"]
     assert f"cannot connect to {host}:{port}" in err
+
+
+# --- URLs whose parts would be dropped or misread ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ssh://user@::1", "put an IPv6 address in brackets: ssh://user@[::1]"),
+        ("psrp://admin@fe80::1", "put an IPv6 address in brackets: psrp://user@[::1]"),
+        ("ssh://admin:pw@host/path", "ssh:// takes no path"),
+        ("psrp://admin@hv01/wsman?ssl=true", "psrp:// takes no path"),
+        ("ssh://admin:pw@host#frag", "ssh:// takes no '#' part"),
+        ("psrp://u@h?ssl=false&cert_validation=false", "cert_validation= applies to WinRM"),
+        ("psrp://u@h?via=ssh&cert_validation=false", "unknown psrp:// option cert_validation"),
+    ],
+)
+def test_a_url_part_that_would_be_dropped_is_refused(url: str, message: str) -> None:
+    status, out, err = _run("-t", url, "host", "vms")
+    assert (status, out) == (EXIT_CODES["usage"], "")
+    assert message in err
+    assert "pw" not in err.replace("psrp", "")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ssh://user@[::1]:2222",
+        "ssh://admin@hv01/",
+        "psrp://u@h?ssl=true&cert_validation=false",
+        "ssh://u@h?shell=posix&sessions=2&executable=pwsh",  # PowerShell over a POSIX login
+    ],
+)
+def test_what_applies_is_still_taken(url: str) -> None:
+    assert parse_target(url).url

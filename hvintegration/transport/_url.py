@@ -205,6 +205,50 @@ def refuse_ambiguous_credentials(url: urllib.parse.SplitResult, *, scheme: str) 
     in_query = "@" in url.query and ("@" not in url.netloc or url.password is not None)
     if after_host or in_query:
         raise InvalidTargetError(_AMBIGUOUS)
+    refuse_unused_parts(url, scheme=scheme)
+
+
+def refuse_unused_parts(url: urllib.parse.SplitResult, *, scheme: str) -> None:
+    """Refuse what an ``ssh://`` or ``psrp://`` URL would silently drop or misread.
+
+    A path (``/wsman``, ``/x``) or a fragment (``#lab``) means nothing to
+    these schemes; dropped quietly, it would hide a typo or a password's
+    rest. An IPv6 address without brackets (``ssh://user@::1``) cannot be
+    told from a host and a port. The message repeats nothing of the URL.
+
+    Args:
+        url: The split URL.
+        scheme: Its scheme, lower case; only :data:`CREDENTIAL_SCHEMES` are
+            checked.
+
+    Raises:
+        InvalidTargetError: The URL has a path, a fragment, or an IPv6
+            address without brackets.
+
+    Example:
+        >>> import urllib.parse
+        >>> refuse_unused_parts(  # doctest: +ELLIPSIS
+        ...     urllib.parse.urlsplit("ssh://user@::1"), scheme="ssh")
+        Traceback (most recent call last):
+        ...
+        hvintegration.errors.InvalidTargetError: put an IPv6 address in brackets: ...
+    """
+    if scheme not in CREDENTIAL_SCHEMES:
+        return
+    host = url.netloc.rpartition("@")[2]
+    if not host.startswith("[") and host.count(":") > 1:
+        raise InvalidTargetError(
+            f"put an IPv6 address in brackets: {scheme}://user@[::1] or {scheme}://user@[::1]:PORT"
+        )
+    if url.path not in ("", "/"):
+        raise InvalidTargetError(
+            f"{scheme}:// takes no path: nothing may follow the host but ?options "
+            "(percent-encode a '/' in a password as %2F)"
+        )
+    if url.fragment:
+        raise InvalidTargetError(
+            f"{scheme}:// takes no '#' part (percent-encode a '#' in a password as %23)"
+        )
 
 
 # What the transports take from each optional module: a module that imports

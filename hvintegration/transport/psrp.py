@@ -177,6 +177,10 @@ class PSRPTarget:
             )
         if self.ca is not None and not (self.via == "wsman" and self.ssl):
             raise InvalidTargetError("ca= applies to WinRM over HTTPS (ssl=true)", target=self.url)
+        if not self.cert_validation and not (self.via == "wsman" and self.ssl):
+            raise InvalidTargetError(
+                "cert_validation= applies to WinRM over HTTPS (ssl=true)", target=self.url
+            )
         if not 1 <= self.max_pipelines <= 64:
             raise InvalidTargetError("max_pipelines must be from 1 to 64", target=self.url)
         check_seconds(
