@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from hvintegration.cli import EXIT_CODES, run
-from hvintegration.transport import parse_target
 from hvintegration.operations import (
     GET_GUEST_SERVICES,
     INVOKE_IN_VM,
@@ -21,6 +20,7 @@ from hvintegration.operations import (
 from hvintegration.simulator import SimulatedHost
 from hvintegration.simulator.state import edit_state
 from hvintegration.testing.sshd import free_loopback_port
+from hvintegration.transport import parse_target
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["--version"], ["host", "--help"]])
