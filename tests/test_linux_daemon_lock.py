@@ -337,3 +337,29 @@ async def test_a_restart_whose_start_half_finds_the_lock_held_says_it_stopped(
             )
             assert caught.value.operation == "restart hv_kvp_daemon"
             assert not (await kvp.state()).running
+
+
+async def test_a_stop_also_stops_an_instance_started_after_its_status(
+    sandbox: GuestSandbox,
+) -> None:
+    inner = parse_target(sandbox.url()).open()
+    assert isinstance(inner, ShellTransport)
+    armed = False
+
+    async def forward(request: Request) -> CompletedCommand:
+        assert isinstance(request, CommandRequest)
+        if armed and STOP_SCRIPT in request.argv:
+            # Another instance comes up after the status the stop read, as
+            # one started by hand (it forks and detaches) would.
+            (await inner.run_command([KVP], timeout=10)).check()
+        return await inner.run_command(request.argv, input=request.input, timeout=request.timeout)
+
+    forwarding = MockTransport(forward, target=inner.target)
+    async with inner, LinuxGuest.connect(forwarding) as guest:
+        kvp = guest.daemon("kvp")
+        assert len((await kvp.start()).processes) == 1
+        armed = True
+        stopped = await kvp.stop(force=True)
+        assert not stopped.running
+        armed = False
+        assert not (await kvp.state()).processes
