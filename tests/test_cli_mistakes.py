@@ -156,3 +156,30 @@ def test_a_url_part_that_would_be_dropped_is_refused(url: str, message: str) -> 
 )
 def test_what_applies_is_still_taken(url: str) -> None:
     assert parse_target(url).url
+
+
+# --- diagnose's guest options ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--windows"], "--windows says what the --guest URL reaches; give --guest URL too"),
+        (["--linux"], "--linux says what the --guest URL reaches; give --guest URL too"),
+        (["--linux", "--direct", "admin"], "--direct USER reaches a Windows guest"),
+        (["--guest", "sim://"], "--guest sim:// is a simulated Hyper-V host, not a guest"),
+        (["--guest", "SIM://HV01?vms=2"], "is a simulated Hyper-V host, not a guest"),
+    ],
+)
+def test_diagnose_refuses_guest_options_it_would_ignore(options: list[str], message: str) -> None:
+    status, out, err = _run("-t", "sim://", "diagnose", "demovm", *options)
+    assert (status, out) == (EXIT_CODES["usage"], "")
+    assert message in err
+
+
+def test_diagnose_takes_a_guest_kind_with_its_url() -> None:
+    status, out, err = _run(
+        "-t", "sim://", "diagnose", "demovm", "--guest", "sim://?guest=demovm", "--windows"
+    )
+    assert status in (0, 1), err
+    assert "Guest Service Interface" in out

@@ -146,6 +146,23 @@ def guest_kind(url: str, *, platform: str | None = None) -> str:
     return "linux"
 
 
+def _check_guest_options(args: argparse.Namespace) -> None:
+    """Refuse guest options that would be ignored or read the wrong machine."""
+    kind = getattr(args, "guest_kind", None)
+    direct = getattr(args, "direct", None) is not None
+    if kind is not None and args.guest is None and not (direct and kind == "windows"):
+        what = "--direct USER reaches a Windows guest" if direct else "give --guest URL too"
+        raise UsageError(f"--{kind} says what the --guest URL reaches; {what}")
+    if args.guest is not None:
+        parts = urllib.parse.urlsplit(args.guest.strip())
+        guest = urllib.parse.parse_qs(parts.query).get("guest", [""])[-1]
+        if parts.scheme.casefold() == "sim" and not guest:
+            raise UsageError(
+                "--guest sim:// is a simulated Hyper-V host, not a guest: name the VM inside "
+                "it, --guest 'sim://?guest=VM' (or sim-linux:// for a Linux guest)"
+            )
+
+
 def format_diagnosis(diagnosis: Diagnosis) -> str:
     """The diagnosis as the command prints it: a title, the table, what to do, a summary.
 
@@ -204,6 +221,7 @@ async def run_diagnose(args: argparse.Namespace, target: TargetLike | None, out:
     timeout = float(getattr(args, "timeout", DEFAULT_TIMEOUT))
     if args.guest is not None and getattr(args, "direct", None) is not None:
         raise UsageError("give the guest one way: --guest URL or --direct USER")
+    _check_guest_options(args)
     guest: GuestConnection | None = None
     if args.guest is not None:
         # Not opened here: a transport connects on first use, so a guest
