@@ -363,3 +363,20 @@ async def test_a_stop_also_stops_an_instance_started_after_its_status(
         assert not stopped.running
         armed = False
         assert not (await kvp.state()).processes
+
+
+async def test_two_starts_at_once_under_the_mkdir_lock_start_one_instance(
+    sandbox: GuestSandbox,
+) -> None:
+    path = no_flock_path(sandbox)
+    locks = str(lock_dir(sandbox))
+    args = ("5", KVP, locks, "hv_kvp_daemon", "100", "0")
+    async with LinuxGuest.connect(sandbox.url()) as one, LinuxGuest.connect(sandbox.url()) as two:
+        done = await asyncio.gather(
+            run_script(one, path, START_SCRIPT, *args), run_script(two, path, START_SCRIPT, *args)
+        )
+        assert [d.exit_status for d in done] == [0, 0], [d.stderr for d in done]
+        firsts = sorted(d.stdout.decode().splitlines()[0].split("\t")[0] for d in done)
+        assert firsts == ["already", "launcher"]
+        assert len((await one.daemon("kvp").state()).processes) == 1
+    assert not lock_file(sandbox, "hv_kvp_daemon", "lock").exists()
