@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hvintegration.cli import EXIT_CODES, run
+from hvintegration.cli.parser import build_parser
 from hvintegration.operations import (
     GET_GUEST_SERVICES,
     INVOKE_IN_VM,
@@ -183,3 +185,30 @@ def test_diagnose_takes_a_guest_kind_with_its_url() -> None:
     )
     assert status in (0, 1), err
     assert "Guest Service Interface" in out
+
+
+# --- help that reads right capitalised ------------------------------------------------
+
+
+def _command_helps() -> list[str]:
+    parser = build_parser()
+    found: list[str] = []
+    pending = [parser]
+    while pending:
+        current = pending.pop()
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found += [choice.help or "" for choice in action._choices_actions]
+                pending += list(action.choices.values())
+    return found
+
+
+def test_every_command_help_reads_right_with_its_first_letter_capitalised() -> None:
+    # Each command's description, and shell completion's (shtab), capitalise
+    # the help's first letter: "hv_utils ..." would become "Hv_utils ...".
+    helps = _command_helps()
+    assert len(helps) > 10
+    for text in helps:
+        first = text.split()[0]
+        # A program or file name (hv_utils, vmic*) must not come first.
+        assert not set(first) & set("_*./"), text

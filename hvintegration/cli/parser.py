@@ -288,7 +288,7 @@ def _add_linux(commands: Commands, common: argparse.ArgumentParser) -> None:
     actions = add_group(
         commands,
         "linux",
-        help="hv_utils and the hv_* daemons inside a Linux guest",
+        help="the Linux guest side: the hv_utils driver and the hv_* daemons",
         examples=[
             "hvintegration -t sim-linux:// linux status",
             "hvintegration -t ssh://admin@guest1 linux restart kvp --force",
