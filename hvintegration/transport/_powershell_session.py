@@ -186,7 +186,10 @@ class PowerShellSession:
         self._idle: list[_Live] = []
         # Calls waiting for a process to start, in order: a process another
         # call finishes with is handed to the first of them instead.
-        self._wanting: collections.deque[asyncio.Future[_Live]] = collections.deque()
+        # Each with its start, stopped as soon as a process is handed over.
+        self._wanting: collections.deque[
+            tuple[asyncio.Future[_Live], asyncio.Future[PowerShellProcess]]
+        ] = collections.deque()
         self._slots = asyncio.Semaphore(sessions)
         self._next_id = 0
         self._closed = False
@@ -287,16 +290,20 @@ class PowerShellSession:
         """Whether a process that answered serves another call."""
         if not self.persistent or self._closed:
             return False
-        if any(not wanting.done() for wanting in self._wanting):
+        if any(not wanting.done() for wanting, _ in self._wanting):
             return True  # a call of this pool waits for a process: hand it over
         return self._crowded is None or not self._crowded()
 
     def _hand_over(self, live: _Live) -> None:
         """Give a process that answered to the first call waiting for one, else keep it idle."""
         while self._wanting:
-            wanting = self._wanting.popleft()
+            wanting, starting = self._wanting.popleft()
             if not wanting.done():
                 wanting.set_result(live)
+                # Stopped now, not when its caller next runs: a start still
+                # waiting for a channel would make the connection look
+                # crowded to the next call that finishes.
+                starting.cancel()
                 return
         self._idle.append(live)
 
@@ -357,8 +364,8 @@ class PowerShellSession:
         if not self.persistent:
             return await self._spawn(operation)
         handed: asyncio.Future[_Live] = asyncio.get_running_loop().create_future()
-        self._wanting.append(handed)
         starting = asyncio.ensure_future(self._spawn(operation))
+        self._wanting.append((handed, starting))
         either: set[asyncio.Future[object]] = {starting, handed}  # type: ignore[arg-type]
         try:
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -371,8 +378,8 @@ class PowerShellSession:
             handed.cancel()
             raise
         finally:
-            if handed in self._wanting:
-                self._wanting.remove(handed)
+            if (handed, starting) in self._wanting:
+                self._wanting.remove((handed, starting))
         if handed.done():
             self._give_up_start(starting)
             return handed.result()

@@ -92,7 +92,7 @@ class ChannelLimit:
     def crowded(self) -> bool:
         """Whether a caller waits for a slot: a kept PowerShell channel
         that falls idle should then close and give its slot up."""
-        return bool(self._waiting)
+        return any(not waiter.done() for waiter in self._waiting)
 
     def release(self) -> None:
         """Give a slot back and hand it to the next waiter."""
