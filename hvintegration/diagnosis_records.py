@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import html
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
@@ -140,6 +140,14 @@ class GuestSide(JsonRecord):
     state: str
 
 
+def _nulls(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    # Empty text where a value is missing becomes JSON's null.
+    for name in names:
+        if data.get(name) == "":
+            data[name] = None
+    return data
+
+
 def _mark(verdict: DiagnosisVerdict, problem: bool) -> str:
     if verdict is DiagnosisVerdict.WORKING:
         return "[ok]"
@@ -188,6 +196,14 @@ class ServiceDiagnosis(JsonRecord):
     remedies: tuple[Remedy, ...] = attrs.field(default=(), converter=record_list)
 
     __json_properties__: ClassVar[tuple[str, ...]] = ("problem",)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON data, with ``error`` ``null`` when empty.
+
+        JSON writes a missing value as ``null``, as for ``host`` and
+        ``guest``; the attribute itself stays text.
+        """
+        return _nulls(super().to_dict(), ("error",))
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Service", lambda r: r.service.name),
@@ -297,6 +313,25 @@ class Diagnosis(JsonRecord):
     notes: tuple[str, ...] = ()
 
     __json_properties__: ClassVar[tuple[str, ...]] = ("ok",)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain JSON data, with ``guest_target``, ``guest_os``
+        and ``host_os`` ``null`` when empty.
+
+        JSON writes a missing value as ``null``, as for ``summary`` and
+        ``advice``; the attributes themselves stay text.
+
+        Example:
+            >>> import asyncio
+            >>> from hvintegration import HyperVHost
+            >>> async def main():
+            ...     async with HyperVHost.connect("sim://") as host:
+            ...         return await host.vm("demovm").diagnose()
+            >>> data = asyncio.run(main()).to_dict()
+            >>> data["guest_target"], data["host_os"], data["services"][0]["error"]
+            (None, None, None)
+        """
+        return _nulls(super().to_dict(), ("guest_target", "guest_os", "host_os"))
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("VMName", lambda r: r.vm),

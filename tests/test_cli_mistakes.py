@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -212,3 +213,20 @@ def test_every_command_help_reads_right_with_its_first_letter_capitalised() -> N
         first = text.split()[0]
         # A program or file name (hv_utils, vmic*) must not come first.
         assert not set(first) & set("_*./"), text
+
+
+# --- JSON: a missing value is null ------------------------------------------------------
+
+
+def test_diagnose_json_writes_missing_values_as_null() -> None:
+    status, out, _ = _run("-t", "sim://", "--json", "diagnose", "demovm")
+    assert status == 1  # Guest Service Interface is off on the simulated host
+    data = json.loads(out)
+    assert (data["guest_target"], data["host_os"], data["advice"]) == (None, None, None)
+    assert {item["error"] for item in data["services"]} == {None}
+    status, out, _ = _run(
+        "-t", "sim://", "--json", "diagnose", "demovm", "--guest", "sim://?guest=demovm"
+    )
+    data = json.loads(out)
+    assert data["guest_target"] == "sim://HV01?guest=demovm"
+    assert data["guest_os"]
