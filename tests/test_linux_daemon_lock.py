@@ -1,9 +1,9 @@
 """Changes of one Linux daemon take turns under a lock on the guest.
 
 Against real sshd and Debian's real hv_kvp_daemon in the guest sandbox
-(hvintegration.testing.linux_guest), with the lock directory moved into the
-sandbox's own directory: the sandbox shares the machine's /run, and a lock
-held there by one test would hold up every other sandbox on the machine.
+(hvintegration.testing.linux_guest), with the lock directory moved into a
+directory the test can reach from outside the namespace (the sandbox's own
+/run/hvintegration is private to it).
 The mkdir fallback runs the same scripts over the same sshd with a PATH
 that has every program of /usr/bin but flock.
 """
@@ -380,3 +380,25 @@ async def test_two_starts_at_once_under_the_mkdir_lock_start_one_instance(
         assert firsts == ["already", "launcher"]
         assert len((await one.daemon("kvp").state()).processes) == 1
     assert not lock_file(sandbox, "hv_kvp_daemon", "lock").exists()
+
+
+def test_the_default_lock_directory_is_the_guests_own() -> None:
+    # The sandbox gives the guest its own /run/hvintegration, so daemon
+    # changes in it leave the machine's /run as they found it.
+    reason = sandbox_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    machine = Path(daemon_module.LOCK_DIRECTORY)
+    before = sorted(p.name for p in machine.iterdir()) if machine.exists() else None
+
+    async def restart() -> None:
+        async with LinuxGuest.connect(sandbox.url()) as guest:
+            await guest.daemon("hv_kvp_daemon").restart(force=True)
+            assert (await guest.daemon("hv_kvp_daemon").state()).running
+
+    with GuestSandbox(GuestLayout()) as sandbox:
+        asyncio.run(restart())
+        inside = sandbox.root / "run-hvintegration"
+        assert any(inside.iterdir()), "the guest's change took no lock in its own /run"
+    after = sorted(p.name for p in machine.iterdir()) if machine.exists() else None
+    assert after == before

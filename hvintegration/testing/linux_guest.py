@@ -30,7 +30,9 @@ PID namespace (``unshare -m --propagation private --pid --fork
   each has a home of its own in the sandbox's directory, root an empty one;
 * ``/tmp`` is a private tmpfs (the sandbox's and sshd's own directories
   bound back at their paths): what the guest writes there stays in the
-  namespace and goes with it.
+  namespace and goes with it;
+* ``/run/hvintegration``, where daemon changes take their locks, is the
+  sandbox's own directory.
 
 Nothing outside the namespace changes; stopping the sandbox kills sshd and
 every process left in the namespace, detached daemons included.
@@ -436,6 +438,9 @@ class GuestSandbox:
         for pool, data in layout.pools.items():
             (self.kvp_dir / f".kvp_pool_{pool}").write_bytes(data)
         add("/var/lib", "hyperv", self.kvp_dir)
+        # The daemons' change locks live in /run/hvintegration: the guest's
+        # own, so that a sandbox leaves the machine's /run as it found it.
+        add("/run", "hvintegration", self._dir("run-hvintegration"))
         if not layout.path_daemons:
             entry = rebuild.setdefault("/usr/sbin", {"add": {}, "remove": []})
             removes = entry["remove"]
