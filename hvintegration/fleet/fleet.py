@@ -546,7 +546,7 @@ class Fleet:
         limit = asyncio.Semaphore(self.max_connections)
         gauge = _Gauge()
         # One machine listed under two names takes its turns one after the
-        # other when changed: two applies at once would both start a daemon.
+        # other when changed, so each change reads the state the last one left.
         same = {_identity(m.url, exclusive, m.name): asyncio.Lock() for m in members}
 
         async def one(member: FleetTarget) -> TargetResult[Any]:
