@@ -42,6 +42,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from hvintegration.linux import LinuxGuest
 from hvintegration.testing.linux_guest import GuestSandbox, sandbox_unavailable_reason
@@ -58,7 +59,7 @@ class DelayProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
-        self._handlers: set[asyncio.Future[object]] = set()
+        self._handlers: set[asyncio.Future[Any]] = set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)

@@ -35,10 +35,11 @@ async def main(target: str, fix: bool) -> int:
     async with HyperVHost.connect(target) as host:
         offending: dict[uuid.UUID, dict[catalogue.ServiceSpec, bool]] = {}
         for state in await host.integration_services():
-            wanted = POLICY.get(state.service) if state.service else None
-            if wanted is not None and state.enabled != wanted:
+            service = state.service
+            wanted = POLICY.get(service) if service else None
+            if service is not None and wanted is not None and state.enabled != wanted:
                 # By id, not name: two VMs may share a name.
-                offending.setdefault(state.vm_id, {})[state.service] = wanted
+                offending.setdefault(state.vm_id, {})[service] = wanted
                 print(
                     f"{state.vm_name}: {state.display_name} is "
                     f"{'on' if state.enabled else 'off'}, policy says "
