@@ -49,11 +49,23 @@ def test_a_prefix_of_a_real_option_is_not_taken_for_it() -> None:
     assert "unknown option --tim; did you mean '--timeout'?" in err
 
 
-def test_stray_words_are_counted_not_repeated() -> None:
-    status, _, err = _run("-t", "sim://", "host", "vms", SECRET)
+def test_a_word_typed_after_ask_password_is_not_repeated() -> None:
+    status, _, err = _run("-t", "sim://", "host", "vms", "--ask-password", SECRET)
     assert status == EXIT_CODES["usage"]
     assert SECRET not in err
-    assert "1 unexpected argument after the command" in err
+    assert "1 unexpected argument after the command: 1 not shown" in err
+    status, _, err = _run("-t", "sim://", "--ask-password", SECRET, "host", "vms")
+    assert status == EXIT_CODES["usage"]
+    assert SECRET not in err
+    assert "--ask-password takes no value" in err
+
+
+def test_stray_words_are_named_escaped() -> None:
+    status, _, err = _run("-t", "sim://", "host", "vms", "extra", "\x1b[2J")
+    assert status == EXIT_CODES["usage"]
+    assert "hvintegration host vms: error: 2 unexpected arguments after the command:" in err
+    assert "'extra', '\\x1b[2J'" in err
+    assert "\x1b" not in err
 
 
 def test_an_unknown_command_is_still_named() -> None:

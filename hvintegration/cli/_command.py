@@ -107,16 +107,40 @@ class CommandParser(argparse.ArgumentParser):
     ) -> argparse.Namespace:
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            # argparse repeats every leftover word, which may be the value of
-            # a mistyped password option; name the unknown options only.
-            options = self._unknown_options(extras)
-            plural = "s" if len(extras) > 1 else ""
-            self.error(
-                self._unknown_message(options)
-                if options
-                else f"{len(extras)} unexpected argument{plural} after the command"
+            # The leftover words reach the top parser; the command that was
+            # chosen knows the options they were meant for, and its usage is
+            # the one to show.
+            chosen = self._chosen(parsed)
+            options = chosen._unknown_options(extras)
+            chosen.error(
+                chosen._unknown_message(options) if options else self._stray_message(extras)
             )
         return parsed
+
+    def _chosen(self, parsed: argparse.Namespace) -> CommandParser:
+        # The innermost (sub)command parser the parsed words chose.
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sub = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if isinstance(sub, CommandParser):
+                    return sub._chosen(parsed)
+        return self
+
+    def _stray_message(self, extras: Sequence[str]) -> str:
+        # Stray words are named (escaped), except one that follows
+        # --ask-password, which may be the password typed after it.
+        words: list[str] = getattr(self, "_words", [])
+        secret = {
+            words[i + 1] for i, word in enumerate(words[:-1]) if word == "--ask-password"
+        }
+        plural = "s" if len(extras) > 1 else ""
+        shown = [word for word in extras if word not in secret]
+        hidden = len(extras) - len(shown)
+        named = ", ".join(ascii(word) for word in shown)
+        if hidden:
+            note = f"{hidden} not shown: it may be a password typed after --ask-password"
+            named = f"{named}; {note}" if named else note
+        return f"{len(extras)} unexpected argument{plural} after the command: {named}"
 
     def _unknown_options(self, words: Sequence[str]) -> list[str]:
         # Option-like words this parser does not know, without an ``=value``.
@@ -143,12 +167,29 @@ class CommandParser(argparse.ArgumentParser):
             unknown = self._unknown_options(before)
             if unknown:
                 raise argparse.ArgumentError(None, self._unknown_message(unknown))
+            at = words.index(value) if value in words else 0
+            if at and words[at - 1] == "--ask-password":
+                raise argparse.ArgumentError(
+                    None,
+                    "--ask-password takes no value (it prompts for the password); "
+                    "the word after it is not shown",
+                )
             hint = did_you_mean(str(value), action.choices)
             raise argparse.ArgumentError(
                 None,
                 f"unknown command {value!r}"
                 + (f"; {hint}" if hint else "")
                 + f" (commands: {', '.join(action.choices)})",
+            )
+        if action.choices is not None and value not in action.choices:
+            # ``completion fish``: "unknown shell 'fish' (one of: bash, ...)".
+            choices = [str(choice) for choice in action.choices]
+            hint = did_you_mean(str(value), choices)
+            raise argparse.ArgumentError(
+                None,
+                f"unknown {_argument_name(action)} {value!r}"
+                + (f"; {hint}" if hint else "")
+                + f" (one of: {', '.join(choices)})",
             )
         super()._check_value(action, value)
 
@@ -178,9 +219,40 @@ class CommandParser(argparse.ArgumentParser):
                 flush()
 
     def error(self, message: str) -> NoReturn:
-        """Print the usage and the message to stderr and exit with status 2."""
+        """Print the usage and the message to stderr and exit with status 2.
+
+        argparse's "the following arguments are required: shell" becomes
+        "missing shell (one of: bash, zsh, tcsh)".
+        """
+        required = "the following arguments are required: "
+        if message.startswith(required):
+            message = "missing " + "; ".join(
+                self._describe_missing(name) for name in message[len(required) :].split(", ")
+            )
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+    def _describe_missing(self, name: str) -> str:
+        # One missing argument as argparse names it, with its choices.
+        for action in self._actions:
+            if argparse._get_action_name(action) == name:
+                shown = _argument_name(action)
+                if action.option_strings and action.metavar:
+                    shown = f"{shown} {action.metavar}"
+                if action.choices is not None:
+                    shown += f" (one of: {', '.join(map(str, action.choices))})"
+                return shown
+        return name
+
+
+def _argument_name(action: argparse.Action) -> str:
+    # How an argument is named in a message: its long option, else its
+    # metavar or destination in words ("shell", "VM").
+    if action.option_strings:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        return (longs or list(action.option_strings))[0]
+    return str(action.metavar or action.dest)
 
 
 def add_command(

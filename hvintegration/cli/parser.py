@@ -125,14 +125,6 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def _json_only() -> argparse.ArgumentParser:
-    options = argparse.ArgumentParser(add_help=False)
-    options.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
-    )
-    return options
-
-
 def _add_host(commands: Commands, common: argparse.ArgumentParser) -> None:
     actions = add_group(
         commands,
@@ -354,8 +346,9 @@ def _add_linux(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_advise(commands: Commands) -> None:
-    # Reads no host, so it takes no --target or --timeout.
+def _add_advise(commands: Commands, common: argparse.ArgumentParser) -> None:
+    # Reads no host: it takes the shared options, so they may come after
+    # it as after any command, and ignores the target ones.
     advise = add_command(
         commands,
         "advise",
@@ -365,7 +358,7 @@ def _add_advise(commands: Commands) -> None:
             'hvintegration advise --host-os 2019 --guest-os "Ubuntu 24.04" --json',
         ],
         run=run_advise,
-        parents=[_json_only()],
+        parents=[common],
         target=False,
     )
     advise.add_argument(
@@ -402,7 +395,9 @@ def _add_doctor(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_completion(commands: Commands, root: CommandParser) -> None:
+def _add_completion(
+    commands: Commands, root: CommandParser, common: argparse.ArgumentParser
+) -> None:
     async def run_completion(
         args: argparse.Namespace, target: TargetLike | None, out: TextIO
     ) -> None:
@@ -425,6 +420,7 @@ def _add_completion(commands: Commands, root: CommandParser) -> None:
             "hvintegration completion tcsh > ~/.hvintegration.tcsh && source ~/.hvintegration.tcsh",
         ],
         run=run_completion,
+        parents=[common],
         target=False,
     )
     completion.add_argument(
@@ -464,11 +460,11 @@ def build_parser() -> CommandParser:
         help="every integration service and its names (no target needed)",
         examples=["hvintegration catalogue", "hvintegration catalogue --json"],
         run=run_catalogue,
-        parents=[_json_only()],
+        parents=[common],
         target=False,
     )
-    _add_advise(commands)
+    _add_advise(commands, common)
     add_diagnose(commands, common)
     add_fleet(commands, common)
-    _add_completion(commands, parser)
+    _add_completion(commands, parser, common)
     return parser

@@ -1,0 +1,70 @@
+"""The command line's answers to mistakes a second look found: options typed
+after any command, suggestions from the command that was chosen, argument
+choices and missing arguments in words, a target given empty, guest options
+that make no sense alone."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from hvintegration.cli import EXIT_CODES, run
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = run(list(argv), out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_a_mistyped_option_of_a_subcommand_is_suggested_with_its_usage() -> None:
+    status, _, err = _run("-t", "sim://", "host", "disable", "demovm", "heartbeat", "--forc")
+    assert status == EXIT_CODES["usage"]
+    assert "usage: hvintegration host disable" in err
+    assert "hvintegration host disable: error: unknown option --forc; did you mean '--force'?" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("catalogue", "-v"),
+        ("catalogue", "--json", "-t", "sim://"),
+        ("advise", "--host-os", "2019", "--guest-os", "win7", "--timeout", "5"),
+        ("completion", "bash", "-v"),
+        ("completion", "bash", "--json"),
+    ],
+)
+def test_shared_options_may_follow_a_command_that_needs_no_target(
+    argv: tuple[str, ...],
+) -> None:
+    status, out, err = _run(*argv)
+    assert status == EXIT_CODES["ok"], err
+    assert out.strip()
+
+
+def test_catalogue_json_after_the_command_prints_json() -> None:
+    status, out, _ = _run("catalogue", "--json", "-t", "sim://")
+    assert status == EXIT_CODES["ok"]
+    assert out.lstrip().startswith("[")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("completion", "fish"), "unknown shell 'fish' (one of: bash, zsh, tcsh)"),
+        (("completion", "bsh"), "unknown shell 'bsh'; did you mean 'bash'? (one of: bash, zsh, tcsh)"),
+        (("completion",), "missing shell (one of: bash, zsh, tcsh)"),
+        (("advise", "--host-os", "2019"), "missing --guest-os OS"),
+        (("-t", "sim://", "host", "enable"), "missing VM; SERVICE"),
+        (("-t", "sim-linux://", "linux", "kvp", "--pool", "9"), "unknown --pool 9 (one of: 0, 1, 2"),
+    ],
+)
+def test_choices_and_missing_arguments_are_said_in_words(
+    argv: tuple[str, ...], message: str
+) -> None:
+    status, _, err = _run(*argv)
+    assert status == EXIT_CODES["usage"]
+    assert message in err
+    for internal in ("invalid choice", "the following arguments", "argument shell"):
+        assert internal not in err
