@@ -6,6 +6,8 @@ that make no sense alone."""
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +70,24 @@ def test_choices_and_missing_arguments_are_said_in_words(
     assert message in err
     for internal in ("invalid choice", "the following arguments", "argument shell"):
         assert internal not in err
+
+
+def test_fleet_plan_json_names_services_by_catalogue_key(tmp_path: Path) -> None:
+    inventory = tmp_path / "lab.toml"
+    inventory.write_text(
+        '[targets.de]\nurl = "sim://HVDE?locale=de-DE"\nkind = "host"\n'
+        '[targets.penguin]\nurl = "sim-linux://"\nkind = "linux"\n'
+    )
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[[rule]]\nservices = { "Guest Service Interface" = true }\n'
+        '[[rule]]\nkind = "linux"\ndaemons = { vss = false }\n'
+    )
+    status, out, err = _run("--json", "fleet", "plan", str(policy), "-i", str(inventory))
+    assert status == EXIT_CODES["ok"], err
+    items = {(row["target"], row["item"]) for row in json.loads(out)["rows"]}
+    assert ("de", "guest_service_interface") in items
+    assert ("penguin", "hv_vss_daemon") in items
+    assert all("service" not in row for row in json.loads(out)["rows"])
+    status, out, _ = _run("fleet", "plan", str(policy), "-i", str(inventory))
+    assert "de demovm Guest Service Interface: disabled -> enabled" in out

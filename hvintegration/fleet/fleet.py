@@ -716,4 +716,5 @@ def _change_rows(target: str, result: ApplyResult) -> Iterator[PlanItem]:
             critical,
             item.changed,
             state.vm_id,
+            service=state.service,
         )

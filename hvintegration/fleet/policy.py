@@ -194,6 +194,7 @@ class Policy:
                     "enable" if desired else "disable",
                     state.service.critical and not desired,
                     vm_id=state.vm_id,
+                    service=state.service,
                 )
             )
         for vm_id, (name, present) in offered.items():
@@ -211,6 +212,7 @@ class Policy:
                             False,
                             vm_id=vm_id,
                             note="the host offers no such service to this VM",
+                            service=spec,
                         )
                     )
         names = [name for name, _ in offered.values()]

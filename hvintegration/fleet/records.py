@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import attrs
 
 from hvintegration import catalogue
-from hvintegration._table import Column, RecordList, html_table, text_table
+from hvintegration._table import Column, RecordList, html_table, json_text, text_table
 from hvintegration._table import plain as table_plain
 from hvintegration.errors import BatchError, HvIntegrationError
 
@@ -278,6 +278,11 @@ class PlanItem:
         note: Why the item cannot be done as planned, or a warning: the
             host offers no such service to the VM (``action`` is
             ``unavailable``), or the guest has no program to start.
+        service: The catalogue service of a host item; ``None`` for a
+            daemon, or a service the catalogue does not know. JSON
+            (:meth:`to_dict`) writes ``item`` as its key, as every record
+            names a service; the table shows ``item``, the English (or the
+            host's own) name.
 
     Example:
         >>> PlanItem("hv01", "demovm", "VSS", True, False, "disable", False).diff_line
@@ -294,6 +299,7 @@ class PlanItem:
     changed: bool | None = None
     vm_id: uuid.UUID | None = None
     note: str = ""
+    service: catalogue.ServiceSpec | None = None
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Target", lambda r: r.target),
@@ -304,6 +310,28 @@ class PlanItem:
         ("Changed", lambda r: "" if r.changed is None else r.changed),
         ("Note", lambda r: r.note),
     )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The item as plain JSON data: its fields, except that ``item`` is
+        the catalogue key of a host service (``"guest_service_interface"``)
+        and ``service`` is not repeated; a daemon keeps the guest's own
+        program name.
+
+        Example:
+            >>> item = PlanItem("hv01", "demovm", "VSS", True, False, "disable", False,
+            ...                 service=catalogue.VSS)
+            >>> item.to_dict()["item"], "service" in item.to_dict()
+            ('vss', False)
+        """
+        data = {f.name: table_plain(getattr(self, f.name)) for f in attrs.fields(PlanItem)}
+        service = data.pop("service")
+        if service is not None:
+            data["item"] = service
+        return data
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """The item as JSON text: :meth:`to_dict`, dumped."""
+        return json_text(self.to_dict(), indent=indent)
 
     @property
     def diff_line(self) -> str:
