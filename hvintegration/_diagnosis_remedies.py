@@ -61,6 +61,14 @@ class RemedyContext:
 
     A VM is named by its name where that names it alone, else by its id
     (``vm_id``): a name two VMs share would reach the wrong one, or none.
+
+    Attributes:
+        direct: Whether a Windows guest can be reached with PowerShell
+            Direct (``windows --vm``): ``False`` when the guest's or the
+            host's OS is known to predate it (Windows 10 and Windows Server
+            2016 at both ends, "Manage Windows virtual machines with
+            PowerShell Direct",
+            https://learn.microsoft.com/en-us/virtualization/hyper-v-on-windows/user-guide/powershell-direct).
     """
 
     def __init__(
@@ -69,12 +77,15 @@ class RemedyContext:
         name: str,
         guest: GuestConnection | None,
         vm_id: uuid.UUID | None = None,
+        *,
+        direct: bool = True,
     ) -> None:
         self.vm = name
         self.vm_id = vm_id
         self.ref = name if vm_id is None else str(vm_id)
         self.host_target = host_target
         self.guest = guest
+        self.direct = direct
 
     def cli(self, target: str, *words: str) -> str:
         """An ``hvintegration`` command line for ``target``, quoted for a POSIX shell."""
@@ -134,19 +145,26 @@ def windows_start(
     """Start (or restart) the Windows guest's ``vmic*`` service, allowing it to start first."""
     name = spec.windows_service
     steps = []
-    guest_cli = (
-        ["windows", "--vm", ctx.ref]
-        if ctx.guest is None or not isinstance(ctx.guest, WindowsGuest)
-        else ["windows"]
-    )
+    connected = isinstance(ctx.guest, WindowsGuest)
+    guest_cli = ["windows"] if connected else ["windows", "--vm", ctx.ref]
     target = ctx.guest.target if isinstance(ctx.guest, WindowsGuest) else ctx.host_target
+
+    def cli(*words: str) -> str:
+        # Without a guest connection the command reaches the guest with
+        # PowerShell Direct; a guest or host older than it gets the manual
+        # step only (connect to the guest over WinRM with --guest instead).
+        if not connected and not ctx.direct:
+            return ""
+        return ctx.cli(target, *guest_cli, *words)
+
+    where = "" if connected or ctx.direct else " (no PowerShell Direct for this VM: in the guest)"
     if side is not None and "Disabled" in side.state:
         steps.append(
             Remedy(
                 "guest",
-                f"allow {name} to start again (startup type Manual)",
+                f"allow {name} to start again (startup type Manual){where}",
                 f"await guest.service({py(name)}).enable()",
-                ctx.cli(target, *guest_cli, "enable", name),
+                cli("enable", name),
                 f"Set-Service -Name {name} -StartupType Manual",
             )
         )
@@ -154,9 +172,9 @@ def windows_start(
     steps.append(
         Remedy(
             "guest",
-            f"{verb} {name} in the Windows guest",
+            f"{verb} {name} in the Windows guest{where}",
             f"await guest.service({py(name)}).{verb}()",
-            ctx.cli(target, *guest_cli, verb, name),
+            cli(verb, name),
             f"{cmdlet} -Name {name}",
         )
     )
@@ -176,7 +194,14 @@ def linux_start(
     side = spec.linux
     if side is None:
         return []
-    target = ctx.guest.target if isinstance(ctx.guest, LinuxGuest) else "ssh://root@GUEST"
+    # Without a connected Linux guest there is no URL to name: the step is
+    # the library call and the manual way, never a command with a
+    # placeholder that would fail as written.
+    target = ctx.guest.target if isinstance(ctx.guest, LinuxGuest) else ""
+
+    def cli(*words: str) -> str:
+        return ctx.cli(target, *words) if target else ""
+
     steps = []
     if status is not None and not status.driver.loaded:
         steps.append(
@@ -196,7 +221,7 @@ def linux_start(
                     f"the kernel's {side.driver} driver serves {spec.name}: check that it is "
                     "loaded and bound",
                     "await guest.driver()",
-                    ctx.cli(target, "linux", "status"),
+                    cli("linux", "status"),
                     f"lsmod | grep {side.driver}",
                 )
             )
@@ -237,7 +262,7 @@ def linux_start(
             "guest",
             action,
             f"await guest.daemon({py(name)}).{verb}({'force=True' if forced else ''})",
-            ctx.cli(target, "linux", verb, name, *(["--force"] if forced else [])),
+            cli("linux", verb, name, *(["--force"] if forced else [])),
             manual_text,
         )
     )

@@ -36,7 +36,11 @@ The rules, per service, first match wins:
    (they are trigger-started), is ``working``; without a guest, ``unknown``,
    which asks for no action.
 4. The host does not offer it (Guest Service Interface before Windows Server
-   2012 R2), or the guest has no side for it: ``not supported``.
+   2012 R2), or the guest has no side for it: ``not supported``. Without a
+   guest connection its OS (``guest_os`` or the KVP ``OSName``) tells: a
+   Windows guest older than 8.1 / Server 2012 R2 whose components are older
+   than 6.3 has no Guest Service Interface, one older than Windows 10 /
+   Server 2016 no PowerShell Direct.
 5. Disabled on the host: ``disabled on host``, with the guest side's state
    when a guest was asked.
 6. A guest was asked and could not be read: ``unknown``, with its error; the
@@ -110,6 +114,33 @@ GuestConnection = Union[WindowsGuest, LinuxGuest]
 
 _V = DiagnosisVerdict
 _LINUX_MISMATCH = (catalogue.KEY_VALUE_PAIR_EXCHANGE, catalogue.VSS)
+
+# PowerShell Direct needs Windows 10 or Windows Server 2016 at both ends
+# ("Manage Windows virtual machines with PowerShell Direct", Requirements,
+# https://learn.microsoft.com/en-us/virtualization/hyper-v-on-windows/user-guide/powershell-direct).
+_BEFORE_DIRECT = frozenset(
+    {
+        "windows-xp",
+        "windows-vista",
+        "windows-7",
+        "windows-8",
+        "windows-8.1",
+        "windows-server-2003",
+        "windows-server-2003-r2",
+        "windows-server-2008",
+        "windows-server-2008-r2",
+        "windows-server-2012",
+        "windows-server-2012-r2",
+        "windows-home-server-2011",
+        "windows-sbs-2011",
+    }
+)
+# The guest side of Guest Service Interface (vmicguestinterface) came with
+# the Windows Server 2012 R2 / Windows 8.1 integration components ("What's
+# new in Hyper-V in Windows Server 2012 R2", Guest services,
+# https://learn.microsoft.com/en-us/previous-versions/windows/it-pro/windows-server-2012-r2-and-2012/dn282278(v=ws.11)):
+# an older Windows guest has it only once its components are 6.3 or newer.
+_BEFORE_GSI = _BEFORE_DIRECT - {"windows-8.1", "windows-server-2012-r2"}
 
 
 def _described(error: BaseException) -> str:
@@ -293,6 +324,12 @@ def _decide(ctx: RemedyContext, facts: _Facts, spec: catalogue.ServiceSpec) -> S
         return make(_V.NOT_SUPPORTED, f"a Linux guest has no side for {spec.name}")
     if side is not None and not side.present and side.system == "windows":
         return make(_V.NOT_SUPPORTED, f"the guest has no {side.name} service (an older guest)")
+    if side is None and spec is catalogue.GUEST_SERVICE_INTERFACE and _before_gsi(facts):
+        return make(
+            _V.NOT_SUPPORTED,
+            f"{facts.guest_os} has no {spec.windows_service} service before the Windows Server "
+            "2012 R2 integration components (version 6.3)",
+        )
     if not state.enabled:
         if side is None:
             seen = "could not be read" if facts.guest_error else "was not asked"
@@ -403,6 +440,11 @@ def _decide_guest_only(
         return make(_V.NOT_SUPPORTED, f"{spec.name} exists only in Windows guests")
     if facts.guest_error:
         return make(_V.UNKNOWN, "the guest side could not be read", error=facts.guest_error)
+    if side is None and spec is catalogue.POWERSHELL_DIRECT and _guest_key(facts) in _BEFORE_DIRECT:
+        return make(
+            _V.NOT_SUPPORTED,
+            f"{facts.guest_os} has no PowerShell Direct (Windows 10 and Windows Server 2016 on)",
+        )
     if side is None:
         return make(_V.UNKNOWN, "only the guest can tell; no guest connection was given")
     if not side.present:
@@ -540,6 +582,42 @@ def _looks_linux(facts: _Facts) -> bool:
     )
 
 
+def _guest_key(facts: _Facts) -> str:
+    # The advice's key of the guest's OS, where it names one it knows.
+    if not facts.guest_os:
+        return ""
+    try:
+        return resolve_guest_os(facts.guest_os).key
+    except NotFoundError:
+        return ""
+
+
+def _before_gsi(facts: _Facts) -> bool:
+    # A Windows guest older than 8.1 / 2012 R2 whose components Get-VM does
+    # not report as 6.3 or newer (an update from a 2012 R2 host's disk
+    # brings vmicguestinterface to Windows 7 and Server 2012 too).
+    if _guest_key(facts) not in _BEFORE_GSI:
+        return False
+    version = facts.summary.integration_services_version if facts.summary else ""
+    try:
+        parts = tuple(int(p) for p in version.split(".")[:2])
+    except ValueError:
+        parts = ()
+    return not parts or parts < (6, 3)
+
+
+def _direct(facts: _Facts) -> bool:
+    # Whether PowerShell Direct can reach this guest, as far as the OS
+    # names tell: both ends Windows 10 / Server 2016 or newer.
+    if facts.family == "windows" and _guest_key(facts) in _BEFORE_DIRECT:
+        return False
+    try:
+        host = resolve_host_os(facts.host_os).key if facts.host_os else ""
+    except NotFoundError:
+        host = ""
+    return host not in _BEFORE_DIRECT
+
+
 def _settle_os(facts: _Facts, host_os: str | None, guest_os: str | None) -> None:
     kvp_os = str(getattr(facts.kvp, "os_name", "") or "")
     facts.guest_os = guest_os or kvp_os
@@ -665,7 +743,7 @@ def _conclude(
     _settle_os(facts, host_os, guest_os)
     _check_identity(facts)
     name = facts.summary.name if facts.summary is not None else ref
-    ctx = RemedyContext(host_target, name, guest, vm_id)
+    ctx = RemedyContext(host_target, name, guest, vm_id, direct=_direct(facts))
     services = tuple(_decide(ctx, facts, spec) for spec in catalogue.ALL_SERVICES)
     return Diagnosis(
         vm=name,

@@ -91,9 +91,7 @@ async def test_no_contact_from_the_host_alone_is_a_guest_side_not_running() -> N
     # The guest's OS says which side's way to start it.
     assert [r.manual for r in vss.remedies] == ["Start-Service -Name vmicvss"]
     assert [r.manual for r in linux.service("VSS").remedies] == ["hv_vss_daemon"]
-    assert [r.cli for r in linux.service("VSS").remedies] == [
-        "hvintegration --target ssh://root@GUEST linux start hv_vss_daemon"
-    ]
+    assert [r.cli for r in linux.service("VSS").remedies] == [""]
 
 
 def rewriting(
@@ -854,8 +852,10 @@ async def test_a_windows_guest_with_kvp_disabled_is_not_taken_for_linux() -> Non
         diagnosis = await host.vm("win7").diagnose(host_os="Windows 10", guest_os="Windows 7")
     assert diagnosis.verdict("Heartbeat") is V.PROTOCOL_MISMATCH
     assert not any(note.startswith("taken for a Linux guest") for note in diagnosis.notes)
-    # The update needs Key-Value Pair Exchange, which is disabled: enable it first.
-    assert [(step.side, step.action) for _, step in diagnosis.remedies][1:3] == [
+    # The update needs Key-Value Pair Exchange, which is disabled: enable it
+    # first. (Windows 7 has no Guest Service Interface: nothing to enable.)
+    assert diagnosis.verdict("Guest Service Interface") is V.NOT_SUPPORTED
+    assert [(step.side, step.action) for _, step in diagnosis.remedies][0:2] == [
         ("host", "enable Key-Value Pair Exchange for the VM on the host"),
         ("guest", "update the guest's integration services: Windows Update"),
     ]
@@ -1012,8 +1012,8 @@ async def test_a_protocol_mismatch_asks_once_and_enables_kvp_only_when_disabled(
         diagnosis = await host.vm("win7").diagnose(host_os="Windows 10")
     mismatched = diagnosis.by_verdict(V.PROTOCOL_MISMATCH)
     assert len(mismatched) == 5
-    [(_, enable), (_, update)] = diagnosis.remedies
-    assert enable.action == "enable Guest Service Interface for the VM on the host"
+    # Windows 7 has no Guest Service Interface: nothing to enable for it.
+    [(_, update)] = diagnosis.remedies
     assert update.action == "update the guest's integration services: Windows Update"
     assert len(diagnosis.remedy_services(update)) == 5
     assert not any(
@@ -1024,3 +1024,140 @@ async def test_a_protocol_mismatch_asks_once_and_enables_kvp_only_when_disabled(
     assert (
         "- Heartbeat, Key-Value Pair Exchange, Shutdown, Time Synchronization, VSS: update" in text
     )
+
+
+# -- remedies a person can run as written ------------------------------------
+
+
+def _guest_profiles() -> list[str]:
+    from hvintegration.simulator import GUEST_OSES
+
+    return list(GUEST_OSES)
+
+
+@pytest.mark.parametrize("profile", _guest_profiles())
+@pytest.mark.parametrize("state", ["Running", "Off", "Paused", "Saved"])
+async def test_no_remedy_holds_a_placeholder_and_every_command_parses(
+    profile: str, state: str
+) -> None:
+    from hvintegration.cli.parser import build_parser
+
+    lab = SimulatedHost(os="windows-10")
+    vm = lab.add_vm("vm1", guest=profile, state=state)
+    # Every service disabled on the host, or enabled with the guest side
+    # stopped: between them every verdict a host alone can reach.
+    parser = build_parser()
+    for enabled in (False, True):
+        for spec in catalogue.HOST_SERVICES:
+            vm.enabled[spec.component_id] = enabled  # type: ignore[index]
+        async with HyperVHost.connect(lab) as host:
+            found = [
+                await host.vm("vm1").diagnose(),
+                await host.vm("vm1").diagnose(host_os="Windows 10", guest_os=vm.guest.name),
+            ]
+        for diagnosis in found:
+            for _, remedy in diagnosis.remedies:
+                for text in (remedy.action, remedy.python, remedy.cli, remedy.manual):
+                    assert "GUEST" not in text, (profile, text)
+                    assert "<" not in text, (profile, text)
+                if remedy.cli:
+                    words = shlex.split(remedy.cli)
+                    assert words[0] == "hvintegration"
+                    parser.parse_args(words[1:])  # exits on a command it does not know
+
+
+async def test_a_linux_step_without_a_guest_connection_has_no_command() -> None:
+    lab = SimulatedHost()
+    lab.add_vm("lin", guest="linux-kernel-only")
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm("lin").diagnose()
+    kvp = diagnosis.service("Key-Value Pair Exchange")
+    assert kvp.remedies
+    assert [r.cli for r in kvp.remedies] == [""]
+    assert [r.manual for r in kvp.remedies] == ["hv_kvp_daemon"]
+
+
+@pytest.mark.parametrize(
+    ("guest", "guest_os", "host_os", "direct"),
+    [
+        ("windows-7", "Windows 7", None, False),
+        ("windows-server-2012", "Windows Server 2012", None, False),
+        ("windows-server-2012-r2", "Windows Server 2012 R2", None, False),
+        ("windows-server-2022", "Windows Server 2022", "Windows Server 2012 R2", False),
+        ("windows-server-2022", "Windows Server 2022", None, True),
+    ],
+)
+async def test_no_powershell_direct_command_for_a_vm_that_cannot_have_it(
+    guest: str, guest_os: str, host_os: str | None, direct: bool
+) -> None:
+    lab = SimulatedHost()
+    vm = lab.add_vm("old", guest=guest)
+    vm.windows.services["vmicvss"].status = "Stopped"  # type: ignore[union-attr]
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm("old").diagnose(host_os=host_os, guest_os=guest_os)
+    vss = diagnosis.service("VSS")
+    assert vss.verdict is V.GUEST_NOT_RUNNING
+    assert [r.manual for r in vss.remedies] == ["Start-Service -Name vmicvss"]
+    if direct:
+        assert [r.cli for r in vss.remedies] == [
+            "hvintegration --target sim://HV01 windows --vm old start vmicvss"
+        ]
+    else:
+        assert [r.cli for r in vss.remedies] == [""]
+        assert "PowerShell Direct" in vss.remedies[0].action
+
+
+@pytest.mark.parametrize("guest", ["windows-7", "windows-server-2012"])
+async def test_guest_service_interface_of_an_older_windows_guest_is_not_supported(
+    guest: str,
+) -> None:
+    lab = SimulatedHost(os="windows-10")
+    lab.add_vm("old", guest=guest)
+    async with HyperVHost.connect(lab) as host:
+        # The guest's OS from its KVP items, before and after enabling.
+        before = await host.vm("old").diagnose()
+        await host.vm("old").integration_service("Guest Service Interface").enable()
+        after = await host.vm("old").diagnose()
+        direct = after.service("PowerShell Direct")
+    for diagnosis in (before, after):
+        gsi = diagnosis.service("Guest Service Interface")
+        assert gsi.verdict is V.NOT_SUPPORTED, gsi.reason
+        assert gsi.remedies == ()
+    assert direct.verdict is V.NOT_SUPPORTED
+
+
+async def test_a_windows_7_guest_with_updated_components_keeps_guest_service_interface() -> None:
+    import attrs
+
+    from hvintegration.simulator import GUEST_OSES
+
+    updated = attrs.evolve(GUEST_OSES["windows-7"], integration_services_version="6.3.9600.16384")
+    lab = SimulatedHost(os="windows-server-2012-r2")
+    lab.add_vm("old", guest=updated)
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm("old").diagnose()
+    assert diagnosis.verdict("Guest Service Interface") is V.HOST_DISABLED
+
+
+@pytest.mark.parametrize(
+    ("host_os", "guest", "state"),
+    [
+        ("windows-server-2012", "windows-server-2012", "Up to date"),
+        ("windows-8", "windows-server-2012", "Up to date"),
+        ("windows-server-2012-r2", "windows-server-2012-r2", "Up to date"),
+        ("windows-server-2012", "windows-server-2012-r2", "Up to date"),
+        ("windows-server-2012-r2", "windows-server-2012", "Update required"),
+        ("windows-server-2012", "windows-7", "Update required"),
+        ("windows-10", "windows-7", "Update required"),
+    ],
+)
+async def test_the_simulator_asks_for_an_update_only_for_older_components(
+    host_os: str, guest: str, state: str
+) -> None:
+    lab = SimulatedHost(os=host_os)
+    lab.add_vm("g", guest=guest)
+    async with HyperVHost.connect(lab) as host:
+        diagnosis = await host.vm("g").diagnose()
+    assert diagnosis.integration_services_state == state
+    mismatch = [s.service.name for s in diagnosis.services if s.verdict is V.PROTOCOL_MISMATCH]
+    assert bool(mismatch) == (state == "Update required")

@@ -17,7 +17,14 @@ from hvintegration.simulator.profiles import LOCALES
 from hvintegration.simulator.world import HostModel, SimulatedVM
 from hvintegration.transport.base import ErrorRecord, JsonValue, OperationResult
 
-__all__ = ["HANDLERS", "Handler", "SimulatedScriptError", "known_vm_names", "service_object"]
+__all__ = [
+    "HANDLERS",
+    "Handler",
+    "SimulatedScriptError",
+    "known_vm_names",
+    "outdated",
+    "service_object",
+]
 
 JsonObject = dict[str, JsonValue]
 Handler = Callable[[HostModel, Mapping[str, JsonValue]], OperationResult]
@@ -214,7 +221,7 @@ def _status(
         # Enabled on the host, not running in the guest: Hyper-V shows
         # "No Contact" (the service works only when both sides enable it).
         return "No Contact", "", ["NoContact"]
-    if vm.guest.outdated:
+    if outdated(host, vm):
         # Older guest components: Get-VMIntegrationService documents
         # SecondaryOperationalStatus ProtocolMismatch for out-of-date ones;
         # https://github.com/centreon/centreon-plugins/issues/4603 shows a
@@ -288,13 +295,42 @@ def _selected_vms(
     return machines
 
 
-def _integration_services_state(vm: SimulatedVM) -> str:
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return ()
+
+
+def outdated(host: HostModel, vm: SimulatedVM) -> bool:
+    """Whether ``vm``'s guest integration components are older than ``host``'s.
+
+    Integration services state is "Update required" when the guest's
+    integration components are older than the host's; equal versions need
+    no update ("Hyper-V Integration Services", Get-VM's
+    IntegrationServicesState,
+    https://learn.microsoft.com/en-us/virtualization/hyper-v-on-windows/reference/integration-services).
+    On a host that ships the integration services disk (Windows Server
+    2012 R2 and older, whose version is the disk's) the simulator compares
+    the version the guest reports with the host's own. Newer hosts deliver
+    the components through Windows Update and report their Windows build,
+    so there, and wherever a version is missing, the guest profile's
+    ``outdated`` flag decides.
+    """
+    guest = _version(vm.guest.integration_services_version)
+    mine = _version(host.os.integration_services_version)
+    if not host.os.guest_installer or not guest or not mine:
+        return vm.guest.outdated
+    return guest < mine
+
+
+def _integration_services_state(host: HostModel, vm: SimulatedVM) -> str:
     # Get-VM's IntegrationServicesState: "Up to date" or "Update required"
     # once the guest reported a version, empty when the host cannot tell (a
     # VM that is off, a guest that reports none, such as a Linux guest).
     if vm.state != "Running" or not vm.guest.integration_services_version:
         return ""
-    return "Update required" if vm.guest.outdated else "Up to date"
+    return "Update required" if outdated(host, vm) else "Up to date"
 
 
 def list_vms(host: HostModel, parameters: Mapping[str, JsonValue]) -> OperationResult:
@@ -311,7 +347,7 @@ def list_vms(host: HostModel, parameters: Mapping[str, JsonValue]) -> OperationR
             "IntegrationServicesVersion": (
                 vm.guest.integration_services_version if vm.state == "Running" else ""
             ),
-            "IntegrationServicesState": _integration_services_state(vm),
+            "IntegrationServicesState": _integration_services_state(host, vm),
             "ComputerName": host.name,
         }
         for vm in _selected_vms(host, parameters, errors)
