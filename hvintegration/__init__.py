@@ -21,6 +21,7 @@ from hvintegration.catalogue import ServiceRef, ServiceSpec
 from hvintegration.diagnosis_records import Diagnosis, DiagnosisVerdict, ServiceDiagnosis
 from hvintegration.errors import (
     AmbiguousVMError,
+    AnswerTooLargeError,
     AuthenticationError,
     BatchError,
     DaemonControlError,
@@ -96,6 +97,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Advice",
     "AmbiguousVMError",
+    "AnswerTooLargeError",
     "ApplyResult",
     "AuthenticationError",
     "BatchError",

@@ -57,6 +57,7 @@ from hvintegration._table import printable
 
 __all__ = [
     "AmbiguousVMError",
+    "AnswerTooLargeError",
     "AuthenticationError",
     "BatchError",
     "DaemonControlError",
@@ -685,6 +686,29 @@ class ProtocolError(TransportError):
     Raised for malformed, truncated, oversized or wrongly encoded answers;
     never turned into a partial or guessed record.
     """
+
+
+class AnswerTooLargeError(ProtocolError):
+    """One operation's answer is larger than the target's ``max_output`` setting.
+
+    The answer is refused whole, never cut; the connection itself is sound
+    (the command line exits 1, not with the "unreachable" status). Raise the
+    bound in the URL (``?max_output=BYTES``) or read fewer VMs per call.
+
+    Attributes:
+        max_output: The bound, in bytes.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_output: int,
+        target: str | None = None,
+        operation: str | None = None,
+    ) -> None:
+        super().__init__(message, target=target, operation=operation)
+        self.max_output = max_output
 
 
 class AuthenticationError(TransportError):

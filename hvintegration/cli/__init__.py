@@ -44,6 +44,7 @@ from hvintegration.cli.render import (
 )
 from hvintegration.errors import (
     AmbiguousVMError,
+    AnswerTooLargeError,
     BatchError,
     HvIntegrationError,
     HyperVModuleMissingError,
@@ -83,6 +84,7 @@ EXIT_STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (NotFoundError, EXIT_CODES["not_found"]),
     (PermissionDeniedError, EXIT_CODES["permission"]),
     (OperationTimeoutError, EXIT_CODES["timeout"]),
+    (AnswerTooLargeError, EXIT_CODES["error"]),
     (TransportError, EXIT_CODES["connection"]),
     (HvIntegrationError, EXIT_CODES["error"]),
     (ValueError, EXIT_CODES["usage"]),
@@ -97,7 +99,9 @@ EXIT_STATUSES: tuple[tuple[type[BaseException], int], ...] = (
   does not exist, or a VM name that two VMs share;
 * 4: permission denied; 5: a timeout; 6: the target cannot be reached,
   refused the login, or the connection broke;
-* 1: any other failure the target reported;
+* 1: any other failure the target reported, and an answer larger than the
+  target's ``max_output`` setting (:class:`~hvintegration.errors.AnswerTooLargeError`:
+  the connection is sound, the answer too big);
 * 130: interrupted (Ctrl+C).
 
 A :class:`~hvintegration.errors.BatchError` exits with its failures'

@@ -50,7 +50,7 @@ from typing import Any
 
 import attrs
 
-from hvintegration.errors import InvalidTargetError, ProtocolError
+from hvintegration.errors import AnswerTooLargeError, InvalidTargetError, ProtocolError
 from hvintegration.operations import script_text
 from hvintegration.transport.base import (
     MAX_DEPTH,
@@ -664,8 +664,9 @@ class FrameReader:
             The bytes after :data:`ENVELOPE_PREFIX`.
 
         Raises:
-            ProtocolError: More than ``max_bytes`` arrived without a whole
-                envelope line.
+            AnswerTooLargeError: The envelope line, with what came before it,
+                is more than ``max_bytes``, whether it arrived in one read or
+                in many.
             EndOfOutput: The stream ended first.
         """
         consumed = 0
@@ -687,17 +688,17 @@ class FrameReader:
                 if head.startswith(_BOM):
                     head = head[len(_BOM) :]
                 if head.startswith(ENVELOPE_PREFIX):
+                    if consumed > self._max_bytes:
+                        # Whole, but over the bound: refused as if cut.
+                        self._buffer.clear()
+                        raise self._too_large(target, operation)
                     return head[len(ENVELOPE_PREFIX) :].rstrip(b"\r")
                 self._noise = (self._noise + line + b"\n")[-self._NOISE_KEPT :]
                 end = self._buffer.find(b"\n")
             searched = len(self._buffer)
             if consumed + len(self._buffer) > self._max_bytes:
                 self._buffer.clear()
-                raise ProtocolError(
-                    f"PowerShell wrote more than {self._max_bytes} bytes without a complete answer",
-                    target=target,
-                    operation=operation,
-                )
+                raise self._too_large(target, operation)
             chunk = await self._read(self._CHUNK)
             if not chunk:
                 rest = bytes(self._buffer)
@@ -707,3 +708,12 @@ class FrameReader:
                     noise=(self._noise + bytes(self._buffer)).decode("utf-8", "replace").strip(),
                 )
             self._buffer += chunk
+
+    def _too_large(self, target: str, operation: str) -> AnswerTooLargeError:
+        return AnswerTooLargeError(
+            f"the answer is more than {self._max_bytes} bytes, the most one operation "
+            "may return (the target's max_output setting); refused",
+            max_output=self._max_bytes,
+            target=target,
+            operation=operation,
+        )

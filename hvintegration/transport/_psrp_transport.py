@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from psrpcore.types import RunspacePoolState
 
 from hvintegration.errors import (
+    AnswerTooLargeError,
     HvIntegrationError,
     OperationTimeoutError,
     ProtocolError,
@@ -116,9 +117,10 @@ def decode_output(
     # peer needs encoding to be measured.
     size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     if size > max_output:
-        raise ProtocolError(
+        raise AnswerTooLargeError(
             f"the answer is {size} bytes, more than the {max_output} one operation may "
             "return (the target's max_output setting); refused",
+            max_output=max_output,
             target=target,
             operation=operation,
         )
