@@ -326,6 +326,20 @@ async def test_windows_guests_and_kinds() -> None:
     assert infer_kind("psrp://admin@hv01") == "host"
 
 
+async def test_a_target_object_has_the_kind_its_url_says() -> None:
+    lab = SimulatedHost()
+    lab.vm("demovm").windows.services["vmicvss"].status = "Stopped"  # type: ignore[union-attr]
+    inside = lab.inside("demovm")
+    assert infer_kind(inside) == infer_kind(inside.url) == "windows"
+    assert infer_kind(lab) == "host"
+    assert [t.kind for t in Fleet([inside]).targets] == ["windows"]
+    assert [t.kind for t in Fleet([FleetTarget(inside)]).targets] == ["windows"]
+    result = await Fleet([inside]).windows_services()
+    assert result.ok
+    # Read from the lab itself: the service stopped there shows stopped.
+    assert {row.name: row.status for row in result.rows}["vmicvss"] == "Stopped"
+
+
 async def test_a_target_of_the_wrong_kind_fails_alone() -> None:
     fleet = Fleet([FleetTarget("sim-linux://web1", kind="host"), "sim://HV01"])
     result = await fleet.integration_services()

@@ -94,7 +94,9 @@ def infer_kind(target: str | Target) -> str:
     else (``sim://``, ``psrp://``, ``local://``, ``ssh://`` with
     ``shell=powershell`` or ``cmd``) is a Hyper-V host. Name the kind
     explicitly (:class:`FleetTarget`) when this guess is wrong, such as a
-    Windows guest over ``psrp://``.
+    Windows guest over ``psrp://``. A target object is read through its
+    URL, the same as its URL string, unless it has a ``kind`` attribute
+    naming one of the kinds.
 
     Args:
         target: A URL or target settings.
@@ -106,16 +108,19 @@ def infer_kind(target: str | Target) -> str:
         >>> infer_kind("sim-linux://web1"), infer_kind("sim://?guest=demovm"), infer_kind("sim://")
         ('linux', 'windows', 'host')
     """
-    if isinstance(target, str):
-        parts = urllib.parse.urlsplit(target.strip())
-        scheme = parts.scheme.lower()
-        query = urllib.parse.parse_qs(parts.query)
-        shell = query.get("shell", ["posix"])[-1]
-        guest = bool(query.get("guest"))
-    else:
-        scheme = urllib.parse.urlsplit(target.url).scheme.lower()
-        shell = str(getattr(target, "shell", "posix"))
-        guest = bool(getattr(target, "guest", None))
+    if not isinstance(target, str):
+        # A target object says what it is in its URL, which every target
+        # has (a simulated guest's ``lab.inside(VM)`` is ``sim://HV01?guest=VM``),
+        # unless it names its kind itself.
+        declared = getattr(target, "kind", None)
+        if isinstance(declared, str) and declared in KINDS:
+            return declared
+        target = target.url
+    parts = urllib.parse.urlsplit(target.strip())
+    scheme = parts.scheme.lower()
+    query = urllib.parse.parse_qs(parts.query)
+    shell = query.get("shell", ["posix"])[-1]
+    guest = bool(query.get("guest"))
     if scheme == "sim-linux" or (scheme == "ssh" and shell == "posix"):
         return "linux"
     if scheme == "sim" and guest:
