@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from hvintegration.cli import EXIT_CODES, run
+from hvintegration.cli.commands import read_password
+from hvintegration.fleet.inventory import CredentialRef
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
@@ -91,3 +93,17 @@ def test_fleet_plan_json_names_services_by_catalogue_key(tmp_path: Path) -> None
     assert all("service" not in row for row in json.loads(out)["rows"])
     status, out, _ = _run("fleet", "plan", str(policy), "-i", str(inventory))
     assert "de demovm Guest Service Interface: disabled -> enabled" in out
+
+
+@pytest.mark.parametrize(
+    "password", ["abc\x0cdef", "a\x1cb\x1dc\x1ed", "caf\u00e9\x85x", "p\u2028q", "plain"]
+)
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "", "\nsecond line\n"])
+def test_a_password_file_is_cut_at_a_line_end_only(
+    tmp_path: Path, password: str, ending: str
+) -> None:
+    path = tmp_path / "password.txt"
+    path.write_bytes(("\ufeff" + password + ending).encode("utf-8"))
+    read = read_password(file=str(path), ask=False, environment="UNSET_X", prompt="p")
+    assert read == password
+    assert CredentialRef("file", str(path)).resolve("hv01") == password

@@ -102,7 +102,11 @@ def read_password(
     if file is not None:
         try:
             # utf-8-sig: a BOM (as Windows editors write) is not part of it.
-            text = Path(file).read_text(encoding="utf-8-sig").splitlines()
+            # Lines end at "\n" (or "\r\n") only: splitlines() would also
+            # cut at form feeds, "\x1c"-"\x1e", NEL and U+2028, which may be
+            # characters of the password itself.
+            whole = Path(file).read_text(encoding="utf-8-sig")
+            text = [whole.split("\n", 1)[0].removesuffix("\r")] if whole else []
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "it is not UTF-8 text"
             raise UsageError(f"cannot read the password file {file!r}: {reason}") from None

@@ -151,7 +151,10 @@ class CredentialRef:
                 raise InventoryError(
                     f"the password of {who} comes from {self.value}, which is not UTF-8 text"
                 ) from None
-            return text[:-1] if text.endswith("\n") else text
+            # The first line, as --password-file reads it: it ends at "\n"
+            # or "\r\n" only (never at a form feed, NEL or U+2028, which
+            # may belong to the password); a byte order mark is not in it.
+            return text.removeprefix("\ufeff").split("\n", 1)[0].removesuffix("\r")
         if prompt is None:
             raise InventoryError(
                 f"the password of {who} must be typed, and nobody can be asked here "
