@@ -107,3 +107,32 @@ def test_a_password_file_is_cut_at_a_line_end_only(
     read = read_password(file=str(path), ask=False, environment="UNSET_X", prompt="p")
     assert read == password
     assert CredentialRef("file", str(path)).resolve("hv01") == password
+
+
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_target_is_refused_even_with_the_variable_set(
+    monkeypatch: pytest.MonkeyPatch, empty: str
+) -> None:
+    monkeypatch.setenv("HVINTEGRATION_TARGET", "sim://")
+    status, out, err = _run("-t", empty, "host", "disable", "demovm", "vss")
+    assert status == EXIT_CODES["usage"]
+    assert "--target is empty" in err
+    assert out == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("-t", "sim://", "windows", "--vm", "demovm", "--user", "", "services"), "--user is empty"),
+        (("-t", "sim://?guest=demovm", "windows", "--user", "bob", "services"), "without --vm"),
+        (("-t", "sim://", "windows", "--vm", "", "services"), "--vm is empty"),
+    ],
+)
+def test_guest_options_that_mean_nothing_are_refused(
+    monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...], message: str
+) -> None:
+    monkeypatch.setenv("HVINTEGRATION_GUEST_PASSWORD", "hvintegration")
+    status, out, err = _run(*argv)
+    assert status == EXIT_CODES["usage"], err
+    assert message in err
+    assert out == ""

@@ -231,7 +231,15 @@ def target_from(args: argparse.Namespace, argv: list[str]) -> TargetLike:
             is given twice or to a scheme that takes none.
         InvalidTargetError: The URL is malformed or ambiguous.
     """
-    url = (getattr(args, "target", None) or os.environ.get(ENVIRONMENT_TARGET) or "").strip()
+    given = getattr(args, "target", None)
+    if given is not None and not given.strip():
+        # Given, but empty: never a fall back to $HVINTEGRATION_TARGET,
+        # which may name another host than the one meant.
+        raise UsageError(
+            f"--target is empty: give a URL (to try it on the built-in simulator: "
+            f"--target {example_target(args)})"
+        )
+    url = (given or os.environ.get(ENVIRONMENT_TARGET) or "").strip()
     if not url:
         example = ["hvintegration", "--target", example_target(args), *_without_target(argv)]
         # Every word quoted for a POSIX shell: it is meant to be pasted.
@@ -370,10 +378,19 @@ async def run_windows(args: argparse.Namespace, target: TargetLike | None, out: 
         catalogue.resolve(args.service)
     assert target is not None
     vm = getattr(args, "vm", None)
+    user = getattr(args, "user", None)
+    if vm is None and user is not None:
+        raise UsageError(
+            "--user is the guest account for --vm (PowerShell Direct); without --vm the "
+            "target itself is the guest and its URL names the user"
+        )
+    if user is not None and not user.strip():
+        raise UsageError("--user is empty: name the guest account (or leave out --user)")
+    if vm is not None and not str(vm).strip():
+        raise UsageError("--vm is empty: name the VM, by name or id")
     credential = None
     if vm is not None:
-        user = getattr(args, "user", None) or "Administrator"
-        credential = Credential(user, _guest_password())
+        credential = Credential(user or "Administrator", _guest_password())
     async with contextlib.AsyncExitStack() as stack:
         with waiting(f"connecting to {_url_of(target)}"):
             if credential is None:
