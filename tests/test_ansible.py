@@ -230,6 +230,19 @@ def test_critical_services_need_force_and_info_reads(ansible_home: Path, tmp_pat
         that:
           - twice.error == 'InvalidParameterError'
           - "'names VSS twice' in twice.msg"
+    - name: a daemon that is not installed fails in check mode as it fails for real
+      hvintegration.hyperv.linux_daemon:
+        target: "sim-linux://m1?distro=minimal&state={tmp_path / 'm1.json'}"
+        name: vss
+        state: started
+      check_mode: true
+      register: absent
+      ignore_errors: true
+    - ansible.builtin.assert:
+        that:
+          - absent is failed
+          - absent.error == 'DaemonNotFoundError'
+          - "'hv_vss_daemon is not installed' in absent.msg"
     - name: with force
       hvintegration.hyperv.integration_service:
         target: "{host}"
@@ -256,7 +269,7 @@ def test_critical_services_need_force_and_info_reads(ansible_home: Path, tmp_pat
 """,
     )
     assert counts["failed"] == 0, output
-    assert counts["ignored"] == 3, output
+    assert counts["ignored"] == 4, output
     assert counts["changed"] == 1, output
 
 

@@ -90,7 +90,7 @@ from ansible_collections.hvintegration.hyperv.plugins.module_utils.common import
 
 
 async def converge(module):
-    from hvintegration import LinuxGuest, UnsafeChangeError
+    from hvintegration import DaemonNotFoundError, LinuxGuest, UnsafeChangeError
 
     params = module.params
     async with LinuxGuest.connect(target_of(module), timeout=params["timeout"]) as guest:
@@ -106,6 +106,24 @@ async def converge(module):
         if changed and risky and not params["force"]:
             raise UnsafeChangeError(
                 [daemon.spec.service.name], target=guest.target, operation="linux_daemon"
+            )
+        starts = changed and state in ("started", "restarted")
+        if starts and module.check_mode and before.program is None and before.unit is None:
+            # What the real run would fail with: a daemon that is not
+            # installed (or only where others than root could write it)
+            # cannot be started, so check mode does not promise it.
+            untrusted = [i.path for i in before.installed if not i.trusted]
+            name = daemon.spec.name
+            raise DaemonNotFoundError(
+                name,
+                reason=(
+                    f"{name} is installed only where others than root could have written it "
+                    f"({', '.join(untrusted)}); it is never started"
+                    if untrusted
+                    else f"{name} is not installed"
+                ),
+                target=guest.target,
+                operation=f"{'start' if state == 'started' else 'restart'} {name}",
             )
         after = before
         if changed and not module.check_mode:
