@@ -190,6 +190,7 @@ def test_converge_is_idempotent_and_check_mode_changes_nothing(
 
 def test_critical_services_need_force_and_info_reads(ansible_home: Path, tmp_path: Path) -> None:
     host = f"sim://HV01?vms=2&state={tmp_path / 'hv.json'}"
+    minimal = f"sim-linux://m1?distro=minimal&state={tmp_path / 'm1.json'}"
     counts, output = playbook(
         ansible_home,
         "force.yml",
@@ -232,7 +233,7 @@ def test_critical_services_need_force_and_info_reads(ansible_home: Path, tmp_pat
           - "'names VSS twice' in twice.msg"
     - name: a daemon that is not installed fails in check mode as it fails for real
       hvintegration.hyperv.linux_daemon:
-        target: "sim-linux://m1?distro=minimal&state={tmp_path / 'm1.json'}"
+        target: "{minimal}"
         name: vss
         state: started
       check_mode: true
