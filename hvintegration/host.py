@@ -262,7 +262,8 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
             vms: The VMs to read; every VM on the host when ``None``.
 
         Returns:
-            One record per service per VM, grouped by VM in host order.
+            One record per service per VM, grouped by VM in host order; a VM
+            named twice (by name and by id, say) is listed once.
 
         Raises:
             VMNotFoundError: The one VM asked for does not exist.
@@ -276,7 +277,17 @@ class HyperVHost(TransportResource[PowerShellTransport], HostKvpMethods):
         }
         result = await self._run(GET_INTEGRATION_SERVICES, parameters)
         decoder = Decoder(self.target, GET_INTEGRATION_SERVICES.name)
-        states = RecordList(decoder.service_state(obj) for obj in result.output)
+        # A VM named twice is read twice; its services are listed once,
+        # where it first appears.
+        seen: set[tuple[object, ...]] = set()
+        kept = []
+        for obj in result.output:
+            state = decoder.service_state(obj)
+            key = (state.vm_id, state.component_id, state.name)
+            if key not in seen:
+                seen.add(key)
+                kept.append(state)
+        states = RecordList(kept)
         errors = {
             str(record.target_object): self._error(record, GET_INTEGRATION_SERVICES)
             for record in result.errors

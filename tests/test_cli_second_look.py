@@ -13,7 +13,9 @@ import pytest
 
 from hvintegration.cli import EXIT_CODES, run
 from hvintegration.cli.commands import read_password
+from hvintegration import HyperVHost
 from hvintegration.fleet.inventory import CredentialRef
+from hvintegration.testing.powershell_peers import LocalStandInPeer
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
@@ -116,7 +118,7 @@ def test_an_empty_target_is_refused_even_with_the_variable_set(
     monkeypatch.setenv("HVINTEGRATION_TARGET", "sim://")
     status, out, err = _run("-t", empty, "host", "disable", "demovm", "vss")
     assert status == EXIT_CODES["usage"]
-    assert "--target is empty" in err
+    assert "no target: give --target URL (it is empty; $HVINTEGRATION_TARGET does not" in err
     assert out == ""
 
 
@@ -136,3 +138,28 @@ def test_guest_options_that_mean_nothing_are_refused(
     assert status == EXIT_CODES["usage"], err
     assert message in err
     assert out == ""
+
+
+async def test_a_vm_named_twice_is_listed_once(tmp_path: Path) -> None:
+    peer = LocalStandInPeer(tmp_path)
+    with peer.edit() as host:
+        host.add_vm("othervm")
+    async with HyperVHost.connect(peer.target()) as host:
+        vms = await host.list_vms()
+        demo = next(vm for vm in vms if vm.name == "demovm")
+        once = await host.integration_services(["demovm"])
+        twice = await host.integration_services(["demovm", str(demo.id), demo.id, "DEMOVM"])
+        both = await host.integration_services(["othervm", "demovm", "othervm"])
+    assert once and list(twice) == list(once)
+    assert len({(s.vm_id, s.name) for s in both}) == len(both)
+    assert {s.vm_name for s in both} == {"demovm", "othervm"}
+
+
+def test_the_command_line_lists_a_vm_named_twice_once() -> None:
+    _, once, _ = _run("-t", "sim://", "--json", "host", "services", "demovm")
+    status, twice, _ = _run(
+        "-t", "sim://", "--json", "host", "services", "demovm",
+        "B412F17D-CC3C-5E01-B8E8-FED08BC30DA0",
+    )
+    assert status == EXIT_CODES["ok"]
+    assert json.loads(twice) == json.loads(once)

@@ -232,21 +232,21 @@ def target_from(args: argparse.Namespace, argv: list[str]) -> TargetLike:
         InvalidTargetError: The URL is malformed or ambiguous.
     """
     given = getattr(args, "target", None)
-    if given is not None and not given.strip():
-        # Given, but empty: never a fall back to $HVINTEGRATION_TARGET,
-        # which may name another host than the one meant.
-        raise UsageError(
-            f"--target is empty: give a URL (to try it on the built-in simulator: "
-            f"--target {example_target(args)})"
-        )
-    url = (given or os.environ.get(ENVIRONMENT_TARGET) or "").strip()
+    # A --target given empty is no target: never a fall back to
+    # $HVINTEGRATION_TARGET, which may name another host than the one meant.
+    empty = given is not None and not given.strip()
+    url = "" if empty else (given or os.environ.get(ENVIRONMENT_TARGET) or "").strip()
     if not url:
         example = ["hvintegration", "--target", example_target(args), *_without_target(argv)]
         # Every word quoted for a POSIX shell: it is meant to be pasted.
         shown = shlex.join(example)
+        ways = (
+            f"--target URL (it is empty; ${ENVIRONMENT_TARGET} does not replace it)"
+            if empty
+            else f"--target URL or set ${ENVIRONMENT_TARGET}"
+        )
         raise UsageError(
-            f"no target: give --target URL or set ${ENVIRONMENT_TARGET} "
-            f"(to try it on the built-in simulator: {shown})"
+            f"no target: give {ways} (to try it on the built-in simulator: {shown})"
         )
     file = getattr(args, "password_file", None)
     ask = bool(getattr(args, "ask_password", False))
