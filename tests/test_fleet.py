@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import sys
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from hvintegration import (
     HyperVHost,
     InvalidTargetError,
     LinuxGuest,
+    NotFoundError,
     OperationTimeoutError,
     PermissionDeniedError,
     TransportError,
@@ -509,3 +511,23 @@ def test_one_string_where_a_list_is_wanted_is_refused() -> None:
 async def test_one_vm_name_string_is_refused(method: str) -> None:
     with pytest.raises(TypeError, match="wrap one name in a list"):
         await getattr(Fleet(["sim://A"]), method)("demovm")
+
+
+async def test_diagnose_rows_carry_the_vm_id_and_the_remedies() -> None:
+    lab = SimulatedHost()
+    twin = lab.add_vm("demovm", id=uuid.uuid4())
+    result = await Fleet([lab]).diagnose()
+    gsi = [row for row in result.rows if row.service == "guest_service_interface"]
+    assert {row.vm_id for row in gsi} == {lab.vm("demovm").id, twin.id}
+    for row in gsi:
+        assert row.verdict == "disabled on host"
+        # Two VMs share the name: each step reaches its own by id.
+        assert [shlex.split(step.cli)[-2] for step in row.remedies] == [str(row.vm_id)]
+    assert lab.round_trips == 3  # list_vms, services, KVP: nothing more for the remedies
+
+
+async def test_diagnose_refuses_an_unknown_host_os_before_contacting_a_host() -> None:
+    lab = SimulatedHost()
+    with pytest.raises(NotFoundError, match="Windows 95"):
+        await Fleet([lab]).diagnose(host_os="Windows 95")
+    assert lab.round_trips == 0

@@ -7,12 +7,15 @@ import json
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from hvintegration.cli import run
+from hvintegration.simulator import SimulatedHost
+from hvintegration.simulator.state import save_host
 from hvintegration.testing.sshd import free_loopback_port
 
 
@@ -167,12 +170,64 @@ def test_diagnose_exits_1_on_a_problem(tmp_path: Path) -> None:
     assert out.splitlines()[0].split() == [
         "Target",
         "VMName",
+        "VMId",
         "Service",
         "Verdict",
         "Problem",
         "Why",
+        "Remedy",
     ]
-    assert any(line.startswith("hv01 ") and "disabled on host" in line for line in out.splitlines())
+    assert any(
+        line.startswith("hv01 ")
+        and "disabled on host" in line
+        and line.endswith("host enable demovm 'Guest Service Interface'")
+        for line in out.splitlines()
+    )
+
+
+def test_diagnose_tells_twins_apart_and_takes_the_host_os(tmp_path: Path) -> None:
+    lab = SimulatedHost(os="windows-10")
+    first = lab.add_vm("twin", guest="windows-7")
+    second = lab.add_vm("twin", guest="windows-7", id=uuid.uuid4(), enabled={"VSS": False})
+    save_host(lab, tmp_path / "lab.json")
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text(f'[targets.lab]\nurl = "sim://HV01?state={tmp_path / "lab.json"}"\n')
+    status, out, _ = _run("fleet", "diagnose", "-i", str(inventory), "--json")
+    assert status == 1
+    rows = [r for r in json.loads(out)["rows"] if r["vm"] == "twin" and r["service"] == "vss"]
+    assert {(r["vm_id"], r["verdict"]) for r in rows} == {
+        (str(first.id), "protocol mismatch"),
+        (str(second.id), "disabled on host"),
+    }
+    [disabled] = [r for r in rows if r["vm_id"] == str(second.id)]
+    # The VM is named by id: its name is not its own.
+    assert disabled["remedies"][0]["cli"].endswith(f" host enable {second.id} VSS")
+    status, out, _ = _run(
+        "fleet", "diagnose", "-i", str(inventory), "--json", "--host-os", "Windows 10"
+    )
+    actions = [
+        step["action"]
+        for r in json.loads(out)["rows"]
+        if r["vm_id"] == str(first.id) and r["service"] == "vss"
+        for step in r["remedies"]
+    ]
+    assert actions == ["update the guest's integration services: Windows Update"]
+    status, _, err = _run("fleet", "diagnose", "-i", str(inventory), "--host-os", "Windows 95")
+    assert status != 0
+    assert "Windows 95" in err
+    assert "Windows Server 2022" in err  # the known ones
+
+
+@pytest.mark.parametrize("action", ["services", "diagnose", "plan"])
+def test_fleet_help_shows_no_single_target_options(action: str) -> None:
+    status, out, _ = _run("fleet", action, "--help")
+    assert status == 0
+    for option in ("--target", "--password-file", "--ask-password"):
+        assert option not in out
+    # Every other command keeps them.
+    status, out, _ = _run("host", "vms", "--help")
+    assert "--target" in out
+    assert "--password-file" in out
 
 
 @pytest.mark.parametrize("action", ["services", "windows", "linux", "diagnose", "plan", "apply"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO, cast
 
@@ -37,6 +38,7 @@ from hvintegration.fleet import (
     load_inventory,
     load_policy,
 )
+from hvintegration.maintenance import resolve_host_os
 
 __all__ = ["add_fleet", "run_fleet"]
 
@@ -83,7 +85,7 @@ def add_fleet(
         ("linux", "the integration daemons of every Linux guest"),
         ("diagnose", "one verdict per service of every VM of every host (exit 1 on a problem)"),
     ):
-        add_command(
+        command = add_command(
             actions,
             name,
             help=summary,
@@ -95,6 +97,14 @@ def add_fleet(
             parents=[common, options],
             target=False,
         )
+        if name == "diagnose":
+            command.add_argument(
+                "--host-os",
+                metavar="OS",
+                help="the hosts' release (Windows Server 2022...), for the update path of a "
+                "protocol mismatch",
+            )
+        _hide_single_target_options(command)
     for name, summary in (
         ("plan", "show what a policy would change, target by target (reads only)"),
         ("apply", "change what differs from a policy, and show what changed"),
@@ -108,6 +118,7 @@ def add_fleet(
             parents=[common, options],
             target=False,
         )
+        _hide_single_target_options(action)
         action.add_argument("policy", metavar="POLICY", help="the policy file (TOML)")
         if name == "apply":
             action.add_argument(
@@ -116,6 +127,29 @@ def add_fleet(
                 help="allow turning off Heartbeat, Shutdown or Key-Value Pair Exchange, "
                 "and stopping the KVP daemon",
             )
+
+
+_SINGLE_TARGET = ("target", "password_file", "ask_password")
+"""Options of the shared parent that a fleet refuses: its targets and their
+passwords come from the inventory."""
+
+
+def _hide_single_target_options(parser: argparse.ArgumentParser) -> None:
+    # The options stay parsed, so that run_fleet can say why they do not
+    # apply, but leave the command's help and usage. Parents share their
+    # action objects with every command, so each is replaced here by a
+    # hidden copy, never changed in place.
+    for action in list(parser._actions):
+        if action.dest not in _SINGLE_TARGET:
+            continue
+        hidden = copy.copy(action)
+        hidden.help = argparse.SUPPRESS
+        parser._actions[parser._actions.index(action)] = hidden
+        for option in action.option_strings:
+            parser._option_string_actions[option] = hidden
+        for group in parser._action_groups:
+            if action in group._group_actions:
+                group._group_actions[group._group_actions.index(action)] = hidden
 
 
 Phase = Callable[[str, int], ProgressCallback]
@@ -232,6 +266,10 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
             'password = { env = "VAR" }, { file = "PATH" } or { prompt = true }'
         )
     as_json = bool(getattr(args, "json", False))
+    host_os = getattr(args, "host_os", None)
+    if host_os is not None:
+        # A mistyped release fails at once, naming the known ones.
+        resolve_host_os(host_os)
     inventory = load_inventory(args.inventory)
     policy = load_policy(args.policy) if args.action in ("plan", "apply") else None
     timeout = getattr(args, "timeout", None)
@@ -279,7 +317,9 @@ async def run_fleet(args: argparse.Namespace, target: TargetLike | None, out: Te
                 fleet.select(kind="host"), "reading hosts"
             ).integration_services()
         elif args.action == "diagnose":
-            result = await watched(fleet.select(kind="host"), "diagnosing hosts").diagnose()
+            result = await watched(fleet.select(kind="host"), "diagnosing hosts").diagnose(
+                host_os=getattr(args, "host_os", None)
+            )
         elif args.action == "windows":
             chosen = fleet.select(kind="windows")
             result = await watched(chosen, "reading Windows guests").windows_services()

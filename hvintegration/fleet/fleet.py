@@ -44,6 +44,7 @@ from hvintegration.fleet.records import (
 )
 from hvintegration.host import DesiredStates, HyperVHost
 from hvintegration.linux import LinuxGuest, LinuxStatus
+from hvintegration.maintenance import resolve_host_os
 from hvintegration.records import ApplyResult, IntegrationServiceState
 from hvintegration.transport import Target
 from hvintegration.windows import GuestServiceState, WindowsGuest
@@ -387,8 +388,14 @@ class Fleet:
             host_os: The hosts' release, for the update path of a protocol
                 mismatch.
 
+        Raises:
+            NotFoundError: ``host_os`` is a name
+                :func:`~hvintegration.maintenance.advise` does not know
+                (checked before any host is contacted).
+
         Returns:
-            One row per service per VM per host; each host's value is its
+            One row per service per VM per host (with the VM's id and the
+            remedies); each host's value is its
             :class:`~hvintegration.diagnosis_records.Diagnosis` list.
 
         Example:
@@ -398,6 +405,10 @@ class Fleet:
             [('sim://HV01', 'guest_service_interface'), ('sim://HV02', 'guest_service_interface')]
         """
         names = _vm_names(vms)
+        if host_os is not None:
+            # Checked once, before any host is contacted: a mistyped name
+            # would otherwise fail every host alike.
+            resolve_host_os(host_os)
 
         async def diagnose(host: HyperVHost, _: FleetTarget) -> RecordList[Diagnosis]:
             return await diagnose_host(host, names, host_os=host_os)
@@ -690,7 +701,16 @@ def _service_rows(target: str, states: Iterable[IntegrationServiceState]) -> Ite
 def _diagnosis_rows(target: str, diagnoses: Iterable[Diagnosis]) -> Iterator[DiagnosisRow]:
     for d in diagnoses:
         for s in d.services:
-            yield DiagnosisRow(target, d.vm, s.service.key, s.verdict.value, s.problem, s.reason)
+            yield DiagnosisRow(
+                target,
+                d.vm,
+                None if d.summary is None else d.summary.id,
+                s.service.key,
+                s.verdict.value,
+                s.problem,
+                s.reason,
+                s.remedies,
+            )
 
 
 def _guest_rows(target: str, states: Iterable[GuestServiceState]) -> Iterator[GuestServiceRow]:

@@ -19,6 +19,7 @@ import attrs
 from hvintegration import catalogue
 from hvintegration._table import Column, RecordList, html_table, json_text, text_table
 from hvintegration._table import plain as table_plain
+from hvintegration.diagnosis_records import Remedy
 from hvintegration.errors import BatchError, HvIntegrationError
 
 __all__ = [
@@ -232,27 +233,38 @@ class DiagnosisRow:
     Attributes:
         target: The host's name in the fleet.
         vm: The VM's name.
+        vm_id: The VM's id (VM names need not be unique on a host);
+            ``None`` when the host could not say it.
         service: The catalogue key of the integration service.
         verdict: The verdict (``working``, ``disabled on host``...; see
             :mod:`hvintegration.diagnosis`).
         problem: Whether it asks for action.
         reason: Why, in one sentence.
+        remedies: The steps that fix it
+            (:class:`~hvintegration.diagnosis_records.Remedy`: the library
+            call, the command and the manual way), host side first; empty
+            when nothing is to be done. The table shows each step's command,
+            else its manual way.
     """
 
     target: str
     vm: str
+    vm_id: uuid.UUID | None
     service: str
     verdict: str
     problem: bool
     reason: str
+    remedies: tuple[Remedy, ...] = ()
 
     __columns__: ClassVar[tuple[Column, ...]] = (
         ("Target", lambda r: r.target),
         ("VMName", lambda r: r.vm),
+        ("VMId", lambda r: "" if r.vm_id is None else str(r.vm_id)),
         ("Service", lambda r: _service_name(r.service)),
         ("Verdict", lambda r: r.verdict),
         ("Problem", lambda r: r.problem),
         ("Why", lambda r: r.reason),
+        ("Remedy", lambda r: "; ".join(step.cli or step.manual for step in r.remedies)),
     )
 
 
