@@ -454,6 +454,26 @@ async def test_host_write_reaches_the_linux_guest_pool_0(lab: SimulatedHost) -> 
     assert [(i.key, i.value) for i in after] == [("Role", "web")]
 
 
+async def test_host_items_sent_while_the_daemon_is_down_reach_pool_0_when_it_starts(
+    lab: SimulatedHost,
+) -> None:
+    guest = SimulatedLinuxGuest("web01")
+    lab.add_vm("web01", guest="ubuntu-22.04")
+    lab.link_linux("web01", guest)
+    async with HyperVHost.connect(lab) as host, LinuxGuest.connect(guest) as linux:
+        await host.vm("web01").set_kvp_items({"Before": "1"})
+        await linux.daemon("kvp").stop(force=True)
+        await host.vm("web01").set_kvp_items({"New": "1"})
+        await host.vm("web01").remove_kvp_items(["Before"])
+        waiting = await linux.kvp(pool=0)
+        await linux.daemon("kvp").start()
+        delivered = await linux.kvp(pool=0)
+    # Nothing reaches pool 0 without the daemon; its start brings what the
+    # host sent meanwhile, removals included.
+    assert [(i.key, i.value) for i in waiting] == [("Before", "1")]
+    assert [(i.key, i.value) for i in delivered] == [("New", "1")]
+
+
 async def test_guest_write_to_pool_1_is_what_the_host_reads(lab: SimulatedHost) -> None:
     guest = SimulatedLinuxGuest("web01", distro="rhel-9")
     lab.add_vm("web01", guest="ubuntu-22.04")

@@ -174,11 +174,16 @@ def guest_items(vm: SimulatedVM) -> dict[str, str]:
 
 
 def _deliver_host_items(vm: SimulatedVM) -> None:
-    # hv_kvp_daemon writes what the host sends to pool 0 while it runs; a
-    # guest whose daemon is down gets the items when it next starts, so the
-    # simulation writes them whenever the guest answers on KVP.
-    if vm.linux is not None and _answers_kvp(vm):
-        vm.linux.pools[0] = pool_records(*vm.kvp_host.items())
+    # hv_kvp_daemon writes what the host sends to pool 0 while it runs. A
+    # linked guest whose daemon is down keeps the host's message waiting in
+    # the VMBus channel and gets the items when the daemon starts again
+    # (LinuxGuestModel.pending_host_items, after drivers/hv/hv_kvp.c).
+    if vm.linux is not None:
+        if _answers_kvp(vm):
+            vm.linux.pools[0] = pool_records(*vm.kvp_host.items())
+            vm.linux.pending_host_items = None
+        elif vm.state == "Running" and vm.enabled.get(_KVP, False):
+            vm.linux.pending_host_items = dict(vm.kvp_host)
     path = _pool_path(vm, 0)
     if path is not None and _answers_kvp(vm):
         _write_pool_file(path, pool_records(*vm.kvp_host.items()))

@@ -118,6 +118,14 @@ class LinuxGuestModel(SimulatedPeer):
         driver: ``module``, ``built-in`` or ``absent``.
         processes: The process table.
         pools: KVP pool number to file bytes; a pool not here has no file.
+        pending_host_items: The host's items (``HostExchangeItems``) sent
+            while no ``hv_kvp_daemon`` ran, else ``None``. The kernel's
+            ``hv_kvp_onchannelcallback`` leaves a host message in the VMBus
+            channel while no daemon is registered (``kvp_transaction.state <
+            HVUTIL_READY``), and a daemon's registration polls the channel
+            (``kvp_register_done`` calls ``hv_poll_channel``), both in
+            ``drivers/hv/hv_kvp.c``: so when ``hv_kvp_daemon`` starts again
+            these items are written to pool 0.
         kvp_directory: Where the pool files are: ``/var/lib/hyperv``, or
             ``/var/opt/hyperv`` for a Linux 3.x daemon.
         unreadable_pools: Pools the login may not read (root reads them).
@@ -160,6 +168,7 @@ class LinuxGuestModel(SimulatedPeer):
         self.driver = distro.driver
         self.processes: list[SimulatedProcess] = []
         self.pools: dict[int, bytes] = {}
+        self.pending_host_items: dict[str, str] | None = None
         self.kvp_directory = "/var/lib/hyperv"
         self.unreadable_pools: set[int] = set()
         self.kvp_free_bytes: int | None = None
@@ -277,6 +286,12 @@ class LinuxGuestModel(SimulatedPeer):
             exe=exe,
         )
         self.processes.append(process)
+        if spec is not None and spec.short == "kvp" and self.pending_host_items is not None:
+            # The host's message waited in the VMBus channel while no daemon
+            # was registered; the daemon's registration polls the channel and
+            # the items reach pool 0 (see pending_host_items).
+            self.pools[0] = pool_records(*self.pending_host_items.items())
+            self.pending_host_items = None
         return process
 
     def signal(self, pid: int, signal: str) -> bool:
