@@ -30,6 +30,7 @@ catch either::
      │    ├── TransportClosedError      you closed it
      │    ├── TransportBrokenError      the peer or the channel broke it
      │    ├── ProtocolError             the peer answered something unreadable
+     │    │    └── AnswerTooLargeError   larger than the max_output setting
      │    ├── AuthenticationError
      │    ├── HostKeyError
      │    └── PowerShellNotFoundError (FileNotFoundError)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from hvintegration import HyperVHost
 from hvintegration.cli import EXIT_CODES, run
 from hvintegration.cli.commands import read_password
-from hvintegration import HyperVHost
 from hvintegration.fleet.inventory import CredentialRef
 from hvintegration.testing.powershell_peers import LocalStandInPeer
 
@@ -28,7 +28,9 @@ def test_a_mistyped_option_of_a_subcommand_is_suggested_with_its_usage() -> None
     status, _, err = _run("-t", "sim://", "host", "disable", "demovm", "heartbeat", "--forc")
     assert status == EXIT_CODES["usage"]
     assert "usage: hvintegration host disable" in err
-    assert "hvintegration host disable: error: unknown option --forc; did you mean '--force'?" in err
+    assert (
+        "hvintegration host disable: error: unknown option --forc; did you mean '--force'?" in err
+    )
 
 
 @pytest.mark.parametrize(
@@ -59,11 +61,17 @@ def test_catalogue_json_after_the_command_prints_json() -> None:
     ("argv", "message"),
     [
         (("completion", "fish"), "unknown shell 'fish' (one of: bash, zsh, tcsh)"),
-        (("completion", "bsh"), "unknown shell 'bsh'; did you mean 'bash'? (one of: bash, zsh, tcsh)"),
+        (
+            ("completion", "bsh"),
+            "unknown shell 'bsh'; did you mean 'bash'? (one of: bash, zsh, tcsh)",
+        ),
         (("completion",), "missing shell (one of: bash, zsh, tcsh)"),
         (("advise", "--host-os", "2019"), "missing --guest-os OS"),
         (("-t", "sim://", "host", "enable"), "missing VM; SERVICE"),
-        (("-t", "sim-linux://", "linux", "kvp", "--pool", "9"), "unknown --pool 9 (one of: 0, 1, 2"),
+        (
+            ("-t", "sim-linux://", "linux", "kvp", "--pool", "9"),
+            "unknown --pool 9 (one of: 0, 1, 2",
+        ),
     ],
 )
 def test_choices_and_missing_arguments_are_said_in_words(
@@ -125,7 +133,10 @@ def test_an_empty_target_is_refused_even_with_the_variable_set(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("-t", "sim://", "windows", "--vm", "demovm", "--user", "", "services"), "--user is empty"),
+        (
+            ("-t", "sim://", "windows", "--vm", "demovm", "--user", "", "services"),
+            "--user is empty",
+        ),
         (("-t", "sim://?guest=demovm", "windows", "--user", "bob", "services"), "without --vm"),
         (("-t", "sim://", "windows", "--vm", "", "services"), "--vm is empty"),
     ],
@@ -150,7 +161,8 @@ async def test_a_vm_named_twice_is_listed_once(tmp_path: Path) -> None:
         once = await host.integration_services(["demovm"])
         twice = await host.integration_services(["demovm", str(demo.id), demo.id, "DEMOVM"])
         both = await host.integration_services(["othervm", "demovm", "othervm"])
-    assert once and list(twice) == list(once)
+    assert once
+    assert list(twice) == list(once)
     assert len({(s.vm_id, s.name) for s in both}) == len(both)
     assert {s.vm_name for s in both} == {"demovm", "othervm"}
 
@@ -158,7 +170,12 @@ async def test_a_vm_named_twice_is_listed_once(tmp_path: Path) -> None:
 def test_the_command_line_lists_a_vm_named_twice_once() -> None:
     _, once, _ = _run("-t", "sim://", "--json", "host", "services", "demovm")
     status, twice, _ = _run(
-        "-t", "sim://", "--json", "host", "services", "demovm",
+        "-t",
+        "sim://",
+        "--json",
+        "host",
+        "services",
+        "demovm",
         "B412F17D-CC3C-5E01-B8E8-FED08BC30DA0",
     )
     assert status == EXIT_CODES["ok"]

@@ -6,6 +6,7 @@ is read."""
 from __future__ import annotations
 
 import io
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from hvintegration.cli import EXIT_CODES, exit_status, run
 from hvintegration.errors import AnswerTooLargeError, InvalidTargetError, ProtocolError
 from hvintegration.operations import LIST_VMS
 from hvintegration.testing.powershell_peers import LocalStandInPeer
+from hvintegration.transport import parse_target
 from hvintegration.transport.local import LocalTarget
 
 
@@ -46,3 +48,76 @@ def test_the_command_line_exits_1_not_unreachable_over_max_output(tmp_path: Path
     status = run(["-t", url, "host", "vms"], out=out, err=err)
     assert status == EXIT_CODES["error"]
     assert "(the target's max_output setting)" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "local://?max_output=1024&max_output=99999",
+        "local://?sessions=2&sessions=3",
+        "ssh://admin@hv01?shell=cmd&shell=posix",
+        "psrp://admin@hv01?ssl=true&ssl=false",
+        "sim://?vms=2&vms=3",
+        "sim-linux://?distro=ubuntu&distro=rhel",
+    ],
+)
+def test_an_option_given_twice_is_refused(url: str) -> None:
+    with pytest.raises(InvalidTargetError, match="more than once; give each once"):
+        parse_target(url)
+
+
+def test_an_option_given_twice_beside_a_password_is_named_without_the_url() -> None:
+    with pytest.raises(InvalidTargetError) as caught:
+        parse_target("ssh://admin:S3cret@hv01?shell=cmd&shell=posix")
+    assert "S3cret" not in str(caught.value)
+    assert "twice" in str(caught.value)
+
+
+def test_repeatable_options_still_repeat() -> None:
+    target = parse_target("ssh://admin@hv01?key=/a&key=/b")
+    assert target.client_keys == ("/a", "/b")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("local:///x/y", "local:// takes no path: nothing may follow local:// but ?options"),
+        ("sim://HV01/anything", "sim:// takes no path: nothing may follow the host name"),
+        ("sim-linux://web1/x", "sim-linux:// takes no path"),
+        ("sim://HV01#lab", "sim:// takes no '#' part"),
+        ("ssh://admin@hv01/x", "ssh:// takes no path"),
+    ],
+)
+def test_a_path_is_refused_by_every_scheme(url: str, message: str) -> None:
+    with pytest.raises(InvalidTargetError, match=re.escape(message)):
+        parse_target(url)
+
+
+@pytest.mark.parametrize("url", ["local://", "local:///", "sim://HV01/", "sim://"])
+def test_an_empty_path_is_still_fine(url: str) -> None:
+    parse_target(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("ssh://ro%1Bot@127.0.0.1:1", "U+001B"),
+        ("ssh://ro\x1bot@127.0.0.1:1", "U+001B"),
+        ("ssh://ro%00ot@127.0.0.1:1", "U+0000"),
+        ("psrp://ad%E2%80%8Bmin@hv01", "U+200B"),
+    ],
+)
+def test_a_user_name_with_a_control_character_is_refused_when_read(url: str, code: str) -> None:
+    with pytest.raises(
+        InvalidTargetError, match=re.escape(f"the user name holds {code}")
+    ) as caught:
+        parse_target(url)
+    assert "key" not in str(caught.value)
+
+
+def test_the_command_line_says_what_is_wrong_with_the_user_name() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    status = run(["-t", "ssh://ro\x1bot@127.0.0.1:1", "host", "vms"], out=out, err=err)
+    assert status == EXIT_CODES["usage"]
+    assert "the user name holds U+001B" in err.getvalue()
+    assert "known_hosts" not in err.getvalue()

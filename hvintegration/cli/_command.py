@@ -130,9 +130,7 @@ class CommandParser(argparse.ArgumentParser):
         # Stray words are named (escaped), except one that follows
         # --ask-password, which may be the password typed after it.
         words: list[str] = getattr(self, "_words", [])
-        secret = {
-            words[i + 1] for i, word in enumerate(words[:-1]) if word == "--ask-password"
-        }
+        secret = {words[i + 1] for i, word in enumerate(words[:-1]) if word == "--ask-password"}
         plural = "s" if len(extras) > 1 else ""
         shown = [word for word in extras if word not in secret]
         hidden = len(extras) - len(shown)
@@ -231,7 +229,6 @@ class CommandParser(argparse.ArgumentParser):
             )
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
-
 
     def _describe_missing(self, name: str) -> str:
         # One missing argument as argparse names it, with its choices.

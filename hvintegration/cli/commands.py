@@ -245,9 +245,7 @@ def target_from(args: argparse.Namespace, argv: list[str]) -> TargetLike:
             if empty
             else f"--target URL or set ${ENVIRONMENT_TARGET}"
         )
-        raise UsageError(
-            f"no target: give {ways} (to try it on the built-in simulator: {shown})"
-        )
+        raise UsageError(f"no target: give {ways} (to try it on the built-in simulator: {shown})")
     file = getattr(args, "password_file", None)
     ask = bool(getattr(args, "ask_password", False))
     if file is None and not ask and not os.environ.get(ENVIRONMENT_PASSWORD):

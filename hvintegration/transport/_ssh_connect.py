@@ -124,6 +124,7 @@ def client_options(
         InvalidTargetError: A key or known_hosts file is missing or unreadable.
     """
     import asyncssh
+    from asyncssh.saslprep import SASLPrepError
 
     options: dict[str, Any] = {
         "connect_timeout": connect_timeout,
@@ -150,6 +151,12 @@ def client_options(
             ) from exc
     try:
         return asyncssh.SSHClientConnectionOptions(**options)
+    except SASLPrepError as exc:
+        # The user name (checked when the target was made, so only a name
+        # asyncssh refuses on grounds of its own): never a file problem.
+        raise InvalidTargetError(
+            f"the user name is not valid for SSH: {exc}", target=target
+        ) from exc
     except (OSError, asyncssh.KeyImportError, ValueError) as exc:
         # A key or known_hosts file that is missing or unreadable is a
         # settings problem, not a network one.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import unicodedata
 import urllib.parse
 from collections.abc import Collection
 
@@ -14,7 +15,9 @@ from hvintegration.errors import InvalidTargetError
 __all__ = [
     "CREDENTIAL_SCHEMES",
     "EXTRAS",
+    "REPEATABLE_OPTIONS",
     "check_options",
+    "check_user_name",
     "missing_extra",
     "parse_options",
     "refuse_ambiguous_credentials",
@@ -81,18 +84,83 @@ def split_url(url: str) -> urllib.parse.SplitResult:
         ) from None
 
 
+REPEATABLE_OPTIONS = frozenset({"key", "arg"})
+"""Options a URL may give more than once: each ``key=`` adds an SSH key,
+each ``arg=`` an argument of ``psrp://?via=process``."""
+
+
 def parse_options(url: urllib.parse.SplitResult) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Every value of each option, and the last value of each.
+    """Every value of each option, and the one value of each.
 
     Args:
         url: The split URL.
 
     Returns:
-        ``(options, single)``: lists of values by name, and the last value
-        by name (a repeated option's last value wins).
+        ``(options, single)``: lists of values by name, and the value by
+        name (the last, for the options of :data:`REPEATABLE_OPTIONS`).
+
+    Raises:
+        InvalidTargetError: An option other than those of
+            :data:`REPEATABLE_OPTIONS` is given twice
+            (``?sessions=2&sessions=3``): which copy was meant cannot be
+            known, so neither is taken. The message names the option, never
+            a value.
+
+    Example:
+        >>> parse_options(urllib.parse.urlsplit("local://?sessions=2"))[1]
+        {'sessions': '2'}
     """
     options = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+    repeated = sorted(
+        name
+        for name, values in options.items()
+        if len(values) > 1 and name not in REPEATABLE_OPTIONS
+    )
+    if repeated:
+        if url.password or any("@" in name for name in repeated):
+            raise InvalidTargetError(
+                "the target URL gives an option twice; give each once (only key= and arg= repeat)"
+            )
+        plural = "s" if len(repeated) > 1 else ""
+        raise InvalidTargetError(
+            f"the target URL gives the option{plural} {', '.join(repeated)} more than once; "
+            "give each once (only key= and arg= repeat)"
+        )
     return options, {key: values[-1] for key, values in options.items()}
+
+
+def check_user_name(user: str | None, *, target: str | None = None) -> None:
+    """Refuse a login name with a control or format character.
+
+    ``ssh://ro%1Bot@host`` would otherwise fail only when connecting, with a
+    message about key files. SSH prepares user names with SASLprep (RFC
+    4013, https://www.rfc-editor.org/rfc/rfc4013), which prohibits these
+    characters; WinRM has no use for them either.
+
+    Args:
+        user: The login name, percent-decoded; ``None`` for the default.
+        target: The target, for the error.
+
+    Raises:
+        InvalidTargetError: The name holds a control, format or unassigned
+            character (named by code point, as ``U+001B``).
+
+    Example:
+        >>> check_user_name("admin")
+        >>> check_user_name("ro\x1bot")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        hvintegration.errors.InvalidTargetError: the user name holds U+001B, ...
+    """
+    if user is None:
+        return
+    for character in user:
+        if unicodedata.category(character) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+            raise InvalidTargetError(
+                f"the user name holds U+{ord(character):04X}, a control or unassigned "
+                "character no login name may have",
+                target=target,
+            )
 
 
 def check_options(
@@ -196,6 +264,7 @@ def refuse_ambiguous_credentials(url: urllib.parse.SplitResult, *, scheme: str) 
         hvintegration.errors.InvalidTargetError: the target URL is ambiguous: ...
     """
     if scheme not in CREDENTIAL_SCHEMES:
+        refuse_unused_parts(url, scheme=scheme)
         return
     after_host = "@" in url.path or "@" in url.fragment
     # In the query, an '@' is a password's rest when no '@' came before
@@ -209,17 +278,18 @@ def refuse_ambiguous_credentials(url: urllib.parse.SplitResult, *, scheme: str) 
 
 
 def refuse_unused_parts(url: urllib.parse.SplitResult, *, scheme: str) -> None:
-    """Refuse what an ``ssh://`` or ``psrp://`` URL would silently drop or misread.
+    """Refuse what a target URL would silently drop or misread.
 
     A path (``/wsman``, ``/x``) or a fragment (``#lab``) means nothing to
-    these schemes; dropped quietly, it would hide a typo or a password's
-    rest. An IPv6 address without brackets (``ssh://user@::1``) cannot be
-    told from a host and a port. The message repeats nothing of the URL.
+    any scheme (``local:///x/y`` and ``sim://HV01/anything`` alike); dropped
+    quietly, it would hide a typo or a password's rest. An IPv6 address
+    without brackets (``ssh://user@::1``) cannot be told from a host and a
+    port. The message repeats nothing of the URL.
 
     Args:
         url: The split URL.
-        scheme: Its scheme, lower case; only :data:`CREDENTIAL_SCHEMES` are
-            checked.
+        scheme: Its scheme, lower case; the IPv6 check and the password
+            hints are for :data:`CREDENTIAL_SCHEMES` only.
 
     Raises:
         InvalidTargetError: The URL has a path, a fragment, or an IPv6
@@ -234,6 +304,14 @@ def refuse_unused_parts(url: urllib.parse.SplitResult, *, scheme: str) -> None:
         hvintegration.errors.InvalidTargetError: put an IPv6 address in brackets: ...
     """
     if scheme not in CREDENTIAL_SCHEMES:
+        if url.path not in ("", "/"):
+            raise InvalidTargetError(
+                f"{scheme}:// takes no path: nothing may follow "
+                + ("the host name" if url.netloc else f"{scheme}://")
+                + " but ?options"
+            )
+        if url.fragment:
+            raise InvalidTargetError(f"{scheme}:// takes no '#' part")
         return
     host = url.netloc.rpartition("@")[2]
     if not host.startswith("[") and host.count(":") > 1:

@@ -60,7 +60,13 @@ from hvintegration._seconds import check_seconds
 from hvintegration.errors import InvalidTargetError
 from hvintegration.transport._powershell_wire import DEFAULT_MAX_ANSWER, DEFAULT_MAX_OUTPUT
 from hvintegration.transport._ssh_connect import client_options
-from hvintegration.transport._url import check_options, missing_extra, parse_options, whole_number
+from hvintegration.transport._url import (
+    check_options,
+    check_user_name,
+    missing_extra,
+    parse_options,
+    whole_number,
+)
 
 if TYPE_CHECKING:
     from hvintegration.transport._outofproc import psrp
@@ -190,6 +196,7 @@ class PSRPTarget:
             raise InvalidTargetError("max_answer must be at least 65536 bytes", target=self.url)
         if self.max_output < 1024:
             raise InvalidTargetError("max_output must be at least 1024 bytes", target=self.url)
+        check_user_name(self.user, target=self.url)
 
     @property
     def effective_port(self) -> int | None:

@@ -95,7 +95,12 @@ from hvintegration.transport._ssh_process import (
     runs_under_sudo,
     signal_number,
 )
-from hvintegration.transport._url import check_options, parse_options, whole_number
+from hvintegration.transport._url import (
+    check_options,
+    check_user_name,
+    parse_options,
+    whole_number,
+)
 from hvintegration.transport.base import (
     CompletedCommand,
     JsonValue,
@@ -219,6 +224,7 @@ class SSHTarget:
             raise InvalidTargetError("max_output must be at least 1024 bytes", target=self.url)
         if self.max_channels < 1:
             raise InvalidTargetError("max_channels must be at least 1", target=self.url)
+        check_user_name(self.user, target=self.url)
         try:
             check_sessions(self.sessions)
         except ValueError as exc:
