@@ -157,7 +157,11 @@ def windows_start(
             return ""
         return ctx.cli(target, *guest_cli, *words)
 
-    where = "" if connected or ctx.direct else " (no PowerShell Direct for this VM: in the guest)"
+    where = (
+        ""
+        if connected or ctx.direct
+        else " (in the guest itself, or over WinRM: PowerShell Direct cannot reach this VM)"
+    )
     if side is not None and "Disabled" in side.state:
         steps.append(
             Remedy(
