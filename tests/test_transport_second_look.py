@@ -14,7 +14,16 @@ import pytest
 
 from hvintegration.cli import EXIT_CODES, exit_status, run
 from hvintegration.errors import AnswerTooLargeError, InvalidTargetError, ProtocolError
-from hvintegration.operations import LIST_VMS
+from hvintegration.operations import (
+    GET_GUEST_SERVICES,
+    INVOKE_IN_VM,
+    LIST_VMS,
+    OPERATIONS,
+    SET_GUEST_SERVICE,
+    SET_INTEGRATION_SERVICES,
+    SET_KVP_ITEMS,
+    Operation,
+)
 from hvintegration.testing.powershell_peers import LocalStandInPeer
 from hvintegration.transport import parse_target
 from hvintegration.transport.local import LocalTarget
@@ -121,3 +130,39 @@ def test_the_command_line_says_what_is_wrong_with_the_user_name() -> None:
     assert status == EXIT_CODES["usage"]
     assert "the user name holds U+001B" in err.getvalue()
     assert "known_hosts" not in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("operation", "parameters", "check"),
+    [
+        (SET_KVP_ITEMS, {}, "hvintegration host kvp VM"),
+        (SET_INTEGRATION_SERVICES, {}, "hvintegration host services VM"),
+        (SET_GUEST_SERVICE, {}, "hvintegration windows services"),
+        (INVOKE_IN_VM, {"Script": SET_GUEST_SERVICE.script}, "hvintegration windows services"),
+        (INVOKE_IN_VM, {"Script": GET_GUEST_SERVICES.script}, None),
+        (LIST_VMS, {}, None),
+    ],
+)
+def test_each_change_names_its_own_check(
+    operation: Operation, parameters: dict[str, object], check: str | None
+) -> None:
+    assert operation.change_check(parameters) == check
+
+
+def test_every_changing_operation_names_a_check() -> None:
+    for operation in OPERATIONS.values():
+        assert bool(operation.check) == operation.changes, operation.name
+
+
+def test_a_kvp_write_that_times_out_points_at_host_kvp(tmp_path: Path) -> None:
+    peer = LocalStandInPeer(tmp_path)
+    with peer.edit() as host:
+        host.latency = 3.0
+    url = "local://?" + urllib.parse.urlencode({"executable": str(peer.executable)})
+    out, err = io.StringIO(), io.StringIO()
+    status = run(
+        ["--timeout", "1", "-t", url, "host", "kvp", "demovm", "--set", "a=b"], out=out, err=err
+    )
+    assert status == EXIT_CODES["timeout"]
+    assert "read the state again (hvintegration host kvp VM)" in err.getvalue()
+    assert "host services" not in err.getvalue()

@@ -82,6 +82,10 @@ class Operation:
         changes: Whether it may change the target's state (enable a
             service, copy a file, write a KVP item); a call that times out
             then says the change may have been made.
+        check: For a changing operation, the command that reads back what
+            it changes (``hvintegration host kvp VM`` after a KVP write); a
+            call that times out names it, so that the state is read before
+            the change is tried again. Empty for a read.
     """
 
     name: str
@@ -90,6 +94,35 @@ class Operation:
     side: str = "host"
     repeatable: bool = True
     changes: bool = False
+    check: str = ""
+
+    def change_check(self, parameters: Mapping[str, object]) -> str | None:
+        """How to read back what this call may change, or ``None`` for a read.
+
+        A PowerShell Direct call is checked as the guest operation it
+        carries.
+
+        Args:
+            parameters: The call's parameters.
+
+        Returns:
+            The operation's :attr:`check` (or the carried operation's), a
+            generic hint when it names none, ``None`` when the call changes
+            nothing.
+
+        Example:
+            >>> SET_KVP_ITEMS.change_check({})
+            'hvintegration host kvp VM'
+            >>> LIST_VMS.change_check({}) is None
+            True
+        """
+        if not self.may_change(parameters):
+            return None
+        if self.check:
+            return self.check
+        script = parameters.get("Script") if self.name == "invoke_in_vm" else None
+        carried = [op.check for op in OPERATIONS.values() if op.script == script and op.check]
+        return carried[0] if carried else "a read of the same state"
 
     def may_change(self, parameters: Mapping[str, object]) -> bool:
         """Whether this call may change the target's state.
@@ -131,7 +164,13 @@ class Operation:
 
     @classmethod
     def load(
-        cls, name: str, side: str = "host", *, repeatable: bool = True, changes: bool = False
+        cls,
+        name: str,
+        side: str = "host",
+        *,
+        repeatable: bool = True,
+        changes: bool = False,
+        check: str = "",
     ) -> Operation:
         """Load a shipped operation by name.
 
@@ -140,6 +179,7 @@ class Operation:
             side: Where it runs, ``host`` or ``guest``.
             repeatable: Whether resending it is harmless.
             changes: Whether it may change the target's state.
+            check: The command that reads back what it changes.
 
         Returns:
             The operation, with the prelude placed after its ``param()`` block.
@@ -164,6 +204,7 @@ class Operation:
             side=side,
             repeatable=repeatable,
             changes=changes,
+            check=check,
         )
 
 
@@ -173,10 +214,17 @@ LIST_VMS = Operation.load("list_vms")
 GET_INTEGRATION_SERVICES = Operation.load("get_integration_services")
 """``Get-VMIntegrationService`` for many VMs. Parameter ``VM`` as for :data:`LIST_VMS`."""
 
-SET_INTEGRATION_SERVICES = Operation.load("set_integration_services", changes=True)
+SET_INTEGRATION_SERVICES = Operation.load(
+    "set_integration_services", changes=True, check="hvintegration host services VM"
+)
 """Enable/disable what differs. Parameter ``Changes``: ``{VM, ServiceId, Enabled}`` items."""
 
-COPY_VM_FILE = Operation.load("copy_vm_file", repeatable=False, changes=True)
+COPY_VM_FILE = Operation.load(
+    "copy_vm_file",
+    repeatable=False,
+    changes=True,
+    check="Get-Item on the destination, in the guest",
+)
 """``Copy-VMFile -FileSource Host`` after checking what it needs. Parameters
 ``VM``, ``SourcePath``, ``DestinationPath``, ``CreateFullPath``, ``Overwrite``."""
 
@@ -187,7 +235,9 @@ inside ``VM`` as ``UserName``/``Password`` (``Invoke-Command -VMId``)."""
 GET_GUEST_SERVICES = Operation.load("get_guest_services", side="guest")
 """``Get-Service`` for the named ``vmic*`` services (parameter ``Name``) in a Windows guest."""
 
-SET_GUEST_SERVICE = Operation.load("set_guest_service", side="guest", changes=True)
+SET_GUEST_SERVICE = Operation.load(
+    "set_guest_service", side="guest", changes=True, check="hvintegration windows services"
+)
 """Start, stop, restart, enable or disable one ``vmic*`` service: ``Name``,
 ``Action``, ``WaitSeconds``."""
 
@@ -203,7 +253,7 @@ GET_KVP_ITEMS = Operation.load("get_kvp_items")
 """Key-Value Pair Exchange items (intrinsic, guest, host) of many VMs, from
 ``root\\virtualization\\v2``. Parameter ``VM`` as for :data:`LIST_VMS`."""
 
-SET_KVP_ITEMS = Operation.load("set_kvp_items", changes=True)
+SET_KVP_ITEMS = Operation.load("set_kvp_items", changes=True, check="hvintegration host kvp VM")
 """Add, modify and remove one VM's host-to-guest KVP items (AddKvpItems,
 ModifyKvpItems, RemoveKvpItems, waiting for each job): ``VM``, ``Set`` (a list
 of ``{Name, Data}``), ``Remove`` (names), ``WaitSeconds`` (one budget for every

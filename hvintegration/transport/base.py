@@ -261,10 +261,10 @@ async def within(
         ) from None
 
 
-_CHANGE_UNKNOWN = (
-    "the change may have been made: read the state again (for a host, "
-    "hvintegration host services VM) before trying again"
-)
+def _change_unknown(check: str) -> str:
+    # What a timed-out change says: read back first (the operation's own
+    # check), then try again.
+    return f"the change may have been made: read the state again ({check}) before trying again"
 
 
 MAX_DEPTH = 64
@@ -515,14 +515,15 @@ class Transport(abc.ABC):
         check_seconds(timeout, "timeout", target=self.target, operation=operation)
 
     async def _guarded(
-        self, call: Awaitable[_T], *, timeout: float, operation: str, changes: bool = False
+        self, call: Awaitable[_T], *, timeout: float, operation: str, check: str | None = None
     ) -> _T:
         """Await one request under its deadline, mapping every failure.
 
         A call still in flight when the transport is closed ends with
         :class:`~hvintegration.errors.TransportClosedError`, whatever the
-        wire would have done. A call that ``changes`` the target and runs out
-        of time says that its change may have been made.
+        wire would have done. A call that may change the target (``check``
+        names how to read back what it changes) and runs out of time says
+        that its change may have been made, and how to check.
         """
         task = asyncio.current_task()
         calls = self._calls
@@ -532,7 +533,11 @@ class Transport(abc.ABC):
         if task is not None:
             calls[task] = record
         try:
-            message = f"no answer within {timeout:g} s; {_CHANGE_UNKNOWN}" if changes else None
+            message = (
+                f"no answer within {timeout:g} s; {_change_unknown(check)}"
+                if check is not None
+                else None
+            )
             return await within(
                 call, timeout, target=self.target, operation=operation, message=message
             )
@@ -576,7 +581,7 @@ class Transport(abc.ABC):
         timeout: float,
         operation: str,
         what: str,
-        changes: bool = False,
+        check: str | None = None,
     ) -> _T:
         """:meth:`_guarded`, with the call's round trip and outcome logged."""
         self._round_trips += 1
@@ -584,9 +589,7 @@ class Transport(abc.ABC):
         _log.debug("%s on %s: round trip %d, %s", operation, self.target, number, what)
         start = time.perf_counter()
         try:
-            result = await self._guarded(
-                call, timeout=timeout, operation=operation, changes=changes
-            )
+            result = await self._guarded(call, timeout=timeout, operation=operation, check=check)
         except BaseException as exc:
             _log.debug(
                 "%s on %s: round trip %d failed after %.1f ms: %s",
@@ -818,7 +821,7 @@ class PowerShellTransport(Transport):
             timeout=timeout,
             operation=name,
             what=f"parameters: {names}",
-            changes=operation.may_change(parameters),
+            check=operation.change_check(parameters),
         )
 
     @abc.abstractmethod
