@@ -375,6 +375,12 @@ class JsonRecord:
         """
         return json_text(self.to_dict(), indent=indent)
 
+    def _repr_html_(self) -> str:
+        # A notebook shows every record as a one-row table of its columns
+        # (its attrs fields when it lists none); a record with a richer
+        # display overrides this.
+        return html_table([self])  # type: ignore[list-item]
+
 
 _T = TypeVar("_T")
 
@@ -468,7 +474,8 @@ class RecordList(tuple[_T, ...]):
 
     def _repr_html_(self) -> str:
         if not self:
-            return "<p>(no records)</p>"
+            # What the command line prints for an empty table.
+            return "<p>(no rows)</p>"
         # One table per kind of item, in order of first appearance: a list
         # built by hand may mix records (services and VM summaries, say),
         # whose columns differ.

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import attrs
 
-from hvintegration._table import Column, JsonRecord, html_table
+from hvintegration._table import Column, JsonRecord, RecordList, html_table, record_list
 from hvintegration.errors import NotFoundError
 from hvintegration.maintenance_data import (
     GUESTS,
@@ -76,7 +76,8 @@ class Advice(JsonRecord):
         notes: The notes and footnotes that go with the answer.
         packages: For Linux guests, the distribution packages that install
             the KVP, VSS and file copy daemons; empty when unknown.
-        sources: The documents the answer rests on.
+        sources: The documents the answer rests on (a :class:`RecordList`,
+            a table in a notebook).
         seed: Whether the answer is a row of the how-to's own three tables.
 
     Example:
@@ -91,7 +92,7 @@ class Advice(JsonRecord):
     data_exchange: bool
     notes: tuple[str, ...]
     packages: tuple[str, ...]
-    sources: tuple[Source, ...]
+    sources: RecordList[Source] = attrs.field(converter=record_list)
     seed: bool
 
     __columns__: ClassVar[tuple[Column, ...]] = (

@@ -41,7 +41,7 @@ def test_record_list_is_a_tuple_that_renders_one_html_table() -> None:
     assert html.count("<tr>") == 3
     assert "&lt;b&gt;&amp;" in html
     assert "<b>&" not in html
-    assert RecordList([])._repr_html_() == "<p>(no records)</p>"
+    assert RecordList([])._repr_html_() == "<p>(no rows)</p>"
 
 
 def test_text_table_aligns_columns_like_format_table() -> None:

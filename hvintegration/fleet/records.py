@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import attrs
 
 from hvintegration import catalogue
-from hvintegration._table import Column, RecordList, html_table, json_text, text_table
+from hvintegration._table import Column, JsonRecord, RecordList, html_table, text_table
 from hvintegration._table import plain as table_plain
 from hvintegration.diagnosis_records import Remedy
 from hvintegration.errors import BatchError, HvIntegrationError
@@ -135,7 +135,7 @@ class FleetProgress:
 
 
 @attrs.frozen
-class ServiceRow:
+class ServiceRow(JsonRecord):
     """One integration service of one VM on one host, as a fleet table row.
 
     Attributes:
@@ -168,7 +168,7 @@ class ServiceRow:
 
 
 @attrs.frozen
-class GuestServiceRow:
+class GuestServiceRow(JsonRecord):
     """One ``vmic*`` service of one Windows guest, as a fleet table row.
 
     Attributes:
@@ -197,7 +197,7 @@ class GuestServiceRow:
 
 
 @attrs.frozen
-class DaemonRow:
+class DaemonRow(JsonRecord):
     """One integration daemon of one Linux guest, as a fleet table row.
 
     Attributes:
@@ -227,7 +227,7 @@ class DaemonRow:
 
 
 @attrs.frozen
-class DiagnosisRow:
+class DiagnosisRow(JsonRecord):
     """One integration service of one VM, diagnosed from its host, as a fleet table row.
 
     Attributes:
@@ -269,7 +269,7 @@ class DiagnosisRow:
 
 
 @attrs.frozen
-class PlanItem:
+class PlanItem(JsonRecord):
     """One difference between a policy and a target, and what applying it did.
 
     Attributes:
@@ -340,10 +340,6 @@ class PlanItem:
         if service is not None:
             data["item"] = service
         return data
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The item as JSON text: :meth:`to_dict`, dumped."""
-        return json_text(self.to_dict(), indent=indent)
 
     @property
     def diff_line(self) -> str:

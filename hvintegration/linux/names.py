@@ -13,6 +13,7 @@ import re
 import attrs
 
 from hvintegration import catalogue
+from hvintegration._table import JsonRecord
 from hvintegration.errors import DaemonNotFoundError, ServiceNotFoundError
 
 __all__ = ["DAEMONS", "DaemonSpec", "match_program", "program_name", "resolve_daemon"]
@@ -26,7 +27,7 @@ NO_RESTART_UNITS = frozenset({"hypervkvpd.service"})
 
 
 @attrs.frozen
-class DaemonSpec:
+class DaemonSpec(JsonRecord):
     """One user-space integration daemon, as every distribution names it.
 
     Attributes:
