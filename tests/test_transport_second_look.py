@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import io
 import re
+import signal
+import subprocess
+import sys
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from hvintegration.operations import (
     Operation,
 )
 from hvintegration.testing.powershell_peers import LocalStandInPeer
+from hvintegration.testing.processes import processes_mentioning
 from hvintegration.transport import parse_target
 from hvintegration.transport.local import LocalTarget
 
@@ -166,3 +171,45 @@ def test_a_kvp_write_that_times_out_points_at_host_kvp(tmp_path: Path) -> None:
     assert status == EXIT_CODES["timeout"]
     assert "read the state again (hvintegration host kvp VM)" in err.getvalue()
     assert "host services" not in err.getvalue()
+
+
+_BURST = """
+import asyncio, sys
+from hvintegration import HyperVHost
+
+async def main(url):
+    async with HyperVHost.connect(url, timeout=60) as host:
+        print("start", flush=True)
+        await asyncio.gather(*[host.integration_services(["demovm"]) for _ in range(20)])
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_ctrl_c_during_a_burst_closes_every_process_before_the_loop(tmp_path: Path) -> None:
+    # asyncio.gather hands the cancellation back at its first cancelled
+    # call; the transport's close then cancels the others again while they
+    # stop their PowerShell processes. Every process must still be reaped
+    # before asyncio.run() closes the loop: no "Event loop is closed" noise.
+    peer = LocalStandInPeer(tmp_path)
+    with peer.edit() as host:
+        host.latency = 5.0
+    url = "local://?" + urllib.parse.urlencode(
+        {"executable": str(peer.executable), "sessions": "8"}
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", _BURST, url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "start\n"
+    time.sleep(1.5)  # the eight sessions are busy, twelve calls wait
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+    assert "KeyboardInterrupt" in stderr
+    assert "Event loop is closed" not in stderr
+    assert "Exception ignored" not in stderr
+    assert "that handles pid" not in stderr
+    assert processes_mentioning(str(peer.executable)) == []

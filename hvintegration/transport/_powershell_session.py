@@ -197,7 +197,7 @@ class PowerShellSession:
         # Every process started and not yet seen to the end, including those
         # being closed, so that abort() can kill what a cancelled close left.
         self._processes: set[PowerShellProcess] = set()
-        self._cleanups: set[asyncio.Task[None]] = set()
+        self._cleanups: set[asyncio.Task[object]] = set()
 
     async def run(
         self, operation: Operation, parameters: Mapping[str, JsonValue], *, timeout: float
@@ -312,7 +312,7 @@ class PowerShellSession:
         self._cleanups.add(task)
         task.add_done_callback(self._cleanup_done)
 
-    def _cleanup_done(self, task: asyncio.Task[None]) -> None:
+    def _cleanup_done(self, task: asyncio.Task[object]) -> None:
         self._cleanups.discard(task)
         if not task.cancelled():
             # Retrieved so that a failed shutdown is not reported as an
@@ -423,6 +423,13 @@ class PowerShellSession:
         # The process stays known to abort() until its close is done.
         closing = asyncio.ensure_future(process.close(grace))
         closing.add_done_callback(lambda _: self._processes.discard(process))
+        # Known to aclose() too: a caller cancelled once more while it waits
+        # here (asyncio.gather lets its caller go on at the first cancelled
+        # call, whose close may then cancel the others) leaves the close
+        # running, and aclose() waits for it, so that no process outlives
+        # the event loop.
+        self._cleanups.add(closing)
+        closing.add_done_callback(self._cleanup_done)
         return await asyncio.shield(closing)
 
     async def _exchange(
