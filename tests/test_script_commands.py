@@ -631,6 +631,7 @@ def test_every_operation_and_the_loop_are_checked() -> None:
         "_prelude.ps1",
         "_runner.ps1",
         "_psrp_output.ps1",
+        "_wire_values.ps1",
     }
 
 

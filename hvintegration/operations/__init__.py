@@ -50,7 +50,12 @@ _PARAM_NAME = re.compile(r"\$(?P<name>[A-Za-z_][A-Za-z0-9_]*)")
 
 
 def script_text(filename: str) -> str:
-    """The text of one shipped script file.
+    """The text of one shipped script file, its includes expanded.
+
+    A line that is exactly ``#include NAME.ps1`` is replaced by that file's
+    text, so two scripts that must behave alike (the session loop and the
+    psrp:// output command) share one copy. To PowerShell the line is a
+    comment: the file alone still parses.
 
     Args:
         filename: A file name under ``operations/scripts``.
@@ -58,7 +63,11 @@ def script_text(filename: str) -> str:
     Returns:
         The file's text.
     """
-    return resources.files(__name__).joinpath("scripts").joinpath(filename).read_text("utf-8")
+    text = resources.files(__name__).joinpath("scripts").joinpath(filename).read_text("utf-8")
+    return _INCLUDE.sub(lambda match: script_text(match.group(1)).rstrip("\n"), text)
+
+
+_INCLUDE = re.compile(r"^#include ([A-Za-z0-9_]+\.ps1)$", re.MULTILINE)
 
 
 @attrs.frozen
