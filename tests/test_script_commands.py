@@ -632,6 +632,7 @@ def test_every_operation_and_the_loop_are_checked() -> None:
         "_runner.ps1",
         "_psrp_output.ps1",
         "_wire_values.ps1",
+        "_kvp_items.ps1",
     }
 
 
