@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO, cast
 
@@ -52,7 +51,9 @@ def add_fleet(
 
     Args:
         commands: The top-level parser's subcommands.
-        common: The options every command takes (``--json``, ``--timeout``...).
+        common: The options every command takes (``--json``, ``--timeout``...),
+            with the single-target ones (``--target``, the password options)
+            parsed but left out of the help: an inventory gives those.
     """
     options = argparse.ArgumentParser(add_help=False)
     options.add_argument(
@@ -104,7 +105,6 @@ def add_fleet(
                 help="the hosts' release (Windows Server 2022...), for the update path of a "
                 "protocol mismatch",
             )
-        _hide_single_target_options(command)
     for name, summary in (
         ("plan", "show what a policy would change, target by target (reads only)"),
         ("apply", "change what differs from a policy, and show what changed"),
@@ -118,7 +118,6 @@ def add_fleet(
             parents=[common, options],
             target=False,
         )
-        _hide_single_target_options(action)
         action.add_argument("policy", metavar="POLICY", help="the policy file (TOML)")
         if name == "apply":
             action.add_argument(
@@ -127,29 +126,6 @@ def add_fleet(
                 help="allow turning off Heartbeat, Shutdown or Key-Value Pair Exchange, "
                 "and stopping the KVP daemon",
             )
-
-
-_SINGLE_TARGET = ("target", "password_file", "ask_password")
-"""Options of the shared parent that a fleet refuses: its targets and their
-passwords come from the inventory."""
-
-
-def _hide_single_target_options(parser: argparse.ArgumentParser) -> None:
-    # The options stay parsed, so that run_fleet can say why they do not
-    # apply, but leave the command's help and usage. Parents share their
-    # action objects with every command, so each is replaced here by a
-    # hidden copy, never changed in place.
-    for action in list(parser._actions):
-        if action.dest not in _SINGLE_TARGET:
-            continue
-        hidden = copy.copy(action)
-        hidden.help = argparse.SUPPRESS
-        parser._actions[parser._actions.index(action)] = hidden
-        for option in action.option_strings:
-            parser._option_string_actions[option] = hidden
-        for group in parser._action_groups:
-            if action in group._group_actions:
-                group._group_actions[group._group_actions.index(action)] = hidden
 
 
 Phase = Callable[[str, int], ProgressCallback]

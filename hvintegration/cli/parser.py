@@ -73,17 +73,26 @@ if TYPE_CHECKING:
     Commands: TypeAlias = argparse._SubParsersAction[CommandParser]
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(*, one_target: bool = True) -> argparse.ArgumentParser:
     # Added to every (sub)parser so options may come before or after the
     # command; SUPPRESS keeps a later parser from resetting an earlier value.
+    # Without one_target (the fleet commands, whose targets and passwords
+    # come from an inventory) the target and password options are still
+    # parsed, so that the command can say why they do not apply, but are
+    # left out of its help.
+    def shown(text: str) -> str:
+        return text if one_target else argparse.SUPPRESS
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--target",
         "-t",
         metavar="URL",
         default=argparse.SUPPRESS,
-        help="where to act: sim://, sim-linux://, local://, ssh://user@host, "
-        f"psrp://user@host (default ${ENVIRONMENT_TARGET}; required)",
+        help=shown(
+            "where to act: sim://, sim-linux://, local://, ssh://user@host, "
+            f"psrp://user@host (default ${ENVIRONMENT_TARGET}; required)"
+        ),
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     common.add_argument(
@@ -114,13 +123,15 @@ def _common() -> argparse.ArgumentParser:
         "--password-file",
         metavar="FILE",
         default=argparse.SUPPRESS,
-        help="read it from the first line of FILE",
+        help=shown("read it from the first line of FILE"),
     )
     secret.add_argument(
         "--ask-password",
         action="store_true",
         default=argparse.SUPPRESS,
-        help=f"prompt for it on the terminal (else ${ENVIRONMENT_PASSWORD} is used when set)",
+        help=shown(
+            f"prompt for it on the terminal (else ${ENVIRONMENT_PASSWORD} is used when set)"
+        ),
     )
     return common
 
@@ -465,6 +476,6 @@ def build_parser() -> CommandParser:
     )
     _add_advise(commands, common)
     add_diagnose(commands, common)
-    add_fleet(commands, common)
+    add_fleet(commands, _common(one_target=False))
     _add_completion(commands, parser, common)
     return parser
